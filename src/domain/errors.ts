@@ -1,0 +1,62 @@
+/**
+ * Errors the domain and the store throw. Each has a stable snake_case `code`; the HTTP layer maps
+ * codes to statuses in one place (src/http/errors.ts). Messages never contain a real number.
+ */
+export class VeilError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A request that can never succeed as sent; `field` names the part at fault. */
+export class InvalidRequestError extends VeilError {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super('invalid_request', message);
+  }
+}
+
+export class NotFoundError extends VeilError {
+  constructor(what: string, id: string) {
+    super('not_found', `${what} ${id} not found`);
+  }
+}
+
+/** The request clashes with the current state (duplicate, closed session, different idempotent body). */
+export class ConflictError extends VeilError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+/** No proxy number fits: the pool is full for this participant, country or region. */
+export class PoolExhaustedError extends VeilError {
+  constructor(message = 'no proxy number is free for this participant') {
+    super('pool_exhausted', message);
+  }
+}
+
+export class UnauthorizedError extends VeilError {
+  constructor(message = 'a valid API key is required: Authorization: Bearer <key>') {
+    super('unauthorized', message);
+  }
+}
+
+export class ForbiddenError extends VeilError {
+  constructor(message: string) {
+    super('forbidden', message);
+  }
+}
+
+/** Thrown by a store when a unique index refused a write; allocation retries on it. */
+export class UniqueViolationError extends VeilError {
+  constructor(readonly constraint: string) {
+    super('conflict', `unique constraint ${constraint} refused the write`);
+  }
+}

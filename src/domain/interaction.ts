@@ -1,0 +1,57 @@
+import type { RouteDecision, RouteRequest } from './routing.ts';
+import type { Channel } from './session.ts';
+
+/** One call or text routed (or refused): the session's log. */
+export interface Interaction {
+  id: string;
+  tenantId: string | null;
+  sessionId: string | null;
+  channel: Channel;
+  /** The caller's real number. */
+  from: string;
+  /** The proxy number dialled. */
+  to: string;
+  /** Who it was connected to, and the caller id shown; null when refused. */
+  target: string | null;
+  callerId: string | null;
+  action: RouteDecision['action'];
+  reason: string | null;
+  provider: string;
+  providerCallId: string | null;
+  /** `routed` or `refused` at first; then the carrier's own call or message status. */
+  status: string;
+  durationSeconds: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The log entry for a routing decision. */
+export function interactionOf(
+  id: string,
+  request: RouteRequest,
+  decision: RouteDecision,
+  tenantId: string | null,
+  provider: string,
+  providerCallId: string | null,
+  now: number,
+): Interaction {
+  const refused = decision.action === 'reject';
+  return {
+    id,
+    tenantId,
+    sessionId: decision.sessionId,
+    channel: request.channel,
+    from: request.from,
+    to: request.to,
+    target: refused ? null : decision.to,
+    callerId: decision.action === 'connect' ? decision.callerId : decision.action === 'forward' ? decision.from : null,
+    action: decision.action,
+    reason: refused ? decision.reason : null,
+    provider,
+    providerCallId,
+    status: refused ? 'refused' : 'routed',
+    durationSeconds: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}

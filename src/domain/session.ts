@@ -1,0 +1,230 @@
+import { createHash } from 'node:crypto';
+import { InvalidRequestError } from './errors.ts';
+import { type PhoneNumber, parsePhone } from './phone.ts';
+
+export const SESSION_MODES = ['per-participant', 'shared', 'dedicated'] as const;
+export type SessionMode = (typeof SESSION_MODES)[number];
+export type SessionStatus = 'open' | 'closed' | 'expired';
+export const CHANNELS = ['voice', 'sms'] as const;
+export type Channel = (typeof CHANNELS)[number];
+export type TtlMode = 'fixed' | 'sliding';
+export type GeoMatch = 'region' | 'region-strict' | 'country';
+export type Sticky = 'none' | 'prefer' | 'avoid';
+
+export const DEFAULT_TTL_SECONDS = 86_400;
+/** Sessions of these modes have exactly two participants while complete. */
+export const MAX_PARTICIPANTS = 2;
+
+/** What a session does, fixed at creation (record may change later). */
+export interface SessionPolicy {
+  mode: SessionMode;
+  ttlMode: TtlMode;
+  /** The life given at creation or last renewal; for sliding sessions counted from the last interaction. */
+  ttlSeconds: number | null;
+  record: boolean;
+  channels: Channel[];
+  maxCallSeconds: number | null;
+  geoMatch: GeoMatch;
+  sticky: Sticky;
+  extensionFallback: boolean;
+}
+
+export interface Participant {
+  id: string;
+  sessionId: string;
+  number: string;
+  label: string | null;
+  proxyNumberId: string;
+  proxyNumber: string;
+  revealNumber: boolean;
+  canInitiate: boolean;
+  createdAt: number;
+}
+
+export interface Session extends SessionPolicy {
+  id: string;
+  tenantId: string;
+  externalId: string | null;
+  status: SessionStatus;
+  expiresAt: number;
+  metadata: Record<string, unknown>;
+  participants: Participant[];
+  createdAt: number;
+  updatedAt: number;
+  closedAt: number | null;
+}
+
+/** A participant as asked for, before a proxy number is chosen. */
+export interface ParticipantRequest {
+  phone: PhoneNumber;
+  label: string | null;
+  revealNumber: boolean;
+  canInitiate: boolean;
+}
+
+/** A validated create request: what the store needs to open the session. */
+export interface NewSession {
+  externalId: string | null;
+  policy: SessionPolicy;
+  expiresAt: number;
+  metadata: Record<string, unknown>;
+  participants: ParticipantRequest[];
+  /** Hash of the normalised request: the same externalId with another body is a conflict. */
+  fingerprint: string;
+}
+
+export interface ParticipantInput {
+  number: string;
+  label?: string;
+  revealNumber?: boolean;
+  canInitiate?: boolean;
+}
+
+export interface SessionInput {
+  externalId?: string;
+  mode?: string;
+  ttlSeconds?: number;
+  expiresAt?: string;
+  ttlMode?: TtlMode;
+  record?: boolean;
+  channels?: Channel[];
+  maxCallSeconds?: number;
+  geoMatch?: GeoMatch;
+  sticky?: Sticky;
+  extensionFallback?: boolean;
+  metadata?: Record<string, unknown>;
+  participants: ParticipantInput[];
+}
+
+export interface SessionDefaults {
+  ttlSeconds: number;
+  defaultCountry?: string;
+}
+
+/** Validates a create request and applies defaults. Throws InvalidRequestError naming the field. */
+export function normalizeSession(input: SessionInput, defaults: SessionDefaults, now: number): NewSession {
+  const mode = (input.mode ?? 'per-participant') as SessionMode;
+  if (!SESSION_MODES.includes(mode)) {
+    throw new InvalidRequestError(`mode must be one of ${SESSION_MODES.join(', ')}`, 'mode');
+  }
+  if (mode === 'dedicated') throw new InvalidRequestError('mode dedicated is not available yet', 'mode');
+  if (input.sticky && input.sticky !== 'none') {
+    throw new InvalidRequestError(`sticky ${input.sticky} is not available yet`, 'sticky');
+  }
+  if (input.extensionFallback) {
+    throw new InvalidRequestError('extensionFallback is not available yet', 'extensionFallback');
+  }
+  const participants = input.participants.map((p, i) => normalizeParticipant(p, `participants/${i}`, defaults));
+  if (participants.length !== MAX_PARTICIPANTS) {
+    throw new InvalidRequestError(`a ${mode} session takes exactly two participants`, 'participants');
+  }
+  assertDistinct(participants);
+  if (mode === 'shared' && participants[0]?.phone.country !== participants[1]?.phone.country) {
+    throw new InvalidRequestError(
+      'a shared session needs both participants in one country (its one proxy must be local to both)',
+      'participants',
+    );
+  }
+  const ttlMode = input.ttlMode ?? 'fixed';
+  const life = lifetime(input, defaults, now);
+  if (ttlMode === 'sliding' && life.ttlSeconds === null) {
+    throw new InvalidRequestError('a sliding session needs ttlSeconds, not expiresAt', 'ttlSeconds');
+  }
+  const policy: SessionPolicy = {
+    mode,
+    ttlMode,
+    ttlSeconds: life.ttlSeconds,
+    record: input.record ?? false,
+    channels: normalizeChannels(input.channels),
+    maxCallSeconds: input.maxCallSeconds ?? null,
+    geoMatch: input.geoMatch ?? 'region',
+    sticky: input.sticky ?? 'none',
+    extensionFallback: input.extensionFallback ?? false,
+  };
+  const externalId = input.externalId ?? null;
+  const metadata = input.metadata ?? {};
+  const fingerprint = fingerprintOf({
+    externalId,
+    policy,
+    // A retry that sends the same ttlSeconds a moment later is the same request.
+    expiresAt: input.expiresAt ? life.expiresAt : null,
+    metadata,
+    participants: participants.map((p) => [p.phone.e164, p.label, p.revealNumber, p.canInitiate]),
+  });
+  return { externalId, policy, expiresAt: life.expiresAt, metadata, participants, fingerprint };
+}
+
+export function normalizeParticipant(
+  input: ParticipantInput,
+  field: string,
+  defaults: Pick<SessionDefaults, 'defaultCountry'>,
+): ParticipantRequest {
+  return {
+    phone: parsePhone(input.number, `${field}/number`, defaults.defaultCountry),
+    label: input.label ?? null,
+    revealNumber: input.revealNumber ?? false,
+    canInitiate: input.canInitiate ?? true,
+  };
+}
+
+function assertDistinct(participants: ParticipantRequest[]): void {
+  const seen = new Set<string>();
+  for (const p of participants) {
+    if (seen.has(p.phone.e164)) {
+      throw new InvalidRequestError('the same number appears twice among the participants', 'participants');
+    }
+    seen.add(p.phone.e164);
+  }
+}
+
+function normalizeChannels(channels: Channel[] | undefined): Channel[] {
+  if (!channels) return [...CHANNELS];
+  const unique = CHANNELS.filter((c) => channels.includes(c));
+  if (unique.length === 0) throw new InvalidRequestError('channels must name voice, sms or both', 'channels');
+  return unique;
+}
+
+/** Works out expiresAt from ttlSeconds or an explicit expiresAt (not both). */
+export function lifetime(
+  input: { ttlSeconds?: number; expiresAt?: string },
+  defaults: Pick<SessionDefaults, 'ttlSeconds'>,
+  now: number,
+): { ttlSeconds: number | null; expiresAt: number } {
+  if (input.ttlSeconds !== undefined && input.expiresAt !== undefined) {
+    throw new InvalidRequestError('give ttlSeconds or expiresAt, not both', 'expiresAt');
+  }
+  if (input.expiresAt !== undefined) {
+    const at = Date.parse(input.expiresAt);
+    if (Number.isNaN(at)) throw new InvalidRequestError('expiresAt must be an ISO-8601 time', 'expiresAt');
+    if (at <= now) throw new InvalidRequestError('expiresAt must be in the future', 'expiresAt');
+    return { ttlSeconds: null, expiresAt: at };
+  }
+  const ttlSeconds = input.ttlSeconds ?? defaults.ttlSeconds;
+  return { ttlSeconds, expiresAt: now + ttlSeconds * 1000 };
+}
+
+/** An open session past its expiry is expired, whether or not the sweeper has reached it yet. */
+export function effectiveStatus(session: Pick<Session, 'status' | 'expiresAt'>, now: number): SessionStatus {
+  return session.status === 'open' && session.expiresAt <= now ? 'expired' : session.status;
+}
+
+/** The proxy numbers a session holds: a number shared by two of its participants counts once. */
+export function heldNumbers(participants: readonly Pick<Participant, 'proxyNumberId'>[]): Set<string> {
+  return new Set(participants.map((p) => p.proxyNumberId));
+}
+
+function fingerprintOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('base64url');
+}
+
+/** JSON with object keys sorted, so that key order in a request does not change its fingerprint. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}

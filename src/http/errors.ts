@@ -1,0 +1,65 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { InvalidRequestError, VeilError } from '../domain/errors.ts';
+import { maskNumbersInText } from '../domain/phone.ts';
+
+const STATUS: Record<string, number> = {
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  pool_exhausted: 503,
+};
+
+/** Fastify's own error codes, in the API's words. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
+};
+
+export function errorBody(code: string, message: string, field?: string) {
+  return { error: { code, message, ...(field ? { field } : {}) } };
+}
+
+/**
+ * The one error handler: domain errors map to their status by code, validation errors become
+ * 400 invalid_request naming the field, and anything unexpected is logged and answered 500
+ * without details. Messages are masked so a real number never travels back in an error.
+ */
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | VeilError, request, reply) => {
+    if (error instanceof VeilError) {
+      const field = error instanceof InvalidRequestError ? error.field : undefined;
+      return reply.status(STATUS[error.code] ?? 400).send(errorBody(error.code, maskNumbersInText(error.message), field));
+    }
+    if ('validation' in error && error.validation) {
+      const first = error.validation[0];
+      const field = first ? validationField(first.instancePath, first.params) : undefined;
+      return reply
+        .status(400)
+        .send(errorBody('invalid_request', maskNumbersInText(`${error.validationContext ?? 'body'}${field ? `/${field}` : ''} ${first?.message ?? 'is invalid'}`), field));
+    }
+    const code = error.code ? FASTIFY_CODES[error.code] : undefined;
+    if (code) return reply.status(STATUS[code] ?? 400).send(errorBody(code, error.message));
+    if (error.statusCode && error.statusCode < 500) {
+      return reply.status(error.statusCode).send(errorBody('invalid_request', maskNumbersInText(error.message)));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.status(500).send(errorBody('internal', 'internal error'));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send(errorBody('not_found', maskNumbersInText(`no route ${request.method} ${request.url.split('?')[0]}`)));
+  });
+}
+
+function validationField(instancePath: string, params: Record<string, unknown>): string | undefined {
+  const path = instancePath.replace(/^\//, '');
+  const extra = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+  return [path, extra].filter(Boolean).join('/') || undefined;
+}

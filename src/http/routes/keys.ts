@@ -1,0 +1,40 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Veil } from '../../veil.ts';
+import { ApiKey, IdParams, KeyBody } from '../schemas.ts';
+import { keyView } from '../views.ts';
+import { withErrors } from './responses.ts';
+
+/** /v1/keys: API keys of the caller's tenant; the secret is shown once, at creation. */
+export const keyRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, { veil }) => {
+  const tags = ['keys'];
+  const config = { scope: 'admin' as const };
+  app.post(
+    '/keys',
+    {
+      schema: {
+        tags,
+        body: KeyBody,
+        response: withErrors({ 201: Type.Object({ ...ApiKey.properties, key: Type.String({ description: 'shown once' }) }) }),
+      },
+      config,
+    },
+    async (request, reply) => {
+      const { key, secret } = await veil.keys.create(request.apiKey.tenantId, request.body.name, request.body.scopes);
+      return reply.status(201).send({ ...keyView(key), key: secret });
+    },
+  );
+  app.get(
+    '/keys',
+    { schema: { tags, response: withErrors({ 200: Type.Object({ data: Type.Array(ApiKey), nextCursor: Type.Null() }) }) }, config },
+    async (request) => ({ data: (await veil.keys.list(request.apiKey.tenantId)).map(keyView), nextCursor: null }),
+  );
+  app.delete(
+    '/keys/:id',
+    { schema: { tags, params: IdParams, response: withErrors({ 204: Type.Null() }) }, config },
+    async (request, reply) => {
+      await veil.keys.revoke(request.apiKey.tenantId, request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+};

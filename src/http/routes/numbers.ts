@@ -1,0 +1,79 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Veil } from '../../veil.ts';
+import {
+  IdParams,
+  NumberBody,
+  NumberImportBody,
+  NumberPatch,
+  NumberQuery,
+  PoolNumber,
+  page,
+} from '../schemas.ts';
+import { numberView } from '../views.ts';
+import { withErrors } from './responses.ts';
+
+/** /v1/numbers: the pool. */
+export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, { veil }) => {
+  const tags = ['numbers'];
+  app.post(
+    '/numbers',
+    { schema: { tags, body: NumberBody, response: withErrors({ 201: PoolNumber }) }, config: { scope: 'admin' } },
+    async (request, reply) => {
+      const n = await veil.numbers.add(request.apiKey.tenantId, request.body);
+      return reply.status(201).send(numberView(n));
+    },
+  );
+
+  app.post(
+    '/numbers/import',
+    {
+      schema: {
+        tags,
+        summary: 'Add many numbers at once: all or none',
+        body: NumberImportBody,
+        response: withErrors({ 201: page(PoolNumber) }),
+      },
+      config: { scope: 'admin' },
+    },
+    async (request, reply) => {
+      const added = await veil.numbers.import(request.apiKey.tenantId, request.body, '');
+      return reply.status(201).send({ data: added.map(numberView), nextCursor: null });
+    },
+  );
+
+  app.get(
+    '/numbers',
+    { schema: { tags, querystring: NumberQuery, response: withErrors({ 200: page(PoolNumber) }) }, config: { scope: 'read' } },
+    async (request) => {
+      const { limit = 50, ...query } = request.query;
+      const result = await veil.numbers.list(request.apiKey.tenantId, { ...query, limit });
+      return { data: result.data.map(numberView), nextCursor: result.nextCursor };
+    },
+  );
+
+  app.get(
+    '/numbers/:id',
+    { schema: { tags, params: IdParams, response: withErrors({ 200: PoolNumber }) }, config: { scope: 'read' } },
+    async (request) => numberView(await veil.numbers.get(request.apiKey.tenantId, request.params.id)),
+  );
+
+  app.patch(
+    '/numbers/:id',
+    { schema: { tags, params: IdParams, body: NumberPatch, response: withErrors({ 200: PoolNumber }) }, config: { scope: 'admin' } },
+    async (request) => numberView(await veil.numbers.update(request.apiKey.tenantId, request.params.id, request.body)),
+  );
+
+  app.delete(
+    '/numbers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Drain then retire: no new sessions; retired once no open session holds it',
+        params: IdParams,
+        response: withErrors({ 200: PoolNumber }),
+      },
+      config: { scope: 'admin' },
+    },
+    async (request) => numberView(await veil.numbers.retire(request.apiKey.tenantId, request.params.id)),
+  );
+};

@@ -1,0 +1,33 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { isE164, parsePhone } from '../../domain/phone.ts';
+import type { Veil } from '../../veil.ts';
+import { RouteBody, RouteDecision } from '../schemas.ts';
+import { withErrors } from './responses.ts';
+
+/**
+ * POST /v1/route: the provider-neutral routing decision, for webhooks of any carrier and for SIP
+ * proxies. This is the hot path: the key is verified from cache, the lookup is one prepared query,
+ * and the interaction is logged without waiting for the write.
+ */
+export const routeRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, { veil }) => {
+  const country = veil.config.defaultCountry;
+  // Numbers already in E.164 (nearly all) skip the parser.
+  const canonical = (n: string, field: string) => (isE164(n) ? n : parsePhone(n, field, country).e164);
+  app.post(
+    '/route',
+    {
+      schema: {
+        tags: ['routing'],
+        summary: 'Decide where a call or text from a real number to a proxy number goes',
+        body: RouteBody,
+        response: withErrors({ 200: RouteDecision }),
+      },
+      config: { scope: 'route' },
+    },
+    async (request) => {
+      const body = request.body;
+      const routed = { ...body, from: canonical(body.from, 'from'), to: canonical(body.to, 'to') };
+      return veil.router.route(routed, { tenantId: request.apiKey.tenantId, provider: 'api' });
+    },
+  );
+};

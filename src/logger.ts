@@ -1,0 +1,18 @@
+import pino, { type Logger } from 'pino';
+import { maskNumbersInText } from './domain/phone.ts';
+
+/**
+ * The pino logger. Every line passes through a mask on its way out, so a real number never
+ * reaches the log in clear, whichever field or message it hides in (`+1415*****02`); the
+ * Authorization header is removed outright.
+ */
+export function createLogger(level: string, destination: { write(line: string): unknown } = process.stdout): Logger {
+  return pino(
+    {
+      level,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], remove: true },
+    },
+    { write: (line: string) => destination.write(maskNumbersInText(line)) },
+  );
+}

@@ -1,0 +1,60 @@
+import type { RouteDecision, RouteRequest } from '../domain/routing.ts';
+
+/** A carrier's webhook as received: the URL the carrier called (public base + path), headers, body. */
+export interface WebhookRequest {
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  rawBody: string;
+  params: Record<string, unknown>;
+}
+
+/** What the carrier is answered, in its own language (TwiML, NCCO, JSON). */
+export interface WebhookReply {
+  contentType: string;
+  body: string;
+}
+
+/** An inbound call or text, translated to the neutral route request. */
+export interface Inbound {
+  request: RouteRequest;
+  providerCallId?: string;
+}
+
+/** A call or message status the carrier reports after the fact. */
+export interface StatusReport {
+  providerCallId: string;
+  status: string;
+  durationSeconds: number | null;
+}
+
+/**
+ * One carrier behind one interface. An adapter translates the carrier's webhooks into the neutral
+ * route request and the neutral decision back into the carrier's answer; it decides nothing.
+ */
+export interface CarrierAdapter {
+  readonly name: string;
+  /** How the carrier encodes webhook bodies. */
+  readonly bodyFormat: 'form' | 'json';
+  /** True when the request carries a valid signature of this carrier for exactly this URL and body. */
+  verify(request: WebhookRequest): boolean;
+  voice(params: Record<string, unknown>): Inbound;
+  sms(params: Record<string, unknown>): Inbound;
+  status(params: Record<string, unknown>): StatusReport | undefined;
+  renderVoice(decision: RouteDecision): WebhookReply;
+  renderSms(decision: RouteDecision): WebhookReply;
+  /** The answer to a status callback (and to a request that carries no usable call). */
+  acknowledge(): WebhookReply;
+}
+
+/** A webhook field as a string ('' when absent or not a string). */
+export function field(params: Record<string, unknown>, name: string): string {
+  const v = params[name];
+  return typeof v === 'string' ? v : '';
+}
+
+/** A webhook field as a whole number of seconds, or null. */
+export function seconds(params: Record<string, unknown>, name: string): number | null {
+  const v = params[name];
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : null;
+  return typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null;
+}

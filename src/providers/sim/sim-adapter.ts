@@ -1,0 +1,78 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { RouteDecision } from '../../domain/routing.ts';
+import { type CarrierAdapter, field, type Inbound, seconds, type StatusReport, type WebhookReply } from '../carrier.ts';
+
+export const SIGNATURE_HEADER = 'x-sim-signature';
+export const TIMESTAMP_HEADER = 'x-sim-timestamp';
+/** A signed request older (or newer) than this is refused, so a captured one cannot be replayed later. */
+const MAX_SKEW_SECONDS = 300;
+
+/** The simulator's signature: hex HMAC-SHA256 over `<unix seconds>.<raw body>`. */
+export function simSignature(secret: string, timestamp: string, rawBody: string): string {
+  return createHmac('sha256', secret).update(`${timestamp}.${rawBody}`).digest('hex');
+}
+
+/** The headers that sign a simulator webhook body (used by `veil call` and tests). */
+export function signSimRequest(secret: string, rawBody: string, now = Date.now()): Record<string, string> {
+  const timestamp = String(Math.floor(now / 1000));
+  return { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: simSignature(secret, timestamp, rawBody) };
+}
+
+/**
+ * The built-in simulator: numbers that need no carrier. Webhooks are JSON
+ * (`{"from","to","body"?,"callId"?}`), signed with SIM_WEBHOOK_SECRET, and answered with the
+ * neutral decision itself. Unsigned requests pass only in development.
+ */
+export class SimAdapter implements CarrierAdapter {
+  readonly name = 'sim';
+  readonly bodyFormat = 'json';
+
+  constructor(
+    private readonly secret: string,
+    private readonly allowUnsigned: boolean,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  verify(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): boolean {
+    const signature = request.headers[SIGNATURE_HEADER];
+    const timestamp = request.headers[TIMESTAMP_HEADER];
+    if (signature === undefined && timestamp === undefined) return this.allowUnsigned;
+    if (typeof signature !== 'string' || typeof timestamp !== 'string' || !/^\d+$/.test(timestamp)) return false;
+    if (Math.abs(this.clock() / 1000 - Number(timestamp)) > MAX_SKEW_SECONDS) return false;
+    const expected = Buffer.from(simSignature(this.secret, timestamp, request.rawBody));
+    const given = Buffer.from(signature);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  voice(params: Record<string, unknown>): Inbound {
+    return {
+      request: { from: field(params, 'from'), to: field(params, 'to'), channel: 'voice' },
+      providerCallId: field(params, 'callId') || undefined,
+    };
+  }
+
+  sms(params: Record<string, unknown>): Inbound {
+    return {
+      request: { from: field(params, 'from'), to: field(params, 'to'), channel: 'sms', body: field(params, 'body') },
+      providerCallId: field(params, 'callId') || undefined,
+    };
+  }
+
+  status(params: Record<string, unknown>): StatusReport | undefined {
+    const callId = field(params, 'callId');
+    const status = field(params, 'status');
+    return callId && status ? { providerCallId: callId, status, durationSeconds: seconds(params, 'durationSeconds') } : undefined;
+  }
+
+  renderVoice(decision: RouteDecision): WebhookReply {
+    return { contentType: 'application/json', body: JSON.stringify(decision) };
+  }
+
+  renderSms(decision: RouteDecision): WebhookReply {
+    return { contentType: 'application/json', body: JSON.stringify(decision) };
+  }
+
+  acknowledge(): WebhookReply {
+    return { contentType: 'application/json', body: '{"ok":true}' };
+  }
+}

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.ts';
+import { seedDemoPool } from './demo.ts';
+import { buildApp } from './http/app.ts';
+import { createLogger } from './logger.ts';
+import { createVeil, type Veil } from './veil.ts';
+import { startSweeper } from './workers/sweeper.ts';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  veil: Veil;
+  url: string;
+  /** The development key printed at start, when one was generated. */
+  developmentKey?: string;
+  stop(): Promise<void>;
+}
+
+/** Starts Veil as `npm start` and `veil serve` do: database, keys, demo pool, workers, HTTP. */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const logger = createLogger(config.logLevel);
+  const veil = await createVeil(config, { logger });
+  if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
+  const developmentKey = !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;
+  if (config.demoPool) {
+    const seeded = await seedDemoPool(veil);
+    if (seeded > 0) logger.info({ numbers: seeded }, 'seeded the demo pool of simulator numbers');
+  }
+  const app = await buildApp(veil, logger);
+  const sweeper = startSweeper(veil.sessions, logger);
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    veil,
+    url,
+    developmentKey,
+    stop() {
+      stopping ??= (async () => {
+        await sweeper.stop();
+        await app.close();
+        await veil.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,167 @@
+import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
+import { newId } from '../domain/ids.ts';
+import { parsePhone } from '../domain/phone.ts';
+import {
+  assertStatusChange,
+  type NumberStatus,
+  type PoolNumber,
+  retirementStatus,
+} from '../domain/pool.ts';
+import { CHANNELS, type Channel } from '../domain/session.ts';
+import { asUniqueViolation, type Db, inTransaction, type Store } from '../store/db.ts';
+import { NumberRepository } from '../store/numbers.ts';
+import type { Page } from './sessions.ts';
+
+export interface NumberInput {
+  number: string;
+  provider: string;
+  capabilities?: Channel[];
+  region?: string;
+  tags?: Record<string, string>;
+  maxSessions?: number | null;
+}
+
+export interface NumberChanges {
+  tags?: Record<string, string>;
+  maxSessions?: number | null;
+  region?: string;
+  capabilities?: Channel[];
+  status?: NumberStatus;
+}
+
+/** The pool: adding, listing, changing and retiring proxy numbers. */
+export class NumberService {
+  constructor(
+    private readonly store: Store,
+    /** Providers whose numbers may join the pool. */
+    private readonly providers: readonly string[],
+    private readonly defaultCountry: string | undefined,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async add(tenantId: string, input: NumberInput): Promise<PoolNumber> {
+    const [added] = await this.import(tenantId, [input], '');
+    return added as PoolNumber;
+  }
+
+  /** Adds all the numbers or none: a duplicate or a bad entry names its index and adds nothing. */
+  async import(tenantId: string, inputs: NumberInput[], fieldPrefix = ''): Promise<PoolNumber[]> {
+    const now = this.clock();
+    const numbers = inputs.map((input, i) => this.build(tenantId, input, fieldPrefix ? `${fieldPrefix}${i}/` : '', now));
+    const seen = new Set<string>();
+    for (const [i, n] of numbers.entries()) {
+      if (seen.has(n.number)) throw new InvalidRequestError('the same number appears twice', `${fieldPrefix}${i}/number`);
+      seen.add(n.number);
+    }
+    return inTransaction(this.store, async (trx) => {
+      const repo = new NumberRepository(trx);
+      for (const [i, n] of numbers.entries()) await this.insertOne(repo, n, `${fieldPrefix}${i}`);
+      return numbers;
+    });
+  }
+
+  private async insertOne(repo: NumberRepository, n: PoolNumber, where: string): Promise<void> {
+    const existing = await repo.findByNumber(n.number);
+    if (existing && existing.status !== 'retired') {
+      throw new ConflictError(`${where ? `${where}: ` : ''}number ${n.number} is already in the pool`);
+    }
+    try {
+      if (existing) {
+        n.id = existing.id;
+        n.createdAt = existing.createdAt;
+        await repo.reactivate(n);
+      } else {
+        await repo.insert(n);
+      }
+    } catch (error) {
+      // Another request added the same number a moment ago.
+      if (asUniqueViolation(error)) throw new ConflictError(`number ${n.number} is already in the pool`);
+      throw error;
+    }
+  }
+
+  private build(tenantId: string, input: NumberInput, field: string, now: number): PoolNumber {
+    const phone = parsePhone(input.number, `${field}number`, this.defaultCountry);
+    if (!this.providers.includes(input.provider)) {
+      throw new InvalidRequestError(`provider must be one of ${this.providers.join(', ')}`, `${field}provider`);
+    }
+    return {
+      id: newId('num', now),
+      tenantId,
+      number: phone.e164,
+      provider: input.provider,
+      country: phone.country,
+      region: input.region ?? phone.region,
+      capabilities: capabilities(input.capabilities, `${field}capabilities`),
+      status: 'active',
+      tags: input.tags ?? {},
+      maxSessions: input.maxSessions ?? null,
+      load: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
+  async get(tenantId: string, id: string): Promise<PoolNumber> {
+    const n = await new NumberRepository(this.store.db).get(tenantId, id);
+    if (!n) throw new NotFoundError('number', id);
+    return n;
+  }
+
+  async list(
+    tenantId: string,
+    query: { status?: NumberStatus; provider?: string; country?: string; cursor?: string; limit: number },
+  ): Promise<Page<PoolNumber>> {
+    const rows = await new NumberRepository(this.store.db).list({
+      tenantId,
+      status: query.status,
+      provider: query.provider,
+      country: query.country,
+      after: query.cursor,
+      limit: query.limit + 1,
+    });
+    const data = rows.slice(0, query.limit);
+    return { data, nextCursor: rows.length > query.limit ? (data.at(-1)?.id ?? null) : null };
+  }
+
+  async update(tenantId: string, id: string, changes: NumberChanges): Promise<PoolNumber> {
+    return this.change(tenantId, id, (n) => {
+      if (changes.status !== undefined) assertStatusChange(n.status, changes.status);
+      const status =
+        changes.status === 'retired' || (changes.status === 'draining' && n.load === 0)
+          ? retirementStatus(n.load)
+          : (changes.status ?? n.status);
+      return {
+        ...n,
+        tags: changes.tags ?? n.tags,
+        maxSessions: changes.maxSessions === undefined ? n.maxSessions : changes.maxSessions,
+        region: changes.region ?? n.region,
+        capabilities: changes.capabilities ? capabilities(changes.capabilities, 'capabilities') : n.capabilities,
+        status,
+      };
+    });
+  }
+
+  /** Drains then retires: no new sessions now; it retires when the last open session on it ends. */
+  async retire(tenantId: string, id: string): Promise<PoolNumber> {
+    return this.change(tenantId, id, (n) => (n.status === 'retired' ? n : { ...n, status: retirementStatus(n.load) }));
+  }
+
+  private change(tenantId: string, id: string, apply: (n: PoolNumber) => PoolNumber): Promise<PoolNumber> {
+    return inTransaction(this.store, async (trx: Db) => {
+      const repo = new NumberRepository(trx);
+      const current = await repo.get(tenantId, id);
+      if (!current) throw new NotFoundError('number', id);
+      const next = { ...apply(current), updatedAt: this.clock() };
+      await repo.update(next);
+      return next;
+    });
+  }
+}
+
+function capabilities(value: Channel[] | undefined, field: string): Channel[] {
+  if (value === undefined) return [...CHANNELS];
+  const list = CHANNELS.filter((c) => value.includes(c));
+  if (list.length === 0) throw new InvalidRequestError('capabilities must name voice, sms or both', field);
+  return list;
+}

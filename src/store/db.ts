@@ -1,0 +1,120 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { StoreConfig } from '../config.ts';
+import { UniqueViolationError } from '../domain/errors.ts';
+import { migrationProvider } from './migrations.ts';
+import type { Schema } from './schema.ts';
+
+export type Db = Kysely<Schema>;
+
+/** An open database: the Kysely handle plus the few things that differ between dialects. */
+export interface Store {
+  readonly db: Db;
+  readonly dialect: StoreConfig['dialect'];
+  close(): Promise<void>;
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/** Opens (and migrates) the database named by the config. */
+export async function openStore(config: StoreConfig, options: { schema?: string } = {}): Promise<Store> {
+  const db = config.dialect === 'sqlite' ? openSqlite(config.file) : openPostgres(config.url, options.schema);
+  const migrator = new Migrator({ db: db as Kysely<unknown>, provider: migrationProvider });
+  const { error } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    throw error;
+  }
+  return { db, dialect: config.dialect, close: () => db.destroy() };
+}
+
+function openSqlite(file: string): Db {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const sqlite = new SqliteDatabase(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  return new Kysely<Schema>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
+}
+
+/**
+ * better-sqlite3 compiles a statement on every prepare(); Kysely prepares on every query. Keeping
+ * the compiled statements (bounded, least recently used out first) takes that off every request.
+ * Transactions start IMMEDIATE so that a second process (the CLI) waits instead of failing midway.
+ */
+function cachingStatements(sqlite: SqliteDatabase.Database) {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (stmt) {
+        cache.delete(text);
+      } else {
+        stmt = sqlite.prepare(text === 'begin' ? 'begin immediate' : text);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(text, stmt);
+      return stmt;
+    },
+  };
+}
+
+function openPostgres(url: string, schema: string | undefined): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    // bigint columns hold epoch milliseconds, well inside Number's range.
+    types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) },
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  return new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Translates a driver's unique-violation error into the domain's, leaving others untouched. */
+export function asUniqueViolation(error: unknown): UniqueViolationError | undefined {
+  const e = error as { code?: string; constraint?: string; message?: string };
+  if (e?.code === '23505') return new UniqueViolationError(e.constraint ?? 'unique');
+  if (e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    return new UniqueViolationError(/: (.*)$/.exec(e.message ?? '')?.[1] ?? 'unique');
+  }
+  return undefined;
+}
+
+/**
+ * True for the errors a concurrent writer can cause and a retry can cure: a unique index refusing
+ * a proxy another instance took a moment ago, a deadlock, a busy SQLite file.
+ */
+export function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return (
+    asUniqueViolation(error) !== undefined || code === '40P01' || code === '40001' || code === 'SQLITE_BUSY'
+  );
+}
+
+/** Runs `work` in a transaction, again from the start (up to `attempts` times) when a retryable error ends it. */
+export async function inTransaction<T>(store: Store, work: (trx: Db) => Promise<T>, attempts = 20): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await store.db.transaction().execute(work);
+    } catch (error) {
+      if (attempt >= attempts || !isRetryable(error)) throw asUniqueViolation(error) ?? error;
+      // Spread the retries of writers that collided so they do not collide again in step.
+      await new Promise((r) => setTimeout(r, Math.random() * 2 * attempt));
+    }
+  }
+}
+
+/** True when the database answers: what /readyz asks. */
+export async function ping(store: Store): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(store.db);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,175 @@
+import type { Selectable } from 'kysely';
+import type { Interaction } from '../domain/interaction.ts';
+import type { Channel } from '../domain/session.ts';
+import type { Store } from './db.ts';
+import type { Schema } from './schema.ts';
+
+type InteractionRow = Selectable<Schema['interactions']>;
+
+/** A sliding session's new expiry, applied with the batch that logs the interaction behind it. */
+export interface Slide {
+  sessionId: string;
+  expiresAt: number;
+}
+
+const MAX_BATCH = 200;
+const MAX_DELAY_MS = 5;
+/** Rows kept while the database refuses writes, before the oldest are dropped (and said so). */
+const MAX_PENDING = 100_000;
+
+/**
+ * The interaction log. Routing records entries without waiting: they are written in small
+ * group-committed batches (every few milliseconds, or at MAX_BATCH rows), which takes the write off
+ * the call path. Reads and status updates flush first, so they always see every entry recorded
+ * before them; close() flushes what is left, so a clean shutdown loses nothing.
+ */
+export class InteractionLog {
+  private pending: InteractionRow[] = [];
+  private slides = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    private readonly onError: (error: unknown, dropped: number) => void,
+  ) {}
+
+  record(interaction: Interaction, slide?: Slide): void {
+    this.pending.push(toRow(interaction));
+    if (slide) this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
+    if (this.pending.length >= MAX_BATCH) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), MAX_DELAY_MS);
+  }
+
+  /** Writes everything recorded so far; resolves when it is committed. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const rows = this.pending;
+    const slides = this.slides;
+    this.pending = [];
+    this.slides = new Map();
+    this.writing = this.writing.then(() => this.write(rows, slides));
+    return this.writing;
+  }
+
+  private async write(rows: InteractionRow[], slides: Map<string, number>): Promise<void> {
+    if (rows.length === 0 && slides.size === 0) return;
+    try {
+      await this.store.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < rows.length; i += MAX_BATCH) {
+          await trx
+            .insertInto('interactions')
+            .values(rows.slice(i, i + MAX_BATCH))
+            .execute();
+        }
+        for (const [sessionId, expiresAt] of slides) {
+          await trx
+            .updateTable('sessions')
+            .set({ expires_at: expiresAt })
+            .where('id', '=', sessionId)
+            .where('status', '=', 'open')
+            .where('expires_at', '<', expiresAt)
+            .execute();
+        }
+      });
+    } catch (error) {
+      // Keep the rows for the next flush rather than lose them; bound what is kept.
+      this.pending = [...rows, ...this.pending];
+      for (const [id, at] of slides) if (!this.slides.has(id)) this.slides.set(id, at);
+      const dropped = Math.max(0, this.pending.length - MAX_PENDING);
+      if (dropped > 0) this.pending.splice(0, dropped);
+      this.onError(error, dropped);
+      this.timer ??= setTimeout(() => void this.flush(), 1000);
+    }
+  }
+
+  async listForSession(
+    tenantId: string,
+    sessionId: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<Interaction[]> {
+    await this.flush();
+    let q = this.store.db
+      .selectFrom('interactions')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .where('tenant_id', '=', tenantId);
+    if (after) q = q.where('id', '>', after);
+    const rows = await q.orderBy('id').limit(limit).execute();
+    return rows.map(toInteraction);
+  }
+
+  /** Applies a carrier's status callback; undefined when no interaction has that call id. */
+  async updateStatus(
+    provider: string,
+    providerCallId: string,
+    status: string,
+    durationSeconds: number | null,
+    now: number,
+  ): Promise<boolean> {
+    await this.flush();
+    const r = await this.store.db
+      .updateTable('interactions')
+      .set({
+        status,
+        ...(durationSeconds !== null ? { duration_seconds: durationSeconds } : {}),
+        updated_at: now,
+      })
+      .where('provider', '=', provider)
+      .where('provider_call_id', '=', providerCallId)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /** Flushes and stops the timer: call on shutdown. */
+  async close(): Promise<void> {
+    await this.flush();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+
+function toRow(i: Interaction): InteractionRow {
+  return {
+    id: i.id,
+    tenant_id: i.tenantId,
+    session_id: i.sessionId,
+    channel: i.channel,
+    from_number: i.from,
+    to_number: i.to,
+    target_number: i.target,
+    caller_id: i.callerId,
+    action: i.action,
+    reason: i.reason,
+    provider: i.provider,
+    provider_call_id: i.providerCallId,
+    status: i.status,
+    duration_seconds: i.durationSeconds,
+    created_at: i.createdAt,
+    updated_at: i.updatedAt,
+  };
+}
+
+function toInteraction(r: InteractionRow): Interaction {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    sessionId: r.session_id,
+    channel: r.channel as Channel,
+    from: r.from_number,
+    to: r.to_number,
+    target: r.target_number,
+    callerId: r.caller_id,
+    action: r.action as Interaction['action'],
+    reason: r.reason,
+    provider: r.provider,
+    providerCallId: r.provider_call_id,
+    status: r.status,
+    durationSeconds: r.duration_seconds,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}

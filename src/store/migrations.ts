@@ -1,0 +1,173 @@
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+
+/** Migrations in code, one schema for both dialects (bigint reads as INTEGER affinity on SQLite). */
+const migrations: Record<string, Migration> = {
+  '0001_core': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('tenants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db
+        .insertInto('tenants' as never)
+        .values({ id: 'default', name: 'default', created_at: Date.now() } as never)
+        .execute();
+
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+
+      await db.schema
+        .createTable('numbers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('number', 'text', (c) => c.notNull().unique())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('country', 'text', (c) => c.notNull())
+        .addColumn('region', 'text', (c) => c.notNull())
+        .addColumn('voice', 'integer', (c) => c.notNull())
+        .addColumn('sms', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('max_sessions', 'integer')
+        .addColumn('load', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        // The cap is enforced where load grows (a guarded update), so lowering a cap never fails.
+        .addCheckConstraint('numbers_load_not_negative', sql`load >= 0`)
+        .execute();
+      // Allocation walks these in load order and stops at the first number that fits.
+      await db.schema
+        .createIndex('numbers_pick_region')
+        .on('numbers')
+        .columns(['tenant_id', 'country', 'region', 'status', 'load'])
+        .execute();
+      await db.schema
+        .createIndex('numbers_pick_country')
+        .on('numbers')
+        .columns(['tenant_id', 'country', 'status', 'load'])
+        .execute();
+
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('external_id', 'text')
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('mode', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('ttl_mode', 'text', (c) => c.notNull())
+        .addColumn('ttl_seconds', 'integer')
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('record', 'integer', (c) => c.notNull())
+        .addColumn('channels', 'text', (c) => c.notNull())
+        .addColumn('max_call_seconds', 'integer')
+        .addColumn('geo_match', 'text', (c) => c.notNull())
+        .addColumn('sticky', 'text', (c) => c.notNull())
+        .addColumn('extension_fallback', 'integer', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('closed_at', 'bigint')
+        .execute();
+      // externalId is the idempotency key: unique per tenant among open sessions.
+      await db.schema
+        .createIndex('sessions_open_external_id')
+        .unique()
+        .on('sessions')
+        .columns(['tenant_id', 'external_id'])
+        .where(sql.ref('status'), '=', 'open')
+        .execute();
+      await db.schema.createIndex('sessions_tenant_list').on('sessions').columns(['tenant_id', 'id']).execute();
+      await db.schema.createIndex('sessions_open_expiry').on('sessions').columns(['status', 'expires_at']).execute();
+
+      await db.schema
+        .createTable('participants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text', (c) => c.notNull().references('sessions.id'))
+        .addColumn('number', 'text', (c) => c.notNull())
+        .addColumn('label', 'text')
+        .addColumn('proxy_number_id', 'text', (c) => c.notNull().references('numbers.id'))
+        .addColumn('proxy_number', 'text', (c) => c.notNull())
+        .addColumn('reveal_number', 'integer', (c) => c.notNull())
+        .addColumn('can_initiate', 'integer', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('released_at', 'bigint')
+        .execute();
+      // The invariant of DESIGN §1, and the routing lookup: one open participation per (real, proxy).
+      await db.schema
+        .createIndex('participants_open_proxy')
+        .unique()
+        .on('participants')
+        .columns(['number', 'proxy_number'])
+        .where(sql.ref('active'), '=', 1)
+        .execute();
+      await db.schema.createIndex('participants_session').on('participants').column('session_id').execute();
+      await db.schema
+        .createIndex('participants_history')
+        .on('participants')
+        .columns(['number', 'released_at'])
+        .execute();
+
+      await db.schema
+        .createTable('interactions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text')
+        .addColumn('session_id', 'text')
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('from_number', 'text', (c) => c.notNull())
+        .addColumn('to_number', 'text', (c) => c.notNull())
+        .addColumn('target_number', 'text')
+        .addColumn('caller_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('provider_call_id', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('duration_seconds', 'integer')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('interactions_session').on('interactions').columns(['session_id', 'id']).execute();
+      await db.schema
+        .createIndex('interactions_provider_call')
+        .on('interactions')
+        .columns(['provider', 'provider_call_id'])
+        .execute();
+
+      // The outbox: events written in the same transaction as the change they describe.
+      await db.schema
+        .createTable('events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_tenant').on('events').columns(['tenant_id', 'id']).execute();
+
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};

@@ -1,0 +1,102 @@
+import type { CompiledQuery } from 'kysely';
+import type { Participation } from '../domain/routing.ts';
+import type { Channel, TtlMode } from '../domain/session.ts';
+import type { Db } from './db.ts';
+
+const FROM = '\u0000from';
+const TO = '\u0000to';
+
+/** The caller's participation with what routing and a sliding TTL need. */
+export interface RouteParticipation extends Participation {
+  ttlMode: TtlMode;
+  ttlSeconds: number | null;
+}
+
+interface Row {
+  participant_id: string;
+  session_id: string;
+  tenant_id: string;
+  number: string;
+  can_initiate: number;
+  reveal_number: number;
+  expires_at: number;
+  record: number;
+  channels: string;
+  max_call_seconds: number | null;
+  ttl_mode: string;
+  ttl_seconds: number | null;
+  other_id: string | null;
+  other_number: string | null;
+  other_proxy: string | null;
+}
+
+/**
+ * The one query on the routing hot path: the open participation of `from` on proxy `to` (the unique
+ * index of the invariant finds it), joined to its session and the other participant. It is
+ * compiled once; each call only swaps in the two numbers, and the SQLite store keeps the prepared
+ * statement, so a lookup is one index probe and no query building.
+ */
+export class RouteLookup {
+  private readonly compiled: CompiledQuery<Row>;
+  private readonly fromAt: number;
+  private readonly toAt: number;
+
+  constructor(private readonly db: Db) {
+    this.compiled = db
+      .selectFrom('participants as p')
+      .innerJoin('sessions as s', 's.id', 'p.session_id')
+      .leftJoin('participants as o', (join) =>
+        join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', 1).onRef('o.id', '<>', 'p.id'),
+      )
+      .select([
+        'p.id as participant_id',
+        'p.session_id',
+        'p.tenant_id',
+        'p.number',
+        'p.can_initiate',
+        'p.reveal_number',
+        's.expires_at',
+        's.record',
+        's.channels',
+        's.max_call_seconds',
+        's.ttl_mode',
+        's.ttl_seconds',
+        'o.id as other_id',
+        'o.number as other_number',
+        'o.proxy_number as other_proxy',
+      ])
+      .where('p.number', '=', FROM)
+      .where('p.proxy_number', '=', TO)
+      .where('p.active', '=', 1)
+      .compile() as CompiledQuery<Row>;
+    this.fromAt = this.compiled.parameters.indexOf(FROM);
+    this.toAt = this.compiled.parameters.indexOf(TO);
+  }
+
+  async find(from: string, to: string): Promise<RouteParticipation | undefined> {
+    const parameters = [...this.compiled.parameters];
+    parameters[this.fromAt] = from;
+    parameters[this.toAt] = to;
+    const { rows } = await this.db.executeQuery<Row>({ ...this.compiled, parameters });
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      participantId: r.participant_id,
+      sessionId: r.session_id,
+      tenantId: r.tenant_id,
+      number: r.number,
+      canInitiate: r.can_initiate === 1,
+      revealNumber: r.reveal_number === 1,
+      expiresAt: r.expires_at,
+      record: r.record === 1,
+      channels: r.channels.split(',') as Channel[],
+      maxCallSeconds: r.max_call_seconds,
+      ttlMode: r.ttl_mode as TtlMode,
+      ttlSeconds: r.ttl_seconds,
+      other:
+        r.other_id && r.other_number && r.other_proxy
+          ? { participantId: r.other_id, number: r.other_number, proxyNumber: r.other_proxy }
+          : null,
+    };
+  }
+}

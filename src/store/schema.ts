@@ -1,0 +1,89 @@
+/**
+ * The tables as Kysely sees them. Times are epoch milliseconds, booleans 0/1 and JSON is text, so
+ * that SQLite and PostgreSQL hold the same values.
+ */
+export interface Schema {
+  tenants: { id: string; name: string; created_at: number };
+  api_keys: {
+    id: string;
+    tenant_id: string;
+    name: string;
+    key_hash: string;
+    scopes: string;
+    created_at: number;
+    revoked_at: number | null;
+  };
+  numbers: {
+    id: string;
+    tenant_id: string;
+    number: string;
+    provider: string;
+    country: string;
+    region: string;
+    voice: number;
+    sms: number;
+    status: 'active' | 'draining' | 'retired';
+    tags: string;
+    max_sessions: number | null;
+    /** Open sessions holding the number, kept in the same transaction as every allocation and release. */
+    load: number;
+    created_at: number;
+    updated_at: number;
+  };
+  sessions: {
+    id: string;
+    tenant_id: string;
+    external_id: string | null;
+    fingerprint: string;
+    mode: string;
+    status: 'open' | 'closed' | 'expired';
+    ttl_mode: string;
+    ttl_seconds: number | null;
+    expires_at: number;
+    record: number;
+    channels: string;
+    max_call_seconds: number | null;
+    geo_match: string;
+    sticky: string;
+    extension_fallback: number;
+    metadata: string;
+    created_at: number;
+    updated_at: number;
+    closed_at: number | null;
+  };
+  participants: {
+    id: string;
+    tenant_id: string;
+    session_id: string;
+    number: string;
+    label: string | null;
+    proxy_number_id: string;
+    proxy_number: string;
+    reveal_number: number;
+    can_initiate: number;
+    /** 1 while the participant is in an open session: the unique index of the invariant covers these rows. */
+    active: number;
+    created_at: number;
+    released_at: number | null;
+  };
+  interactions: {
+    id: string;
+    tenant_id: string | null;
+    session_id: string | null;
+    channel: string;
+    from_number: string;
+    to_number: string;
+    target_number: string | null;
+    caller_id: string | null;
+    action: string;
+    reason: string | null;
+    provider: string;
+    provider_call_id: string | null;
+    status: string;
+    duration_seconds: number | null;
+    created_at: number;
+    updated_at: number;
+  };
+  events: { id: string; tenant_id: string; type: string; payload: string; created_at: number };
+  settings: { key: string; value: string };
+}

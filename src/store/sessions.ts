@@ -1,0 +1,280 @@
+import type { Selectable } from 'kysely';
+import type { ProxyHistory } from '../domain/allocation.ts';
+import type { Channel, GeoMatch, Participant, Session, SessionStatus, Sticky, TtlMode } from '../domain/session.ts';
+import type { Db } from './db.ts';
+import type { Schema } from './schema.ts';
+
+type SessionRow = Selectable<Schema['sessions']>;
+type ParticipantRow = Selectable<Schema['participants']>;
+
+export interface SessionFilter {
+  tenantId: string;
+  externalId?: string;
+  status?: SessionStatus;
+  /** Only sessions created before this id (the cursor: lists run newest first). */
+  before?: string;
+  limit: number;
+  now: number;
+}
+
+/** An open participation of a person, as allocation sees it. */
+export interface Holding {
+  number: string;
+  proxyNumberId: string;
+  sessionId: string;
+  expiresAt: number;
+}
+
+/** Sessions and their participants. Participants of closed sessions stay, inactive, as history. */
+export class SessionRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(session: Session, fingerprint: string): Promise<void> {
+    await this.db.insertInto('sessions').values(toRow(session, fingerprint)).execute();
+  }
+
+  async insertParticipant(tenantId: string, p: Participant): Promise<void> {
+    await this.db
+      .insertInto('participants')
+      .values({
+        id: p.id,
+        tenant_id: tenantId,
+        session_id: p.sessionId,
+        number: p.number,
+        label: p.label,
+        proxy_number_id: p.proxyNumberId,
+        proxy_number: p.proxyNumber,
+        reveal_number: p.revealNumber ? 1 : 0,
+        can_initiate: p.canInitiate ? 1 : 0,
+        active: 1,
+        created_at: p.createdAt,
+        released_at: null,
+      })
+      .execute();
+  }
+
+  async get(tenantId: string, id: string): Promise<Session | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && this.withParticipants([row]).then((s) => s[0]);
+  }
+
+  /** The open session holding an externalId, with the fingerprint of the request that created it. */
+  async findOpenByExternalId(
+    tenantId: string,
+    externalId: string,
+  ): Promise<{ session: Session; fingerprint: string } | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('external_id', '=', externalId)
+      .where('status', '=', 'open')
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const [session] = await this.withParticipants([row]);
+    return session && { session, fingerprint: row.fingerprint };
+  }
+
+  /** Newest first. `status` is the effective one: an open session past its expiry counts as expired. */
+  async list(filter: SessionFilter): Promise<Session[]> {
+    let q = this.db.selectFrom('sessions').selectAll().where('tenant_id', '=', filter.tenantId);
+    if (filter.externalId !== undefined) q = q.where('external_id', '=', filter.externalId);
+    if (filter.status === 'open') q = q.where('status', '=', 'open').where('expires_at', '>', filter.now);
+    if (filter.status === 'expired') {
+      q = q.where((eb) =>
+        eb.or([
+          eb('status', '=', 'expired'),
+          eb.and([eb('status', '=', 'open'), eb('expires_at', '<=', filter.now)]),
+        ]),
+      );
+    }
+    if (filter.status === 'closed') q = q.where('status', '=', 'closed');
+    if (filter.before) q = q.where('id', '<', filter.before);
+    const rows = await q.orderBy('id', 'desc').limit(filter.limit).execute();
+    return this.withParticipants(rows);
+  }
+
+  async update(
+    id: string,
+    changes: Partial<Pick<Session, 'expiresAt' | 'ttlSeconds' | 'record' | 'metadata'>>,
+    now: number,
+  ): Promise<void> {
+    await this.db
+      .updateTable('sessions')
+      .set({
+        ...(changes.expiresAt !== undefined ? { expires_at: changes.expiresAt } : {}),
+        ...(changes.ttlSeconds !== undefined ? { ttl_seconds: changes.ttlSeconds } : {}),
+        ...(changes.record !== undefined ? { record: changes.record ? 1 : 0 } : {}),
+        ...(changes.metadata !== undefined ? { metadata: JSON.stringify(changes.metadata) } : {}),
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /**
+   * Ends an open session (closed or expired) and releases its participants. Returns the proxy
+   * number ids it held, or undefined when another writer ended it first.
+   */
+  async end(id: string, status: 'closed' | 'expired', now: number): Promise<Set<string> | undefined> {
+    const ended = await this.db
+      .updateTable('sessions')
+      .set({ status, closed_at: now, updated_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'open')
+      .executeTakeFirst();
+    if (ended.numUpdatedRows !== 1n) return undefined;
+    const released = await this.db
+      .updateTable('participants')
+      .set({ active: 0, released_at: now })
+      .where('session_id', '=', id)
+      .where('active', '=', 1)
+      .returning('proxy_number_id')
+      .execute();
+    return new Set(released.map((r) => r.proxy_number_id));
+  }
+
+  /** Takes one participant out of an open session; true when it was still in. */
+  async releaseParticipant(id: string, now: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('participants')
+      .set({ active: 0, released_at: now })
+      .where('id', '=', id)
+      .where('active', '=', 1)
+      .executeTakeFirst();
+    return r.numUpdatedRows === 1n;
+  }
+
+  /** Open sessions past their expiry, oldest first: the sweeper's work list. */
+  async dueForExpiry(now: number, limit: number): Promise<{ id: string; tenantId: string }[]> {
+    const rows = await this.db
+      .selectFrom('sessions')
+      .select(['id', 'tenant_id'])
+      .where('status', '=', 'open')
+      .where('expires_at', '<=', now)
+      .orderBy('expires_at')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id }));
+  }
+
+  /**
+   * What allocation must know of these people: the proxies they hold in open sessions (with each
+   * session's expiry, so stale ones can be expired first) and those released since `since`.
+   */
+  async histories(numbers: readonly string[], since: number): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
+    const rows = await this.db
+      .selectFrom('participants as p')
+      .innerJoin('sessions as s', 's.id', 'p.session_id')
+      .select(['p.number', 'p.proxy_number_id', 'p.session_id', 'p.active', 's.expires_at'])
+      .where('p.number', 'in', numbers)
+      .where((eb) => eb.or([eb('p.active', '=', 1), eb('p.released_at', '>', since)]))
+      .execute();
+    const holdings: Holding[] = [];
+    const cooling: Holding[] = [];
+    for (const r of rows) {
+      const h = { number: r.number, proxyNumberId: r.proxy_number_id, sessionId: r.session_id, expiresAt: r.expires_at };
+      (r.active ? holdings : cooling).push(h);
+    }
+    return { holdings, cooling };
+  }
+
+  private async withParticipants(rows: SessionRow[]): Promise<Session[]> {
+    if (rows.length === 0) return [];
+    const participants = await this.db
+      .selectFrom('participants')
+      .selectAll()
+      .where(
+        'session_id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) =>
+      toSession(
+        r,
+        participants
+          // A session shows its current participants; an ended one, those it had when it ended.
+          .filter((p) => p.session_id === r.id && (p.active === 1 || (r.closed_at !== null && p.released_at === r.closed_at)))
+          .map(toParticipant),
+      ),
+    );
+  }
+}
+
+/** Splits a person's holdings into the ProxyHistory allocation plans with. */
+export function historyOf(number: string, holdings: readonly Holding[], cooling: readonly Holding[]): ProxyHistory {
+  return {
+    held: new Set(holdings.filter((h) => h.number === number).map((h) => h.proxyNumberId)),
+    cooling: new Set(cooling.filter((h) => h.number === number).map((h) => h.proxyNumberId)),
+  };
+}
+
+function toRow(s: Session, fingerprint: string): SessionRow {
+  return {
+    id: s.id,
+    tenant_id: s.tenantId,
+    external_id: s.externalId,
+    fingerprint,
+    mode: s.mode,
+    status: s.status,
+    ttl_mode: s.ttlMode,
+    ttl_seconds: s.ttlSeconds,
+    expires_at: s.expiresAt,
+    record: s.record ? 1 : 0,
+    channels: s.channels.join(','),
+    max_call_seconds: s.maxCallSeconds,
+    geo_match: s.geoMatch,
+    sticky: s.sticky,
+    extension_fallback: s.extensionFallback ? 1 : 0,
+    metadata: JSON.stringify(s.metadata),
+    created_at: s.createdAt,
+    updated_at: s.updatedAt,
+    closed_at: s.closedAt,
+  };
+}
+
+function toSession(r: SessionRow, participants: Participant[]): Session {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    externalId: r.external_id,
+    mode: r.mode as Session['mode'],
+    status: r.status,
+    ttlMode: r.ttl_mode as TtlMode,
+    ttlSeconds: r.ttl_seconds,
+    expiresAt: r.expires_at,
+    record: r.record === 1,
+    channels: r.channels.split(',') as Channel[],
+    maxCallSeconds: r.max_call_seconds,
+    geoMatch: r.geo_match as GeoMatch,
+    sticky: r.sticky as Sticky,
+    extensionFallback: r.extension_fallback === 1,
+    metadata: JSON.parse(r.metadata),
+    participants,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    closedAt: r.closed_at,
+  };
+}
+
+export function toParticipant(r: ParticipantRow): Participant {
+  return {
+    id: r.id,
+    sessionId: r.session_id,
+    number: r.number,
+    label: r.label,
+    proxyNumberId: r.proxy_number_id,
+    proxyNumber: r.proxy_number,
+    revealNumber: r.reveal_number === 1,
+    canInitiate: r.can_initiate === 1,
+    createdAt: r.created_at,
+  };
+}

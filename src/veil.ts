@@ -1,0 +1,80 @@
+import { type Config, generateSecret } from './config.ts';
+import { type Store, openStore } from './store/db.ts';
+import { InteractionLog } from './store/interactions.ts';
+import { NumberRepository } from './store/numbers.ts';
+import { RouteLookup } from './store/route-lookup.ts';
+import { ensureSetting } from './store/settings.ts';
+import type { CarrierAdapter } from './providers/carrier.ts';
+import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
+import { KeyService } from './services/keys.ts';
+import { NumberService } from './services/numbers.ts';
+import { Router } from './services/routing.ts';
+import { SessionService } from './services/sessions.ts';
+
+export interface Logger {
+  error(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+}
+
+/** The core: one store and the services over it, shared by the HTTP server, the CLI and the workers. */
+export interface Veil {
+  config: Config;
+  store: Store;
+  sessions: SessionService;
+  numbers: NumberService;
+  router: Router;
+  keys: KeyService;
+  carriers: Map<string, CarrierAdapter>;
+  interactions: InteractionLog;
+  /** Flushes the interaction log and closes the database. */
+  close(): Promise<void>;
+}
+
+export interface VeilOptions {
+  logger: Logger;
+  clock?: () => number;
+  /** For tests: a PostgreSQL schema to use instead of the default search_path. */
+  schema?: string;
+}
+
+export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
+  const clock = options.clock ?? Date.now;
+  const store = await openStore(config.store, { schema: options.schema });
+  // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.
+  const simSecret = config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));
+  const interactions = new InteractionLog(store, (error, dropped) =>
+    options.logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
+  );
+  const sessions = new SessionService(
+    store,
+    interactions,
+    {
+      ttlSeconds: config.defaultTtlSeconds,
+      defaultCountry: config.defaultCountry,
+      reuseCooldownSeconds: config.reuseCooldownSeconds,
+    },
+    clock,
+  );
+  const router = new Router(
+    new RouteLookup(store.db),
+    new NumberRepository(store.db),
+    interactions,
+    config.outOfSession,
+    clock,
+  );
+  return {
+    config,
+    store,
+    sessions,
+    numbers: new NumberService(store, PROVIDER_NAMES, config.defaultCountry, clock),
+    router,
+    keys: new KeyService(store, clock),
+    carriers: createCarriers(config, simSecret),
+    interactions,
+    async close() {
+      await interactions.close();
+      await store.close();
+    },
+  };
+}
