@@ -61,11 +61,18 @@ export function loadConfig(env: Env = process.env): Config {
     demoPool: boolean(env, 'VEIL_DEMO_POOL', !production),
     publicUrl: publicUrl(env.VEIL_PUBLIC_URL, host, port),
     defaultCountry: optional(env, 'VEIL_DEFAULT_COUNTRY', (v) => {
-      if (!/^[A-Z]{2}$/.test(v)) throw new ConfigError('VEIL_DEFAULT_COUNTRY', 'must be an ISO country code like US');
+      if (!/^[A-Z]{2}$/.test(v))
+        throw new ConfigError('VEIL_DEFAULT_COUNTRY', 'must be an ISO country code like US');
       return v;
     }),
     defaultTtlSeconds: integer(env, 'VEIL_DEFAULT_TTL_SECONDS', DEFAULT_TTL_SECONDS, 1, 31_536_000),
-    reuseCooldownSeconds: integer(env, 'VEIL_REUSE_COOLDOWN_SECONDS', DEFAULT_REUSE_COOLDOWN_SECONDS, 0, 31_536_000),
+    reuseCooldownSeconds: integer(
+      env,
+      'VEIL_REUSE_COOLDOWN_SECONDS',
+      DEFAULT_REUSE_COOLDOWN_SECONDS,
+      0,
+      31_536_000,
+    ),
     outOfSession: outOfSession(env.VEIL_OUT_OF_SESSION),
     twilio,
     simWebhookSecret: env.SIM_WEBHOOK_SECRET || undefined,
@@ -118,7 +125,10 @@ function twilioConfig(env: Env): Config['twilio'] {
   const authToken = env.TWILIO_AUTH_TOKEN;
   if (!accountSid && !authToken) return undefined;
   if (!accountSid || !/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
-    throw new ConfigError('TWILIO_ACCOUNT_SID', 'must be AC followed by 32 hex digits when TWILIO_AUTH_TOKEN is set');
+    throw new ConfigError(
+      'TWILIO_ACCOUNT_SID',
+      'must be AC followed by 32 hex digits when TWILIO_AUTH_TOKEN is set',
+    );
   }
   if (!authToken) throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when TWILIO_ACCOUNT_SID is set');
   return { accountSid, authToken };
@@ -154,7 +164,8 @@ function boolean(env: Env, key: string, fallback: boolean): boolean {
 function oneOf<T extends string>(env: Env, key: string, values: readonly T[], fallback: T): T {
   return (
     optional(env, key, (v) => {
-      if (!values.includes(v as T)) throw new ConfigError(key, `must be one of ${values.join(', ')}, got "${v}"`);
+      if (!values.includes(v as T))
+        throw new ConfigError(key, `must be one of ${values.join(', ')}, got "${v}"`);
       return v as T;
     }) ?? fallback
   );

@@ -1,5 +1,5 @@
-import type { Veil } from './veil.ts';
 import { DEFAULT_TENANT } from './services/keys.ts';
+import type { Veil } from './veil.ts';
 
 /**
  * The demo pool seeded on an empty database in development: simulator numbers in fictional ranges

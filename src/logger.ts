@@ -6,12 +6,18 @@ import { maskNumbersInText } from './domain/phone.ts';
  * reaches the log in clear, whichever field or message it hides in (`+1415*****02`); the
  * Authorization header is removed outright.
  */
-export function createLogger(level: string, destination: { write(line: string): unknown } = process.stdout): Logger {
+export function createLogger(
+  level: string,
+  destination: { write(line: string): unknown } = process.stdout,
+): Logger {
   return pino(
     {
       level,
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], remove: true },
+      redact: {
+        paths: ['req.headers.authorization', 'headers.authorization', 'authorization'],
+        remove: true,
+      },
     },
     { write: (line: string) => destination.write(maskNumbersInText(line)) },
   );

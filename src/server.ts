@@ -20,7 +20,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const logger = createLogger(config.logLevel);
   const veil = await createVeil(config, { logger });
   if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
-  const developmentKey = !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;
+  const developmentKey =
+    !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;
   if (config.demoPool) {
     const seeded = await seedDemoPool(veil);
     if (seeded > 0) logger.info({ numbers: seeded }, 'seeded the demo pool of simulator numbers');

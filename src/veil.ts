@@ -1,15 +1,15 @@
 import { type Config, generateSecret } from './config.ts';
-import { type Store, openStore } from './store/db.ts';
-import { InteractionLog } from './store/interactions.ts';
-import { NumberRepository } from './store/numbers.ts';
-import { RouteLookup } from './store/route-lookup.ts';
-import { ensureSetting } from './store/settings.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
 import { SessionService } from './services/sessions.ts';
+import { openStore, type Store } from './store/db.ts';
+import { InteractionLog } from './store/interactions.ts';
+import { NumberRepository } from './store/numbers.ts';
+import { RouteLookup } from './store/route-lookup.ts';
+import { ensureSetting } from './store/settings.ts';
 
 export interface Logger {
   error(obj: unknown, msg?: string): void;
@@ -42,7 +42,8 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   const clock = options.clock ?? Date.now;
   const store = await openStore(config.store, { schema: options.schema });
   // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.
-  const simSecret = config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));
+  const simSecret =
+    config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));
   const interactions = new InteractionLog(store, (error, dropped) =>
     options.logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );

@@ -44,7 +44,12 @@ export function interactionOf(
     from: request.from,
     to: request.to,
     target: refused ? null : decision.to,
-    callerId: decision.action === 'connect' ? decision.callerId : decision.action === 'forward' ? decision.from : null,
+    callerId:
+      decision.action === 'connect'
+        ? decision.callerId
+        : decision.action === 'forward'
+          ? decision.from
+          : null,
     action: decision.action,
     reason: refused ? decision.reason : null,
     provider,

@@ -20,7 +20,7 @@ const E164 = /^\+[1-9]\d{6,14}$/;
 export function parsePhone(input: string, field: string, defaultCountry?: string): PhoneNumber {
   const text = typeof input === 'string' ? input.trim() : '';
   if (!text.startsWith('+') && !defaultCountry) {
-    throw new InvalidRequestError(`${field} must be an E.164 number such as +14155550100`, field);
+    throw new InvalidRequestError(`${field} must be an E.164 number: + then country code and number`, field);
   }
   const parsed = parsePhoneNumberFromString(text, defaultCountry as CountryCode | undefined);
   if (!parsed?.isValid() || !parsed.country || !E164.test(parsed.number)) {

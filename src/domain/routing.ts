@@ -79,7 +79,13 @@ function outside(request: RouteRequest, outOfSession: OutOfSession): RouteDecisi
   if (outOfSession.action === 'reject') return { action: 'reject', reason: 'no_session', sessionId: null };
   // The caller reaches the configured line, shown the proxy they dialled: their own number is not passed on.
   if (request.channel === 'sms') {
-    return { action: 'forward', to: outOfSession.to, from: request.to, body: request.body ?? '', sessionId: null };
+    return {
+      action: 'forward',
+      to: outOfSession.to,
+      from: request.to,
+      body: request.body ?? '',
+      sessionId: null,
+    };
   }
   return {
     action: 'connect',

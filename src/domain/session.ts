@@ -114,7 +114,9 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
   if (input.extensionFallback) {
     throw new InvalidRequestError('extensionFallback is not available yet', 'extensionFallback');
   }
-  const participants = input.participants.map((p, i) => normalizeParticipant(p, `participants/${i}`, defaults));
+  const participants = input.participants.map((p, i) =>
+    normalizeParticipant(p, `participants/${i}`, defaults),
+  );
   if (participants.length !== MAX_PARTICIPANTS) {
     throw new InvalidRequestError(`a ${mode} session takes exactly two participants`, 'participants');
   }

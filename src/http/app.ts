@@ -11,6 +11,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { numberRoutes } from './routes/numbers.ts';
 import { routeRoutes } from './routes/route.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { validatorCompiler } from './validation.ts';
 import { webhookRoutes } from './webhooks.ts';
 
 /** Largest request body accepted (a number import of a few thousand entries fits). */
@@ -23,13 +24,17 @@ export async function buildApp(veil: Veil, logger: Logger): Promise<FastifyInsta
     // No info line per request: routing is on the path of every call (DESIGN "The routing hot path").
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
 
   registerErrorHandler(app);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Veil', version: '1', description: 'Number masking: proxy numbers, sessions and call routing' },
+      info: {
+        title: 'Veil',
+        version: '1',
+        description: 'Number masking: proxy numbers, sessions and call routing',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

@@ -18,7 +18,7 @@ export function requireApiKey(app: FastifyInstance, keys: KeyService): void {
   app.decorateRequest('apiKey', null as unknown as ApiKey);
   app.addHook('onRequest', async (request) => {
     const header = request.headers.authorization;
-    if (!header || !header.startsWith('Bearer ')) throw new UnauthorizedError();
+    if (!header?.startsWith('Bearer ')) throw new UnauthorizedError();
     const key = await keys.authenticate(header.slice(7).trim());
     if (!key) throw new UnauthorizedError('the API key is not valid or was revoked');
     const scope = request.routeOptions.config.scope ?? 'admin';

@@ -36,25 +36,41 @@ export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | VeilError, request, reply) => {
     if (error instanceof VeilError) {
       const field = error instanceof InvalidRequestError ? error.field : undefined;
-      return reply.status(STATUS[error.code] ?? 400).send(errorBody(error.code, maskNumbersInText(error.message), field));
+      return reply
+        .status(STATUS[error.code] ?? 400)
+        .send(errorBody(error.code, maskNumbersInText(error.message), field));
     }
     if ('validation' in error && error.validation) {
       const first = error.validation[0];
       const field = first ? validationField(first.instancePath, first.params) : undefined;
       return reply
         .status(400)
-        .send(errorBody('invalid_request', maskNumbersInText(`${error.validationContext ?? 'body'}${field ? `/${field}` : ''} ${first?.message ?? 'is invalid'}`), field));
+        .send(
+          errorBody(
+            'invalid_request',
+            maskNumbersInText(
+              `${error.validationContext ?? 'body'}${field ? `/${field}` : ''} ${first?.message ?? 'is invalid'}`,
+            ),
+            field,
+          ),
+        );
     }
     const code = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (code) return reply.status(STATUS[code] ?? 400).send(errorBody(code, error.message));
     if (error.statusCode && error.statusCode < 500) {
-      return reply.status(error.statusCode).send(errorBody('invalid_request', maskNumbersInText(error.message)));
+      return reply
+        .status(error.statusCode)
+        .send(errorBody('invalid_request', maskNumbersInText(error.message)));
     }
     request.log.error({ err: error }, 'request failed');
     return reply.status(500).send(errorBody('internal', 'internal error'));
   });
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send(errorBody('not_found', maskNumbersInText(`no route ${request.method} ${request.url.split('?')[0]}`)));
+    reply
+      .status(404)
+      .send(
+        errorBody('not_found', maskNumbersInText(`no route ${request.method} ${request.url.split('?')[0]}`)),
+      );
   });
 }
 

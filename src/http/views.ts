@@ -80,5 +80,11 @@ export function interactionView(i: Interaction) {
 }
 
 export function keyView(k: ApiKey) {
-  return { id: k.id, name: k.name, scopes: k.scopes, createdAt: iso(k.createdAt), revokedAt: isoOrNull(k.revokedAt) };
+  return {
+    id: k.id,
+    name: k.name,
+    scopes: k.scopes,
+    createdAt: iso(k.createdAt),
+    revokedAt: isoOrNull(k.revokedAt),
+  };
 }

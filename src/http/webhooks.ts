@@ -19,10 +19,14 @@ declare module 'fastify' {
 export async function webhookRoutes(app: FastifyInstance, { veil }: { veil: Veil }): Promise<void> {
   // Keep the raw body: signatures are computed over it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
-    request.rawBody = body as string;
-    done(null, { ...parseForm(body as string) });
-  });
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    (request, body, done) => {
+      request.rawBody = body as string;
+      done(null, { ...parseForm(body as string) });
+    },
+  );
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     try {
@@ -48,7 +52,8 @@ export async function webhookRoutes(app: FastifyInstance, { veil }: { veil: Veil
     });
     app.post(`${base}/status`, verified, async (request, reply) => {
       const report = carrier.status(params(request));
-      if (report) await veil.router.status(carrier.name, report.providerCallId, report.status, report.durationSeconds);
+      if (report)
+        await veil.router.status(carrier.name, report.providerCallId, report.status, report.durationSeconds);
       return send(reply, carrier.acknowledge());
     });
   }
@@ -65,7 +70,10 @@ function verifier(carrier: CarrierAdapter, publicUrl: string) {
         params: params(request),
       });
     if (!ok) {
-      request.log.warn({ provider: carrier.name, path: request.url.split('?')[0] }, 'webhook signature refused');
+      request.log.warn(
+        { provider: carrier.name, path: request.url.split('?')[0] },
+        'webhook signature refused',
+      );
       return reply.status(403).send(errorBody('forbidden', `invalid or missing ${carrier.name} signature`));
     }
   };

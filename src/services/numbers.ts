@@ -1,12 +1,7 @@
 import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import { parsePhone } from '../domain/phone.ts';
-import {
-  assertStatusChange,
-  type NumberStatus,
-  type PoolNumber,
-  retirementStatus,
-} from '../domain/pool.ts';
+import { assertStatusChange, type NumberStatus, type PoolNumber, retirementStatus } from '../domain/pool.ts';
 import { CHANNELS, type Channel } from '../domain/session.ts';
 import { asUniqueViolation, type Db, inTransaction, type Store } from '../store/db.ts';
 import { NumberRepository } from '../store/numbers.ts';
@@ -47,10 +42,13 @@ export class NumberService {
   /** Adds all the numbers or none: a duplicate or a bad entry names its index and adds nothing. */
   async import(tenantId: string, inputs: NumberInput[], fieldPrefix = ''): Promise<PoolNumber[]> {
     const now = this.clock();
-    const numbers = inputs.map((input, i) => this.build(tenantId, input, fieldPrefix ? `${fieldPrefix}${i}/` : '', now));
+    const numbers = inputs.map((input, i) =>
+      this.build(tenantId, input, fieldPrefix ? `${fieldPrefix}${i}/` : '', now),
+    );
     const seen = new Set<string>();
     for (const [i, n] of numbers.entries()) {
-      if (seen.has(n.number)) throw new InvalidRequestError('the same number appears twice', `${fieldPrefix}${i}/number`);
+      if (seen.has(n.number))
+        throw new InvalidRequestError('the same number appears twice', `${fieldPrefix}${i}/number`);
       seen.add(n.number);
     }
     return inTransaction(this.store, async (trx) => {
@@ -83,7 +81,10 @@ export class NumberService {
   private build(tenantId: string, input: NumberInput, field: string, now: number): PoolNumber {
     const phone = parsePhone(input.number, `${field}number`, this.defaultCountry);
     if (!this.providers.includes(input.provider)) {
-      throw new InvalidRequestError(`provider must be one of ${this.providers.join(', ')}`, `${field}provider`);
+      throw new InvalidRequestError(
+        `provider must be one of ${this.providers.join(', ')}`,
+        `${field}provider`,
+      );
     }
     return {
       id: newId('num', now),
@@ -136,7 +137,9 @@ export class NumberService {
         tags: changes.tags ?? n.tags,
         maxSessions: changes.maxSessions === undefined ? n.maxSessions : changes.maxSessions,
         region: changes.region ?? n.region,
-        capabilities: changes.capabilities ? capabilities(changes.capabilities, 'capabilities') : n.capabilities,
+        capabilities: changes.capabilities
+          ? capabilities(changes.capabilities, 'capabilities')
+          : n.capabilities,
         status,
       };
     });
@@ -144,7 +147,9 @@ export class NumberService {
 
   /** Drains then retires: no new sessions now; it retires when the last open session on it ends. */
   async retire(tenantId: string, id: string): Promise<PoolNumber> {
-    return this.change(tenantId, id, (n) => (n.status === 'retired' ? n : { ...n, status: retirementStatus(n.load) }));
+    return this.change(tenantId, id, (n) =>
+      n.status === 'retired' ? n : { ...n, status: retirementStatus(n.load) },
+    );
   }
 
   private change(tenantId: string, id: string, apply: (n: PoolNumber) => PoolNumber): Promise<PoolNumber> {

@@ -34,9 +34,16 @@ export class Router {
     }
     const decision = decideRoute(request, participation, now, this.outOfSession);
     const tenantId =
-      participation?.tenantId ?? context.tenantId ?? (await this.numbers.findByNumber(request.to))?.tenantId ?? null;
+      participation?.tenantId ??
+      context.tenantId ??
+      (await this.numbers.findByNumber(request.to))?.tenantId ??
+      null;
     let slide: Slide | undefined;
-    if (participation?.ttlMode === 'sliding' && participation.ttlSeconds !== null && decision.action !== 'reject') {
+    if (
+      participation?.ttlMode === 'sliding' &&
+      participation.ttlSeconds !== null &&
+      decision.action !== 'reject'
+    ) {
       slide = { sessionId: participation.sessionId, expiresAt: now + participation.ttlSeconds * 1000 };
     }
     this.log.record(
@@ -55,7 +62,12 @@ export class Router {
   }
 
   /** Applies a carrier's call or message status to the interaction it belongs to. */
-  status(provider: string, providerCallId: string, status: string, durationSeconds: number | null): Promise<boolean> {
+  status(
+    provider: string,
+    providerCallId: string,
+    status: string,
+    durationSeconds: number | null,
+  ): Promise<boolean> {
     return this.log.updateStatus(provider, providerCallId, status, durationSeconds, this.clock());
   }
 }

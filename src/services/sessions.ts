@@ -62,7 +62,9 @@ export class SessionService {
         const existing = await sessions.findOpenByExternalId(tenantId, request.externalId);
         if (existing && existing.session.expiresAt > now) {
           if (existing.fingerprint !== request.fingerprint) {
-            throw new ConflictError(`an open session with externalId ${request.externalId} has a different request`);
+            throw new ConflictError(
+              `an open session with externalId ${request.externalId} has a different request`,
+            );
           }
           return { session: existing.session, created: false };
         }
@@ -130,7 +132,12 @@ export class SessionService {
         throw new InvalidRequestError('a sliding session is renewed with ttlSeconds', 'ttlSeconds');
       }
       const update = {
-        ...(life ? { expiresAt: life.expiresAt, ...(life.ttlSeconds !== null ? { ttlSeconds: life.ttlSeconds } : {}) } : {}),
+        ...(life
+          ? {
+              expiresAt: life.expiresAt,
+              ...(life.ttlSeconds !== null ? { ttlSeconds: life.ttlSeconds } : {}),
+            }
+          : {}),
         ...(changes.record !== undefined ? { record: changes.record } : {}),
         ...(changes.metadata !== undefined ? { metadata: changes.metadata } : {}),
       };
@@ -231,7 +238,12 @@ export class SessionService {
  * Ends an open session as closed or expired: participants released, numbers' load given back, the
  * event written. False when another writer ended it first (then nothing is done twice).
  */
-async function endSession(trx: Db, session: Session, status: 'closed' | 'expired', now: number): Promise<boolean> {
+async function endSession(
+  trx: Db,
+  session: Session,
+  status: 'closed' | 'expired',
+  now: number,
+): Promise<boolean> {
   const held = await new SessionRepository(trx).end(session.id, status, now);
   if (!held) return false;
   await new NumberRepository(trx).release(held, now);
@@ -271,14 +283,17 @@ class Allocator {
     const shared = this.session.mode === 'shared';
     const existing = this.session.participants[0];
     // A shared session has one proxy for life: a newcomer gets the one the session already has.
-    const fixed = shared && existing ? { id: existing.proxyNumberId, number: existing.proxyNumber } : undefined;
+    const fixed =
+      shared && existing ? { id: existing.proxyNumberId, number: existing.proxyNumber } : undefined;
     const sharedPick =
       fixed ?? (shared ? await this.pick(requests, holdings, cooling, held, 'the participants') : undefined);
     const participants: Participant[] = [];
     for (const [i, request] of requests.entries()) {
       const proxy = sharedPick ?? (await this.pick([request], holdings, cooling, held, `participants/${i}`));
       if (fixed && holdings.some((h) => h.number === request.phone.e164 && h.proxyNumberId === fixed.id)) {
-        throw new ConflictError('the new participant already holds this shared session’s proxy in another session');
+        throw new ConflictError(
+          'the new participant already holds this shared session’s proxy in another session',
+        );
       }
       const participant: Participant = {
         id: newId('par', this.now),
@@ -300,7 +315,10 @@ class Allocator {
 
   /** The people's holdings after expiring their stale sessions; those sessions' proxies now cool down. */
   private async histories(people: string[]): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
-    const { holdings, cooling } = await this.sessions.histories(people, this.now - this.cooldownSeconds * 1000);
+    const { holdings, cooling } = await this.sessions.histories(
+      people,
+      this.now - this.cooldownSeconds * 1000,
+    );
     const stale = holdings.filter((h) => h.expiresAt <= this.now);
     for (const sessionId of new Set(stale.map((h) => h.sessionId))) {
       const session = await this.sessions.get(this.tenantId, sessionId);

@@ -97,7 +97,11 @@ export function isRetryable(error: unknown): boolean {
 }
 
 /** Runs `work` in a transaction, again from the start (up to `attempts` times) when a retryable error ends it. */
-export async function inTransaction<T>(store: Store, work: (trx: Db) => Promise<T>, attempts = 20): Promise<T> {
+export async function inTransaction<T>(
+  store: Store,
+  work: (trx: Db) => Promise<T>,
+  attempts = 20,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await store.db.transaction().execute(work);

@@ -16,6 +16,12 @@ export async function appendEvent(
 ): Promise<void> {
   await db
     .insertInto('events')
-    .values({ id: newId('evt', now), tenant_id: tenantId, type, payload: JSON.stringify(payload), created_at: now })
+    .values({
+      id: newId('evt', now),
+      tenant_id: tenantId,
+      type,
+      payload: JSON.stringify(payload),
+      created_at: now,
+    })
     .execute();
 }

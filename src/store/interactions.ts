@@ -36,7 +36,8 @@ export class InteractionLog {
 
   record(interaction: Interaction, slide?: Slide): void {
     this.pending.push(toRow(interaction));
-    if (slide) this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
+    if (slide)
+      this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
     if (this.pending.length >= MAX_BATCH) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), MAX_DELAY_MS);
   }
@@ -130,7 +131,6 @@ export class InteractionLog {
     this.timer = undefined;
   }
 }
-
 
 function toRow(i: Interaction): InteractionRow {
   return {

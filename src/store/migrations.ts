@@ -87,8 +87,16 @@ const migrations: Record<string, Migration> = {
         .columns(['tenant_id', 'external_id'])
         .where(sql.ref('status'), '=', 'open')
         .execute();
-      await db.schema.createIndex('sessions_tenant_list').on('sessions').columns(['tenant_id', 'id']).execute();
-      await db.schema.createIndex('sessions_open_expiry').on('sessions').columns(['status', 'expires_at']).execute();
+      await db.schema
+        .createIndex('sessions_tenant_list')
+        .on('sessions')
+        .columns(['tenant_id', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('sessions_open_expiry')
+        .on('sessions')
+        .columns(['status', 'expires_at'])
+        .execute();
 
       await db.schema
         .createTable('participants')
@@ -139,7 +147,11 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('interactions_session').on('interactions').columns(['session_id', 'id']).execute();
+      await db.schema
+        .createIndex('interactions_session')
+        .on('interactions')
+        .columns(['session_id', 'id'])
+        .execute();
       await db.schema
         .createIndex('interactions_provider_call')
         .on('interactions')

@@ -41,7 +41,11 @@ export class NumberRepository {
   }
 
   async findByNumber(number: string): Promise<PoolNumber | undefined> {
-    const row = await this.db.selectFrom('numbers').selectAll().where('number', '=', number).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('numbers')
+      .selectAll()
+      .where('number', '=', number)
+      .executeTakeFirst();
     return row && toNumber(row);
   }
 

@@ -1,6 +1,14 @@
 import type { Selectable } from 'kysely';
 import type { ProxyHistory } from '../domain/allocation.ts';
-import type { Channel, GeoMatch, Participant, Session, SessionStatus, Sticky, TtlMode } from '../domain/session.ts';
+import type {
+  Channel,
+  GeoMatch,
+  Participant,
+  Session,
+  SessionStatus,
+  Sticky,
+  TtlMode,
+} from '../domain/session.ts';
 import type { Db } from './db.ts';
 import type { Schema } from './schema.ts';
 
@@ -167,7 +175,10 @@ export class SessionRepository {
    * What allocation must know of these people: the proxies they hold in open sessions (with each
    * session's expiry, so stale ones can be expired first) and those released since `since`.
    */
-  async histories(numbers: readonly string[], since: number): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
+  async histories(
+    numbers: readonly string[],
+    since: number,
+  ): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
     const rows = await this.db
       .selectFrom('participants as p')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
@@ -178,7 +189,12 @@ export class SessionRepository {
     const holdings: Holding[] = [];
     const cooling: Holding[] = [];
     for (const r of rows) {
-      const h = { number: r.number, proxyNumberId: r.proxy_number_id, sessionId: r.session_id, expiresAt: r.expires_at };
+      const h = {
+        number: r.number,
+        proxyNumberId: r.proxy_number_id,
+        sessionId: r.session_id,
+        expiresAt: r.expires_at,
+      };
       (r.active ? holdings : cooling).push(h);
     }
     return { holdings, cooling };
@@ -202,7 +218,11 @@ export class SessionRepository {
         r,
         participants
           // A session shows its current participants; an ended one, those it had when it ended.
-          .filter((p) => p.session_id === r.id && (p.active === 1 || (r.closed_at !== null && p.released_at === r.closed_at)))
+          .filter(
+            (p) =>
+              p.session_id === r.id &&
+              (p.active === 1 || (r.closed_at !== null && p.released_at === r.closed_at)),
+          )
           .map(toParticipant),
       ),
     );
@@ -210,7 +230,11 @@ export class SessionRepository {
 }
 
 /** Splits a person's holdings into the ProxyHistory allocation plans with. */
-export function historyOf(number: string, holdings: readonly Holding[], cooling: readonly Holding[]): ProxyHistory {
+export function historyOf(
+  number: string,
+  holdings: readonly Holding[],
+  cooling: readonly Holding[],
+): ProxyHistory {
   return {
     held: new Set(holdings.filter((h) => h.number === number).map((h) => h.proxyNumberId)),
     cooling: new Set(cooling.filter((h) => h.number === number).map((h) => h.proxyNumberId)),

@@ -15,19 +15,34 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, 
       schema: {
         tags,
         body: KeyBody,
-        response: withErrors({ 201: Type.Object({ ...ApiKey.properties, key: Type.String({ description: 'shown once' }) }) }),
+        response: withErrors({
+          201: Type.Object({ ...ApiKey.properties, key: Type.String({ description: 'shown once' }) }),
+        }),
       },
       config,
     },
     async (request, reply) => {
-      const { key, secret } = await veil.keys.create(request.apiKey.tenantId, request.body.name, request.body.scopes);
+      const { key, secret } = await veil.keys.create(
+        request.apiKey.tenantId,
+        request.body.name,
+        request.body.scopes,
+      );
       return reply.status(201).send({ ...keyView(key), key: secret });
     },
   );
   app.get(
     '/keys',
-    { schema: { tags, response: withErrors({ 200: Type.Object({ data: Type.Array(ApiKey), nextCursor: Type.Null() }) }) }, config },
-    async (request) => ({ data: (await veil.keys.list(request.apiKey.tenantId)).map(keyView), nextCursor: null }),
+    {
+      schema: {
+        tags,
+        response: withErrors({ 200: Type.Object({ data: Type.Array(ApiKey), nextCursor: Type.Null() }) }),
+      },
+      config,
+    },
+    async (request) => ({
+      data: (await veil.keys.list(request.apiKey.tenantId)).map(keyView),
+      nextCursor: null,
+    }),
   );
   app.delete(
     '/keys/:id',

@@ -17,7 +17,10 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
   const tags = ['numbers'];
   app.post(
     '/numbers',
-    { schema: { tags, body: NumberBody, response: withErrors({ 201: PoolNumber }) }, config: { scope: 'admin' } },
+    {
+      schema: { tags, body: NumberBody, response: withErrors({ 201: PoolNumber }) },
+      config: { scope: 'admin' },
+    },
     async (request, reply) => {
       const n = await veil.numbers.add(request.apiKey.tenantId, request.body);
       return reply.status(201).send(numberView(n));
@@ -43,7 +46,10 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
 
   app.get(
     '/numbers',
-    { schema: { tags, querystring: NumberQuery, response: withErrors({ 200: page(PoolNumber) }) }, config: { scope: 'read' } },
+    {
+      schema: { tags, querystring: NumberQuery, response: withErrors({ 200: page(PoolNumber) }) },
+      config: { scope: 'read' },
+    },
     async (request) => {
       const { limit = 50, ...query } = request.query;
       const result = await veil.numbers.list(request.apiKey.tenantId, { ...query, limit });
@@ -53,14 +59,21 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
 
   app.get(
     '/numbers/:id',
-    { schema: { tags, params: IdParams, response: withErrors({ 200: PoolNumber }) }, config: { scope: 'read' } },
+    {
+      schema: { tags, params: IdParams, response: withErrors({ 200: PoolNumber }) },
+      config: { scope: 'read' },
+    },
     async (request) => numberView(await veil.numbers.get(request.apiKey.tenantId, request.params.id)),
   );
 
   app.patch(
     '/numbers/:id',
-    { schema: { tags, params: IdParams, body: NumberPatch, response: withErrors({ 200: PoolNumber }) }, config: { scope: 'admin' } },
-    async (request) => numberView(await veil.numbers.update(request.apiKey.tenantId, request.params.id, request.body)),
+    {
+      schema: { tags, params: IdParams, body: NumberPatch, response: withErrors({ 200: PoolNumber }) },
+      config: { scope: 'admin' },
+    },
+    async (request) =>
+      numberView(await veil.numbers.update(request.apiKey.tenantId, request.params.id, request.body)),
   );
 
   app.delete(

@@ -40,7 +40,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
 
   app.get(
     '/sessions',
-    { schema: { tags, querystring: SessionQuery, response: withErrors({ 200: page(Session) }) }, config: { scope: 'read' } },
+    {
+      schema: { tags, querystring: SessionQuery, response: withErrors({ 200: page(Session) }) },
+      config: { scope: 'read' },
+    },
     async (request) => {
       const { limit = 50, ...query } = request.query;
       const result = await veil.sessions.list(request.apiKey.tenantId, { ...query, limit });
@@ -73,7 +76,12 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
   app.delete(
     '/sessions/:id',
     {
-      schema: { tags, summary: 'Close; proxies are released at once', params: IdParams, response: withErrors({ 200: Session }) },
+      schema: {
+        tags,
+        summary: 'Close; proxies are released at once',
+        params: IdParams,
+        response: withErrors({ 200: Session }),
+      },
       config,
     },
     async (request) => sessionView(await veil.sessions.close(request.apiKey.tenantId, request.params.id)),
@@ -103,12 +111,20 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
   app.get(
     '/sessions/:id/interactions',
     {
-      schema: { tags, params: IdParams, querystring: PageQuery, response: withErrors({ 200: page(Interaction) }) },
+      schema: {
+        tags,
+        params: IdParams,
+        querystring: PageQuery,
+        response: withErrors({ 200: page(Interaction) }),
+      },
       config: { scope: 'read' },
     },
     async (request) => {
       const { limit = 50, cursor } = request.query;
-      const result = await veil.sessions.interactions(request.apiKey.tenantId, request.params.id, { cursor, limit });
+      const result = await veil.sessions.interactions(request.apiKey.tenantId, request.params.id, {
+        cursor,
+        limit,
+      });
       return { data: result.data.map(interactionView), nextCursor: result.nextCursor };
     },
   );

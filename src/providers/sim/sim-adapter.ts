@@ -1,6 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { RouteDecision } from '../../domain/routing.ts';
-import { type CarrierAdapter, field, type Inbound, seconds, type StatusReport, type WebhookReply } from '../carrier.ts';
+import {
+  type CarrierAdapter,
+  field,
+  type Inbound,
+  type StatusReport,
+  seconds,
+  type WebhookReply,
+} from '../carrier.ts';
 
 export const SIGNATURE_HEADER = 'x-sim-signature';
 export const TIMESTAMP_HEADER = 'x-sim-timestamp';
@@ -37,7 +44,8 @@ export class SimAdapter implements CarrierAdapter {
     const signature = request.headers[SIGNATURE_HEADER];
     const timestamp = request.headers[TIMESTAMP_HEADER];
     if (signature === undefined && timestamp === undefined) return this.allowUnsigned;
-    if (typeof signature !== 'string' || typeof timestamp !== 'string' || !/^\d+$/.test(timestamp)) return false;
+    if (typeof signature !== 'string' || typeof timestamp !== 'string' || !/^\d+$/.test(timestamp))
+      return false;
     if (Math.abs(this.clock() / 1000 - Number(timestamp)) > MAX_SKEW_SECONDS) return false;
     const expected = Buffer.from(simSignature(this.secret, timestamp, request.rawBody));
     const given = Buffer.from(signature);
@@ -53,7 +61,12 @@ export class SimAdapter implements CarrierAdapter {
 
   sms(params: Record<string, unknown>): Inbound {
     return {
-      request: { from: field(params, 'from'), to: field(params, 'to'), channel: 'sms', body: field(params, 'body') },
+      request: {
+        from: field(params, 'from'),
+        to: field(params, 'to'),
+        channel: 'sms',
+        body: field(params, 'body'),
+      },
       providerCallId: field(params, 'callId') || undefined,
     };
   }
@@ -61,7 +74,9 @@ export class SimAdapter implements CarrierAdapter {
   status(params: Record<string, unknown>): StatusReport | undefined {
     const callId = field(params, 'callId');
     const status = field(params, 'status');
-    return callId && status ? { providerCallId: callId, status, durationSeconds: seconds(params, 'durationSeconds') } : undefined;
+    return callId && status
+      ? { providerCallId: callId, status, durationSeconds: seconds(params, 'durationSeconds') }
+      : undefined;
   }
 
   renderVoice(decision: RouteDecision): WebhookReply {

@@ -1,6 +1,13 @@
 import twilio from 'twilio';
 import type { RouteDecision } from '../../domain/routing.ts';
-import { type CarrierAdapter, field, type Inbound, seconds, type StatusReport, type WebhookReply } from '../carrier.ts';
+import {
+  type CarrierAdapter,
+  field,
+  type Inbound,
+  type StatusReport,
+  seconds,
+  type WebhookReply,
+} from '../carrier.ts';
 
 const TWIML = 'text/xml';
 /** Spoken to a caller with no session on the number (a stranger, or a session that ended). */
@@ -16,7 +23,11 @@ export class TwilioAdapter implements CarrierAdapter {
 
   constructor(private readonly authToken: string) {}
 
-  verify(request: { url: string; headers: Record<string, string | string[] | undefined>; params: Record<string, unknown> }): boolean {
+  verify(request: {
+    url: string;
+    headers: Record<string, string | string[] | undefined>;
+    params: Record<string, unknown>;
+  }): boolean {
     const signature = request.headers['x-twilio-signature'];
     if (typeof signature !== 'string' || signature === '') return false;
     return twilio.validateRequest(this.authToken, signature, request.url, request.params);
@@ -31,7 +42,12 @@ export class TwilioAdapter implements CarrierAdapter {
 
   sms(params: Record<string, unknown>): Inbound {
     return {
-      request: { from: field(params, 'From'), to: field(params, 'To'), channel: 'sms', body: field(params, 'Body') },
+      request: {
+        from: field(params, 'From'),
+        to: field(params, 'To'),
+        channel: 'sms',
+        body: field(params, 'Body'),
+      },
       providerCallId: field(params, 'MessageSid') || field(params, 'SmsSid') || undefined,
     };
   }
@@ -40,7 +56,9 @@ export class TwilioAdapter implements CarrierAdapter {
     const callSid = field(params, 'CallSid');
     if (callSid) {
       const status = field(params, 'CallStatus');
-      return status ? { providerCallId: callSid, status, durationSeconds: seconds(params, 'CallDuration') } : undefined;
+      return status
+        ? { providerCallId: callSid, status, durationSeconds: seconds(params, 'CallDuration') }
+        : undefined;
     }
     const messageSid = field(params, 'MessageSid') || field(params, 'SmsSid');
     const status = field(params, 'MessageStatus') || field(params, 'SmsStatus');
@@ -66,7 +84,8 @@ export class TwilioAdapter implements CarrierAdapter {
   renderSms(decision: RouteDecision): WebhookReply {
     const response = new twilio.twiml.MessagingResponse();
     // A refused text gets no reply at all: nothing tells a stranger what the number is.
-    if (decision.action === 'forward') response.message({ to: decision.to, from: decision.from }, decision.body);
+    if (decision.action === 'forward')
+      response.message({ to: decision.to, from: decision.from }, decision.body);
     return { contentType: TWIML, body: response.toString() };
   }
 

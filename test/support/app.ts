@@ -1,0 +1,77 @@
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { buildApp } from '../../src/http/app.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createVeil, type Veil } from '../../src/veil.ts';
+import type { TestStore } from './stores.ts';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+export const TWILIO_TOKEN = 'twilio-test-auth-token-0123456789';
+export const TWILIO_SID = `AC${'0'.repeat(32)}`;
+export const SIM_SECRET = 'sim-test-secret';
+export const PUBLIC_URL = 'https://veil.example.test';
+
+/** A clock tests can move. */
+export class TestClock {
+  constructor(public now = Date.parse('2026-01-01T00:00:00Z')) {}
+  advance(seconds: number): void {
+    this.now += seconds * 1000;
+  }
+  read = () => this.now;
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  veil: Veil;
+  clock: TestClock;
+  /** Log lines written while the app ran (already masked, as they would reach stdout). */
+  logs: string[];
+  /** app.inject with the admin key and JSON body. */
+  api(
+    method: InjectOptions['method'],
+    url: string,
+    body?: unknown,
+    key?: string,
+  ): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+/** The whole HTTP app over a test store, configured as an operator would through the environment. */
+export async function testApp(store: TestStore, env: Record<string, string> = {}): Promise<TestApp> {
+  const config: Config = {
+    ...loadConfig({
+      NODE_ENV: 'production',
+      VEIL_API_KEY: ADMIN_KEY,
+      VEIL_PUBLIC_URL: PUBLIC_URL,
+      TWILIO_ACCOUNT_SID: TWILIO_SID,
+      TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+      SIM_WEBHOOK_SECRET: SIM_SECRET,
+      LOG_LEVEL: 'info',
+      ...env,
+    }),
+    store: store.config,
+  };
+  const logs: string[] = [];
+  const logger = createLogger(config.logLevel, { write: (line: string) => logs.push(line) });
+  const clock = new TestClock();
+  const veil = await createVeil(config, { logger, clock: clock.read, schema: store.schema });
+  await veil.keys.ensureBootstrap(ADMIN_KEY);
+  const app = await buildApp(veil, logger);
+  return {
+    app,
+    veil,
+    clock,
+    logs,
+    api: (method, url, body, key = ADMIN_KEY) =>
+      app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${key}` },
+        ...(body === undefined ? {} : { payload: body as InjectOptions['payload'] }),
+      }),
+    async close() {
+      await app.close();
+      await veil.close();
+    },
+  };
+}
