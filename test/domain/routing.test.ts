@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decideRoute, type Participation } from '../../src/domain/routing.ts';
+
+const NOW = 1_000_000;
+const participation: Participation = {
+  participantId: 'p1',
+  sessionId: 's1',
+  tenantId: 't',
+  expiresAt: NOW + 1,
+  record: true,
+  channels: ['voice', 'sms'],
+  maxCallSeconds: 600,
+  canInitiate: true,
+  revealNumber: false,
+  number: '+14155550123',
+  other: { participantId: 'p2', number: '+14155550187', proxyNumber: '+14155550151' },
+};
+const call = { from: '+14155550123', to: '+14155550150', channel: 'voice' as const };
+const reject = { action: 'reject' as const };
+
+describe('decideRoute', () => {
+  it('connects to the other participant, showing the proxy they know', () => {
+    assert.deepEqual(decideRoute(call, participation, NOW, reject), {
+      action: 'connect',
+      to: '+14155550187',
+      callerId: '+14155550151',
+      sessionId: 's1',
+      record: true,
+      maxCallSeconds: 600,
+    });
+  });
+
+  it('refuses without a participation, or once it has expired, unless a fallback is configured', () => {
+    const refused = { action: 'reject', reason: 'no_session', sessionId: null };
+    assert.deepEqual(decideRoute(call, undefined, NOW, reject), refused);
+    assert.deepEqual(decideRoute(call, { ...participation, expiresAt: NOW }, NOW, reject), refused);
+    const forwarded = decideRoute(call, undefined, NOW, { action: 'forward', to: '+14155550000' });
+    assert.deepEqual(forwarded, {
+      action: 'connect',
+      to: '+14155550000',
+      callerId: '+14155550150',
+      sessionId: null,
+      record: false,
+      maxCallSeconds: null,
+    });
+  });
+
+  it('refuses a channel the session does not relay, a participant who may not initiate, and a lone participant', () => {
+    const sms = { ...call, channel: 'sms' as const, body: 'hi' };
+    assert.equal(decideRoute(sms, { ...participation, channels: ['voice'] }, NOW, reject).action, 'reject');
+    const cases: [Participation, string][] = [
+      [{ ...participation, canInitiate: false }, 'not_allowed'],
+      [{ ...participation, other: null }, 'no_counterpart'],
+    ];
+    for (const [p, reason] of cases) {
+      assert.deepEqual(decideRoute(call, p, NOW, reject), { action: 'reject', reason, sessionId: 's1' });
+    }
+  });
+
+  it('forwards texts, and shows the real number of a participant who reveals it', () => {
+    const sms = { ...call, channel: 'sms' as const, body: 'hi' };
+    assert.deepEqual(decideRoute(sms, { ...participation, revealNumber: true }, NOW, reject), {
+      action: 'forward',
+      to: '+14155550187',
+      from: '+14155550123',
+      body: 'hi',
+      sessionId: 's1',
+    });
+  });
+});
