@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { isSupportedCountry } from 'libphonenumber-js';
 import type { OutOfSession } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
 
@@ -61,8 +62,9 @@ export function loadConfig(env: Env = process.env): Config {
     demoPool: boolean(env, 'VEIL_DEMO_POOL', !production),
     publicUrl: publicUrl(env.VEIL_PUBLIC_URL, host, port),
     defaultCountry: optional(env, 'VEIL_DEFAULT_COUNTRY', (v) => {
-      if (!/^[A-Z]{2}$/.test(v))
-        throw new ConfigError('VEIL_DEFAULT_COUNTRY', 'must be an ISO country code like US');
+      if (!/^[A-Z]{2}$/.test(v) || !isSupportedCountry(v)) {
+        throw new ConfigError('VEIL_DEFAULT_COUNTRY', `must be an ISO country code like US, got "${v}"`);
+      }
       return v;
     }),
     defaultTtlSeconds: integer(env, 'VEIL_DEFAULT_TTL_SECONDS', DEFAULT_TTL_SECONDS, 1, 31_536_000),
@@ -98,8 +100,14 @@ function storeConfig(url: string | undefined): StoreConfig {
   return { dialect: 'sqlite', file: file === ':memory:' ? file : resolve(file) };
 }
 
+/** The URL at which this host is reached locally: wildcard addresses become loopback, IPv6 is bracketed. */
+export function localUrl(host: string, port: number): string {
+  const callable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${callable.includes(':') ? `[${callable}]` : callable}:${port}`;
+}
+
 function publicUrl(value: string | undefined, host: string, port: number): string {
-  const fallback = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  const fallback = localUrl(host, port);
   if (!value) return fallback;
   let url: URL;
   try {

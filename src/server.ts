@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from './config.ts';
+import { type Config, localUrl } from './config.ts';
 import { seedDemoPool } from './demo.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
@@ -31,7 +31,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  const url = localUrl(config.host, port);
   let stopping: Promise<void> | undefined;
   return {
     app,

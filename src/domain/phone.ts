@@ -40,22 +40,30 @@ export function isE164(text: string): boolean {
   return E164.test(text);
 }
 
-/** How a real number appears in logs and messages: `+1415*****02`. */
-export function maskNumber(e164: string): string {
-  if (e164.length < 8) return '*'.repeat(e164.length);
-  const head = e164.startsWith('+') ? 5 : 4;
-  return e164.slice(0, head) + '*'.repeat(e164.length - head - 2) + e164.slice(-2);
+/**
+ * How a real number appears in logs and messages: `+1415*****02`. At least half the digits are
+ * hidden, however short the number.
+ */
+export function maskNumber(number: string): string {
+  const plus = number.startsWith('+') ? '+' : '';
+  const digits = number.slice(plus.length);
+  if (digits.length < 6) return plus + '*'.repeat(digits.length);
+  const head = digits.length >= 11 ? 4 : digits.length >= 9 ? 3 : 2;
+  return plus + digits.slice(0, head) + '*'.repeat(digits.length - head - 2) + digits.slice(-2);
 }
 
-// A run of 10-15 digits, optionally after '+' or a URL-encoded '%2B', that is not part of a longer
-// token (ids, hex): the shape of a phone number anywhere in a log line.
-const NUMBER_IN_TEXT = /(?<![\w-])(\+|%2B)?(\d{10,15})(?![\w-])/g;
+// The shape of a phone number anywhere in a log line, not part of a longer token (ids, hex):
+// 7-15 digits after '+' or a URL-encoded '%2B' (any case), or a bare run of 10-15 digits.
+const NUMBER_IN_TEXT = /(?<![\w-])(?:(\+|%2[Bb])(\d{7,15})|(\d{10,15}))(?![\w-])/g;
 
 /** Masks everything that looks like a phone number in free text (log lines, error messages). */
 export function maskNumbersInText(text: string): string {
-  return text.replace(NUMBER_IN_TEXT, (_m, prefix: string | undefined, digits: string) => {
-    const shown = prefix === '%2B' ? `+${digits}` : (prefix ?? '') + digits;
-    const masked = maskNumber(shown);
-    return prefix === '%2B' ? `%2B${masked.slice(1)}` : masked;
-  });
+  return text.replace(
+    NUMBER_IN_TEXT,
+    (_m, prefix: string | undefined, prefixed: string | undefined, bare: string | undefined) => {
+      if (bare !== undefined) return maskNumber(bare);
+      const masked = maskNumber(`+${prefixed}`);
+      return prefix === '+' ? masked : `${prefix}${masked.slice(1)}`;
+    },
+  );
 }

@@ -26,6 +26,8 @@ export async function buildApp(veil: Veil, logger: Logger): Promise<FastifyInsta
     bodyLimit: BODY_LIMIT_BYTES,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
+  // The API speaks JSON only: text/plain must be 415, not a string handed to the body schema.
+  app.removeContentTypeParser('text/plain');
 
   registerErrorHandler(app);
   await app.register(swagger, {

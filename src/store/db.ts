@@ -22,7 +22,17 @@ const STATEMENT_CACHE_SIZE = 500;
 /** Opens (and migrates) the database named by the config. */
 export async function openStore(config: StoreConfig, options: { schema?: string } = {}): Promise<Store> {
   const db = config.dialect === 'sqlite' ? openSqlite(config.file) : openPostgres(config.url, options.schema);
-  const migrator = new Migrator({ db: db as Kysely<unknown>, provider: migrationProvider });
+  // Kysely looks for its migration tables in every schema it can see; naming ours keeps another
+  // schema's copy (another install, another test) from being mistaken for it.
+  const migrationTableSchema =
+    config.dialect === 'postgres'
+      ? (options.schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s)
+      : undefined;
+  const migrator = new Migrator({
+    db: db as Kysely<unknown>,
+    provider: migrationProvider,
+    migrationTableSchema,
+  });
   const { error } = await migrator.migrateToLatest();
   if (error) {
     await db.destroy();

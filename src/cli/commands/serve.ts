@@ -1,0 +1,41 @@
+import { ConfigError } from '../../config.ts';
+import { type RunningServer, startServer } from '../../server.ts';
+import { cliConfig } from '../core.ts';
+import { CliError, type Output } from '../output.ts';
+
+/** `veil serve`: the server exactly as `npm start` runs it, until SIGTERM or SIGINT. */
+export async function serve(out: Output): Promise<void> {
+  const config = cliConfig();
+  let server: RunningServer;
+  try {
+    server = await startServer(config);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new CliError(
+      'failed_to_start',
+      `failed to start: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  announce(server, out);
+  const shutdown = async (signal: string) => {
+    server.app.log.info({ signal }, 'shutting down');
+    await server.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** Where the server listens and, in development, the key to try it with: what `npm start` prints. */
+export function announce(server: RunningServer, out: Output): void {
+  const { url, developmentKey } = server;
+  out.result({ url, docs: `${url}/docs`, ...(developmentKey ? { developmentKey } : {}) }, () => [
+    `Veil is listening on ${url} (API docs at ${url}/docs)`,
+    ...(developmentKey
+      ? [
+          `Development API key (new at every start): ${developmentKey}`,
+          `  try: curl -H "Authorization: Bearer ${developmentKey}" ${url}/v1/numbers`,
+        ]
+      : []),
+  ]);
+}

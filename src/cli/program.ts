@@ -1,0 +1,154 @@
+import { Command, Option } from 'commander';
+import { maskNumbersInText } from '../domain/phone.ts';
+import { NUMBER_STATUSES } from '../domain/pool.ts';
+import { collect } from './input.ts';
+import { guarded, jsonOption } from './output.ts';
+
+/**
+ * The `veil` command line (DESIGN §5): its commands, options and help. What each command does
+ * lives in commands/, loaded only when that command runs, so that the CLI starts without loading
+ * the database drivers, the server or the carriers' packages it does not need.
+ */
+export function buildProgram(): Command {
+  const program = new Command('veil')
+    .description(
+      'Veil, self-hosted number masking. numbers and sessions work on the database of DATABASE_URL ' +
+        '(default ./data/veil.db), with or without a running server; call and sms talk to the running server.',
+    )
+    // Commander's usage errors read like the CLI's own (one line, `veil: ...`), and the bad argument
+    // they repeat is masked: a phone number typed there is not echoed back.
+    .configureOutput({
+      outputError: (text, write) => write(maskNumbersInText(text.replace(/^error: /, 'veil: '))),
+    });
+
+  program
+    .command('serve')
+    .description('start the server as npm start does: API, webhooks, workers')
+    .addOption(jsonOption())
+    .action((options: { json?: boolean }) =>
+      guarded(options.json, async (out) => (await import('./commands/serve.ts')).serve(out)),
+    );
+
+  const numbers = program.command('numbers').description('the pool of proxy numbers');
+  numbers
+    .command('add')
+    .description('add a proxy number to the pool')
+    .argument('<number>', 'the proxy number, E.164 (+14155550150)')
+    .option('--provider <name>', 'its carrier: sim, twilio', 'sim')
+    .option('--region <code>', 'area code (derived from the number when not given)')
+    .option('--tag <key=value>', 'a tag such as city=sf; repeat for more', collect, [])
+    .option('--max-sessions <n>', 'most open sessions it may serve at once (default: no cap)')
+    .option('--capabilities <list>', 'voice, sms or voice,sms (default: both)')
+    .addOption(jsonOption())
+    .action((number: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/numbers.ts')).add(number, options, out)),
+    );
+  listing(
+    numbers
+      .command('list')
+      .description('list the pool with each number’s current load')
+      .addOption(new Option('--status <status>', 'only numbers in this state').choices(NUMBER_STATUSES))
+      .option('--provider <name>', 'only this carrier’s numbers')
+      .option('--country <code>', 'only this country’s numbers (ISO code, e.g. US)'),
+  ).action((options) =>
+    guarded(options.json, async (out) => (await import('./commands/numbers.ts')).list(options, out)),
+  );
+  numbers
+    .command('retire')
+    .description('take a number out of the pool: no new sessions; retired once no open session holds it')
+    .argument('<id-or-number>', 'the number’s id (num_...) or the number itself, E.164')
+    .addOption(jsonOption())
+    .action((ref: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/numbers.ts')).retire(ref, out)),
+    );
+
+  const sessions = program
+    .command('sessions')
+    .description('sessions: two people talking through proxy numbers');
+  sessions
+    .command('create')
+    .description('open a session between two people, giving each a proxy number')
+    .option(
+      '--participant <E.164[:label]>',
+      'a participant, e.g. +14155550101:customer; give two',
+      collect,
+      [],
+    )
+    .addOption(
+      new Option('--mode <mode>', 'per-participant: a proxy each; shared: one for both').choices([
+        'per-participant',
+        'shared',
+      ]),
+    )
+    .option('--external-id <id>', 'your order id: the same id and request again returns the same session')
+    .option('--ttl <seconds>', 'how long the session lives (default: VEIL_DEFAULT_TTL_SECONDS)')
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) => (await import('./commands/sessions.ts')).create(options, out)),
+    );
+  sessions
+    .command('get')
+    .description('show a session: its participants, their real numbers and proxies')
+    .argument('<id>', 'the session id (ses_...)')
+    .addOption(jsonOption())
+    .action((id: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/sessions.ts')).get(id, out)),
+    );
+  sessions
+    .command('close')
+    .description('close a session; its proxy numbers are released at once')
+    .argument('<id>', 'the session id (ses_...)')
+    .addOption(jsonOption())
+    .action((id: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/sessions.ts')).close(id, out)),
+    );
+  listing(
+    sessions
+      .command('list')
+      .description('list sessions, newest first (real numbers masked)')
+      .addOption(
+        new Option('--status <status>', 'only sessions in this state').choices(['open', 'closed', 'expired']),
+      )
+      .option('--external-id <id>', 'only the sessions of this order id'),
+  ).action((options) =>
+    guarded(options.json, async (out) => (await import('./commands/sessions.ts')).list(options, out)),
+  );
+
+  const server = '--url <base>';
+  const serverHelp = 'the running server (default: VEIL_PUBLIC_URL, else http://HOST:PORT)';
+  program
+    .command('call')
+    .description('place a call on the simulator through the running server; show how it was routed')
+    .requiredOption('--from <E.164>', 'the caller’s real number')
+    .requiredOption('--to <E.164>', 'the proxy number dialled')
+    .option(server, serverHelp)
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) =>
+        (await import('./commands/simulate.ts')).simulate('voice', options, out),
+      ),
+    );
+  program
+    .command('sms')
+    .description('send a text on the simulator through the running server; show how it was routed')
+    .requiredOption('--from <E.164>', 'the sender’s real number')
+    .requiredOption('--to <E.164>', 'the proxy number texted')
+    .requiredOption('--body <text>', 'the message')
+    .option(server, serverHelp)
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) =>
+        (await import('./commands/simulate.ts')).simulate('sms', options, out),
+      ),
+    );
+
+  return program;
+}
+
+/** The options every list takes: paging as the API pages, and --json. */
+function listing(command: Command): Command {
+  return command
+    .option('--limit <n>', 'how many to show, 1 to 500', '50')
+    .option('--cursor <id>', 'continue after this one (the nextCursor of the previous page)')
+    .addOption(jsonOption());
+}

@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { DEFAULT_TTL_SECONDS } from '../src/domain/session.ts';
+
+const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
+const TWILIO_SID = `AC${'a1'.repeat(16)}`;
+
+/** Asserts that `env` is refused with a ConfigError naming `key` (and not echoing `secret`). */
+function assertRefused(env: Record<string, string>, key: string, secret?: string): void {
+  assert.throws(
+    () => loadConfig(env),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError, `${JSON.stringify(env)}: not a ConfigError: ${error}`);
+      assert.equal(error.key, key, `${JSON.stringify(env)} → ${error.message}`);
+      assert.ok(error.message.includes(key), error.message);
+      if (secret)
+        assert.ok(!error.message.includes(secret), `the message echoes the secret: ${error.message}`);
+      return true;
+    },
+  );
+}
+
+describe('loadConfig', () => {
+  describe('defaults', () => {
+    it('in development: localhost:3000, SQLite at ./data/veil.db, the demo pool', () => {
+      const config = loadConfig({});
+      assert.equal(config.production, false);
+      assert.equal(config.port, 3000);
+      assert.equal(config.host, '127.0.0.1');
+      assert.deepEqual(config.store, { dialect: 'sqlite', file: resolve('./data/veil.db') });
+      assert.equal(config.demoPool, true);
+      assert.equal(config.publicUrl, 'http://127.0.0.1:3000');
+      assert.equal(config.defaultTtlSeconds, DEFAULT_TTL_SECONDS);
+      assert.equal(config.defaultTtlSeconds, 86_400);
+      assert.equal(config.reuseCooldownSeconds, 3600);
+      assert.deepEqual(config.outOfSession, { action: 'reject' });
+      assert.equal(config.logLevel, 'info');
+      assert.equal(config.defaultCountry, undefined);
+      assert.equal(config.twilio, undefined);
+      assert.equal(config.apiKey, undefined);
+      assert.equal(config.simWebhookSecret, undefined);
+    });
+
+    it('in production: all interfaces, no demo pool', () => {
+      const config = loadConfig({ NODE_ENV: 'production' });
+      assert.equal(config.production, true);
+      assert.equal(config.host, '0.0.0.0');
+      assert.equal(config.demoPool, false);
+      assert.equal(config.port, 3000);
+      // 0.0.0.0 is where the server listens, not an address anyone can call.
+      assert.equal(config.publicUrl, 'http://127.0.0.1:3000');
+    });
+
+    it('empty values count as unset', () => {
+      const config = loadConfig({
+        PORT: '',
+        HOST: '',
+        VEIL_DEMO_POOL: '',
+        LOG_LEVEL: '',
+        VEIL_PUBLIC_URL: '',
+      });
+      assert.equal(config.port, 3000);
+      assert.equal(config.host, '127.0.0.1');
+      assert.equal(config.demoPool, true);
+      assert.equal(config.logLevel, 'info');
+    });
+  });
+
+  describe('explicit values', () => {
+    it('takes PORT, HOST, VEIL_DEMO_POOL, LOG_LEVEL and the rest', () => {
+      const config = loadConfig({
+        NODE_ENV: 'production',
+        PORT: '8080',
+        HOST: '10.0.0.5',
+        VEIL_DEMO_POOL: 'true',
+        LOG_LEVEL: 'warn',
+        VEIL_DEFAULT_COUNTRY: 'GB',
+        VEIL_DEFAULT_TTL_SECONDS: '600',
+        VEIL_REUSE_COOLDOWN_SECONDS: '0',
+        VEIL_OUT_OF_SESSION: 'forward:+14155550100',
+        VEIL_API_KEY: 'an-api-key-of-24-chars!!',
+        TWILIO_ACCOUNT_SID: TWILIO_SID,
+        TWILIO_AUTH_TOKEN: 'token',
+        SIM_WEBHOOK_SECRET: 'sim-secret',
+      });
+      assert.equal(config.port, 8080);
+      assert.equal(config.host, '10.0.0.5');
+      assert.equal(config.publicUrl, 'http://10.0.0.5:8080');
+      assert.equal(config.demoPool, true);
+      assert.equal(config.logLevel, 'warn');
+      assert.equal(config.defaultCountry, 'GB');
+      assert.equal(config.defaultTtlSeconds, 600);
+      assert.equal(config.reuseCooldownSeconds, 0);
+      assert.deepEqual(config.outOfSession, { action: 'forward', to: '+14155550100' });
+      assert.equal(config.apiKey, 'an-api-key-of-24-chars!!');
+      assert.deepEqual(config.twilio, { accountSid: TWILIO_SID, authToken: 'token' });
+      assert.equal(config.simWebhookSecret, 'sim-secret');
+      assert.equal(loadConfig({ VEIL_DEMO_POOL: '0' }).demoPool, false);
+      assert.equal(loadConfig({ VEIL_DEMO_POOL: 'false' }).demoPool, false);
+    });
+
+    it('VEIL_PUBLIC_URL wins over HOST:PORT, without its trailing slash', () => {
+      const env = { HOST: '10.0.0.5', PORT: '8080' };
+      assert.equal(
+        loadConfig({ ...env, VEIL_PUBLIC_URL: 'https://veil.example.com/' }).publicUrl,
+        'https://veil.example.com',
+      );
+      assert.equal(
+        loadConfig({ ...env, VEIL_PUBLIC_URL: 'https://example.com/veil' }).publicUrl,
+        'https://example.com/veil',
+      );
+    });
+
+    it('the public URL made from HOST:PORT is always a URL, IPv6 too', () => {
+      for (const host of ['localhost', '10.0.0.5', '::', '::1']) {
+        const { publicUrl } = loadConfig({ HOST: host, PORT: '4000' });
+        assert.doesNotThrow(() => new URL(publicUrl), `HOST=${host} gives ${publicUrl}`);
+        assert.equal(new URL(publicUrl).port, '4000', publicUrl);
+      }
+    });
+  });
+
+  describe('DATABASE_URL', () => {
+    it('postgres:// and postgresql:// select PostgreSQL', () => {
+      for (const url of ['postgres://veil:pw@db:5432/veil', 'postgresql://veil@db/veil?sslmode=require']) {
+        assert.deepEqual(loadConfig({ DATABASE_URL: url }).store, { dialect: 'postgres', url });
+      }
+    });
+
+    it('sqlite:path, sqlite:///absolute, a bare path and sqlite::memory: select SQLite', () => {
+      const cases: [string, string][] = [
+        ['sqlite:./var/veil.db', resolve('./var/veil.db')],
+        ['sqlite:var/veil.db', resolve('var/veil.db')],
+        ['sqlite:///tmp/veil.db', '/tmp/veil.db'],
+        ['./veil.db', resolve('./veil.db')],
+        ['/var/lib/veil/veil.db', '/var/lib/veil/veil.db'],
+        ['sqlite::memory:', ':memory:'],
+      ];
+      for (const [url, file] of cases) {
+        assert.deepEqual(loadConfig({ DATABASE_URL: url }).store, { dialect: 'sqlite', file }, url);
+      }
+    });
+
+    it('refuses other schemes and an empty sqlite: path, naming DATABASE_URL', () => {
+      for (const url of ['mysql://x', 'mysql://veil@db/veil', 'mongodb://db', 'sqlite:', 'postgres://[bad']) {
+        assertRefused({ DATABASE_URL: url }, 'DATABASE_URL');
+      }
+    });
+
+    it('does not echo the database password', () => {
+      assertRefused({ DATABASE_URL: 'mysql://veil:s3cret-pw@db/veil' }, 'DATABASE_URL', 's3cret-pw');
+      assertRefused({ DATABASE_URL: 'postgres://veil:s3cret-pw@[bad' }, 'DATABASE_URL', 's3cret-pw');
+    });
+  });
+
+  describe('bad values fail, naming the key', () => {
+    const cases: [string, string[]][] = [
+      ['PORT', ['abc', '-1', '65536', '3000.5', '0x10', ' 3000']],
+      ['VEIL_DEMO_POOL', ['yes', 'TRUE ', 'off']],
+      ['LOG_LEVEL', ['verbose', 'INFO', 'warning']],
+      ['VEIL_PUBLIC_URL', ['not a url', 'veil.example.com', 'ftp://veil.example.com', 'javascript:alert(1)']],
+      ['VEIL_DEFAULT_COUNTRY', ['us', 'USA', 'U', '1']],
+      ['VEIL_DEFAULT_TTL_SECONDS', ['0', '-60', 'abc', '1.5', '31536001']],
+      ['VEIL_REUSE_COOLDOWN_SECONDS', ['-1', 'soon']],
+      ['VEIL_OUT_OF_SESSION', ['drop', 'forward:', 'forward:4155550100', 'forward:+1 415 555 0100']],
+    ];
+    for (const [key, values] of cases) {
+      it(key, () => {
+        for (const value of values) assertRefused({ [key]: value }, key);
+      });
+    }
+
+    it('VEIL_DEFAULT_COUNTRY that is not a country', () => {
+      // Shaped like one, but libphonenumber knows no such country: every national number would fail.
+      assertRefused({ VEIL_DEFAULT_COUNTRY: 'XX' }, 'VEIL_DEFAULT_COUNTRY');
+    });
+
+    it('VEIL_API_KEY too short, without echoing it', () => {
+      assertRefused({ VEIL_API_KEY: 'short-key' }, 'VEIL_API_KEY', 'short-key');
+    });
+
+    it('Twilio credentials given by halves or malformed', () => {
+      assertRefused({ TWILIO_ACCOUNT_SID: TWILIO_SID }, 'TWILIO_AUTH_TOKEN');
+      assertRefused({ TWILIO_AUTH_TOKEN: 'tok-s3cret' }, 'TWILIO_ACCOUNT_SID', 'tok-s3cret');
+      assertRefused(
+        { TWILIO_ACCOUNT_SID: 'AC123', TWILIO_AUTH_TOKEN: 'tok-s3cret' },
+        'TWILIO_ACCOUNT_SID',
+        'tok-s3cret',
+      );
+      // Both empty: Twilio is simply off.
+      assert.equal(loadConfig({ TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '' }).twilio, undefined);
+    });
+  });
+});
+
+describe('npm start', () => {
+  it('exits non-zero at once on a bad value, naming the key', async () => {
+    const started = Date.now();
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((done, fail) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        cwd: PROJECT,
+        // A database that does not exist: nothing may be opened before the config is checked.
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'development',
+          PORT: 'abc',
+          DATABASE_URL: 'sqlite::memory:',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        fail(new Error(`still running after 10 s; stdout: ${stdout}`));
+      }, 10_000);
+      child.on('error', fail);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        done({ code, stdout, stderr });
+      });
+    });
+    assert.notEqual(code, 0);
+    assert.notEqual(code, null);
+    assert.match(stderr, /PORT/);
+    assert.match(stderr, /abc/);
+    assert.doesNotMatch(stdout, /listening/i);
+    assert.ok(Date.now() - started < 10_000);
+  });
+});
