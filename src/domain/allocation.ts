@@ -1,9 +1,33 @@
 import type { PhoneNumber } from './phone.ts';
-import type { Channel, GeoMatch } from './session.ts';
+import type { Channel, GeoMatch, SessionMode } from './session.ts';
 
 /**
- * One attempt to find a proxy number: the store answers it with the least-loaded active number of
- * the country (and region, when given) that is not excluded and has room under its cap.
+ * Which of the numbers that fit to take. `least-loaded` spreads sessions over the pool;
+ * `most-loaded` packs them onto the busiest numbers; `first-fit` takes the oldest number (the
+ * textbook greedy colouring, kept as a baseline for the pool benchmark).
+ */
+export type ProxyPreference = 'least-loaded' | 'most-loaded' | 'first-fit';
+
+/**
+ * The preference each mode allocates with.
+ *
+ * In `per-participant` mode any number a person does not hold will do, so a pool of Δ numbers (the
+ * most sessions one person has open) never runs out whatever is chosen: spreading the load is free.
+ *
+ * In `shared` mode a number must be free for both people, and the pool runs out when the numbers
+ * the two hold between them cover it. Packing sessions onto numbers that are already busy keeps
+ * everyone's numbers drawn from the same few, so two people's sets overlap and their union stays
+ * small: on churning courier/customer workloads it needs Δ+1 numbers where spreading needs up to
+ * Δ+4 and greedy's bound is 2Δ−1 (bench/pool.ts measures it).
+ */
+export function preferenceFor(mode: SessionMode): ProxyPreference {
+  return mode === 'shared' ? 'most-loaded' : 'least-loaded';
+}
+
+/**
+ * One attempt to find a proxy number: the store answers it with the active number of the country
+ * (and region, when given) that is not excluded, has room under its cap and comes first by the
+ * preference.
  */
 export interface ProxySearch {
   tenantId: string;
@@ -12,6 +36,17 @@ export interface ProxySearch {
   channels: readonly Channel[];
   /** Number ids that must not be chosen. */
   exclude: readonly string[];
+  preference: ProxyPreference;
+}
+
+export interface ProxyRequest {
+  tenantId: string;
+  /** The people who will all dial the number: one in `per-participant`, both in `shared`. */
+  people: readonly PhoneNumber[];
+  histories: readonly ProxyHistory[];
+  geoMatch: GeoMatch;
+  channels: readonly Channel[];
+  preference: ProxyPreference;
 }
 
 /** What the store knows of a person's proxies: held in open sessions, or released not long ago. */
@@ -23,18 +58,12 @@ export interface ProxyHistory {
 }
 
 /**
- * The searches to try, best first, for a proxy number that one or more people will all dial
- * (one person in `per-participant`, both in `shared`). The order states the preferences:
+ * The searches to try, best first, for a proxy number that one or more people will all dial. The order states the preferences:
  * a number the people held recently is avoided before a region is given up (a redial from call
  * history must not reach a stranger), and the country always matches (caller ID must be local).
  */
-export function proxySearchPlan(
-  tenantId: string,
-  people: readonly PhoneNumber[],
-  histories: readonly ProxyHistory[],
-  geoMatch: GeoMatch,
-  channels: readonly Channel[],
-): ProxySearch[] {
+export function proxySearchPlan(request: ProxyRequest): ProxySearch[] {
+  const { tenantId, people, histories, geoMatch, channels, preference } = request;
   const country = people[0]?.country ?? '';
   const held = union(histories.map((h) => h.held));
   const heldOrCooling = union([held, ...histories.map((h) => h.cooling)]);
@@ -42,7 +71,8 @@ export function proxySearchPlan(
   const scopes: (string | undefined)[] = geoMatch === 'region-strict' ? regions : [...regions, undefined];
   const plan: ProxySearch[] = [];
   for (const exclude of heldOrCooling.size > held.size ? [heldOrCooling, held] : [held]) {
-    for (const region of scopes) plan.push({ tenantId, country, region, channels, exclude: [...exclude] });
+    for (const region of scopes)
+      plan.push({ tenantId, country, region, channels, exclude: [...exclude], preference });
   }
   return plan;
 }

@@ -1,4 +1,4 @@
-import { proxySearchPlan } from '../domain/allocation.ts';
+import { type ProxyPreference, preferenceFor, proxySearchPlan } from '../domain/allocation.ts';
 import { ConflictError, InvalidRequestError, NotFoundError, PoolExhaustedError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import type { Interaction } from '../domain/interaction.ts';
@@ -25,6 +25,8 @@ import { type Holding, historyOf, SessionRepository } from '../store/sessions.ts
 
 export interface SessionServiceOptions extends SessionDefaults {
   reuseCooldownSeconds: number;
+  /** Overrides the preference each mode allocates with (the pool benchmark compares them). */
+  preference?: ProxyPreference;
 }
 
 export interface SessionChanges {
@@ -91,7 +93,7 @@ export class SessionService {
       ...request.policy,
     };
     await new SessionRepository(trx).insert(session, request.fingerprint);
-    const allocator = new Allocator(trx, tenantId, session, now, this.options.reuseCooldownSeconds);
+    const allocator = this.allocator(trx, tenantId, session, now);
     session.participants = await allocator.allocate(request.participants);
     return session;
   }
@@ -172,7 +174,7 @@ export class SessionService {
       if (session.participants.some((p) => p.number === request.phone.e164)) {
         throw new ConflictError('that number is already a participant of the session');
       }
-      const allocator = new Allocator(trx, tenantId, session, now, this.options.reuseCooldownSeconds);
+      const allocator = this.allocator(trx, tenantId, session, now);
       const [participant] = await allocator.allocate([request]);
       return participant as Participant;
     });
@@ -219,6 +221,11 @@ export class SessionService {
       });
     }
     return ended;
+  }
+
+  private allocator(trx: Db, tenantId: string, session: Session, now: number): Allocator {
+    const preference = this.options.preference ?? preferenceFor(session.mode);
+    return new Allocator(trx, tenantId, session, now, this.options.reuseCooldownSeconds, preference);
   }
 
   private async openSession(sessions: SessionRepository, tenantId: string, id: string, now: number) {
@@ -272,6 +279,7 @@ class Allocator {
     private readonly session: Session,
     private readonly now: number,
     private readonly cooldownSeconds: number,
+    private readonly preference: ProxyPreference,
   ) {
     this.sessions = new SessionRepository(trx);
     this.numbers = new NumberRepository(trx);
@@ -336,13 +344,14 @@ class Allocator {
     heldBySession: Set<string>,
     field: string,
   ): Promise<{ id: string; number: string }> {
-    const plan = proxySearchPlan(
-      this.tenantId,
-      requests.map((r) => r.phone),
-      requests.map((r) => historyOf(r.phone.e164, holdings, cooling)),
-      this.session.geoMatch,
-      this.session.channels,
-    );
+    const plan = proxySearchPlan({
+      tenantId: this.tenantId,
+      people: requests.map((r) => r.phone),
+      histories: requests.map((r) => historyOf(r.phone.e164, holdings, cooling)),
+      geoMatch: this.session.geoMatch,
+      channels: this.session.channels,
+      preference: this.preference,
+    });
     for (const search of plan) {
       const exclude = [...search.exclude];
       for (;;) {

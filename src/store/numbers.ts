@@ -64,7 +64,7 @@ export class NumberRepository {
     await this.db.updateTable('numbers').set(row).where('id', '=', id).execute();
   }
 
-  /** The least-loaded active number that answers the search, or undefined. */
+  /** The active number that answers the search and comes first by its preference, or undefined. */
   async findProxy(search: ProxySearch): Promise<{ id: string; number: string } | undefined> {
     let q = this.db
       .selectFrom('numbers')
@@ -76,7 +76,9 @@ export class NumberRepository {
     if (search.region !== undefined) q = q.where('region', '=', search.region);
     for (const channel of search.channels) q = q.where(channel, '=', 1);
     if (search.exclude.length > 0) q = q.where('id', 'not in', search.exclude);
-    return q.orderBy('load').orderBy('id').limit(1).executeTakeFirst();
+    if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc');
+    if (search.preference === 'most-loaded') q = q.orderBy('load', 'desc');
+    return q.orderBy('id').limit(1).executeTakeFirst();
   }
 
   /**
