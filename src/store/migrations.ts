@@ -45,16 +45,17 @@ const migrations: Record<string, Migration> = {
         // The cap is enforced where load grows (a guarded update), so lowering a cap never fails.
         .addCheckConstraint('numbers_load_not_negative', sql`load >= 0`)
         .execute();
-      // Allocation walks these in load order and stops at the first number that fits.
+      // Allocation walks these in (load, id) order and stops at the first number that fits: with id
+      // in the index no sort of the whole pool is needed.
       await db.schema
         .createIndex('numbers_pick_region')
         .on('numbers')
-        .columns(['tenant_id', 'country', 'region', 'status', 'load'])
+        .columns(['tenant_id', 'country', 'region', 'status', 'load', 'id'])
         .execute();
       await db.schema
         .createIndex('numbers_pick_country')
         .on('numbers')
-        .columns(['tenant_id', 'country', 'status', 'load'])
+        .columns(['tenant_id', 'country', 'status', 'load', 'id'])
         .execute();
 
       await db.schema

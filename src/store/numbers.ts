@@ -76,9 +76,12 @@ export class NumberRepository {
     if (search.region !== undefined) q = q.where('region', '=', search.region);
     for (const channel of search.channels) q = q.where(channel, '=', 1);
     if (search.exclude.length > 0) q = q.where('id', 'not in', search.exclude);
-    if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc');
-    if (search.preference === 'most-loaded') q = q.orderBy('load', 'desc');
-    return q.orderBy('id').limit(1).executeTakeFirst();
+    // Ties go to the oldest number when spreading and the newest when packing: either way the
+    // order is the index's own (load, id), read forwards or backwards.
+    if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
+    if (search.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
+    if (search.preference === 'first-fit') q = q.orderBy('id');
+    return q.limit(1).executeTakeFirst();
   }
 
   /**
