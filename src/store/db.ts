@@ -116,7 +116,6 @@ export async function inTransaction<T>(
     try {
       return await store.db.transaction().execute(work);
     } catch (error) {
-      if (process.env.DEBUG_RETRY) console.log("retry", attempt, (error as Error).message);
       if (attempt >= attempts || !isRetryable(error)) throw asUniqueViolation(error) ?? error;
       // Spread the retries of writers that collided so they do not collide again in step.
       await new Promise((r) => setTimeout(r, Math.random() * 2 * attempt));
