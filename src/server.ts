@@ -28,7 +28,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
   const app = await buildApp(veil, logger);
   const sweeper = startSweeper(veil.sessions, logger);
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    // The port is taken, say: leave nothing running or open behind.
+    await sweeper.stop();
+    await app.close();
+    await veil.close();
+    throw error;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = localUrl(config.host, port);

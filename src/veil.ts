@@ -71,7 +71,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     numbers: new NumberService(store, PROVIDER_NAMES, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),
-    carriers: createCarriers(config, simSecret),
+    carriers: await createCarriers(config, simSecret),
     interactions,
     async close() {
       await interactions.close();

@@ -7,7 +7,7 @@ import { maskNumbersInText } from '../domain/phone.ts';
 export const EXIT = {
   /** Bad input, an unknown id, a conflict: the request itself cannot succeed. */
   failed: 1,
-  /** The server (or the database) is not there to answer. */
+  /** The server or the database is not there to answer. */
   unavailable: 69,
   /** Something unexpected: a bug, or a database that fails. */
   software: 70,
@@ -15,6 +15,24 @@ export const EXIT = {
   forbidden: 77,
   config: 78,
 } as const;
+
+/**
+ * Error codes that mean the database is not there to use, rather than a bug. The file-system ones
+ * can only come from opening the SQLite file (or making its directory): the CLI touches no other.
+ */
+const DATABASE_UNAVAILABLE = new Set([
+  'EACCES',
+  'EROFS',
+  'ENOTDIR',
+  'EEXIST',
+  'SQLITE_CANTOPEN',
+  'SQLITE_READONLY',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  '28P01', // PostgreSQL: authentication failed
+  '3D000', // PostgreSQL: no such database
+]);
 
 /** A failure the CLI itself detects, with the exit code it ends with and a stable snake_case code. */
 export class CliError extends Error {
@@ -73,6 +91,13 @@ function describeFailure(error: unknown): {
     return { code: error.code, message: error.message, field, exitCode: EXIT.failed };
   }
   const message = error instanceof Error ? error.message : String(error);
+  if (DATABASE_UNAVAILABLE.has((error as { code?: string })?.code ?? '')) {
+    return {
+      code: 'database_unavailable',
+      message: `cannot open the database: ${message}`,
+      exitCode: EXIT.unavailable,
+    };
+  }
   return { code: 'internal', message: `unexpected error: ${message}`, exitCode: EXIT.software };
 }
 

@@ -35,33 +35,40 @@ export class NumberService {
   ) {}
 
   async add(tenantId: string, input: NumberInput): Promise<PoolNumber> {
-    const [added] = await this.import(tenantId, [input], '');
+    const [added] = await this.insert(tenantId, [input], () => '');
     return added as PoolNumber;
   }
 
   /** Adds all the numbers or none: a duplicate or a bad entry names its index and adds nothing. */
-  async import(tenantId: string, inputs: NumberInput[], fieldPrefix = ''): Promise<PoolNumber[]> {
+  import(tenantId: string, inputs: NumberInput[]): Promise<PoolNumber[]> {
+    return this.insert(tenantId, inputs, (i) => `${i}/`);
+  }
+
+  /** `at(i)` is how errors name the entry: '' for a single number, `3/` for the fourth of an import. */
+  private async insert(
+    tenantId: string,
+    inputs: NumberInput[],
+    at: (i: number) => string,
+  ): Promise<PoolNumber[]> {
     const now = this.clock();
-    const numbers = inputs.map((input, i) =>
-      this.build(tenantId, input, fieldPrefix ? `${fieldPrefix}${i}/` : '', now),
-    );
+    const numbers = inputs.map((input, i) => this.build(tenantId, input, at(i), now));
     const seen = new Set<string>();
     for (const [i, n] of numbers.entries()) {
       if (seen.has(n.number))
-        throw new InvalidRequestError('the same number appears twice', `${fieldPrefix}${i}/number`);
+        throw new InvalidRequestError('the same number appears twice', `${at(i)}number`);
       seen.add(n.number);
     }
     return inTransaction(this.store, async (trx) => {
       const repo = new NumberRepository(trx);
-      for (const [i, n] of numbers.entries()) await this.insertOne(repo, n, `${fieldPrefix}${i}`);
+      for (const [i, n] of numbers.entries()) await this.insertOne(repo, n, at(i));
       return numbers;
     });
   }
 
-  private async insertOne(repo: NumberRepository, n: PoolNumber, where: string): Promise<void> {
+  private async insertOne(repo: NumberRepository, n: PoolNumber, at: string): Promise<void> {
     const existing = await repo.findByNumber(n.number);
     if (existing && existing.status !== 'retired') {
-      throw new ConflictError(`${where ? `${where}: ` : ''}number ${n.number} is already in the pool`);
+      throw new ConflictError(`${at ? `${at.slice(0, -1)}: ` : ''}number ${n.number} is already in the pool`);
     }
     try {
       if (existing) {

@@ -2,6 +2,7 @@ import { type ProxyPreference, preferenceFor, proxySearchPlan } from '../domain/
 import { ConflictError, InvalidRequestError, NotFoundError, PoolExhaustedError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import type { Interaction } from '../domain/interaction.ts';
+import { parsePhone } from '../domain/phone.ts';
 import {
   effectiveStatus,
   lifetime,
@@ -153,7 +154,7 @@ export class SessionService {
     const now = this.clock();
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
-      const session = await sessions.get(tenantId, id);
+      const session = await sessions.getForUpdate(tenantId, id);
       if (!session) throw new NotFoundError('session', id);
       if (session.status !== 'open') return session;
       const status = effectiveStatus(session, now) === 'expired' ? 'expired' : 'closed';
@@ -167,7 +168,8 @@ export class SessionService {
     const now = this.clock();
     const request = normalizeParticipant(input, 'number', this.options);
     return inTransaction(this.store, async (trx) => {
-      const session = await this.openSession(new SessionRepository(trx), tenantId, id, now);
+      const sessions = new SessionRepository(trx);
+      const session = await this.openSession(sessions, tenantId, id, now);
       if (session.participants.length >= MAX_PARTICIPANTS) {
         throw new ConflictError('the session already has two participants; remove one first');
       }
@@ -176,6 +178,7 @@ export class SessionService {
       }
       const allocator = this.allocator(trx, tenantId, session, now);
       const [participant] = await allocator.allocate([request]);
+      await sessions.update(id, {}, now);
       return participant as Participant;
     });
   }
@@ -194,6 +197,7 @@ export class SessionService {
       if (!rest.some((p) => p.proxyNumberId === participant.proxyNumberId)) {
         await new NumberRepository(trx).release([participant.proxyNumberId], now);
       }
+      await sessions.update(id, {}, now);
       return { ...session, participants: rest, updatedAt: now };
     });
   }
@@ -228,8 +232,14 @@ export class SessionService {
     return new Allocator(trx, tenantId, session, now, this.options.reuseCooldownSeconds, preference);
   }
 
-  private async openSession(sessions: SessionRepository, tenantId: string, id: string, now: number) {
-    const session = await sessions.get(tenantId, id);
+  /** The session, locked for this change, if it is open; otherwise not_found or conflict. */
+  private async openSession(
+    sessions: SessionRepository,
+    tenantId: string,
+    id: string,
+    now: number,
+  ): Promise<Session> {
+    const session = await sessions.getForUpdate(tenantId, id);
     if (!session) throw new NotFoundError('session', id);
     const status = effectiveStatus(session, now);
     if (status !== 'open') throw new ConflictError(`session ${id} is ${status}`);
@@ -288,21 +298,15 @@ class Allocator {
   async allocate(requests: readonly ParticipantRequest[]): Promise<Participant[]> {
     const { holdings, cooling } = await this.histories(requests.map((r) => r.phone.e164));
     const held = new Set(this.session.participants.map((p) => p.proxyNumberId));
-    const shared = this.session.mode === 'shared';
-    const existing = this.session.participants[0];
-    // A shared session has one proxy for life: a newcomer gets the one the session already has.
-    const fixed =
-      shared && existing ? { id: existing.proxyNumberId, number: existing.proxyNumber } : undefined;
     const sharedPick =
-      fixed ?? (shared ? await this.pick(requests, holdings, cooling, held, 'the participants') : undefined);
+      this.session.mode !== 'shared'
+        ? undefined
+        : this.session.participants[0]
+          ? this.joinShared(this.session.participants[0], requests, holdings)
+          : await this.pick(requests, holdings, cooling, held, 'participants');
     const participants: Participant[] = [];
     for (const [i, request] of requests.entries()) {
       const proxy = sharedPick ?? (await this.pick([request], holdings, cooling, held, `participants/${i}`));
-      if (fixed && holdings.some((h) => h.number === request.phone.e164 && h.proxyNumberId === fixed.id)) {
-        throw new ConflictError(
-          'the new participant already holds this shared session’s proxy in another session',
-        );
-      }
       const participant: Participant = {
         id: newId('par', this.now),
         sessionId: this.session.id,
@@ -319,6 +323,30 @@ class Allocator {
       participants.push(participant);
     }
     return participants;
+  }
+
+  /**
+   * A shared session keeps its one proxy for life: a newcomer gets the number the session has,
+   * which must be local to them and not already theirs in another open session.
+   */
+  private joinShared(
+    member: Participant,
+    requests: readonly ParticipantRequest[],
+    holdings: Holding[],
+  ): { id: string; number: string } {
+    const country = parsePhone(member.proxyNumber, 'proxyNumber').country;
+    for (const request of requests) {
+      if (request.phone.country !== country) {
+        throw new InvalidRequestError(
+          `this shared session's proxy is local to ${country}; the newcomer is not`,
+          'number',
+        );
+      }
+      if (holdings.some((h) => h.number === request.phone.e164 && h.proxyNumberId === member.proxyNumberId)) {
+        throw new ConflictError('the newcomer already holds this shared session’s proxy in another session');
+      }
+    }
+    return { id: member.proxyNumberId, number: member.proxyNumber };
   }
 
   /** The people's holdings after expiring their stale sessions; those sessions' proxies now cool down. */
@@ -355,7 +383,9 @@ class Allocator {
     for (const search of plan) {
       const exclude = [...search.exclude];
       for (;;) {
-        const found = await this.numbers.findProxy({ ...search, exclude });
+        const found =
+          (await this.numbers.findProxy({ ...search, exclude }, 'skip')) ??
+          (await this.numbers.findProxy({ ...search, exclude }, 'wait'));
         if (!found) break;
         if (heldBySession.has(found.id) || (await this.numbers.take(found.id, this.now))) return found;
         exclude.push(found.id); // filled up or drained since it was read: look further

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
@@ -83,6 +83,14 @@ function openPostgres(url: string, schema: string | undefined): Db {
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
   return new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * True when the database locks rows (PostgreSQL), so that queries may lock what they read. SQLite
+ * locks the whole database for a write transaction (they start IMMEDIATE), which serialises them.
+ */
+export function locksRows(db: Db): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
 /** Translates a driver's unique-violation error into the domain's, leaving others untouched. */

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import type { Interaction } from '../domain/interaction.ts';
 import type { Channel } from '../domain/session.ts';
 import type { Store } from './db.ts';
-import type { Schema } from './schema.ts';
+import { OPEN, type Schema } from './schema.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
 
@@ -69,7 +69,7 @@ export class InteractionLog {
             .updateTable('sessions')
             .set({ expires_at: expiresAt })
             .where('id', '=', sessionId)
-            .where('status', '=', 'open')
+            .where('status', '=', OPEN)
             .where('expires_at', '<', expiresAt)
             .execute();
         }

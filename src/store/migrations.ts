@@ -113,6 +113,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('active', 'integer', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('released_at', 'bigint')
+        .addColumn('removed_at', 'bigint')
         .execute();
       // The invariant of DESIGN §1, and the routing lookup: one open participation per (real, proxy).
       await db.schema

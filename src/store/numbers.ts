@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import type { ProxySearch } from '../domain/allocation.ts';
 import type { NumberStatus, PoolNumber } from '../domain/pool.ts';
 import type { Channel } from '../domain/session.ts';
-import type { Db } from './db.ts';
+import { type Db, locksRows } from './db.ts';
 import type { Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
@@ -64,8 +64,16 @@ export class NumberRepository {
     await this.db.updateTable('numbers').set(row).where('id', '=', id).execute();
   }
 
-  /** The active number that answers the search and comes first by its preference, or undefined. */
-  async findProxy(search: ProxySearch): Promise<{ id: string; number: string } | undefined> {
+  /**
+   * The active number that answers the search and comes first by its preference, or undefined,
+   * locked for this transaction where the database locks rows. `skip` passes over numbers another
+   * transaction is taking right now, so concurrent allocations spread instead of queueing on the
+   * same row; only a search that waits for them (`wait`) may conclude that nothing fits.
+   */
+  async findProxy(
+    search: ProxySearch,
+    locking: 'skip' | 'wait',
+  ): Promise<{ id: string; number: string } | undefined> {
     let q = this.db
       .selectFrom('numbers')
       .select(['id', 'number'])
@@ -81,7 +89,9 @@ export class NumberRepository {
     if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
     if (search.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
     if (search.preference === 'first-fit') q = q.orderBy('id');
-    return q.limit(1).executeTakeFirst();
+    q = q.limit(1);
+    if (locksRows(this.db)) q = locking === 'skip' ? q.forUpdate().skipLocked() : q.forUpdate();
+    return q.executeTakeFirst();
   }
 
   /**

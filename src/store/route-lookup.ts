@@ -2,6 +2,7 @@ import type { CompiledQuery } from 'kysely';
 import type { Participation } from '../domain/routing.ts';
 import type { Channel, TtlMode } from '../domain/session.ts';
 import type { Db } from './db.ts';
+import { ACTIVE } from './schema.ts';
 
 const FROM = '\u0000from';
 const TO = '\u0000to';
@@ -46,7 +47,10 @@ export class RouteLookup {
       .selectFrom('participants as p')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
       .leftJoin('participants as o', (join) =>
-        join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', 1).onRef('o.id', '<>', 'p.id'),
+        join
+          .onRef('o.session_id', '=', 'p.session_id')
+          .on('o.active', '=', ACTIVE)
+          .onRef('o.id', '<>', 'p.id'),
       )
       .select([
         'p.id as participant_id',
@@ -67,7 +71,7 @@ export class RouteLookup {
       ])
       .where('p.number', '=', FROM)
       .where('p.proxy_number', '=', TO)
-      .where('p.active', '=', 1)
+      .where('p.active', '=', ACTIVE)
       .compile() as CompiledQuery<Row>;
     this.fromAt = this.compiled.parameters.indexOf(FROM);
     this.toAt = this.compiled.parameters.indexOf(TO);

@@ -1,3 +1,5 @@
+import { sql } from 'kysely';
+
 /**
  * The tables as Kysely sees them. Times are epoch milliseconds, booleans 0/1 and JSON is text, so
  * that SQLite and PostgreSQL hold the same values.
@@ -64,7 +66,10 @@ export interface Schema {
     /** 1 while the participant is in an open session: the unique index of the invariant covers these rows. */
     active: number;
     created_at: number;
+    /** When the proxy was given back (session ended, or participant removed): the reuse cooldown counts from it. */
     released_at: number | null;
+    /** When the participant was taken out of a still open session (replaced): no longer shown in it. */
+    removed_at: number | null;
   };
   interactions: {
     id: string;
@@ -87,3 +92,11 @@ export interface Schema {
   events: { id: string; tenant_id: string; type: string; payload: string; created_at: number };
   settings: { key: string; value: string };
 }
+
+/**
+ * Constants that partial indexes depend on, written into the SQL as literals: bound as parameters,
+ * they would make SQLite re-plan the statement on every execution, since the plan (whether the
+ * partial index applies) depends on the value.
+ */
+export const ACTIVE = sql.lit<number>(1);
+export const OPEN = sql.lit<'open'>('open');

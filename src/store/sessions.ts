@@ -10,7 +10,7 @@ import type {
   TtlMode,
 } from '../domain/session.ts';
 import type { Db } from './db.ts';
-import type { Schema } from './schema.ts';
+import { ACTIVE, OPEN, type Schema } from './schema.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
 type ParticipantRow = Selectable<Schema['participants']>;
@@ -57,6 +57,7 @@ export class SessionRepository {
         active: 1,
         created_at: p.createdAt,
         released_at: null,
+        removed_at: null,
       })
       .execute();
   }
@@ -71,6 +72,21 @@ export class SessionRepository {
     return row && this.withParticipants([row]).then((s) => s[0]);
   }
 
+  /**
+   * Reads a session for a change, after an update that changes nothing but takes the row lock
+   * (where rows are locked): concurrent changes to one session (two adds, an add and a close)
+   * then happen one after the other, each seeing what the previous one committed.
+   */
+  async getForUpdate(tenantId: string, id: string): Promise<Session | undefined> {
+    const touched = await this.db
+      .updateTable('sessions')
+      .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return touched.numUpdatedRows === 1n ? this.get(tenantId, id) : undefined;
+  }
+
   /** The open session holding an externalId, with the fingerprint of the request that created it. */
   async findOpenByExternalId(
     tenantId: string,
@@ -81,7 +97,7 @@ export class SessionRepository {
       .selectAll()
       .where('tenant_id', '=', tenantId)
       .where('external_id', '=', externalId)
-      .where('status', '=', 'open')
+      .where('status', '=', OPEN)
       .executeTakeFirst();
     if (!row) return undefined;
     const [session] = await this.withParticipants([row]);
@@ -92,12 +108,12 @@ export class SessionRepository {
   async list(filter: SessionFilter): Promise<Session[]> {
     let q = this.db.selectFrom('sessions').selectAll().where('tenant_id', '=', filter.tenantId);
     if (filter.externalId !== undefined) q = q.where('external_id', '=', filter.externalId);
-    if (filter.status === 'open') q = q.where('status', '=', 'open').where('expires_at', '>', filter.now);
+    if (filter.status === 'open') q = q.where('status', '=', OPEN).where('expires_at', '>', filter.now);
     if (filter.status === 'expired') {
       q = q.where((eb) =>
         eb.or([
           eb('status', '=', 'expired'),
-          eb.and([eb('status', '=', 'open'), eb('expires_at', '<=', filter.now)]),
+          eb.and([eb('status', '=', OPEN), eb('expires_at', '<=', filter.now)]),
         ]),
       );
     }
@@ -134,14 +150,14 @@ export class SessionRepository {
       .updateTable('sessions')
       .set({ status, closed_at: now, updated_at: now })
       .where('id', '=', id)
-      .where('status', '=', 'open')
+      .where('status', '=', OPEN)
       .executeTakeFirst();
     if (ended.numUpdatedRows !== 1n) return undefined;
     const released = await this.db
       .updateTable('participants')
       .set({ active: 0, released_at: now })
       .where('session_id', '=', id)
-      .where('active', '=', 1)
+      .where('active', '=', ACTIVE)
       .returning('proxy_number_id')
       .execute();
     return new Set(released.map((r) => r.proxy_number_id));
@@ -151,9 +167,9 @@ export class SessionRepository {
   async releaseParticipant(id: string, now: number): Promise<boolean> {
     const r = await this.db
       .updateTable('participants')
-      .set({ active: 0, released_at: now })
+      .set({ active: 0, released_at: now, removed_at: now })
       .where('id', '=', id)
-      .where('active', '=', 1)
+      .where('active', '=', ACTIVE)
       .executeTakeFirst();
     return r.numUpdatedRows === 1n;
   }
@@ -163,7 +179,7 @@ export class SessionRepository {
     const rows = await this.db
       .selectFrom('sessions')
       .select(['id', 'tenant_id'])
-      .where('status', '=', 'open')
+      .where('status', '=', OPEN)
       .where('expires_at', '<=', now)
       .orderBy('expires_at')
       .limit(limit)
@@ -179,25 +195,34 @@ export class SessionRepository {
     numbers: readonly string[],
     since: number,
   ): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
-    const rows = await this.db
+    // Two queries, each answered by its own index: open holdings by the unique index of the
+    // invariant, recent releases by (number, released_at).
+    const held = await this.db
       .selectFrom('participants as p')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
-      .select(['p.number', 'p.proxy_number_id', 'p.session_id', 'p.active', 's.expires_at'])
+      .select(['p.number', 'p.proxy_number_id', 'p.session_id', 's.expires_at'])
       .where('p.number', 'in', numbers)
-      .where((eb) => eb.or([eb('p.active', '=', 1), eb('p.released_at', '>', since)]))
+      .where('p.active', '=', ACTIVE)
       .execute();
-    const holdings: Holding[] = [];
-    const cooling: Holding[] = [];
-    for (const r of rows) {
-      const h = {
-        number: r.number,
-        proxyNumberId: r.proxy_number_id,
-        sessionId: r.session_id,
-        expiresAt: r.expires_at,
-      };
-      (r.active ? holdings : cooling).push(h);
-    }
-    return { holdings, cooling };
+    const released = await this.db
+      .selectFrom('participants')
+      .select(['number', 'proxy_number_id', 'session_id'])
+      .where('number', 'in', numbers)
+      .where('released_at', '>', since)
+      .execute();
+    const holding = (
+      r: { number: string; proxy_number_id: string; session_id: string },
+      expiresAt: number,
+    ) => ({
+      number: r.number,
+      proxyNumberId: r.proxy_number_id,
+      sessionId: r.session_id,
+      expiresAt,
+    });
+    return {
+      holdings: held.map((r) => holding(r, r.expires_at)),
+      cooling: released.map((r) => holding(r, since)),
+    };
   }
 
   private async withParticipants(rows: SessionRow[]): Promise<Session[]> {
@@ -217,12 +242,8 @@ export class SessionRepository {
       toSession(
         r,
         participants
-          // A session shows its current participants; an ended one, those it had when it ended.
-          .filter(
-            (p) =>
-              p.session_id === r.id &&
-              (p.active === 1 || (r.closed_at !== null && p.released_at === r.closed_at)),
-          )
+          // A session shows the participants it has (or had when it ended), not those replaced.
+          .filter((p) => p.session_id === r.id && p.removed_at === null)
           .map(toParticipant),
       ),
     );

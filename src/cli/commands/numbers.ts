@@ -2,7 +2,6 @@ import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber, parsePhone } from '../../domain/phone.ts';
 import type { NumberStatus, PoolNumber } from '../../domain/pool.ts';
 import { numberView } from '../../http/views.ts';
-import { PROVIDER_NAMES } from '../../providers/registry.ts';
 import { DEFAULT_TENANT } from '../../services/keys.ts';
 import type { NumberInput } from '../../services/numbers.ts';
 import { NumberRepository } from '../../store/numbers.ts';
@@ -34,7 +33,7 @@ export interface ListOptions {
   cursor?: string;
 }
 
-/** `veil numbers add`: one proxy number into the pool. */
+/** `veil numbers add`: one proxy number into the pool (the service checks the provider). */
 export async function add(number: string, options: AddOptions, out: Output): Promise<void> {
   const config = cliConfig();
   const input = withoutUndefined({
@@ -45,9 +44,6 @@ export async function add(number: string, options: AddOptions, out: Output): Pro
     maxSessions: integerOption(options.maxSessions, '--max-sessions', 1, 1_000_000),
     capabilities: channelsOption(options.capabilities),
   }) as NumberInput;
-  if (!(PROVIDER_NAMES as readonly string[]).includes(input.provider)) {
-    throw new InvalidRequestError(`--provider must be one of ${PROVIDER_NAMES.join(', ')}`, 'provider');
-  }
   const added = await withVeil(config, (veil) => veil.numbers.add(DEFAULT_TENANT, input));
   out.result(numberView(added), () => `added ${added.number} (${added.id}): ${summary(added)}`);
 }

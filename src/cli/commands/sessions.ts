@@ -1,6 +1,7 @@
 import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber } from '../../domain/phone.ts';
 import {
+  MAX_PARTICIPANTS,
   normalizeSession,
   type Session,
   type SessionInput,
@@ -29,7 +30,7 @@ export interface ListOptions {
 /** `veil sessions create`: a session between two people, each given a proxy number. */
 export async function create(options: CreateOptions, out: Output): Promise<void> {
   const config = cliConfig();
-  if (options.participant.length !== 2) {
+  if (options.participant.length !== MAX_PARTICIPANTS) {
     throw new InvalidRequestError(
       'give --participant twice: a session is between two people',
       'participants',

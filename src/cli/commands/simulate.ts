@@ -31,6 +31,9 @@ export async function simulate(channel: Channel, options: SimulateOptions, out: 
   const to = parsePhone(options.to, '--to', config.defaultCountry).e164;
   const base = baseUrl(options.url ?? config.publicUrl);
   const secret = config.simWebhookSecret ?? (await storedSimSecret(config));
+  const secretSource = config.simWebhookSecret
+    ? 'SIM_WEBHOOK_SECRET'
+    : `the secret stored in ${databaseName(config)}`;
   const callId = `sim-${randomBytes(8).toString('hex')}`;
   const rawBody = JSON.stringify(
     channel === 'sms' ? { from, to, body: options.body ?? '', callId } : { from, to, callId },
@@ -55,7 +58,7 @@ export async function simulate(channel: Channel, options: SimulateOptions, out: 
   if (response.status === 403) {
     throw new CliError(
       'forbidden',
-      `the server at ${base} refused the simulator signature (403): SIM_WEBHOOK_SECRET differs from the server’s`,
+      `the server at ${base} refused the simulator signature (403): ${secretSource} is not the server’s`,
       EXIT.forbidden,
     );
   }
@@ -97,10 +100,9 @@ export function describeDecision(decision: RouteDecision): string {
  * does not exist yet is not created just to find it empty.
  */
 async function storedSimSecret(config: Config): Promise<string> {
-  const where = config.store.dialect === 'sqlite' ? config.store.file : 'the database named by DATABASE_URL';
   const missing = new CliError(
     'no_simulator_secret',
-    `no simulator secret: set SIM_WEBHOOK_SECRET, or run the server once on ${where} so that it stores one`,
+    `no simulator secret: set SIM_WEBHOOK_SECRET, or run the server once on ${databaseName(config)} so that it stores one`,
   );
   if (
     config.store.dialect === 'sqlite' &&
@@ -119,6 +121,11 @@ async function storedSimSecret(config: Config): Promise<string> {
   } finally {
     await store.close();
   }
+}
+
+/** The database as an operator knows it; a PostgreSQL URL is not repeated (it may hold a password). */
+function databaseName(config: Config): string {
+  return config.store.dialect === 'sqlite' ? config.store.file : 'the database of DATABASE_URL';
 }
 
 function baseUrl(text: string): string {

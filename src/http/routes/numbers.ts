@@ -39,7 +39,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       config: { scope: 'admin' },
     },
     async (request, reply) => {
-      const added = await veil.numbers.import(request.apiKey.tenantId, request.body, '');
+      const added = await veil.numbers.import(request.apiKey.tenantId, request.body);
       return reply.status(201).send({ data: added.map(numberView), nextCursor: null });
     },
   );

@@ -1,0 +1,41 @@
+import { randomBytes } from 'node:crypto';
+import type { BenchDatabase } from './databases.ts';
+import { type ServerProcess, startServer } from './processes.ts';
+
+/** Credentials every Veil server of a run shares: the clients sign and authenticate with them. */
+export const API_KEY = `bench_${randomBytes(24).toString('hex')}`;
+/** Where carriers would reach the server (behind a proxy): Twilio signs this URL, not the socket's. */
+export const PUBLIC_URL = 'https://veil.bench.example';
+export const TWILIO_AUTH_TOKEN = randomBytes(16).toString('hex');
+const TWILIO_ACCOUNT_SID = `AC${randomBytes(16).toString('hex')}`;
+const SIM_WEBHOOK_SECRET = randomBytes(24).toString('hex');
+
+/** The baseline server (bench/servers/bare.ts). */
+export function startBare(): Promise<ServerProcess> {
+  return startServer({
+    name: 'bare Fastify',
+    script: 'bench/servers/bare.ts',
+    env: { NODE_ENV: 'production' },
+  });
+}
+
+/** A Veil server in its own process, started as an operator starts it (`node --import tsx src/main.ts`). */
+export function startVeil(name: string, database: BenchDatabase): Promise<ServerProcess> {
+  const profileDir = process.env.BENCH_CPU_PROF;
+  return startServer({
+    name,
+    script: 'src/main.ts',
+    nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    env: {
+      NODE_ENV: 'production',
+      DATABASE_URL: database.url,
+      VEIL_API_KEY: API_KEY,
+      VEIL_PUBLIC_URL: PUBLIC_URL,
+      TWILIO_ACCOUNT_SID,
+      TWILIO_AUTH_TOKEN,
+      SIM_WEBHOOK_SECRET,
+      VEIL_DEMO_POOL: 'false',
+      LOG_LEVEL: 'warn',
+    },
+  });
+}

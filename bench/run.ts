@@ -1,0 +1,190 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BenchDatabase, dropAllDatabases, postgresDatabase, sqliteDatabase } from './databases.ts';
+import { startBare, startVeil } from './launch.ts';
+import { type BenchPlan, benchPlan } from './plan.ts';
+import { ROOT, type ServerProcess } from './processes.ts';
+import {
+  churnSection,
+  createsSection,
+  growthSection,
+  header,
+  routeSection,
+  targetsSection,
+} from './report.ts';
+import { measureChurn } from './sections/churn.ts';
+import { type CreateRow, measureCreates } from './sections/creates.ts';
+import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
+import { seed } from './seed.ts';
+
+/**
+ * `npm run bench`: routing against bare Fastify (§1, §3), session creates (§2) and memory over a
+ * churn (§4), printed as they finish and written to bench/RESULTS.md. BENCH_QUICK=1 for a smoke run;
+ * TEST_DATABASE_URL adds PostgreSQL; BENCH_CPU_PROF=<dir> profiles every Veil server; BENCH_OUT=<file>
+ * writes the results elsewhere.
+ */
+
+/** Where the results go; BENCH_OUT moves them, so that a smoke run need not replace a full run's. */
+const RESULTS_FILE = process.env.BENCH_OUT || join(ROOT, 'bench', 'RESULTS.md');
+
+function progress(line: string): void {
+  console.log(`  · ${line}`);
+}
+
+async function step<T>(label: string, work: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  console.log(`→ ${label}`);
+  const result = await work();
+  console.log(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result;
+}
+
+/** The command that reproduces this run, with any password in the database URL hidden. */
+function command(plan: BenchPlan, postgresUrl: string | undefined): string {
+  const env: string[] = [];
+  if (plan.quick) env.push('BENCH_QUICK=1');
+  if (postgresUrl) {
+    const url = new URL(postgresUrl);
+    if (url.password) url.password = '***';
+    env.push(`TEST_DATABASE_URL=${url.href}`);
+  }
+  if (process.env.BENCH_CPU_PROF) env.push(`BENCH_CPU_PROF=${process.env.BENCH_CPU_PROF}`);
+  return [...env, 'npm run bench'].join(' ');
+}
+
+/** Seeds a database and starts a Veil server over it. */
+async function routeFixture(
+  database: BenchDatabase,
+  openSessions: number,
+  servers: ServerProcess[],
+): Promise<RouteFixture> {
+  const label = `${openSessions.toLocaleString('en-US')} open sessions on ${database.label}`;
+  const data = await step(`seeding ${label}`, () => seed(database, { openSessions }));
+  const server = await startVeil(`Veil ${label}`, database);
+  servers.push(server);
+  return { store: database.label, openSessions, server, data };
+}
+
+/** What §1 shows: every PostgreSQL server, and the SQLite ones of the headline sizes. */
+function headline(plan: BenchPlan): (fixture: RouteFixture) => boolean {
+  return (f) => f.store !== 'SQLite' || plan.headlineSizes.includes(f.openSessions);
+}
+
+/** §1 and §3: every routing server is up at once, so that their runs can be interleaved. */
+async function routing(
+  plan: BenchPlan,
+  workdir: string,
+  postgresUrl: string | undefined,
+): Promise<{ json: RouteRow[]; form: RouteRow[] }> {
+  const servers: ServerProcess[] = [];
+  const databases: BenchDatabase[] = [];
+  try {
+    const bare = await startBare();
+    servers.push(bare);
+    const fixtures: RouteFixture[] = [];
+    for (const size of plan.routeSizes) {
+      const database = sqliteDatabase(workdir, `route-${size}`);
+      databases.push(database);
+      fixtures.push(await routeFixture(database, size, servers));
+    }
+    if (postgresUrl) {
+      const database = await postgresDatabase(postgresUrl);
+      databases.push(database);
+      fixtures.push(await routeFixture(database, plan.postgresRouteSize, servers));
+    }
+    const json = await step('routing POST /v1/route, interleaved with bare Fastify', () =>
+      measureRouting('json', bare, fixtures, plan, progress),
+    );
+    const form = await step('routing POST /webhooks/twilio/voice, interleaved with bare Fastify', () =>
+      measureRouting('form', bare, fixtures.filter(headline(plan)), plan, progress),
+    );
+    return { json, form };
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all(databases.map((d) => d.drop()));
+  }
+}
+
+/** §2 on SQLite, and on PostgreSQL when there is one. */
+async function sessionCreates(
+  plan: BenchPlan,
+  workdir: string,
+  postgresUrl: string | undefined,
+): Promise<CreateRow[]> {
+  let made = 0;
+  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `creates-${++made}`))];
+  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
+  const rows: CreateRow[] = [];
+  for (const newDatabase of stores) {
+    rows.push(...(await step('session creates', () => measureCreates(newDatabase, plan, progress))));
+  }
+  return rows;
+}
+
+function show(markdown: string): void {
+  console.log(`\n${markdown}\n`);
+}
+
+async function main(): Promise<void> {
+  const plan = benchPlan();
+  const postgresUrl = process.env.TEST_DATABASE_URL || undefined;
+  const startedAt = new Date();
+  const loadAtStart = loadavg();
+  const workdir = mkdtempSync(join(tmpdir(), 'veil-bench-'));
+  const interrupted = async () => {
+    await dropAllDatabases();
+    rmSync(workdir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', () => void interrupted());
+  process.once('SIGTERM', () => void interrupted());
+  console.log(
+    `Veil benchmark (${plan.quick ? 'quick' : 'full'})${postgresUrl ? ' on SQLite and PostgreSQL' : ' on SQLite'}\n`,
+  );
+  try {
+    const route = await routing(plan, workdir, postgresUrl);
+    const shown = headline(plan);
+    const routeRows = [...route.json.filter((r) => !r.fixture || shown(r.fixture)), ...route.form];
+    show(routeSection(routeRows));
+    show(growthSection(route.json));
+    const creates = await sessionCreates(plan, workdir, postgresUrl);
+    show(createsSection(creates));
+    const churnDatabase = sqliteDatabase(workdir, 'churn');
+    const churn = await step(
+      `create/close churn of ${plan.churnOps.toLocaleString('en-US')} operations`,
+      () => measureChurn(churnDatabase, plan),
+    );
+    await churnDatabase.drop();
+    show(churnSection(churn));
+    const targets = targetsSection(routeRows, route.json, creates, churn);
+    show(targets);
+    const info = {
+      plan,
+      startedAt,
+      finishedAt: new Date(),
+      command: command(plan, postgresUrl),
+      loadAtStart,
+      loadAtEnd: loadavg(),
+    };
+    const sections = [
+      header(info),
+      targets,
+      routeSection(routeRows),
+      createsSection(creates),
+      growthSection(route.json),
+      churnSection(churn),
+    ];
+    writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);
+    console.log(`Written to ${RESULTS_FILE}`);
+  } finally {
+    await dropAllDatabases();
+    rmSync(workdir, { recursive: true, force: true });
+  }
+}
+
+main().catch(async (error) => {
+  console.error(error instanceof Error ? error.stack : error);
+  await dropAllDatabases();
+  process.exit(1);
+});

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'node:querystring';
+import twilio from 'twilio';
+import { API_KEY, PUBLIC_URL, TWILIO_AUTH_TOKEN } from '../launch.ts';
+import { interleave, type LoadResult, medianRatio, runLoad, type Summary, summarize } from '../load.ts';
+import type { BenchPlan } from '../plan.ts';
+import type { ServerProcess } from '../processes.ts';
+import { seededRandom, shuffle } from '../random.ts';
+import type { RoutePair, SeededData } from '../seed.ts';
+
+export const ROUTE_PATH = '/v1/route';
+export const VOICE_WEBHOOK_PATH = '/webhooks/twilio/voice';
+/** Webhook bodies signed beforehand per server: signing is the carrier's work, not the client's. */
+const SIGNED_BODIES = 3_000;
+
+/** A Veil server over a seeded database. */
+export interface RouteFixture {
+  store: string;
+  openSessions: number;
+  server: ServerProcess;
+  data: SeededData;
+}
+
+export type Endpoint = 'json' | 'form';
+
+/** One line of the routing tables: the bare baseline (fixture undefined) or a Veil server. */
+export interface RouteRow {
+  endpoint: Endpoint;
+  fixture?: RouteFixture;
+  summary: Summary;
+  /** Median over rounds of req/s divided by the bare endpoint's in the same round. */
+  ratio: number;
+  /** The bare endpoint's CPU per request divided by this server's: the ratio in CPU rather than time. */
+  cpuRatio: number;
+}
+
+/**
+ * Routes over HTTP through every fixture and the bare endpoint, interleaved, for one endpoint:
+ * POST /v1/route (JSON, Bearer key) or the Twilio voice webhook (form-encoded, signed).
+ */
+export async function measureRouting(
+  endpoint: Endpoint,
+  bare: ServerProcess,
+  fixtures: RouteFixture[],
+  plan: BenchPlan,
+  progress: (line: string) => void,
+): Promise<RouteRow[]> {
+  for (const fixture of fixtures) await probe(endpoint, fixture);
+  const requestsOf = (data: SeededData) => requestsFor(endpoint, data);
+  const first = fixtures[0];
+  if (!first) throw new Error('no fixture to route through');
+  const targets = [
+    { name: `bare ${endpoint}`, server: bare, requests: requestsOf(first.data) },
+    ...fixtures.map((f) => ({ name: nameOf(f), server: f.server, requests: requestsOf(f.data) })),
+  ].map(({ name, server, requests }) => ({
+    name,
+    run: (seconds: number) =>
+      runLoad({ server, requests, connections: plan.connections, pipelining: plan.pipelining, seconds }),
+  }));
+  const results = await interleave(targets, {
+    rounds: plan.routeRounds,
+    seconds: plan.routeSeconds,
+    warmupSeconds: plan.warmupSeconds,
+    onRun: progress,
+  });
+  const baseline = results[0] as LoadResult[];
+  const bareSummary = summarize(baseline);
+  const row = (fixture: RouteFixture | undefined, runs: LoadResult[]): RouteRow => {
+    const summary = summarize(runs);
+    return {
+      endpoint,
+      fixture,
+      summary,
+      ratio: medianRatio(runs, baseline),
+      cpuRatio: bareSummary.cpuUsPerRequest / summary.cpuUsPerRequest,
+    };
+  };
+  return [row(undefined, baseline), ...fixtures.map((f, i) => row(f, results[i + 1] as LoadResult[]))];
+}
+
+export function nameOf(fixture: RouteFixture): string {
+  return `Veil ${fixture.store} ${fixture.openSessions.toLocaleString('en-US')}`;
+}
+
+/** Mostly calls within a session (each to be connected), a tenth from strangers (each refused), shuffled. */
+function calls(data: SeededData): RoutePair[] {
+  return shuffle([...data.hits, ...data.strangers], seededRandom(7));
+}
+
+/** A request as both autocannon and fetch take it. */
+interface CallRequest {
+  method: 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** One call as the client sends it: JSON with the API key, or a Twilio webhook signed as Twilio signs it. */
+function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
+  if (endpoint === 'json') {
+    return {
+      method: 'POST',
+      path: ROUTE_PATH,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ ...call, channel: 'voice' }),
+    };
+  }
+  const params = {
+    AccountSid: `AC${'0'.repeat(32)}`,
+    ApiVersion: '2010-04-01',
+    CallSid: `CA${randomBytes(16).toString('hex')}`,
+    CallStatus: 'ringing',
+    Called: call.to,
+    Caller: call.from,
+    Direction: 'inbound',
+    From: call.from,
+    To: call.to,
+  };
+  const signature = twilio.getExpectedTwilioSignature(
+    TWILIO_AUTH_TOKEN,
+    PUBLIC_URL + VOICE_WEBHOOK_PATH,
+    params,
+  );
+  return {
+    method: 'POST',
+    path: VOICE_WEBHOOK_PATH,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature },
+    body: stringify(params),
+  };
+}
+
+function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
+  const all = calls(data);
+  return (endpoint === 'form' ? all.slice(0, SIGNED_BODIES) : all).map((call) => requestFor(endpoint, call));
+}
+
+/**
+ * Checks, before measuring, that the server answers what it should: a call in a session is
+ * connected and a stranger's is refused. A benchmark of 401s or of empty lookups would measure nothing.
+ */
+async function probe(endpoint: Endpoint, fixture: RouteFixture): Promise<void> {
+  const [hit] = fixture.data.hits;
+  const [stranger] = fixture.data.strangers;
+  if (!hit || !stranger) throw new Error(`${nameOf(fixture)}: no calls to route`);
+  const ask = async (call: RoutePair) => {
+    const request = requestFor(endpoint, call);
+    const response = await fetch(fixture.server.url + request.path, request);
+    return { status: response.status, text: await response.text() };
+  };
+  const connected = await ask(hit);
+  const refused = await ask(stranger);
+  const ok =
+    connected.status === 200 &&
+    refused.status === 200 &&
+    (endpoint === 'json'
+      ? JSON.parse(connected.text).action === 'connect' && JSON.parse(refused.text).action === 'reject'
+      : connected.text.includes('<Dial') && !refused.text.includes('<Dial'));
+  if (!ok) {
+    throw new Error(
+      `${nameOf(fixture)} ${endpoint}: a call in a session should connect and a stranger's be refused, got\n` +
+        `${connected.status} ${connected.text}\n${refused.status} ${refused.text}`,
+    );
+  }
+}
