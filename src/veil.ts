@@ -40,7 +40,10 @@ export interface VeilOptions {
 
 export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
   const clock = options.clock ?? Date.now;
-  const store = await openStore(config.store, { schema: options.schema });
+  const store = await openStore(config.store, {
+    schema: options.schema,
+    onBackgroundError: (message) => options.logger.error({ message }, 'database checkpoint failed'),
+  });
   // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.
   const simSecret =
     config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));

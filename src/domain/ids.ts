@@ -3,6 +3,20 @@ import { randomBytes } from 'node:crypto';
 let lastMs = 0;
 let counter = 0;
 
+// Random bytes drawn in bulk: one randomBytes call per id costs more than the rest of newId.
+const POOL_BYTES = 6 * 1024;
+let pool = randomBytes(POOL_BYTES);
+let offset = 0;
+
+function random6(): string {
+  if (offset + 6 > POOL_BYTES) {
+    pool = randomBytes(POOL_BYTES);
+    offset = 0;
+  }
+  offset += 6;
+  return pool.toString('hex', offset - 6, offset);
+}
+
 /**
  * A prefixed id that sorts by creation time (`ses_0193c1f2a4b0_9f3a...`): 12 hex digits of
  * milliseconds, 4 of a per-millisecond counter, then 12 random hex digits. Lists page on it.
@@ -15,5 +29,5 @@ export function newId(prefix: string, now = Date.now()): string {
   }
   const time = now.toString(16).padStart(12, '0');
   const seq = (counter & 0xffff).toString(16).padStart(4, '0');
-  return `${prefix}_${time}${seq}${randomBytes(6).toString('hex')}`;
+  return `${prefix}_${time}${seq}${random6()}`;
 }

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql 
 import pg from 'pg';
 import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
+import { startCheckpointer } from './checkpointer.ts';
 import { migrationProvider } from './migrations.ts';
 import type { Schema } from './schema.ts';
 
@@ -19,8 +20,15 @@ export interface Store {
 
 const STATEMENT_CACHE_SIZE = 500;
 
+export interface StoreOptions {
+  /** A PostgreSQL schema to use instead of the default search_path (tests). */
+  schema?: string;
+  /** Where a background worker's errors go (the SQLite checkpointer). */
+  onBackgroundError?: (message: string) => void;
+}
+
 /** Opens (and migrates) the database named by the config. */
-export async function openStore(config: StoreConfig, options: { schema?: string } = {}): Promise<Store> {
+export async function openStore(config: StoreConfig, options: StoreOptions = {}): Promise<Store> {
   const db = config.dialect === 'sqlite' ? openSqlite(config.file) : openPostgres(config.url, options.schema);
   // Kysely looks for its migration tables in every schema it can see; naming ours keeps another
   // schema's copy (another install, another test) from being mistaken for it.
@@ -38,7 +46,21 @@ export async function openStore(config: StoreConfig, options: { schema?: string 
     await db.destroy();
     throw error;
   }
-  return { db, dialect: config.dialect, close: () => db.destroy() };
+  const checkpointer =
+    config.dialect === 'sqlite' && config.file !== ':memory:'
+      ? startCheckpointer(
+          config.file,
+          options.onBackgroundError ?? ((m) => console.error(`sqlite checkpoint: ${m}`)),
+        )
+      : undefined;
+  return {
+    db,
+    dialect: config.dialect,
+    async close() {
+      await checkpointer?.stop();
+      await db.destroy();
+    },
+  };
 }
 
 function openSqlite(file: string): Db {
@@ -48,6 +70,8 @@ function openSqlite(file: string): Db {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // Checkpoints happen on a worker thread (see checkpointer.ts), not inside commits.
+  if (file !== ':memory:') sqlite.pragma('wal_autocheckpoint = 0');
   return new Kysely<Schema>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
 }
 
