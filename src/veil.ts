@@ -36,12 +36,15 @@ export interface VeilOptions {
   clock?: () => number;
   /** For tests: a PostgreSQL schema to use instead of the default search_path. */
   schema?: string;
+  /** For tests: most PostgreSQL connections (several instances share one server's limit). */
+  poolSize?: number;
 }
 
 export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
   const clock = options.clock ?? Date.now;
   const store = await openStore(config.store, {
     schema: options.schema,
+    poolSize: options.poolSize,
     onBackgroundError: (message) => options.logger.error({ message }, 'database checkpoint failed'),
   });
   // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.

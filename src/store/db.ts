@@ -19,17 +19,20 @@ export interface Store {
 }
 
 const STATEMENT_CACHE_SIZE = 500;
+const DEFAULT_POOL_SIZE = 10;
 
 export interface StoreOptions {
   /** A PostgreSQL schema to use instead of the default search_path (tests). */
   schema?: string;
+  /** Most PostgreSQL connections this process opens. */
+  poolSize?: number;
   /** Where a background worker's errors go (the SQLite checkpointer). */
   onBackgroundError?: (message: string) => void;
 }
 
 /** Opens (and migrates) the database named by the config. */
 export async function openStore(config: StoreConfig, options: StoreOptions = {}): Promise<Store> {
-  const db = config.dialect === 'sqlite' ? openSqlite(config.file) : openPostgres(config.url, options.schema);
+  const db = config.dialect === 'sqlite' ? openSqlite(config.file) : openPostgres(config.url, options);
   // Kysely looks for its migration tables in every schema it can see; naming ours keeps another
   // schema's copy (another install, another test) from being mistaken for it.
   const migrationTableSchema =
@@ -98,10 +101,10 @@ function cachingStatements(sqlite: SqliteDatabase.Database) {
   };
 }
 
-function openPostgres(url: string, schema: string | undefined): Db {
+function openPostgres(url: string, { schema, poolSize = DEFAULT_POOL_SIZE }: StoreOptions): Db {
   const pool = new pg.Pool({
     connectionString: url,
-    max: 10,
+    max: poolSize,
     // bigint columns hold epoch milliseconds, well inside Number's range.
     types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) },
     ...(schema ? { options: `-c search_path=${schema}` } : {}),

@@ -14,6 +14,8 @@ import { storeKinds, type TestStore } from '../support/stores.ts';
 const INSTANCES = 8;
 const PER_INSTANCE = 40;
 const ATTEMPTS = INSTANCES * PER_INSTANCE;
+/** Connections per instance: 8 × 4 stays well inside PostgreSQL's default limit of 100. */
+const POOL_SIZE = 4;
 /** The pool of every scenario: small, so that it fills up. */
 const POOL = ['+14155550201', '+14155550202', '+14155550203', '+12125550201', '+12125550202'];
 const N = POOL.length;
@@ -50,7 +52,7 @@ describe('allocation across concurrent instances (postgres)', {
     assert.ok(kind, 'TEST_DATABASE_URL is set, so storeKinds() offers postgres');
     store = await kind.create();
     // One after the other: each runs the (idempotent) migrations on the shared schema.
-    for (let i = 0; i < INSTANCES; i++) apps.push(await testApp(store));
+    for (let i = 0; i < INSTANCES; i++) apps.push(await testApp(store, {}, { poolSize: POOL_SIZE }));
   });
   after(async () => {
     for (const t of apps) await t.close();

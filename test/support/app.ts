@@ -37,7 +37,11 @@ export interface TestApp {
 }
 
 /** The whole HTTP app over a test store, configured as an operator would through the environment. */
-export async function testApp(store: TestStore, env: Record<string, string> = {}): Promise<TestApp> {
+export async function testApp(
+  store: TestStore,
+  env: Record<string, string> = {},
+  options: { poolSize?: number } = {},
+): Promise<TestApp> {
   const config: Config = {
     ...loadConfig({
       NODE_ENV: 'production',
@@ -54,7 +58,7 @@ export async function testApp(store: TestStore, env: Record<string, string> = {}
   const logs: string[] = [];
   const logger = createLogger(config.logLevel, { write: (line: string) => logs.push(line) });
   const clock = new TestClock();
-  const veil = await createVeil(config, { logger, clock: clock.read, schema: store.schema });
+  const veil = await createVeil(config, { logger, clock: clock.read, schema: store.schema, ...options });
   await veil.keys.ensureBootstrap(ADMIN_KEY);
   const app = await buildApp(veil, logger);
   return {
