@@ -6,12 +6,12 @@ import { type TestApp, testApp } from '../support/app.ts';
 import { storeKinds, type TestStore } from '../support/stores.ts';
 
 /**
- * Random sequences of create / close / expire / sweep / renew / add / remove / route / read, driven
- * through the HTTP API against a model of which sessions are open. After every step: the invariant
- * of DESIGN §1 (from the model and from the participants table), numbers.load against the rows that
- * hold each number, and the database against the model. Routing must connect exactly what the
- * model says and reveal no real number otherwise; pool_exhausted must come exactly when the person
- * (per-participant) or the pair (shared) already holds every number of the country.
+ * Random sequences of create / close / expire / sweep / renew / add / remove / replace / route /
+ * read, driven through the HTTP API against a model of which sessions are open. After every step:
+ * the invariant of DESIGN §1 (from the model and from the participants table), numbers.load against
+ * the rows that hold each number, and the database against the model. Routing must connect exactly
+ * what the model says and reveal no real number otherwise; pool_exhausted must come exactly when
+ * the person (per-participant) or the pair (shared) already holds every number of the country.
  *
  * FC_SEED and FC_RUNS replay or widen a run: FC_SEED=<seed printed on failure>.
  */
@@ -79,6 +79,7 @@ type Op =
   | { kind: 'renew'; s: number; ttl: number }
   | { kind: 'add'; s: number; p: number }
   | { kind: 'remove'; s: number; p: number }
+  | { kind: 'replace'; s: number; p: number; q: number }
   | { kind: 'route'; hit: number; from: number; to: number; sms: boolean }
   | { kind: 'get'; s: number };
 
@@ -117,6 +118,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('renew' as const), s: fc.nat(), ttl: ttlArb }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('add' as const), s: fc.nat(), p: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), s: fc.nat(), p: fc.nat() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('replace' as const), s: fc.nat(), p: fc.nat(), q: fc.nat() }),
+  },
   {
     weight: 6,
     arbitrary: fc.record({
@@ -196,6 +201,8 @@ class Run {
         return this.add(op.s, op.p);
       case 'remove':
         return this.remove(op.s, op.p);
+      case 'replace':
+        return this.replace(op.s, op.p, op.q);
       case 'route':
         return this.route(op);
       case 'get':
@@ -326,8 +333,27 @@ class Run {
     // Mostly open sessions with room, so that adds get past the refusals.
     const roomy = this.open().filter((s) => s.participants.length < 2);
     const s = pick(roomy.length > 0 && p % 4 !== 0 ? roomy : this.sessions, i);
+    if (s) await this.addTo(s, p);
+  }
+
+  /** The courier is replaced: one participant of an open session out, someone in. */
+  private async replace(i: number, p: number, q: number): Promise<void> {
+    const s = pick(
+      this.open().filter((o) => o.participants.length > 0),
+      i,
+    );
     if (!s) return;
-    const person = PEOPLE[p % PEOPLE.length] as Person;
+    await this.removeFrom(s, s.participants[p % s.participants.length] as ModelParticipant);
+    await this.addTo(s, q);
+  }
+
+  private async addTo(s: ModelSession, p: number): Promise<void> {
+    // A third of the time someone from another country than the member: a shared session must refuse them.
+    const member = s.participants[0] && personOf(s.participants[0].number);
+    const foreign = PEOPLE.filter((q) => member && q.country !== member.country);
+    const person = (
+      p % 3 === 0 && foreign.length > 0 ? pick(foreign, p >> 2) : PEOPLE[p % PEOPLE.length]
+    ) as Person;
     const state = this.state(s);
     const cooling = await this.cooling([person.number]);
     const r = await this.t.api('POST', `/v1/sessions/${s.id}/participants`, { number: person.number });
@@ -371,11 +397,14 @@ class Run {
   }
 
   private async remove(i: number, p: number): Promise<void> {
-    const s = pick(this.sessions, i);
-    if (!s) return;
-    const candidates = [...s.participants, ...s.removed];
-    const participant = pick(candidates, p);
-    if (!participant) return;
+    // Mostly open sessions: removals there make room for adds.
+    const live = this.open();
+    const s = pick(i % 4 !== 0 && live.length > 0 ? live : this.sessions, i >> 2);
+    const participant = s && pick([...s.participants, ...s.removed], p);
+    if (s && participant) await this.removeFrom(s, participant);
+  }
+
+  private async removeFrom(s: ModelSession, participant: ModelParticipant): Promise<void> {
     const state = this.state(s);
     const current = s.participants.includes(participant);
     const r = await this.t.api('DELETE', `/v1/sessions/${s.id}/participants/${participant.id}`);
@@ -573,6 +602,20 @@ class Run {
       else if (rows.length > 0) assert.deepEqual(sort(rows), sort(s.participants), `${s.label} (expired)`);
     }
     assert.deepEqual([...bySession.keys()], [], 'active participants of sessions the test never opened');
+    // Each session's expiry and status as stored: an expired one is ended lazily, so still open or expired.
+    const stored = new Map(
+      (await db.selectFrom('sessions').select(['id', 'status', 'expires_at']).execute()).map((r) => [
+        r.id,
+        r,
+      ]),
+    );
+    for (const s of this.sessions) {
+      const row = stored.get(s.id);
+      const state = this.state(s);
+      assert.equal(row?.expires_at, s.expiresAt, `${s.label} expires_at`);
+      const allowed = state === 'expired' ? ['open', 'expired'] : [state];
+      assert.ok(allowed.includes(row?.status ?? ''), `${s.label} is ${state} but stored ${row?.status}`);
+    }
   }
 }
 
