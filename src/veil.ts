@@ -64,8 +64,8 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     clock,
   );
   const router = new Router(
-    new RouteLookup(store.db),
-    new NumberRepository(store.db),
+    new RouteLookup(store.reader),
+    new NumberRepository(store.reader),
     interactions,
     config.outOfSession,
     clock,

@@ -28,7 +28,7 @@ export class KeyService {
     const now = this.clock();
     const hit = this.cache.get(secret);
     if (hit && hit.until > now) return hit.key;
-    const found = await new KeyRepository(this.store.db).findByHash(hashKey(secret));
+    const found = await new KeyRepository(this.store.reader).findByHash(hashKey(secret));
     const key = found && found.revokedAt === null ? found : undefined;
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     this.cache.set(secret, { key, until: now + CACHE_TTL_MS });

@@ -383,9 +383,7 @@ class Allocator {
     for (const search of plan) {
       const exclude = [...search.exclude];
       for (;;) {
-        const found =
-          (await this.numbers.findProxy({ ...search, exclude }, 'skip')) ??
-          (await this.numbers.findProxy({ ...search, exclude }, 'wait'));
+        const found = await this.numbers.findProxy({ ...search, exclude });
         if (!found) break;
         if (heldBySession.has(found.id) || (await this.numbers.take(found.id, this.now))) return found;
         exclude.push(found.id); // filled up or drained since it was read: look further

@@ -1,20 +1,39 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  Migrator,
+  PostgresAdapter,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+} from 'kysely';
 import pg from 'pg';
 import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
-import { startCheckpointer } from './checkpointer.ts';
 import { migrationProvider } from './migrations.ts';
 import type { Schema } from './schema.ts';
+import { SqliteWorker, type Statement } from './sqlite-worker.ts';
 
 export type Db = Kysely<Schema>;
 
 /** An open database: the Kysely handle plus the few things that differ between dialects. */
 export interface Store {
   readonly db: Db;
+  /**
+   * For the reads on the routing path. SQLite gives them a connection of their own: a WAL reader
+   * sees every committed write and never waits behind the writer's open transaction (a session
+   * being created, a batch of interactions). On PostgreSQL it is the same pool as `db`.
+   */
+  readonly reader: Db;
   readonly dialect: StoreConfig['dialect'];
+  /**
+   * Runs compiled statements in one transaction, for writes no request waits on (the interaction
+   * log). A SQLite file runs them on its background thread; otherwise they go through `db`.
+   */
+  writeBatch(statements: readonly Statement[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -26,7 +45,7 @@ export interface StoreOptions {
   schema?: string;
   /** Most PostgreSQL connections this process opens. */
   poolSize?: number;
-  /** Where a background worker's errors go (the SQLite checkpointer). */
+  /** Where a background worker's errors go (the SQLite worker). */
   onBackgroundError?: (message: string) => void;
 }
 
@@ -49,18 +68,27 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     await db.destroy();
     throw error;
   }
-  const checkpointer =
-    config.dialect === 'sqlite' && config.file !== ':memory:'
-      ? startCheckpointer(
-          config.file,
-          options.onBackgroundError ?? ((m) => console.error(`sqlite checkpoint: ${m}`)),
-        )
-      : undefined;
+  const onDisk = config.dialect === 'sqlite' && config.file !== ':memory:';
+  const reader = onDisk ? sqliteKysely(new SqliteDatabase(config.file, { readonly: true })) : db;
+  const worker = onDisk
+    ? new SqliteWorker(
+        config.file,
+        options.onBackgroundError ?? ((m) => console.error(`sqlite worker: ${m}`)),
+      )
+    : undefined;
   return {
     db,
+    reader,
     dialect: config.dialect,
+    writeBatch: worker
+      ? (statements) => worker.write(statements)
+      : (statements) =>
+          db.transaction().execute(async (trx) => {
+            for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, [...s.parameters]));
+          }),
     async close() {
-      await checkpointer?.stop();
+      await worker?.stop();
+      if (reader !== db) await reader.destroy();
       await db.destroy();
     },
   };
@@ -72,9 +100,13 @@ function openSqlite(file: string): Db {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('busy_timeout = 5000');
-  // Checkpoints happen on a worker thread (see checkpointer.ts), not inside commits.
+  // Checkpoints happen on the background thread (sqlite-worker.ts), not inside commits.
   if (file !== ':memory:') sqlite.pragma('wal_autocheckpoint = 0');
+  return sqliteKysely(sqlite);
+}
+
+function sqliteKysely(sqlite: SqliteDatabase.Database): Db {
+  sqlite.pragma('busy_timeout = 5000');
   return new Kysely<Schema>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
 }
 

@@ -1,7 +1,8 @@
-import type { Selectable } from 'kysely';
+import type { InsertResult, Selectable, UpdateResult } from 'kysely';
 import type { Interaction } from '../domain/interaction.ts';
 import type { Channel } from '../domain/session.ts';
 import type { Store } from './db.ts';
+import { Prepared } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
@@ -12,8 +13,28 @@ export interface Slide {
   expiresAt: number;
 }
 
-const MAX_BATCH = 200;
-const MAX_DELAY_MS = 5;
+const MAX_BATCH = 500;
+const MAX_DELAY_MS = 10;
+/** Rows per INSERT statement: batches are written in chunks of this size, each a prepared statement. */
+const CHUNK = 50;
+const COLUMNS = [
+  'id',
+  'tenant_id',
+  'session_id',
+  'channel',
+  'from_number',
+  'to_number',
+  'target_number',
+  'caller_id',
+  'action',
+  'reason',
+  'provider',
+  'provider_call_id',
+  'status',
+  'duration_seconds',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof InteractionRow)[];
 /** Rows kept while the database refuses writes, before the oldest are dropped (and said so). */
 const MAX_PENDING = 100_000;
 
@@ -28,11 +49,24 @@ export class InteractionLog {
   private slides = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** The prepared INSERT of n rows, for each n up to CHUNK, made when first needed. */
+  private readonly inserts = new Map<number, Prepared<Record<string, unknown>, InsertResult>>();
+  /** A sliding session's new expiry; never moves it back, nor revives an ended session. */
+  private readonly slide: Prepared<{ expiresAt: number; sessionId: string }, UpdateResult>;
 
   constructor(
     private readonly store: Store,
     private readonly onError: (error: unknown, dropped: number) => void,
-  ) {}
+  ) {
+    this.slide = new Prepared(['expiresAt', 'sessionId'], (v) =>
+      store.db
+        .updateTable('sessions')
+        .set({ expires_at: v.expiresAt as unknown as number })
+        .where('id', '=', v.sessionId)
+        .where('status', '=', OPEN)
+        .where('expires_at', '<', v.expiresAt as unknown as number),
+    );
+  }
 
   record(interaction: Interaction, slide?: Slide): void {
     this.pending.push(toRow(interaction));
@@ -57,23 +91,10 @@ export class InteractionLog {
   private async write(rows: InteractionRow[], slides: Map<string, number>): Promise<void> {
     if (rows.length === 0 && slides.size === 0) return;
     try {
-      await this.store.db.transaction().execute(async (trx) => {
-        for (let i = 0; i < rows.length; i += MAX_BATCH) {
-          await trx
-            .insertInto('interactions')
-            .values(rows.slice(i, i + MAX_BATCH))
-            .execute();
-        }
-        for (const [sessionId, expiresAt] of slides) {
-          await trx
-            .updateTable('sessions')
-            .set({ expires_at: expiresAt })
-            .where('id', '=', sessionId)
-            .where('status', '=', OPEN)
-            .where('expires_at', '<', expiresAt)
-            .execute();
-        }
-      });
+      await this.store.writeBatch([
+        ...chunks(rows, CHUNK).map((chunk) => this.insertOf(chunk.length).bind(chunk.flatMap(valuesOf))),
+        ...[...slides].map(([sessionId, expiresAt]) => this.slide.bind([expiresAt, sessionId])),
+      ]);
     } catch (error) {
       // Keep the rows for the next flush rather than lose them; bound what is kept.
       this.pending = [...rows, ...this.pending];
@@ -83,6 +104,27 @@ export class InteractionLog {
       this.onError(error, dropped);
       this.timer ??= setTimeout(() => void this.flush(), 1000);
     }
+  }
+
+  /** The prepared INSERT of n rows (its values row after row, in COLUMNS order), made when first needed. */
+  private insertOf(n: number): Prepared<Record<string, unknown>, InsertResult> {
+    let insert = this.inserts.get(n);
+    if (!insert) {
+      const names = Array.from({ length: n }, (_, i) => COLUMNS.map((c) => `${i}.${c}`)).flat();
+      insert = new Prepared(names, (v) =>
+        this.store.db
+          .insertInto('interactions')
+          .values(
+            Array.from(
+              { length: n },
+              (_, i) =>
+                Object.fromEntries(COLUMNS.map((c) => [c, v[`${i}.${c}`]])) as unknown as InteractionRow,
+            ),
+          ),
+      );
+      this.inserts.set(n, insert);
+    }
+    return insert;
   }
 
   async listForSession(
@@ -130,6 +172,16 @@ export class InteractionLog {
     clearTimeout(this.timer);
     this.timer = undefined;
   }
+}
+
+function valuesOf(row: InteractionRow): unknown[] {
+  return COLUMNS.map((c) => row[c]);
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 function toRow(i: Interaction): InteractionRow {

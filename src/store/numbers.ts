@@ -66,14 +66,18 @@ export class NumberRepository {
 
   /**
    * The active number that answers the search and comes first by its preference, or undefined,
-   * locked for this transaction where the database locks rows. `skip` passes over numbers another
-   * transaction is taking right now, so concurrent allocations spread instead of queueing on the
-   * same row; only a search that waits for them (`wait`) may conclude that nothing fits.
+   * locked for this transaction where the database locks rows. There the search first passes over
+   * numbers other transactions are taking right now, so that concurrent allocations spread instead
+   * of queueing on one row; only a search that then waits for them may conclude nothing fits.
+   * (SQLite runs one write transaction at a time: a single search is the whole answer.)
    */
-  async findProxy(
-    search: ProxySearch,
-    locking: 'skip' | 'wait',
-  ): Promise<{ id: string; number: string } | undefined> {
+  async findProxy(search: ProxySearch): Promise<{ id: string; number: string } | undefined> {
+    const q = this.proxyQuery(search);
+    if (!locksRows(this.db)) return q.executeTakeFirst();
+    return (await q.forUpdate().skipLocked().executeTakeFirst()) ?? (await q.forUpdate().executeTakeFirst());
+  }
+
+  private proxyQuery(search: ProxySearch) {
     let q = this.db
       .selectFrom('numbers')
       .select(['id', 'number'])
@@ -89,9 +93,7 @@ export class NumberRepository {
     if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
     if (search.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
     if (search.preference === 'first-fit') q = q.orderBy('id');
-    q = q.limit(1);
-    if (locksRows(this.db)) q = locking === 'skip' ? q.forUpdate().skipLocked() : q.forUpdate();
-    return q.executeTakeFirst();
+    return q.limit(1);
   }
 
   /**

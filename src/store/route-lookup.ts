@@ -1,11 +1,8 @@
-import type { CompiledQuery } from 'kysely';
 import type { Participation } from '../domain/routing.ts';
 import type { Channel, TtlMode } from '../domain/session.ts';
 import type { Db } from './db.ts';
+import { Prepared } from './prepared.ts';
 import { ACTIVE } from './schema.ts';
-
-const FROM = '\u0000from';
-const TO = '\u0000to';
 
 /** The caller's participation with what routing and a sliding TTL need. */
 export interface RouteParticipation extends Participation {
@@ -38,50 +35,44 @@ interface Row {
  * statement, so a lookup is one index probe and no query building.
  */
 export class RouteLookup {
-  private readonly compiled: CompiledQuery<Row>;
-  private readonly fromAt: number;
-  private readonly toAt: number;
+  private readonly query: Prepared<{ from: string; to: string }, Row>;
 
   constructor(private readonly db: Db) {
-    this.compiled = db
-      .selectFrom('participants as p')
-      .innerJoin('sessions as s', 's.id', 'p.session_id')
-      .leftJoin('participants as o', (join) =>
-        join
-          .onRef('o.session_id', '=', 'p.session_id')
-          .on('o.active', '=', ACTIVE)
-          .onRef('o.id', '<>', 'p.id'),
-      )
-      .select([
-        'p.id as participant_id',
-        'p.session_id',
-        'p.tenant_id',
-        'p.number',
-        'p.can_initiate',
-        'p.reveal_number',
-        's.expires_at',
-        's.record',
-        's.channels',
-        's.max_call_seconds',
-        's.ttl_mode',
-        's.ttl_seconds',
-        'o.id as other_id',
-        'o.number as other_number',
-        'o.proxy_number as other_proxy',
-      ])
-      .where('p.number', '=', FROM)
-      .where('p.proxy_number', '=', TO)
-      .where('p.active', '=', ACTIVE)
-      .compile() as CompiledQuery<Row>;
-    this.fromAt = this.compiled.parameters.indexOf(FROM);
-    this.toAt = this.compiled.parameters.indexOf(TO);
+    this.query = new Prepared(['from', 'to'], (v) =>
+      db
+        .selectFrom('participants as p')
+        .innerJoin('sessions as s', 's.id', 'p.session_id')
+        .leftJoin('participants as o', (join) =>
+          join
+            .onRef('o.session_id', '=', 'p.session_id')
+            .on('o.active', '=', ACTIVE)
+            .onRef('o.id', '<>', 'p.id'),
+        )
+        .select([
+          'p.id as participant_id',
+          'p.session_id',
+          'p.tenant_id',
+          'p.number',
+          'p.can_initiate',
+          'p.reveal_number',
+          's.expires_at',
+          's.record',
+          's.channels',
+          's.max_call_seconds',
+          's.ttl_mode',
+          's.ttl_seconds',
+          'o.id as other_id',
+          'o.number as other_number',
+          'o.proxy_number as other_proxy',
+        ])
+        .where('p.number', '=', v.from)
+        .where('p.proxy_number', '=', v.to)
+        .where('p.active', '=', ACTIVE),
+    );
   }
 
   async find(from: string, to: string): Promise<RouteParticipation | undefined> {
-    const parameters = [...this.compiled.parameters];
-    parameters[this.fromAt] = from;
-    parameters[this.toAt] = to;
-    const { rows } = await this.db.executeQuery<Row>({ ...this.compiled, parameters });
+    const { rows } = await this.query.execute(this.db, { from, to });
     const r = rows[0];
     if (!r) return undefined;
     return {

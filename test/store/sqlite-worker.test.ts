@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CHECKPOINT_INTERVAL_MS } from '../../src/store/checkpointer.ts';
 import { openStore } from '../../src/store/db.ts';
+import { CHECKPOINT_INTERVAL_MS } from '../../src/store/sqlite-worker.ts';
 
 describe('SQLite checkpoints', () => {
   it('happen on the worker, not in commits: the database file grows only after the interval', async () => {

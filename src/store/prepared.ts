@@ -1,0 +1,43 @@
+import type { CompiledQuery, QueryResult } from 'kysely';
+import type { Db } from './db.ts';
+
+/**
+ * A query built and compiled once, then run many times with new values: no query building on the
+ * hot path, and (the SQLite store caching statements by their text) no re-preparing either.
+ *
+ * `build` receives a placeholder for each named value and returns the query; the placeholders are
+ * found again among the compiled parameters, so the values go exactly where Kysely put them.
+ */
+export class Prepared<Values extends Record<string, unknown>, Row> {
+  private readonly compiled: CompiledQuery<Row>;
+  /** For each parameter taken from the values: its position, and the index of its name. */
+  private readonly slots: { at: number; name: number }[] = [];
+
+  constructor(
+    private readonly names: readonly (keyof Values & string)[],
+    build: (placeholders: Record<keyof Values, string>) => { compile(): CompiledQuery<Row> },
+  ) {
+    const placeholder = (name: string) => `\u0000${name}\u0000`;
+    const lookup = new Map(names.map((n, i) => [placeholder(n), i]));
+    this.compiled = build(
+      Object.fromEntries(names.map((n) => [n, placeholder(n)])) as Record<keyof Values, string>,
+    ).compile();
+    this.compiled.parameters.forEach((parameter, at) => {
+      const name = typeof parameter === 'string' ? lookup.get(parameter) : undefined;
+      if (name !== undefined) this.slots.push({ at, name });
+    });
+    const missing = names.filter((_, i) => !this.slots.some((s) => s.name === i));
+    if (missing.length > 0) throw new Error(`prepared query does not use ${missing.join(', ')}`);
+  }
+
+  /** The compiled query with these values, given in the order of the names. */
+  bind(values: readonly unknown[]): CompiledQuery<Row> {
+    const parameters = this.compiled.parameters.slice();
+    for (const { at, name } of this.slots) parameters[at] = values[name];
+    return { ...this.compiled, parameters };
+  }
+
+  execute(db: Db, values: Values): Promise<QueryResult<Row>> {
+    return db.executeQuery<Row>(this.bind(this.names.map((n) => values[n])));
+  }
+}
