@@ -21,6 +21,8 @@ export interface BenchPlan {
   churnConnections: number;
   /** RSS samples taken over the churn. */
   churnSamples: number;
+  /** Steps of each pool-efficiency workload (bench/sections/pool.ts). */
+  poolSteps: number;
 }
 
 const QUICK: BenchPlan = {
@@ -39,6 +41,7 @@ const QUICK: BenchPlan = {
   churnMaxSeconds: 20,
   churnConnections: 4,
   churnSamples: 10,
+  poolSteps: 3_000,
 };
 
 const FULL: BenchPlan = {
@@ -53,6 +56,7 @@ const FULL: BenchPlan = {
   churnOps: 1_000_000,
   churnMaxSeconds: 240,
   churnSamples: 20,
+  poolSteps: 12_000,
 };
 
 export function benchPlan(env: Record<string, string | undefined> = process.env): BenchPlan {

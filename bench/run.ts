@@ -15,6 +15,7 @@ import {
 } from './report.ts';
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
+import { measurePool, poolSection } from './sections/pool.ts';
 import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
 import { seed } from './seed.ts';
 
@@ -157,6 +158,11 @@ async function main(): Promise<void> {
     );
     await churnDatabase.drop();
     show(churnSection(churn));
+    const pool = await step(
+      `pool efficiency over ${plan.poolSteps.toLocaleString('en-US')} steps a workload`,
+      () => measurePool(plan.poolSteps, progress),
+    );
+    show(poolSection(pool));
     const targets = targetsSection(routeRows, route.json, creates, churn);
     show(targets);
     const info = {
@@ -174,6 +180,7 @@ async function main(): Promise<void> {
       createsSection(creates),
       growthSection(route.json),
       churnSection(churn),
+      poolSection(pool),
     ];
     writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);
     console.log(`Written to ${RESULTS_FILE}`);

@@ -136,19 +136,19 @@ async function smallestPool(workload: ChurnWorkload, preference: ProxyPreference
 
 export const POOL_WORKLOADS: ChurnWorkload[] = [
   {
-    label: '50 couriers ≤5 orders, 400 customers ≤3',
-    couriers: 50,
-    customers: 400,
-    courierCap: 5,
-    customerCap: 3,
+    label: '10 couriers ≤8 orders, 30 customers ≤4',
+    couriers: 10,
+    customers: 30,
+    courierCap: 8,
+    customerCap: 4,
     steps: 0,
     seed: 1,
   },
   {
-    label: '20 couriers ≤10 orders, 60 customers ≤6',
-    couriers: 20,
-    customers: 60,
-    courierCap: 10,
+    label: '15 couriers ≤6 orders, 30 customers ≤6',
+    couriers: 15,
+    customers: 30,
+    courierCap: 6,
     customerCap: 6,
     steps: 0,
     seed: 2,

@@ -17,8 +17,9 @@ export type ProxyPreference = 'least-loaded' | 'most-loaded' | 'first-fit';
  * In `shared` mode a number must be free for both people, and the pool runs out when the numbers
  * the two hold between them cover it. Packing sessions onto numbers that are already busy keeps
  * everyone's numbers drawn from the same few, so two people's sets overlap and their union stays
- * small: on churning courier/customer workloads it needs Δ+1 numbers where spreading needs up to
- * Δ+4 and greedy's bound is 2Δ−1 (bench/pool.ts measures it).
+ * small. On churning courier/customer workloads it never ran out with Δ+1 or Δ+2 numbers, where
+ * spreading needed Δ+2 or Δ+3 and greedy's bound is 2Δ−1 (bench/sections/pool.ts measures it).
+ * No online choice can promise Δ itself, since a number may not change under an open session.
  */
 export function preferenceFor(mode: SessionMode): ProxyPreference {
   return mode === 'shared' ? 'most-loaded' : 'least-loaded';
