@@ -27,16 +27,18 @@ export function preferenceFor(mode: SessionMode): ProxyPreference {
 
 /**
  * One attempt to find a proxy number: the store answers it with the active number of the country
- * (and region, when given) that is not excluded, has room under its cap and comes first by the
- * preference.
+ * (and region, when given) that has room under its cap, that none of `people` holds in an open
+ * session (nor released since `releasedSince`, when given), and that comes first by the preference.
  */
 export interface ProxySearch {
   tenantId: string;
   country: string;
   region?: string;
   channels: readonly Channel[];
-  /** Number ids that must not be chosen. */
-  exclude: readonly string[];
+  /** Real numbers of the people who will dial it. */
+  people: readonly string[];
+  /** Also pass over the numbers they gave back since this time (the reuse cooldown). */
+  releasedSince?: number;
   preference: ProxyPreference;
 }
 
@@ -44,42 +46,30 @@ export interface ProxyRequest {
   tenantId: string;
   /** The people who will all dial the number: one in `per-participant`, both in `shared`. */
   people: readonly PhoneNumber[];
-  histories: readonly ProxyHistory[];
   geoMatch: GeoMatch;
   channels: readonly Channel[];
   preference: ProxyPreference;
-}
-
-/** What the store knows of a person's proxies: held in open sessions, or released not long ago. */
-export interface ProxyHistory {
-  /** Proxy number ids the person holds in open sessions: the invariant forbids them. */
-  held: ReadonlySet<string>;
-  /** Proxy number ids released by the person within the reuse cooldown: avoided when possible. */
-  cooling: ReadonlySet<string>;
+  /** Start of the reuse cooldown, when one of the people gave a number back since: avoided when possible. */
+  coolingSince?: number;
 }
 
 /**
- * The searches to try, best first, for a proxy number that one or more people will all dial. The order states the preferences:
- * a number the people held recently is avoided before a region is given up (a redial from call
- * history must not reach a stranger), and the country always matches (caller ID must be local).
+ * The searches to try, best first, for a proxy number that one or more people will all dial. The
+ * order states the preferences: a number the people held recently is avoided before a region is
+ * given up (a redial from call history must not reach a stranger), and the country always matches
+ * (caller ID must be local).
  */
 export function proxySearchPlan(request: ProxyRequest): ProxySearch[] {
-  const { tenantId, people, histories, geoMatch, channels, preference } = request;
+  const { tenantId, people, geoMatch, channels, preference, coolingSince } = request;
   const country = people[0]?.country ?? '';
-  const held = union(histories.map((h) => h.held));
-  const heldOrCooling = union([held, ...histories.map((h) => h.cooling)]);
+  const numbers = people.map((p) => p.e164);
   const regions = geoMatch === 'country' ? [] : [...new Set(people.map((p) => p.region).filter(Boolean))];
   const scopes: (string | undefined)[] = geoMatch === 'region-strict' ? regions : [...regions, undefined];
   const plan: ProxySearch[] = [];
-  for (const exclude of heldOrCooling.size > held.size ? [heldOrCooling, held] : [held]) {
-    for (const region of scopes)
-      plan.push({ tenantId, country, region, channels, exclude: [...exclude], preference });
+  for (const releasedSince of coolingSince === undefined ? [undefined] : [coolingSince, undefined]) {
+    for (const region of scopes) {
+      plan.push({ tenantId, country, region, channels, people: numbers, releasedSince, preference });
+    }
   }
   return plan;
-}
-
-function union(sets: readonly ReadonlySet<string>[]): Set<string> {
-  const all = new Set<string>();
-  for (const s of sets) for (const v of s) all.add(v);
-  return all;
 }

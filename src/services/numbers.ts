@@ -5,7 +5,7 @@ import { assertStatusChange, type NumberStatus, type PoolNumber, retirementStatu
 import { CHANNELS, type Channel } from '../domain/session.ts';
 import { asUniqueViolation, type Db, inTransaction, type Store } from '../store/db.ts';
 import { NumberRepository } from '../store/numbers.ts';
-import type { Page } from './sessions.ts';
+import { type Page, pageOf } from './sessions.ts';
 
 export interface NumberInput {
   number: string;
@@ -128,8 +128,7 @@ export class NumberService {
       after: query.cursor,
       limit: query.limit + 1,
     });
-    const data = rows.slice(0, query.limit);
-    return { data, nextCursor: rows.length > query.limit ? (data.at(-1)?.id ?? null) : null };
+    return pageOf(rows, query.limit);
   }
 
   async update(tenantId: string, id: string, changes: NumberChanges): Promise<PoolNumber> {

@@ -22,7 +22,7 @@ import { type Db, inTransaction, type Store } from '../store/db.ts';
 import { appendEvent } from '../store/events.ts';
 import type { InteractionLog } from '../store/interactions.ts';
 import { NumberRepository } from '../store/numbers.ts';
-import { type Holding, historyOf, SessionRepository } from '../store/sessions.ts';
+import { type Holding, SessionRepository } from '../store/sessions.ts';
 
 export interface SessionServiceOptions extends SessionDefaults {
   reuseCooldownSeconds: number;
@@ -40,6 +40,15 @@ export interface SessionChanges {
 export interface Page<T> {
   data: T[];
   nextCursor: string | null;
+}
+
+/**
+ * A page of `limit` items from `rows`, read with one row more than the page: when that extra row
+ * came back there is a next page, starting after the last item shown (ids sort by creation).
+ */
+export function pageOf<T extends { id: string }>(rows: T[], limit: number): Page<T> {
+  const data = rows.slice(0, limit);
+  return { data, nextCursor: rows.length > limit ? (data.at(-1)?.id ?? null) : null };
 }
 
 /**
@@ -117,8 +126,10 @@ export class SessionService {
       limit: query.limit + 1,
       now: this.clock(),
     });
-    const data = rows.slice(0, query.limit).map((s) => this.present(s));
-    return { data, nextCursor: rows.length > query.limit ? (data.at(-1)?.id ?? null) : null };
+    return pageOf(
+      rows.map((s) => this.present(s)),
+      query.limit,
+    );
   }
 
   /** Renews (ttlSeconds / expiresAt) and changes record or metadata of an open session. */
@@ -208,9 +219,7 @@ export class SessionService {
     query: { cursor?: string; limit: number },
   ): Promise<Page<Interaction>> {
     await this.get(tenantId, id);
-    const rows = await this.log.listForSession(tenantId, id, query.cursor, query.limit + 1);
-    const data = rows.slice(0, query.limit);
-    return { data, nextCursor: rows.length > query.limit ? (data.at(-1)?.id ?? null) : null };
+    return pageOf(await this.log.listForSession(tenantId, id, query.cursor, query.limit + 1), query.limit);
   }
 
   /** Expires open sessions past their expiry, a batch at a time; returns how many it ended. */
@@ -303,10 +312,10 @@ class Allocator {
         ? undefined
         : this.session.participants[0]
           ? this.joinShared(this.session.participants[0], requests, holdings)
-          : await this.pick(requests, holdings, cooling, held, 'participants');
+          : await this.pick(requests, cooling, held, 'participants');
     const participants: Participant[] = [];
     for (const [i, request] of requests.entries()) {
-      const proxy = sharedPick ?? (await this.pick([request], holdings, cooling, held, `participants/${i}`));
+      const proxy = sharedPick ?? (await this.pick([request], cooling, held, `participants/${i}`));
       const participant: Participant = {
         id: newId('par', this.now),
         sessionId: this.session.id,
@@ -350,11 +359,12 @@ class Allocator {
   }
 
   /** The people's holdings after expiring their stale sessions; those sessions' proxies now cool down. */
+  private get coolingSince(): number {
+    return this.now - this.cooldownSeconds * 1000;
+  }
+
   private async histories(people: string[]): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
-    const { holdings, cooling } = await this.sessions.histories(
-      people,
-      this.now - this.cooldownSeconds * 1000,
-    );
+    const { holdings, cooling } = await this.sessions.histories(people, this.coolingSince);
     const stale = holdings.filter((h) => h.expiresAt <= this.now);
     for (const sessionId of new Set(stale.map((h) => h.sessionId))) {
       const session = await this.sessions.get(this.tenantId, sessionId);
@@ -367,26 +377,26 @@ class Allocator {
   /** The best number for these people (one, or both of a shared session), counted as taken. */
   private async pick(
     requests: readonly ParticipantRequest[],
-    holdings: Holding[],
     cooling: Holding[],
     heldBySession: Set<string>,
     field: string,
   ): Promise<{ id: string; number: string }> {
+    const people = new Set(requests.map((r) => r.phone.e164));
     const plan = proxySearchPlan({
       tenantId: this.tenantId,
       people: requests.map((r) => r.phone),
-      histories: requests.map((r) => historyOf(r.phone.e164, holdings, cooling)),
       geoMatch: this.session.geoMatch,
       channels: this.session.channels,
       preference: this.preference,
+      coolingSince: cooling.some((h) => people.has(h.number)) ? this.coolingSince : undefined,
     });
     for (const search of plan) {
-      const exclude = [...search.exclude];
+      const skip: string[] = [];
       for (;;) {
-        const found = await this.numbers.findProxy({ ...search, exclude });
+        const found = await this.numbers.findProxy(search, skip);
         if (!found) break;
         if (heldBySession.has(found.id) || (await this.numbers.take(found.id, this.now))) return found;
-        exclude.push(found.id); // filled up or drained since it was read: look further
+        skip.push(found.id); // filled up or drained since it was read: look further
       }
     }
     const where = requests[0]?.phone.country ?? '';

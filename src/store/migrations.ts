@@ -153,11 +153,15 @@ const migrations: Record<string, Migration> = {
         .createIndex('interactions_session')
         .on('interactions')
         .columns(['session_id', 'id'])
+        // Partial: a refused call of a stranger (no session) or an API decision (no call id)
+        // costs no entry, and every interaction written is on the routing path's budget.
+        .where(sql.ref('session_id'), 'is not', null)
         .execute();
       await db.schema
         .createIndex('interactions_provider_call')
         .on('interactions')
         .columns(['provider', 'provider_call_id'])
+        .where(sql.ref('provider_call_id'), 'is not', null)
         .execute();
 
       // The outbox: events written in the same transaction as the change they describe.

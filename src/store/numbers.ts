@@ -3,7 +3,7 @@ import type { ProxySearch } from '../domain/allocation.ts';
 import type { NumberStatus, PoolNumber } from '../domain/pool.ts';
 import type { Channel } from '../domain/session.ts';
 import { type Db, locksRows } from './db.ts';
-import type { Schema } from './schema.ts';
+import { ACTIVE, type Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
 
@@ -71,13 +71,17 @@ export class NumberRepository {
    * of queueing on one row; only a search that then waits for them may conclude nothing fits.
    * (SQLite runs one write transaction at a time: a single search is the whole answer.)
    */
-  async findProxy(search: ProxySearch): Promise<{ id: string; number: string } | undefined> {
-    const q = this.proxyQuery(search);
+  async findProxy(
+    search: ProxySearch,
+    skip: readonly string[] = [],
+  ): Promise<{ id: string; number: string } | undefined> {
+    const q = this.proxyQuery(search, skip);
     if (!locksRows(this.db)) return q.executeTakeFirst();
     return (await q.forUpdate().skipLocked().executeTakeFirst()) ?? (await q.forUpdate().executeTakeFirst());
   }
 
-  private proxyQuery(search: ProxySearch) {
+  /** `skip`: numbers found full a moment ago by this same allocation. */
+  private proxyQuery(search: ProxySearch, skip: readonly string[]) {
     let q = this.db
       .selectFrom('numbers')
       .select(['id', 'number'])
@@ -87,7 +91,26 @@ export class NumberRepository {
       .where((eb) => eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]));
     if (search.region !== undefined) q = q.where('region', '=', search.region);
     for (const channel of search.channels) q = q.where(channel, '=', 1);
-    if (search.exclude.length > 0) q = q.where('id', 'not in', search.exclude);
+    // What the people hold (and gave back lately) is read by subqueries on the indexes of the
+    // participants, so the statement's text is the same however many sessions a courier holds.
+    q = q.where('id', 'not in', (eb) =>
+      eb
+        .selectFrom('participants')
+        .select('proxy_number_id')
+        .where('number', 'in', search.people)
+        .where('active', '=', ACTIVE),
+    );
+    if (search.releasedSince !== undefined) {
+      const since = search.releasedSince;
+      q = q.where('id', 'not in', (eb) =>
+        eb
+          .selectFrom('participants')
+          .select('proxy_number_id')
+          .where('number', 'in', search.people)
+          .where('released_at', '>', since),
+      );
+    }
+    if (skip.length > 0) q = q.where('id', 'not in', skip);
     // Ties go to the oldest number when spreading and the newest when packing: either way the
     // order is the index's own (load, id), read forwards or backwards.
     if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');

@@ -1,5 +1,4 @@
 import type { Selectable } from 'kysely';
-import type { ProxyHistory } from '../domain/allocation.ts';
 import type {
   Channel,
   GeoMatch,
@@ -248,18 +247,6 @@ export class SessionRepository {
       ),
     );
   }
-}
-
-/** Splits a person's holdings into the ProxyHistory allocation plans with. */
-export function historyOf(
-  number: string,
-  holdings: readonly Holding[],
-  cooling: readonly Holding[],
-): ProxyHistory {
-  return {
-    held: new Set(holdings.filter((h) => h.number === number).map((h) => h.proxyNumberId)),
-    cooling: new Set(cooling.filter((h) => h.number === number).map((h) => h.proxyNumberId)),
-  };
 }
 
 function toRow(s: Session, fingerprint: string): SessionRow {

@@ -1,82 +1,68 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  type ProxyHistory,
-  type ProxyRequest,
-  preferenceFor,
-  proxySearchPlan,
-} from '../../src/domain/allocation.ts';
-import { type PhoneNumber, parsePhone } from '../../src/domain/phone.ts';
-import type { Channel, GeoMatch } from '../../src/domain/session.ts';
+import { type ProxyRequest, preferenceFor, proxySearchPlan } from '../../src/domain/allocation.ts';
+import { parsePhone } from '../../src/domain/phone.ts';
 
 const sf = parsePhone('+14155550123', 'n');
 const ny = parsePhone('+12125550187', 'n');
-const none = { held: new Set<string>(), cooling: new Set<string>() };
 
-function request(
-  people: PhoneNumber[],
-  histories: ProxyHistory[],
-  geoMatch: GeoMatch,
-  channels: Channel[],
-): ProxyRequest {
-  return { tenantId: 't', people, histories, geoMatch, channels, preference: 'least-loaded' };
+function request(overrides: Partial<ProxyRequest> = {}): ProxyRequest {
+  return {
+    tenantId: 't',
+    people: [sf],
+    geoMatch: 'region',
+    channels: ['voice'],
+    preference: 'least-loaded',
+    ...overrides,
+  };
 }
 
 describe('proxySearchPlan', () => {
-  it('prefers the region, then the country', () => {
-    const plan = proxySearchPlan(request([sf], [none], 'region', ['voice']));
+  it('prefers the region, then the country, never a number the people hold', () => {
+    const plan = proxySearchPlan(request());
     assert.deepEqual(
-      plan.map((s) => [s.country, s.region]),
+      plan.map((s) => [s.country, s.region, s.people, s.releasedSince]),
       [
-        ['US', '415'],
-        ['US', undefined],
+        ['US', '415', ['+14155550123'], undefined],
+        ['US', undefined, ['+14155550123'], undefined],
       ],
     );
   });
 
-  it('never offers a number the person holds, and avoids recently released ones before giving up a region', () => {
-    const history = { held: new Set(['n1']), cooling: new Set(['n2']) };
-    const plan = proxySearchPlan(request([sf], [history], 'region', ['voice']));
+  it('avoids recently released numbers before giving up a region, then accepts them', () => {
+    const plan = proxySearchPlan(request({ coolingSince: 1000 }));
     assert.deepEqual(
-      plan.map((s) => [s.region, [...s.exclude].sort()]),
+      plan.map((s) => [s.region, s.releasedSince]),
       [
-        ['415', ['n1', 'n2']],
-        [undefined, ['n1', 'n2']],
-        ['415', ['n1']],
-        [undefined, ['n1']],
+        ['415', 1000],
+        [undefined, 1000],
+        ['415', undefined],
+        [undefined, undefined],
       ],
     );
   });
 
   it('keeps to the region when strict, and ignores it for country matching', () => {
     assert.deepEqual(
-      proxySearchPlan(request([sf], [none], 'region-strict', ['sms'])).map((s) => s.region),
+      proxySearchPlan(request({ geoMatch: 'region-strict' })).map((s) => s.region),
       ['415'],
     );
     assert.deepEqual(
-      proxySearchPlan(request([sf], [none], 'country', ['sms'])).map((s) => s.region),
+      proxySearchPlan(request({ geoMatch: 'country' })).map((s) => s.region),
       [undefined],
     );
   });
 
-  it('for a shared number excludes what either person holds and tries both regions', () => {
+  it('for a shared number searches for both people and tries both regions', () => {
     const plan = proxySearchPlan(
-      request(
-        [sf, ny],
-        [
-          { held: new Set(['a']), cooling: new Set() },
-          { held: new Set(['b']), cooling: new Set() },
-        ],
-        'region',
-        ['voice', 'sms'],
-      ),
+      request({ people: [sf, ny], channels: ['voice', 'sms'], preference: 'most-loaded' }),
     );
     assert.deepEqual(
-      plan.map((s) => [s.region, [...s.exclude].sort()]),
+      plan.map((s) => [s.region, s.people, s.preference]),
       [
-        ['415', ['a', 'b']],
-        ['212', ['a', 'b']],
-        [undefined, ['a', 'b']],
+        ['415', ['+14155550123', '+12125550187'], 'most-loaded'],
+        ['212', ['+14155550123', '+12125550187'], 'most-loaded'],
+        [undefined, ['+14155550123', '+12125550187'], 'most-loaded'],
       ],
     );
   });
