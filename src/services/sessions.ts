@@ -363,32 +363,40 @@ class Allocator {
     return this.now - this.cooldownSeconds * 1000;
   }
 
-  private async histories(people: string[]): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
-    const { holdings, cooling } = await this.sessions.histories(people, this.coolingSince);
+  /**
+   * The people's holdings, after expiring their stale sessions, and which of them gave a number
+   * back within the reuse cooldown (those stale sessions' numbers included: they are given back now).
+   */
+  private async histories(people: string[]): Promise<{ holdings: Holding[]; cooling: Set<string> }> {
+    const holdings = await this.sessions.holdings(people);
     const stale = holdings.filter((h) => h.expiresAt <= this.now);
     for (const sessionId of new Set(stale.map((h) => h.sessionId))) {
       const session = await this.sessions.get(this.tenantId, sessionId);
       // A stale session of another tenant is left to the sweeper; its numbers are not in this pool.
       if (session) await endSession(this.trx, session, 'expired', this.now);
     }
-    return { holdings: holdings.filter((h) => h.expiresAt > this.now), cooling: [...cooling, ...stale] };
+    const cooling = new Set(stale.map((h) => h.number));
+    for (const person of people) {
+      if (!cooling.has(person) && (await this.sessions.releasedSince(person, this.coolingSince)))
+        cooling.add(person);
+    }
+    return { holdings: holdings.filter((h) => h.expiresAt > this.now), cooling };
   }
 
   /** The best number for these people (one, or both of a shared session), counted as taken. */
   private async pick(
     requests: readonly ParticipantRequest[],
-    cooling: Holding[],
+    cooling: ReadonlySet<string>,
     heldBySession: Set<string>,
     field: string,
   ): Promise<{ id: string; number: string }> {
-    const people = new Set(requests.map((r) => r.phone.e164));
     const plan = proxySearchPlan({
       tenantId: this.tenantId,
       people: requests.map((r) => r.phone),
       geoMatch: this.session.geoMatch,
       channels: this.session.channels,
       preference: this.preference,
-      coolingSince: cooling.some((h) => people.has(h.number)) ? this.coolingSince : undefined,
+      coolingSince: requests.some((r) => cooling.has(r.phone.e164)) ? this.coolingSince : undefined,
     });
     for (const search of plan) {
       const skip: string[] = [];

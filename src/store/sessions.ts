@@ -186,42 +186,33 @@ export class SessionRepository {
     return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id }));
   }
 
-  /**
-   * What allocation must know of these people: the proxies they hold in open sessions (with each
-   * session's expiry, so stale ones can be expired first) and those released since `since`.
-   */
-  async histories(
-    numbers: readonly string[],
-    since: number,
-  ): Promise<{ holdings: Holding[]; cooling: Holding[] }> {
-    // Two queries, each answered by its own index: open holdings by the unique index of the
-    // invariant, recent releases by (number, released_at).
-    const held = await this.db
+  /** The proxies these people hold in open sessions, with each session's expiry (stale ones are expired first). */
+  async holdings(numbers: readonly string[]): Promise<Holding[]> {
+    const rows = await this.db
       .selectFrom('participants as p')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
       .select(['p.number', 'p.proxy_number_id', 'p.session_id', 's.expires_at'])
       .where('p.number', 'in', numbers)
       .where('p.active', '=', ACTIVE)
       .execute();
-    const released = await this.db
-      .selectFrom('participants')
-      .select(['number', 'proxy_number_id', 'session_id'])
-      .where('number', 'in', numbers)
-      .where('released_at', '>', since)
-      .execute();
-    const holding = (
-      r: { number: string; proxy_number_id: string; session_id: string },
-      expiresAt: number,
-    ) => ({
+    return rows.map((r) => ({
       number: r.number,
       proxyNumberId: r.proxy_number_id,
       sessionId: r.session_id,
-      expiresAt,
-    });
-    return {
-      holdings: held.map((r) => holding(r, r.expires_at)),
-      cooling: released.map((r) => holding(r, since)),
-    };
+      expiresAt: r.expires_at,
+    }));
+  }
+
+  /** Whether this person gave a proxy back since `since`: one probe of (number, released_at). */
+  async releasedSince(number: string, since: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('participants')
+      .select('id')
+      .where('number', '=', number)
+      .where('released_at', '>', since)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   private async withParticipants(rows: SessionRow[]): Promise<Session[]> {
