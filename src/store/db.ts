@@ -107,6 +107,9 @@ function openSqlite(file: string): Db {
 
 function sqliteKysely(sqlite: SqliteDatabase.Database): Db {
   sqlite.pragma('busy_timeout = 5000');
+  // 32 MiB of pages (SQLite's default is 2 MiB): the routing lookup and allocation stay in memory
+  // for pools and session counts well past a million rows.
+  sqlite.pragma('cache_size = -32768');
   return new Kysely<Schema>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
 }
 
