@@ -358,7 +358,7 @@ class Allocator {
     return { id: member.proxyNumberId, number: member.proxyNumber };
   }
 
-  /** The people's holdings after expiring their stale sessions; those sessions' proxies now cool down. */
+  /** Numbers given back after this moment are within the reuse cooldown. */
   private get coolingSince(): number {
     return this.now - this.cooldownSeconds * 1000;
   }
