@@ -64,7 +64,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     clock,
   );
   const router = new Router(
-    new RouteLookup(store.reader),
+    new RouteLookup(store),
     new NumberRepository(store.reader),
     interactions,
     config.outOfSession,

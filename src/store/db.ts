@@ -28,6 +28,12 @@ export interface Store {
    * being created, a batch of interactions). On PostgreSQL it is the same pool as `db`.
    */
   readonly reader: Db;
+  /**
+   * Runs one read of the routing path on the reader and returns its rows. On SQLite the prepared
+   * statement runs directly, synchronously (the reader connection never holds a transaction, so
+   * nothing can interleave); elsewhere it goes through Kysely.
+   */
+  read<Row>(query: CompiledQuery<Row>): Promise<Row[]>;
   readonly dialect: StoreConfig['dialect'];
   /**
    * Runs compiled statements in one transaction, for writes no request waits on (the interaction
@@ -69,7 +75,10 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     throw error;
   }
   const onDisk = config.dialect === 'sqlite' && config.file !== ':memory:';
-  const reader = onDisk ? sqliteKysely(new SqliteDatabase(config.file, { readonly: true })) : db;
+  const readConnection = onDisk
+    ? cachingStatements(configured(new SqliteDatabase(config.file, { readonly: true })))
+    : undefined;
+  const reader = readConnection ? sqliteKysely(readConnection) : db;
   const worker = onDisk
     ? new SqliteWorker(
         config.file,
@@ -79,6 +88,10 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
   return {
     db,
     reader,
+    read: readConnection
+      ? async <Row>(query: CompiledQuery<Row>) =>
+          readConnection.prepare(query.sql).all(query.parameters as unknown[]) as Row[]
+      : async <Row>(query: CompiledQuery<Row>) => (await reader.executeQuery(query)).rows,
     dialect: config.dialect,
     writeBatch: worker
       ? (statements) => worker.write(statements)
@@ -102,15 +115,19 @@ function openSqlite(file: string): Db {
   sqlite.pragma('foreign_keys = ON');
   // Checkpoints happen on the background thread (sqlite-worker.ts), not inside commits.
   if (file !== ':memory:') sqlite.pragma('wal_autocheckpoint = 0');
-  return sqliteKysely(sqlite);
+  return sqliteKysely(cachingStatements(configured(sqlite)));
 }
 
-function sqliteKysely(sqlite: SqliteDatabase.Database): Db {
+function configured(sqlite: SqliteDatabase.Database): SqliteDatabase.Database {
   sqlite.pragma('busy_timeout = 5000');
   // 32 MiB of pages (SQLite's default is 2 MiB): the routing lookup and allocation stay in memory
   // for pools and session counts well past a million rows.
   sqlite.pragma('cache_size = -32768');
-  return new Kysely<Schema>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
+  return sqlite;
+}
+
+function sqliteKysely(database: ReturnType<typeof cachingStatements>): Db {
+  return new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Participation } from '../domain/routing.ts';
 import type { Channel, TtlMode } from '../domain/session.ts';
-import type { Db } from './db.ts';
+import type { Store } from './db.ts';
 import { Prepared } from './prepared.ts';
 import { ACTIVE } from './schema.ts';
 
@@ -37,9 +37,9 @@ interface Row {
 export class RouteLookup {
   private readonly query: Prepared<{ from: string; to: string }, Row>;
 
-  constructor(private readonly db: Db) {
+  constructor(private readonly store: Store) {
     this.query = new Prepared(['from', 'to'], (v) =>
-      db
+      store.reader
         .selectFrom('participants as p')
         .innerJoin('sessions as s', 's.id', 'p.session_id')
         .leftJoin('participants as o', (join) =>
@@ -72,8 +72,7 @@ export class RouteLookup {
   }
 
   async find(from: string, to: string): Promise<RouteParticipation | undefined> {
-    const { rows } = await this.query.execute(this.db, { from, to });
-    const r = rows[0];
+    const [r] = await this.store.read(this.query.bind([from, to]));
     if (!r) return undefined;
     return {
       participantId: r.participant_id,
