@@ -91,14 +91,19 @@ export class NumberRepository {
       .where((eb) => eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]));
     if (search.region !== undefined) q = q.where('region', '=', search.region);
     for (const channel of search.channels) q = q.where(channel, '=', 1);
-    // What the people hold (and gave back lately) is read by subqueries on the indexes of the
-    // participants, so the statement's text is the same however many sessions a courier holds.
-    q = q.where('id', 'not in', (eb) =>
-      eb
-        .selectFrom('participants')
-        .select('proxy_number_id')
-        .where('number', 'in', search.people)
-        .where('active', '=', ACTIVE),
+    // What the people hold is checked number by number, in the search's order, by a probe of the
+    // invariant's unique index: the search stops at the first number that fits, however many
+    // sessions a courier holds, and the statement's text never changes with them.
+    q = q.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('participants as held')
+            .select('held.id')
+            .where('held.number', 'in', search.people)
+            .whereRef('held.proxy_number', '=', 'numbers.number')
+            .where('held.active', '=', ACTIVE),
+        ),
+      ),
     );
     if (search.releasedSince !== undefined) {
       const since = search.releasedSince;
