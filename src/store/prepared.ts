@@ -1,9 +1,8 @@
-import type { CompiledQuery, QueryResult } from 'kysely';
-import type { Db } from './db.ts';
+import type { CompiledQuery } from 'kysely';
 
 /**
- * A query built and compiled once, then run many times with new values: no query building on the
- * hot path, and (the SQLite store caching statements by their text) no re-preparing either.
+ * A query built and compiled once, then bound to new values for each run: no query building on
+ * the hot path, and (the SQLite store caching statements by their text) no re-preparing either.
  *
  * `build` receives a placeholder for each named value and returns the query; the placeholders are
  * found again among the compiled parameters, so the values go exactly where Kysely put them.
@@ -14,7 +13,7 @@ export class Prepared<Values extends Record<string, unknown>, Row> {
   private readonly slots: { at: number; name: number }[] = [];
 
   constructor(
-    private readonly names: readonly (keyof Values & string)[],
+    names: readonly (keyof Values & string)[],
     build: (placeholders: Record<keyof Values, string>) => { compile(): CompiledQuery<Row> },
   ) {
     const placeholder = (name: string) => `\u0000${name}\u0000`;
@@ -35,9 +34,5 @@ export class Prepared<Values extends Record<string, unknown>, Row> {
     const parameters = this.compiled.parameters.slice();
     for (const { at, name } of this.slots) parameters[at] = values[name];
     return { ...this.compiled, parameters };
-  }
-
-  execute(db: Db, values: Values): Promise<QueryResult<Row>> {
-    return db.executeQuery<Row>(this.bind(this.names.map((n) => values[n])));
   }
 }
