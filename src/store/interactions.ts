@@ -13,7 +13,7 @@ export interface Slide {
   expiresAt: number;
 }
 
-const MAX_BATCH = 1000;
+const MAX_BATCH = 250;
 /**
  * At most this long between a call and its row being written. Each commit also resets the page
  * cache of the routing reader on SQLite, so fewer, larger batches make lookups cheaper too
