@@ -210,11 +210,6 @@ export function effectiveStatus(session: Pick<Session, 'status' | 'expiresAt'>, 
   return session.status === 'open' && session.expiresAt <= now ? 'expired' : session.status;
 }
 
-/** The proxy numbers a session holds: a number shared by two of its participants counts once. */
-export function heldNumbers(participants: readonly Pick<Participant, 'proxyNumberId'>[]): Set<string> {
-  return new Set(participants.map((p) => p.proxyNumberId));
-}
-
 function fingerprintOf(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('base64url');
 }

@@ -34,10 +34,7 @@ export class Router {
     }
     const decision = decideRoute(request, participation, now, this.outOfSession);
     const tenantId =
-      participation?.tenantId ??
-      context.tenantId ??
-      (await this.numbers.findByNumber(request.to))?.tenantId ??
-      null;
+      participation?.tenantId ?? context.tenantId ?? (await this.numbers.tenantOf(request.to)) ?? null;
     let slide: Slide | undefined;
     if (
       participation?.ttlMode === 'sliding' &&

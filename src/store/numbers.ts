@@ -40,6 +40,16 @@ export class NumberRepository {
     return row && toNumber(row);
   }
 
+  /** The tenant whose pool holds this number, if any: whose log a refused call belongs to. */
+  async tenantOf(number: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('numbers')
+      .select('tenant_id')
+      .where('number', '=', number)
+      .executeTakeFirst();
+    return row?.tenant_id;
+  }
+
   async findByNumber(number: string): Promise<PoolNumber | undefined> {
     const row = await this.db
       .selectFrom('numbers')
