@@ -127,8 +127,33 @@ function show(markdown: string): void {
   console.log(`\n${markdown}\n`);
 }
 
+/**
+ * BENCH_ONLY=creates (or route, churn, pool; comma-separated) runs just those sections and prints
+ * them, for trying a change: RESULTS.md is written by complete runs only.
+ */
+async function someSections(
+  names: Set<string>,
+  plan: BenchPlan,
+  workdir: string,
+  postgresUrl: string | undefined,
+): Promise<void> {
+  if (names.has('route')) {
+    const route = await routing(plan, workdir, postgresUrl);
+    show(routeSection([...route.json, ...route.form]));
+  }
+  if (names.has('creates')) show(createsSection(await sessionCreates(plan, workdir, postgresUrl)));
+  if (names.has('churn')) {
+    const database = sqliteDatabase(workdir, 'churn');
+    show(churnSection(await step('create/close churn', () => measureChurn(database, plan))));
+    await database.drop();
+  }
+  if (names.has('pool'))
+    show(poolSection(await step('pool efficiency', () => measurePool(plan.poolSteps, progress))));
+}
+
 async function main(): Promise<void> {
   const plan = benchPlan();
+  const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
   const postgresUrl = process.env.TEST_DATABASE_URL || undefined;
   const startedAt = new Date();
   const loadAtStart = loadavg();
@@ -144,6 +169,10 @@ async function main(): Promise<void> {
     `Veil benchmark (${plan.quick ? 'quick' : 'full'})${postgresUrl ? ' on SQLite and PostgreSQL' : ' on SQLite'}\n`,
   );
   try {
+    if (only) {
+      await someSections(only, plan, workdir, postgresUrl);
+      return;
+    }
     const route = await routing(plan, workdir, postgresUrl);
     const shown = headline(plan);
     const routeRows = [...route.json.filter((r) => !r.fixture || shown(r.fixture)), ...route.form];

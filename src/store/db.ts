@@ -13,6 +13,7 @@ import {
 import pg from 'pg';
 import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
+import { GroupCommit } from './group-commit.ts';
 import { migrationProvider } from './migrations.ts';
 import type { Schema } from './schema.ts';
 import { SqliteWorker, type Statement } from './sqlite-worker.ts';
@@ -35,6 +36,11 @@ export interface Store {
    */
   read<Row>(query: CompiledQuery<Row>): Promise<Row[]>;
   readonly dialect: StoreConfig['dialect'];
+  /**
+   * Runs `work` in a write transaction. SQLite, which writes one transaction at a time, groups the
+   * work waiting for the writer into one transaction, each piece in a savepoint (group-commit.ts).
+   */
+  transaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
   /**
    * Runs compiled statements in one transaction, for writes no request waits on (the interaction
    * log). A SQLite file runs them on its background thread; otherwise they go through `db`.
@@ -79,6 +85,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     ? cachingStatements(configured(new SqliteDatabase(config.file, { readonly: true })))
     : undefined;
   const reader = readConnection ? sqliteKysely(readConnection) : db;
+  const group = config.dialect === 'sqlite' ? new GroupCommit(db) : undefined;
   const worker = onDisk
     ? new SqliteWorker(
         config.file,
@@ -93,6 +100,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
           readConnection.prepare(query.sql).all(query.parameters as unknown[]) as Row[]
       : async <Row>(query: CompiledQuery<Row>) => (await reader.executeQuery(query)).rows,
     dialect: config.dialect,
+    transaction: group ? (work) => group.run(work) : (work) => db.transaction().execute(work),
     writeBatch: worker
       ? (statements) => worker.write(statements)
       : (statements) =>
@@ -120,6 +128,8 @@ function openSqlite(file: string): Db {
 
 function configured(sqlite: SqliteDatabase.Database): SqliteDatabase.Database {
   sqlite.pragma('busy_timeout = 5000');
+  // Statement journals (a savepoint's undo) and temporary sorts stay in memory, never in a temp file.
+  sqlite.pragma('temp_store = MEMORY');
   // 32 MiB of pages (SQLite's default is 2 MiB): the routing lookup and allocation stay in memory
   // for pools and session counts well past a million rows.
   sqlite.pragma('cache_size = -32768');
@@ -201,7 +211,7 @@ export async function inTransaction<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await store.db.transaction().execute(work);
+      return await store.transaction(work);
     } catch (error) {
       if (attempt >= attempts || !isRetryable(error)) throw asUniqueViolation(error) ?? error;
       // Spread the retries of writers that collided so they do not collide again in step.

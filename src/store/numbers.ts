@@ -1,8 +1,9 @@
-import type { Selectable } from 'kysely';
+import type { ExpressionBuilder, QueryResult, Selectable } from 'kysely';
 import type { ProxySearch } from '../domain/allocation.ts';
 import type { NumberStatus, PoolNumber } from '../domain/pool.ts';
 import type { Channel } from '../domain/session.ts';
 import { type Db, locksRows } from './db.ts';
+import { type Statement, statement } from './prepared.ts';
 import { ACTIVE, type Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
@@ -80,58 +81,19 @@ export class NumberRepository {
    * numbers other transactions are taking right now, so that concurrent allocations spread instead
    * of queueing on one row; only a search that then waits for them may conclude nothing fits.
    * (SQLite runs one write transaction at a time: a single search is the whole answer.)
+   *
+   * `skip`: numbers found full a moment ago by this same allocation.
    */
   async findProxy(
     search: ProxySearch,
     skip: readonly string[] = [],
   ): Promise<{ id: string; number: string } | undefined> {
-    const q = this.proxyQuery(search, skip);
-    if (!locksRows(this.db)) return q.executeTakeFirst();
-    return (await q.forUpdate().skipLocked().executeTakeFirst()) ?? (await q.forUpdate().executeTakeFirst());
-  }
-
-  /** `skip`: numbers found full a moment ago by this same allocation. */
-  private proxyQuery(search: ProxySearch, skip: readonly string[]) {
-    let q = this.db
-      .selectFrom('numbers')
-      .select(['id', 'number'])
-      .where('tenant_id', '=', search.tenantId)
-      .where('country', '=', search.country)
-      .where('status', '=', 'active')
-      .where((eb) => eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]));
-    if (search.region !== undefined) q = q.where('region', '=', search.region);
-    for (const channel of search.channels) q = q.where(channel, '=', 1);
-    // What the people hold is checked number by number, in the search's order, by a probe of the
-    // invariant's unique index: the search stops at the first number that fits, however many
-    // sessions a courier holds, and the statement's text never changes with them.
-    q = q.where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('participants as held')
-            .select('held.id')
-            .where('held.number', 'in', search.people)
-            .whereRef('held.proxy_number', '=', 'numbers.number')
-            .where('held.active', '=', ACTIVE),
-        ),
-      ),
+    const values = { ...search, skip };
+    if (!locksRows(this.db)) return first(await proxyQuery(search, skip, '').execute(this.db, values));
+    return (
+      first(await proxyQuery(search, skip, 'skip locked').execute(this.db, values)) ??
+      first(await proxyQuery(search, skip, 'wait').execute(this.db, values))
     );
-    if (search.releasedSince !== undefined) {
-      const since = search.releasedSince;
-      q = q.where('id', 'not in', (eb) =>
-        eb
-          .selectFrom('participants')
-          .select('proxy_number_id')
-          .where('number', 'in', search.people)
-          .where('released_at', '>', since),
-      );
-    }
-    if (skip.length > 0) q = q.where('id', 'not in', skip);
-    // Ties go to the oldest number when spreading and the newest when packing: either way the
-    // order is the index's own (load, id), read forwards or backwards.
-    if (search.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
-    if (search.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
-    if (search.preference === 'first-fit') q = q.orderBy('id');
-    return q.limit(1);
   }
 
   /**
@@ -139,14 +101,8 @@ export class NumberRepository {
    * a concurrent allocation took the last place (or an operator drained it) since it was chosen.
    */
   async take(id: string, now: number): Promise<boolean> {
-    const result = await this.db
-      .updateTable('numbers')
-      .set((eb) => ({ load: eb('load', '+', 1), updated_at: now }))
-      .where('id', '=', id)
-      .where('status', '=', 'active')
-      .where((eb) => eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]))
-      .executeTakeFirst();
-    return result.numUpdatedRows === 1n;
+    const result = await takeNumber.execute(this.db, { id, now });
+    return result.numAffectedRows === 1n;
   }
 
   /** Counts one open session fewer on each number; a draining number nobody holds any more retires. */
@@ -166,6 +122,114 @@ export class NumberRepository {
       .where('load', '=', 0)
       .execute();
   }
+}
+
+const underCap = (eb: ExpressionBuilder<Schema, 'numbers'>) =>
+  eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]);
+
+const takeNumber = statement<{ id: string; now: number }, never>(['id', 'now'], (db, v) =>
+  db
+    .updateTable('numbers')
+    .set((eb) => ({ load: eb('load', '+', 1), updated_at: v.now }))
+    .where('id', '=', v.id)
+    .where('status', '=', 'active')
+    .where(underCap),
+);
+
+type ProxyValues = ProxySearch & { skip: readonly string[] };
+type Lock = '' | 'skip locked' | 'wait';
+
+/** The proxy search's statements, one for each shape a search can take (see `proxyQuery`). */
+const proxyQueries = new Map<string, Statement<ProxyValues, { id: string; number: string }>>();
+
+/**
+ * The statement of a proxy search: its text depends on the search's shape (region or not, the
+ * channels, how many people, cooldown or not, the preference, the lock), and on how many numbers
+ * it skips, so each shape is prepared once and the values change from run to run.
+ */
+function proxyQuery(search: ProxySearch, skip: readonly string[], lock: Lock) {
+  const shape = [
+    search.region !== undefined,
+    search.channels.join('+'),
+    search.people.length,
+    search.releasedSince !== undefined,
+    search.preference,
+    skip.length,
+    lock,
+  ].join('|');
+  let query = proxyQueries.get(shape);
+  if (!query) {
+    query = proxyStatement(search, skip.length, lock);
+    proxyQueries.set(shape, query);
+  }
+  return query;
+}
+
+function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
+  const people = shape.people.map((_, i) => `person${i}`);
+  const skipped = Array.from({ length: skips }, (_, i) => `skip${i}`);
+  const names = ['tenantId', 'country', ...(shape.region !== undefined ? ['region'] : []), ...people];
+  if (shape.releasedSince !== undefined) names.push('releasedSince');
+  names.push(...skipped);
+  type Flat = Record<string, unknown>;
+  const byName = (values: ProxyValues): Flat => ({
+    ...values,
+    ...Object.fromEntries(values.people.map((p, i) => [`person${i}`, p])),
+    ...Object.fromEntries(values.skip.map((id, i) => [`skip${i}`, id])),
+  });
+  const prepared = statement<Flat, { id: string; number: string }>(names, (db, v) => {
+    const at = (name: string) => v[name] as never;
+    const who = people.map(at);
+    let q = db
+      .selectFrom('numbers')
+      .select(['id', 'number'])
+      .where('tenant_id', '=', at('tenantId'))
+      .where('country', '=', at('country'))
+      .where('status', '=', 'active')
+      .where(underCap);
+    if (shape.region !== undefined) q = q.where('region', '=', at('region'));
+    for (const channel of shape.channels) q = q.where(channel, '=', 1);
+    // What the people hold is checked number by number, in the search's order, by a probe of the
+    // invariant's unique index: the search stops at the first number that fits, however many
+    // sessions a courier holds.
+    q = q.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('participants as held')
+            .select('held.id')
+            .where('held.number', 'in', who)
+            .whereRef('held.proxy_number', '=', 'numbers.number')
+            .where('held.active', '=', ACTIVE),
+        ),
+      ),
+    );
+    if (shape.releasedSince !== undefined) {
+      q = q.where('id', 'not in', (eb) =>
+        eb
+          .selectFrom('participants')
+          .select('proxy_number_id')
+          .where('number', 'in', who)
+          .where('released_at', '>', at('releasedSince')),
+      );
+    }
+    if (skipped.length > 0) q = q.where('id', 'not in', skipped.map(at));
+    // Ties go to the oldest number when spreading and the newest when packing: either way the
+    // order is the index's own (load, id), read forwards or backwards.
+    if (shape.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
+    if (shape.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
+    if (shape.preference === 'first-fit') q = q.orderBy('id');
+    q = q.limit(1);
+    if (lock === 'skip locked') return q.forUpdate().skipLocked();
+    if (lock === 'wait') return q.forUpdate();
+    return q;
+  });
+  return {
+    execute: (db: Db, values: ProxyValues) => prepared.execute(db, byName(values)),
+  };
+}
+
+function first<Row>(result: QueryResult<Row>): Row | undefined {
+  return result.rows[0];
 }
 
 function toRow(n: PoolNumber): NumberRow {

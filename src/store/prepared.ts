@@ -1,4 +1,5 @@
-import type { CompiledQuery } from 'kysely';
+import type { CompiledQuery, QueryResult } from 'kysely';
+import type { Db } from './db.ts';
 
 /**
  * A query built and compiled once, then bound to new values for each run: no query building on
@@ -35,4 +36,37 @@ export class Prepared<Values extends Record<string, unknown>, Row> {
     for (const { at, name } of this.slots) parameters[at] = values[name];
     return { ...this.compiled, parameters };
   }
+}
+
+/**
+ * A placeholder for a value: typed `never` so that it fits wherever the column's own type would.
+ */
+export type Placeholders<Values> = { readonly [K in keyof Values]: never };
+
+/** A repository's statement, compiled once per database dialect and run with new values each time. */
+export interface Statement<Values, Row> {
+  execute(db: Db, values: Values): Promise<QueryResult<Row>>;
+}
+
+/**
+ * Declares a statement of a repository. The query is built the first time it runs on a database
+ * (per Kysely adapter, since SQLite and PostgreSQL compile it differently) and kept; then every run
+ * binds the values into the compiled query, with no query building and, on SQLite, no re-preparing.
+ */
+export function statement<Values extends Record<string, unknown>, Row>(
+  names: readonly (keyof Values & string)[],
+  build: (db: Db, v: Placeholders<Values>) => { compile(): CompiledQuery<Row> },
+): Statement<Values, Row> {
+  const compiled = new WeakMap<object, Prepared<Values, Row>>();
+  return {
+    execute(db, values) {
+      const adapter = db.getExecutor().adapter;
+      let prepared = compiled.get(adapter);
+      if (!prepared) {
+        prepared = new Prepared<Values, Row>(names, (v) => build(db, v as unknown as Placeholders<Values>));
+        compiled.set(adapter, prepared);
+      }
+      return db.executeQuery(prepared.bind(names.map((n) => values[n])));
+    },
+  };
 }

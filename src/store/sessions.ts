@@ -9,10 +9,76 @@ import type {
   TtlMode,
 } from '../domain/session.ts';
 import type { Db } from './db.ts';
+import { statement } from './prepared.ts';
 import { ACTIVE, OPEN, type Schema } from './schema.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
 type ParticipantRow = Selectable<Schema['participants']>;
+
+const SESSION_COLUMNS = [
+  'id',
+  'tenant_id',
+  'external_id',
+  'fingerprint',
+  'mode',
+  'status',
+  'ttl_mode',
+  'ttl_seconds',
+  'expires_at',
+  'record',
+  'channels',
+  'max_call_seconds',
+  'geo_match',
+  'sticky',
+  'extension_fallback',
+  'metadata',
+  'created_at',
+  'updated_at',
+  'closed_at',
+] as const satisfies readonly (keyof SessionRow)[];
+const PARTICIPANT_COLUMNS = [
+  'id',
+  'tenant_id',
+  'session_id',
+  'number',
+  'label',
+  'proxy_number_id',
+  'proxy_number',
+  'reveal_number',
+  'can_initiate',
+  'active',
+  'created_at',
+  'released_at',
+  'removed_at',
+] as const satisfies readonly (keyof ParticipantRow)[];
+
+// The statements of a session's creation, prepared once (a create runs each of them).
+const insertSession = statement<SessionRow, never>(SESSION_COLUMNS, (db, v) =>
+  db.insertInto('sessions').values(v),
+);
+const insertParticipant = statement<ParticipantRow, never>(PARTICIPANT_COLUMNS, (db, v) =>
+  db.insertInto('participants').values(v),
+);
+const openByExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
+  ['tenantId', 'externalId'],
+  (db, v) =>
+    db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('tenant_id', '=', v.tenantId)
+      .where('external_id', '=', v.externalId)
+      .where('status', '=', OPEN),
+);
+const releaseSince = statement<{ number: string; since: number }, { id: string }>(
+  ['number', 'since'],
+  (db, v) =>
+    db
+      .selectFrom('participants')
+      .select('id')
+      .where('number', '=', v.number)
+      .where('released_at', '>', v.since)
+      .limit(1),
+);
 
 export interface SessionFilter {
   tenantId: string;
@@ -37,28 +103,25 @@ export class SessionRepository {
   constructor(private readonly db: Db) {}
 
   async insert(session: Session, fingerprint: string): Promise<void> {
-    await this.db.insertInto('sessions').values(toRow(session, fingerprint)).execute();
+    await insertSession.execute(this.db, toRow(session, fingerprint));
   }
 
   async insertParticipant(tenantId: string, p: Participant): Promise<void> {
-    await this.db
-      .insertInto('participants')
-      .values({
-        id: p.id,
-        tenant_id: tenantId,
-        session_id: p.sessionId,
-        number: p.number,
-        label: p.label,
-        proxy_number_id: p.proxyNumberId,
-        proxy_number: p.proxyNumber,
-        reveal_number: p.revealNumber ? 1 : 0,
-        can_initiate: p.canInitiate ? 1 : 0,
-        active: 1,
-        created_at: p.createdAt,
-        released_at: null,
-        removed_at: null,
-      })
-      .execute();
+    await insertParticipant.execute(this.db, {
+      id: p.id,
+      tenant_id: tenantId,
+      session_id: p.sessionId,
+      number: p.number,
+      label: p.label,
+      proxy_number_id: p.proxyNumberId,
+      proxy_number: p.proxyNumber,
+      reveal_number: p.revealNumber ? 1 : 0,
+      can_initiate: p.canInitiate ? 1 : 0,
+      active: 1,
+      created_at: p.createdAt,
+      released_at: null,
+      removed_at: null,
+    });
   }
 
   async get(tenantId: string, id: string): Promise<Session | undefined> {
@@ -91,13 +154,7 @@ export class SessionRepository {
     tenantId: string,
     externalId: string,
   ): Promise<{ session: Session; fingerprint: string } | undefined> {
-    const row = await this.db
-      .selectFrom('sessions')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('external_id', '=', externalId)
-      .where('status', '=', OPEN)
-      .executeTakeFirst();
+    const [row] = (await openByExternalId.execute(this.db, { tenantId, externalId })).rows;
     if (!row) return undefined;
     const [session] = await this.withParticipants([row]);
     return session && { session, fingerprint: row.fingerprint };
@@ -205,14 +262,7 @@ export class SessionRepository {
 
   /** Whether this person gave a proxy back since `since`: one probe of (number, released_at). */
   async releasedSince(number: string, since: number): Promise<boolean> {
-    const row = await this.db
-      .selectFrom('participants')
-      .select('id')
-      .where('number', '=', number)
-      .where('released_at', '>', since)
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+    return (await releaseSince.execute(this.db, { number, since })).rows.length > 0;
   }
 
   private async withParticipants(rows: SessionRow[]): Promise<Session[]> {

@@ -1,0 +1,88 @@
+import { sql } from 'kysely';
+import type { Db } from './db.ts';
+
+/** Most units of work one transaction carries, so that a queue under load still commits often. */
+const MAX_BATCH = 64;
+
+interface Unit {
+  work: (trx: Db) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for SQLite, where one write transaction runs at a time. The units of work waiting
+ * for the writer run one after another in a single transaction, each inside its own savepoint: a
+ * unit that fails is rolled back alone, and every unit is answered only once the transaction that
+ * holds it has committed. One commit (and one begin) then pays for many creates, closes and adds.
+ *
+ * A unit is never delayed to wait for company: a batch holds whatever queued while the previous
+ * one ran, and a single caller gets a transaction of its own at once.
+ */
+export class GroupCommit {
+  private readonly queue: Unit[] = [];
+  private running = false;
+
+  constructor(private readonly db: Db) {}
+
+  run<T>(work: (trx: Db) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (this.running) return;
+      this.running = true;
+      // Started from the check phase, after the poll phase has read every request that arrived:
+      // those that want the writer in this turn of the event loop then share one transaction.
+      setImmediate(() => void this.drain());
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) await this.commit(this.queue.splice(0, MAX_BATCH));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async commit(batch: Unit[]): Promise<void> {
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      const trx = await this.db.startTransaction().execute();
+      try {
+        for (const unit of batch) outcomes.push(await runInSavepoint(trx, unit.work));
+        await trx.commit().execute();
+      } catch (error) {
+        await trx
+          .rollback()
+          .execute()
+          .catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      // The transaction itself failed (begin, a savepoint command, commit): nothing of it was kept.
+      for (const unit of batch) unit.reject(error);
+      return;
+    }
+    batch.forEach((unit, i) => {
+      const outcome = outcomes[i] as { ok: boolean; value: unknown };
+      if (outcome.ok) unit.resolve(outcome.value);
+      else unit.reject(outcome.value);
+    });
+  }
+}
+
+/** Runs one unit in a savepoint: kept if it returns, undone (and its error kept) if it throws. */
+async function runInSavepoint(trx: Db, work: (trx: Db) => Promise<unknown>) {
+  await sql`savepoint unit`.execute(trx);
+  try {
+    const value = await work(trx);
+    await sql`release unit`.execute(trx);
+    return { ok: true, value };
+  } catch (error) {
+    // When SQLite has already rolled the whole transaction back (a busy or full file), the savepoint
+    // is gone too: the batch then fails with this unit's error, which says what happened.
+    await sql`rollback to unit`.execute(trx).catch(() => Promise.reject(error));
+    await sql`release unit`.execute(trx);
+    return { ok: false, value: error };
+  }
+}
