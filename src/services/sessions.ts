@@ -22,7 +22,7 @@ import { type Db, inTransaction, type Store } from '../store/db.ts';
 import { appendEvent } from '../store/events.ts';
 import type { InteractionLog } from '../store/interactions.ts';
 import { NumberRepository } from '../store/numbers.ts';
-import { type Holding, SessionRepository } from '../store/sessions.ts';
+import { SessionRepository } from '../store/sessions.ts';
 
 export interface SessionServiceOptions extends SessionDefaults {
   reuseCooldownSeconds: number;
@@ -305,13 +305,13 @@ class Allocator {
   }
 
   async allocate(requests: readonly ParticipantRequest[]): Promise<Participant[]> {
-    const { holdings, cooling } = await this.histories(requests.map((r) => r.phone.e164));
+    const cooling = await this.histories(requests.map((r) => r.phone.e164));
     const held = new Set(this.session.participants.map((p) => p.proxyNumberId));
     const sharedPick =
       this.session.mode !== 'shared'
         ? undefined
         : this.session.participants[0]
-          ? this.joinShared(this.session.participants[0], requests, holdings)
+          ? await this.joinShared(this.session.participants[0], requests)
           : await this.pick(requests, cooling, held, 'participants');
     const participants: Participant[] = [];
     for (const [i, request] of requests.entries()) {
@@ -338,11 +338,10 @@ class Allocator {
    * A shared session keeps its one proxy for life: a newcomer gets the number the session has,
    * which must be local to them and not already theirs in another open session.
    */
-  private joinShared(
+  private async joinShared(
     member: Participant,
     requests: readonly ParticipantRequest[],
-    holdings: Holding[],
-  ): { id: string; number: string } {
+  ): Promise<{ id: string; number: string }> {
     const country = parsePhone(member.proxyNumber, 'proxyNumber').country;
     for (const request of requests) {
       if (request.phone.country !== country) {
@@ -351,7 +350,7 @@ class Allocator {
           'number',
         );
       }
-      if (holdings.some((h) => h.number === request.phone.e164 && h.proxyNumberId === member.proxyNumberId)) {
+      if (await this.sessions.holds(request.phone.e164, member.proxyNumber)) {
         throw new ConflictError('the newcomer already holds this shared session’s proxy in another session');
       }
     }
@@ -364,12 +363,12 @@ class Allocator {
   }
 
   /**
-   * The people's holdings, after expiring their stale sessions, and which of them gave a number
-   * back within the reuse cooldown (those stale sessions' numbers included: they are given back now).
+   * Expires the people's stale sessions (so that they hold nothing, even before the sweeper runs)
+   * and says which of the people gave a number back within the reuse cooldown, those stale
+   * sessions' numbers included: they are given back now.
    */
-  private async histories(people: string[]): Promise<{ holdings: Holding[]; cooling: Set<string> }> {
-    const holdings = await this.sessions.holdings(people);
-    const stale = holdings.filter((h) => h.expiresAt <= this.now);
+  private async histories(people: string[]): Promise<Set<string>> {
+    const stale = await this.sessions.staleHoldings(people, this.now);
     for (const sessionId of new Set(stale.map((h) => h.sessionId))) {
       const session = await this.sessions.get(this.tenantId, sessionId);
       // A stale session of another tenant is left to the sweeper; its numbers are not in this pool.
@@ -380,7 +379,7 @@ class Allocator {
       if (!cooling.has(person) && (await this.sessions.releasedSince(person, this.coolingSince)))
         cooling.add(person);
     }
-    return { holdings: holdings.filter((h) => h.expiresAt > this.now), cooling };
+    return cooling;
   }
 
   /** The best number for these people (one, or both of a shared session), counted as taken. */

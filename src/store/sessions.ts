@@ -90,12 +90,10 @@ export interface SessionFilter {
   now: number;
 }
 
-/** An open participation of a person, as allocation sees it. */
-export interface Holding {
+/** A person's participation in an open session that is past its expiry. */
+export interface StaleHolding {
   number: string;
-  proxyNumberId: string;
   sessionId: string;
-  expiresAt: number;
 }
 
 /** Sessions and their participants. Participants of closed sessions stay, inactive, as history. */
@@ -243,21 +241,36 @@ export class SessionRepository {
     return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id }));
   }
 
-  /** The proxies these people hold in open sessions, with each session's expiry (stale ones are expired first). */
-  async holdings(numbers: readonly string[]): Promise<Holding[]> {
+  /**
+   * The open sessions of these people that are past their expiry (the sweeper has not reached them
+   * yet), with who holds what in them. The search starts from the expiry index (the sweeper keeps
+   * that set small) rather than from the people, since a courier may hold hundreds of sessions.
+   */
+  async staleHoldings(numbers: readonly string[], now: number): Promise<StaleHolding[]> {
     const rows = await this.db
-      .selectFrom('participants as p')
-      .innerJoin('sessions as s', 's.id', 'p.session_id')
-      .select(['p.number', 'p.proxy_number_id', 'p.session_id', 's.expires_at'])
+      .selectFrom('sessions as s')
+      // A cross join makes SQLite read sessions first; PostgreSQL plans it as any inner join.
+      .crossJoin('participants as p')
+      .select(['p.number', 's.id as session_id'])
+      .where('s.status', '=', OPEN)
+      .where('s.expires_at', '<=', now)
+      .whereRef('p.session_id', '=', 's.id')
       .where('p.number', 'in', numbers)
       .where('p.active', '=', ACTIVE)
       .execute();
-    return rows.map((r) => ({
-      number: r.number,
-      proxyNumberId: r.proxy_number_id,
-      sessionId: r.session_id,
-      expiresAt: r.expires_at,
-    }));
+    return rows.map((r) => ({ number: r.number, sessionId: r.session_id }));
+  }
+
+  /** Whether this person holds this proxy in an open participation: one probe of the invariant's index. */
+  async holds(number: string, proxyNumber: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('participants')
+      .select('id')
+      .where('number', '=', number)
+      .where('proxy_number', '=', proxyNumber)
+      .where('active', '=', ACTIVE)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Whether this person gave a proxy back since `since`: one probe of (number, released_at). */
