@@ -8,6 +8,7 @@ import {
   seconds,
   type WebhookReply,
 } from '../carrier.ts';
+import { element, response, text } from './twiml.ts';
 
 const TWIML = 'text/xml';
 /** Spoken to a caller with no session on the number (a stranger, or a session that ended). */
@@ -15,7 +16,8 @@ export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not availab
 
 /**
  * Twilio: form-encoded webhooks signed with X-Twilio-Signature (HMAC-SHA1 of URL and sorted
- * params, verified by the official package), answered with TwiML built by the package.
+ * params, verified by the official package), answered with TwiML (twiml.ts: what the package's
+ * builders write, without their cost).
  */
 export class TwilioAdapter implements CarrierAdapter {
   readonly name = 'twilio';
@@ -66,30 +68,31 @@ export class TwilioAdapter implements CarrierAdapter {
   }
 
   renderVoice(decision: RouteDecision): WebhookReply {
-    const response = new twilio.twiml.VoiceResponse();
-    if (decision.action === 'connect') {
-      const dial = response.dial({
-        callerId: decision.callerId,
-        ...(decision.record ? { record: 'record-from-answer-dual' as const } : {}),
-        ...(decision.maxCallSeconds ? { timeLimit: decision.maxCallSeconds } : {}),
-      });
-      dial.number(decision.to);
-    } else {
-      response.say(NOT_AVAILABLE_MESSAGE);
-      response.hangup();
-    }
-    return { contentType: TWIML, body: response.toString() };
+    const body =
+      decision.action === 'connect'
+        ? element(
+            'Dial',
+            {
+              callerId: decision.callerId,
+              record: decision.record ? 'record-from-answer-dual' : undefined,
+              timeLimit: decision.maxCallSeconds || undefined,
+            },
+            element('Number', {}, text(decision.to)),
+          )
+        : element('Say', {}, text(NOT_AVAILABLE_MESSAGE)) + element('Hangup');
+    return { contentType: TWIML, body: response(body) };
   }
 
   renderSms(decision: RouteDecision): WebhookReply {
-    const response = new twilio.twiml.MessagingResponse();
     // A refused text gets no reply at all: nothing tells a stranger what the number is.
-    if (decision.action === 'forward')
-      response.message({ to: decision.to, from: decision.from }, decision.body);
-    return { contentType: TWIML, body: response.toString() };
+    const body =
+      decision.action === 'forward'
+        ? element('Message', { to: decision.to, from: decision.from }, text(decision.body))
+        : '';
+    return { contentType: TWIML, body: response(body) };
   }
 
   acknowledge(): WebhookReply {
-    return { contentType: TWIML, body: new twilio.twiml.VoiceResponse().toString() };
+    return { contentType: TWIML, body: response() };
   }
 }

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import twilio from 'twilio';
+import type { RouteDecision } from '../../src/domain/routing.ts';
+import { NOT_AVAILABLE_MESSAGE, TwilioAdapter } from '../../src/providers/twilio/twilio-adapter.ts';
+
+/**
+ * Veil writes its TwiML directly; the `twilio` package's builders are the oracle it must match
+ * byte for byte, for every decision and every text a sender may type.
+ */
+const adapter = new TwilioAdapter('token');
+const e164 = fc.stringMatching(/^\+[1-9]\d{7,14}$/);
+/** XML 1.0's characters: what the package's builders accept. */
+const isXmlChar = (c: string) => {
+  const code = c.codePointAt(0) ?? 0;
+  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code !== 0xfffe && code !== 0xffff);
+};
+const xmlText = fc.string({ unit: 'grapheme', maxLength: 60 }).map((s) => [...s].filter(isXmlChar).join(''));
+
+function packageVoice(decision: RouteDecision): string {
+  const response = new twilio.twiml.VoiceResponse();
+  if (decision.action === 'connect') {
+    const dial = response.dial({
+      callerId: decision.callerId,
+      ...(decision.record ? { record: 'record-from-answer-dual' as const } : {}),
+      ...(decision.maxCallSeconds ? { timeLimit: decision.maxCallSeconds } : {}),
+    });
+    dial.number(decision.to);
+  } else {
+    response.say(NOT_AVAILABLE_MESSAGE);
+    response.hangup();
+  }
+  return response.toString();
+}
+
+function packageSms(decision: RouteDecision): string {
+  const response = new twilio.twiml.MessagingResponse();
+  if (decision.action === 'forward')
+    response.message({ to: decision.to, from: decision.from }, decision.body);
+  return response.toString();
+}
+
+describe('TwiML', () => {
+  it('a connected call is the Dial the package builds, with recording and a time limit when asked', () => {
+    fc.assert(
+      fc.property(
+        e164,
+        e164,
+        fc.boolean(),
+        fc.option(fc.integer({ min: 1, max: 14_400 }), { nil: null }),
+        (to, callerId, record, maxCallSeconds) => {
+          const decision: RouteDecision = {
+            action: 'connect',
+            to,
+            callerId,
+            record,
+            maxCallSeconds,
+            sessionId: 'ses_1',
+          };
+          assert.equal(adapter.renderVoice(decision).body, packageVoice(decision));
+        },
+      ),
+    );
+  });
+
+  it('a refused call is the same Say and Hangup as the package writes', () => {
+    const decision: RouteDecision = { action: 'reject', reason: 'no_session', sessionId: null };
+    assert.equal(adapter.renderVoice(decision).body, packageVoice(decision));
+    assert.match(
+      adapter.renderVoice(decision).body,
+      /<Say>The number you have dialled is not available\.<\/Say><Hangup\/>/,
+    );
+  });
+
+  it('a forwarded text, whatever it says, is escaped exactly as the package escapes it', () => {
+    fc.assert(
+      fc.property(e164, e164, xmlText, (to, from, body) => {
+        const decision: RouteDecision = { action: 'forward', to, from, body, sessionId: 'ses_1' };
+        assert.equal(adapter.renderSms(decision).body, packageSms(decision));
+      }),
+      { numRuns: 500 },
+    );
+    const tricky: RouteDecision = {
+      action: 'forward',
+      to: '+1',
+      from: '+2',
+      body: `a&b<c>"d'\te\nf\r]]>`,
+      sessionId: null,
+    };
+    assert.equal(adapter.renderSms(tricky).body, packageSms(tricky));
+  });
+
+  it('a refused text and a status acknowledgement are empty responses', () => {
+    const refused: RouteDecision = { action: 'reject', reason: 'no_session', sessionId: null };
+    assert.equal(adapter.renderSms(refused).body, '<?xml version="1.0" encoding="UTF-8"?><Response/>');
+    assert.equal(adapter.acknowledge().body, new twilio.twiml.VoiceResponse().toString());
+  });
+
+  it('a text with characters XML cannot carry is delivered without them (the package would throw)', () => {
+    const body = 'on my way\u0001 \uFFFE to the door \uD800!';
+    const decision: RouteDecision = {
+      action: 'forward',
+      to: '+14155550101',
+      from: '+14155550150',
+      body,
+      sessionId: null,
+    };
+    assert.throws(() => packageSms(decision));
+    const clean: RouteDecision = { ...decision, body: 'on my way  to the door !' };
+    assert.equal(adapter.renderSms(decision).body, packageSms(clean));
+  });
+});
