@@ -327,10 +327,10 @@ class Allocator {
         canInitiate: request.canInitiate,
         createdAt: this.now,
       };
-      await this.sessions.insertParticipant(this.tenantId, participant);
       held.add(proxy.id);
       participants.push(participant);
     }
+    await this.sessions.insertParticipants(this.tenantId, participants);
     return participants;
   }
 
@@ -375,10 +375,8 @@ class Allocator {
       if (session) await endSession(this.trx, session, 'expired', this.now);
     }
     const cooling = new Set(stale.map((h) => h.number));
-    for (const person of people) {
-      if (!cooling.has(person) && (await this.sessions.releasedSince(person, this.coolingSince)))
-        cooling.add(person);
-    }
+    const others = people.filter((person) => !cooling.has(person));
+    for (const person of await this.sessions.releasedSince(others, this.coolingSince)) cooling.add(person);
     return cooling;
   }
 

@@ -9,7 +9,7 @@ import type {
   TtlMode,
 } from '../domain/session.ts';
 import type { Db } from './db.ts';
-import { statement } from './prepared.ts';
+import { type Statement, statement } from './prepared.ts';
 import { ACTIVE, OPEN, type Schema } from './schema.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
@@ -56,9 +56,51 @@ const PARTICIPANT_COLUMNS = [
 const insertSession = statement<SessionRow, never>(SESSION_COLUMNS, (db, v) =>
   db.insertInto('sessions').values(v),
 );
-const insertParticipant = statement<ParticipantRow, never>(PARTICIPANT_COLUMNS, (db, v) =>
-  db.insertInto('participants').values(v),
-);
+/** The INSERT of n participants (a create adds both at once), prepared for each n when first needed. */
+const participantInserts = new Map<number, Statement<Record<string, unknown>, never>>();
+
+function insertParticipants(n: number): Statement<Record<string, unknown>, never> {
+  let insert = participantInserts.get(n);
+  if (!insert) {
+    const names = Array.from({ length: n }, (_, i) => PARTICIPANT_COLUMNS.map((c) => `${c}${i}`)).flat();
+    insert = statement<Record<string, unknown>, never>(names, (db, v) =>
+      db
+        .insertInto('participants')
+        .values(
+          Array.from({ length: n }, (_, i) =>
+            Object.fromEntries(PARTICIPANT_COLUMNS.map((c) => [c, v[`${c}${i}`] as never])),
+          ) as never,
+        ),
+    );
+    participantInserts.set(n, insert);
+  }
+  return insert;
+}
+
+/** Which of n people gave a number back since a moment: one probe of (number, released_at) each. */
+const cooledDown = new Map<number, Statement<Record<string, unknown>, Record<string, unknown>>>();
+
+function releasedSinceQuery(n: number): Statement<Record<string, unknown>, Record<string, unknown>> {
+  let query = cooledDown.get(n);
+  if (!query) {
+    const names = ['since', ...Array.from({ length: n }, (_, i) => `person${i}`)];
+    query = statement<Record<string, unknown>, Record<string, unknown>>(names, (db, v) =>
+      db.selectNoFrom(({ exists, selectFrom }) =>
+        Array.from({ length: n }, (_, i) =>
+          exists(
+            selectFrom('participants')
+              .select('id')
+              .where('number', '=', v[`person${i}`] as never)
+              .where('released_at', '>', v.since as never),
+          ).as(`released${i}`),
+        ),
+      ),
+    );
+    cooledDown.set(n, query);
+  }
+  return query;
+}
+
 const openByExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
   ['tenantId', 'externalId'],
   (db, v) =>
@@ -68,16 +110,6 @@ const openByExternalId = statement<{ tenantId: string; externalId: string }, Ses
       .where('tenant_id', '=', v.tenantId)
       .where('external_id', '=', v.externalId)
       .where('status', '=', OPEN),
-);
-const releaseSince = statement<{ number: string; since: number }, { id: string }>(
-  ['number', 'since'],
-  (db, v) =>
-    db
-      .selectFrom('participants')
-      .select('id')
-      .where('number', '=', v.number)
-      .where('released_at', '>', v.since)
-      .limit(1),
 );
 
 export interface SessionFilter {
@@ -104,22 +136,29 @@ export class SessionRepository {
     await insertSession.execute(this.db, toRow(session, fingerprint));
   }
 
-  async insertParticipant(tenantId: string, p: Participant): Promise<void> {
-    await insertParticipant.execute(this.db, {
-      id: p.id,
-      tenant_id: tenantId,
-      session_id: p.sessionId,
-      number: p.number,
-      label: p.label,
-      proxy_number_id: p.proxyNumberId,
-      proxy_number: p.proxyNumber,
-      reveal_number: p.revealNumber ? 1 : 0,
-      can_initiate: p.canInitiate ? 1 : 0,
-      active: 1,
-      created_at: p.createdAt,
-      released_at: null,
-      removed_at: null,
+  /** Inserts new participants of one session, in one statement. */
+  async insertParticipants(tenantId: string, participants: readonly Participant[]): Promise<void> {
+    if (participants.length === 0) return;
+    const values: Record<string, unknown> = {};
+    participants.forEach((p, i) => {
+      const row: ParticipantRow = {
+        id: p.id,
+        tenant_id: tenantId,
+        session_id: p.sessionId,
+        number: p.number,
+        label: p.label,
+        proxy_number_id: p.proxyNumberId,
+        proxy_number: p.proxyNumber,
+        reveal_number: p.revealNumber ? 1 : 0,
+        can_initiate: p.canInitiate ? 1 : 0,
+        active: 1,
+        created_at: p.createdAt,
+        released_at: null,
+        removed_at: null,
+      };
+      for (const column of PARTICIPANT_COLUMNS) values[`${column}${i}`] = row[column];
     });
+    await insertParticipants(participants.length).execute(this.db, values);
   }
 
   async get(tenantId: string, id: string): Promise<Session | undefined> {
@@ -273,9 +312,16 @@ export class SessionRepository {
     return row !== undefined;
   }
 
-  /** Whether this person gave a proxy back since `since`: one probe of (number, released_at). */
-  async releasedSince(number: string, since: number): Promise<boolean> {
-    return (await releaseSince.execute(this.db, { number, since })).rows.length > 0;
+  /** Which of these people gave a proxy back since `since`: one statement, one index probe each. */
+  async releasedSince(numbers: readonly string[], since: number): Promise<Set<string>> {
+    if (numbers.length === 0) return new Set();
+    const values: Record<string, unknown> = { since };
+    numbers.forEach((n, i) => {
+      values[`person${i}`] = n;
+    });
+    const [row] = (await releasedSinceQuery(numbers.length).execute(this.db, values)).rows;
+    // SQLite answers 1 or 0, PostgreSQL true or false.
+    return new Set(numbers.filter((_, i) => Boolean(Number(row?.[`released${i}`] ?? 0))));
   }
 
   private async withParticipants(rows: SessionRow[]): Promise<Session[]> {
