@@ -39,7 +39,7 @@ const QUICK: BenchPlan = {
   createSeconds: 3,
   churnOps: 20_000,
   churnMaxSeconds: 20,
-  churnConnections: 4,
+  churnConnections: 16,
   churnSamples: 10,
   poolSteps: 3_000,
 };
@@ -53,8 +53,9 @@ const FULL: BenchPlan = {
   routeSeconds: 6,
   warmupSeconds: 3,
   createSeconds: 10,
-  churnOps: 1_000_000,
-  churnMaxSeconds: 240,
+  // A million sessions opened and closed: two million operations.
+  churnOps: 2_000_000,
+  churnMaxSeconds: 900,
   churnSamples: 20,
   poolSteps: 12_000,
 };
