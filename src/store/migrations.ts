@@ -182,15 +182,24 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
-  '0002_partial_history_index': {
+  '0002_release_indexes': {
     async up(db: Kysely<unknown>) {
-      // Only released participations are looked up by release time (the reuse cooldown): an open
-      // one costs the history index no entry, so a create writes one index page fewer per person.
+      // Only released participations are looked up by release time (the reuse cooldown), so open
+      // ones cost these indexes no entry: a create writes nothing here, a release two entries.
+      // One answers whether a person gave any number back lately; the other whether they gave
+      // back this number, probed number by number by a proxy search, so that a courier with
+      // thousands of recent releases costs the search no more than one with a few.
       await db.schema.dropIndex('participants_history').execute();
       await db.schema
         .createIndex('participants_history')
         .on('participants')
         .columns(['number', 'released_at'])
+        .where(sql.ref('released_at'), 'is not', null)
+        .execute();
+      await db.schema
+        .createIndex('participants_released_proxy')
+        .on('participants')
+        .columns(['number', 'proxy_number_id', 'released_at'])
         .where(sql.ref('released_at'), 'is not', null)
         .execute();
     },

@@ -204,12 +204,17 @@ function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
       ),
     );
     if (shape.releasedSince !== undefined) {
-      q = q.where('id', 'not in', (eb) =>
-        eb
-          .selectFrom('participants')
-          .select('proxy_number_id')
-          .where('number', 'in', who)
-          .where('released_at', '>', at('releasedSince')),
+      // Number by number too, a probe of the release index per person.
+      q = q.where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('participants as released')
+              .select('released.id')
+              .where('released.number', 'in', who)
+              .whereRef('released.proxy_number_id', '=', 'numbers.id')
+              .where('released.released_at', '>', at('releasedSince')),
+          ),
+        ),
       );
     }
     if (skipped.length > 0) q = q.where('id', 'not in', skipped.map(at));
