@@ -1,4 +1,4 @@
-/** How much the benchmark does: the full run (~15 min) or the smoke run (BENCH_QUICK=1, ~2 min). */
+/** How much the benchmark does: the full run (~25 min) or the smoke run (BENCH_QUICK=1, ~2 min). */
 export interface BenchPlan {
   quick: boolean;
   /** Open sessions of the databases routed through (§3 "cost per route as sessions grow"). */
