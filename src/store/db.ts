@@ -13,7 +13,7 @@ import {
 import pg from 'pg';
 import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
-import { GroupCommit } from './group-commit.ts';
+import { GroupCommit, type WithoutBusyWait } from './group-commit.ts';
 import { migrationProvider } from './migrations.ts';
 import type { Schema } from './schema.ts';
 import { SqliteWorker, type Statement } from './sqlite-worker.ts';
@@ -50,6 +50,8 @@ export interface Store {
 }
 
 const STATEMENT_CACHE_SIZE = 500;
+/** How long a SQLite statement waits for a lock another connection holds. */
+const BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_POOL_SIZE = 10;
 
 export interface StoreOptions {
@@ -63,7 +65,11 @@ export interface StoreOptions {
 
 /** Opens (and migrates) the database named by the config. */
 export async function openStore(config: StoreConfig, options: StoreOptions = {}): Promise<Store> {
-  const db = config.dialect === 'sqlite' ? openSqlite(config.file) : openPostgres(config.url, options);
+  const sqliteConnection = config.dialect === 'sqlite' ? openSqlite(config.file) : undefined;
+  const db =
+    config.dialect === 'postgres'
+      ? openPostgres(config.url, options)
+      : sqliteKysely(sqliteConnection as Connection);
   // Kysely looks for its migration tables in every schema it can see; naming ours keeps another
   // schema's copy (another install, another test) from being mistaken for it.
   const migrationTableSchema =
@@ -85,7 +91,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     ? cachingStatements(configured(new SqliteDatabase(config.file, { readonly: true })))
     : undefined;
   const reader = readConnection ? sqliteKysely(readConnection) : db;
-  const group = config.dialect === 'sqlite' ? new GroupCommit(db) : undefined;
+  const group = sqliteConnection ? new GroupCommit(db, withoutBusyWait(sqliteConnection)) : undefined;
   const worker = onDisk
     ? new SqliteWorker(
         config.file,
@@ -115,7 +121,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
   };
 }
 
-function openSqlite(file: string): Db {
+function openSqlite(file: string) {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
@@ -123,11 +129,23 @@ function openSqlite(file: string): Db {
   sqlite.pragma('foreign_keys = ON');
   // Checkpoints happen on the background thread (sqlite-worker.ts), not inside commits.
   if (file !== ':memory:') sqlite.pragma('wal_autocheckpoint = 0');
-  return sqliteKysely(cachingStatements(configured(sqlite)));
+  return cachingStatements(configured(sqlite));
+}
+
+/** Lets a begin fail at once with SQLITE_BUSY instead of sleeping in the busy handler (group-commit.ts). */
+function withoutBusyWait(connection: Connection): WithoutBusyWait {
+  return async (begin) => {
+    connection.busyTimeout(0);
+    try {
+      return await begin();
+    } finally {
+      connection.busyTimeout(BUSY_TIMEOUT_MS);
+    }
+  };
 }
 
 function configured(sqlite: SqliteDatabase.Database): SqliteDatabase.Database {
-  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   // Statement journals (a savepoint's undo) and temporary sorts stay in memory, never in a temp file.
   sqlite.pragma('temp_store = MEMORY');
   // 32 MiB of pages (SQLite's default is 2 MiB): the routing lookup and allocation stay in memory
@@ -136,7 +154,9 @@ function configured(sqlite: SqliteDatabase.Database): SqliteDatabase.Database {
   return sqlite;
 }
 
-function sqliteKysely(database: ReturnType<typeof cachingStatements>): Db {
+type Connection = ReturnType<typeof cachingStatements>;
+
+function sqliteKysely(database: Connection): Db {
   return new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
 }
 
@@ -149,6 +169,7 @@ function cachingStatements(sqlite: SqliteDatabase.Database) {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => sqlite.close(),
+    busyTimeout: (ms: number) => sqlite.pragma(`busy_timeout = ${ms}`),
     prepare(text: string) {
       let stmt = cache.get(text);
       if (stmt) {

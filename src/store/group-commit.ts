@@ -3,6 +3,15 @@ import type { Db } from './db.ts';
 
 /** Most units of work one transaction carries, so that a queue under load still commits often. */
 const MAX_BATCH = 64;
+/** How long a batch waits for the write lock, polling, before its units fail as busy. */
+const LOCK_WAIT_MS = 5_000;
+const LOCK_POLL_MS = 1;
+
+/**
+ * Runs `begin` without SQLite's busy handler, which would sleep on the event loop while another
+ * connection holds the lock: a busy database then answers SQLITE_BUSY at once.
+ */
+export type WithoutBusyWait = <T>(begin: () => Promise<T>) => Promise<T>;
 
 interface Unit {
   work: (trx: Db) => Promise<unknown>;
@@ -23,7 +32,10 @@ export class GroupCommit {
   private readonly queue: Unit[] = [];
   private running = false;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly withoutBusyWait: WithoutBusyWait = (begin) => begin(),
+  ) {}
 
   run<T>(work: (trx: Db) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -44,10 +56,27 @@ export class GroupCommit {
     }
   }
 
+  /**
+   * Starts the batch's transaction. While another connection holds the write lock (the worker
+   * thread's checkpoint syncing the file, the CLI in another process), the batch polls for it from
+   * a timer: the event loop, and every routing read with it, goes on in the meantime.
+   */
+  private async begin() {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        return await this.withoutBusyWait(() => this.db.startTransaction().execute());
+      } catch (error) {
+        if ((error as { code?: string })?.code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+      }
+    }
+  }
+
   private async commit(batch: Unit[]): Promise<void> {
     const outcomes: { ok: boolean; value: unknown }[] = [];
     try {
-      const trx = await this.db.startTransaction().execute();
+      const trx = await this.begin();
       try {
         for (const unit of batch) outcomes.push(await runInSavepoint(trx, unit.work));
         await trx.commit().execute();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
 import { type Db, openStore, type Store } from '../../src/store/db.ts';
 import { getSetting } from '../../src/store/settings.ts';
@@ -83,3 +84,31 @@ for (const kind of storeKinds()) {
     });
   });
 }
+
+describe('store transactions while another connection holds the SQLite write lock', () => {
+  it('wait for it without blocking the event loop, then commit', { timeout: 10_000 }, async () => {
+    const sqlite = storeKinds().find((kind) => kind.name === 'sqlite');
+    assert.ok(sqlite);
+    const testStore = await sqlite.create();
+    const store = await openStore(testStore.config);
+    const other = new SqliteDatabase((testStore.config as { file: string }).file);
+    try {
+      other.exec('begin immediate'); // the CLI in another process, or a checkpoint syncing the file
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      const release = setTimeout(() => other.exec('commit'), 300);
+      const started = Date.now();
+      await store.transaction((trx) => trx.insertInto('settings').values({ key: 'k', value: 'v' }).execute());
+      const waited = Date.now() - started;
+      clearInterval(ticker);
+      clearTimeout(release);
+      assert.ok(waited >= 250, `the write waited for the lock (${waited} ms)`);
+      assert.ok(ticks >= 15, `timers kept running while it waited (${ticks} ticks of 10 ms)`);
+      assert.equal(await getSetting(store.reader, 'k'), 'v');
+    } finally {
+      other.close();
+      await store.close();
+      await testStore.drop();
+    }
+  });
+});
