@@ -2,7 +2,7 @@ import type { InsertResult, Selectable, UpdateResult } from 'kysely';
 import type { Interaction } from '../domain/interaction.ts';
 import type { Channel } from '../domain/session.ts';
 import type { Store } from './db.ts';
-import { Prepared } from './prepared.ts';
+import { byShape, Prepared } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
@@ -54,8 +54,24 @@ export class InteractionLog {
   private slides = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
-  /** The prepared INSERT of n rows, for each n up to CHUNK, made when first needed. */
-  private readonly inserts = new Map<number, Prepared<Record<string, unknown>, InsertResult>>();
+  /** The prepared INSERT of n rows (its values row after row, in COLUMNS order), made when first needed. */
+  private readonly insertOf = byShape(
+    (n: number) => n,
+    (n) => {
+      const names = Array.from({ length: n }, (_, i) => COLUMNS.map((c) => `${i}.${c}`)).flat();
+      return new Prepared<Record<string, unknown>, InsertResult>(names, (v) =>
+        this.store.db
+          .insertInto('interactions')
+          .values(
+            Array.from(
+              { length: n },
+              (_, i) =>
+                Object.fromEntries(COLUMNS.map((c) => [c, v[`${i}.${c}`]])) as unknown as InteractionRow,
+            ),
+          ),
+      );
+    },
+  );
   /** A sliding session's new expiry; never moves it back, nor revives an ended session. */
   private readonly slide: Prepared<{ expiresAt: number; sessionId: string }, UpdateResult>;
 
@@ -109,27 +125,6 @@ export class InteractionLog {
       this.onError(error, dropped);
       this.timer ??= setTimeout(() => void this.flush(), 1000);
     }
-  }
-
-  /** The prepared INSERT of n rows (its values row after row, in COLUMNS order), made when first needed. */
-  private insertOf(n: number): Prepared<Record<string, unknown>, InsertResult> {
-    let insert = this.inserts.get(n);
-    if (!insert) {
-      const names = Array.from({ length: n }, (_, i) => COLUMNS.map((c) => `${i}.${c}`)).flat();
-      insert = new Prepared(names, (v) =>
-        this.store.db
-          .insertInto('interactions')
-          .values(
-            Array.from(
-              { length: n },
-              (_, i) =>
-                Object.fromEntries(COLUMNS.map((c) => [c, v[`${i}.${c}`]])) as unknown as InteractionRow,
-            ),
-          ),
-      );
-      this.inserts.set(n, insert);
-    }
-    return insert;
   }
 
   async listForSession(

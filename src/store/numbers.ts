@@ -3,7 +3,7 @@ import type { ProxySearch } from '../domain/allocation.ts';
 import type { NumberStatus, PoolNumber } from '../domain/pool.ts';
 import type { Channel } from '../domain/session.ts';
 import { type Db, locksRows } from './db.ts';
-import { type Statement, statement } from './prepared.ts';
+import { byShape, statement } from './prepared.ts';
 import { ACTIVE, type Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
@@ -89,10 +89,11 @@ export class NumberRepository {
     skip: readonly string[] = [],
   ): Promise<{ id: string; number: string } | undefined> {
     const values = { ...search, skip };
-    if (!locksRows(this.db)) return first(await proxyQuery(search, skip, '').execute(this.db, values));
+    if (!locksRows(this.db))
+      return first(await proxyQuery({ search, skips: skip.length, lock: '' }).execute(this.db, values));
     return (
-      first(await proxyQuery(search, skip, 'skip locked').execute(this.db, values)) ??
-      first(await proxyQuery(search, skip, 'wait').execute(this.db, values))
+      first(await proxyQuery({ search, skips: skip.length, lock: 'skip locked' }).execute(this.db, values)) ??
+      first(await proxyQuery({ search, skips: skip.length, lock: 'wait' }).execute(this.db, values))
     );
   }
 
@@ -139,31 +140,24 @@ const takeNumber = statement<{ id: string; now: number }, never>(['id', 'now'], 
 type ProxyValues = ProxySearch & { skip: readonly string[] };
 type Lock = '' | 'skip locked' | 'wait';
 
-/** The proxy search's statements, one for each shape a search can take (see `proxyQuery`). */
-const proxyQueries = new Map<string, Statement<ProxyValues, { id: string; number: string }>>();
-
 /**
  * The statement of a proxy search: its text depends on the search's shape (region or not, the
  * channels, how many people, cooldown or not, the preference, the lock), and on how many numbers
  * it skips, so each shape is prepared once and the values change from run to run.
  */
-function proxyQuery(search: ProxySearch, skip: readonly string[], lock: Lock) {
-  const shape = [
-    search.region !== undefined,
-    search.channels.join('+'),
-    search.people.length,
-    search.releasedSince !== undefined,
-    search.preference,
-    skip.length,
-    lock,
-  ].join('|');
-  let query = proxyQueries.get(shape);
-  if (!query) {
-    query = proxyStatement(search, skip.length, lock);
-    proxyQueries.set(shape, query);
-  }
-  return query;
-}
+const proxyQuery = byShape(
+  ({ search, skips, lock }: { search: ProxySearch; skips: number; lock: Lock }) =>
+    [
+      search.region !== undefined,
+      search.channels.join('+'),
+      search.people.length,
+      search.releasedSince !== undefined,
+      search.preference,
+      skips,
+      lock,
+    ].join('|'),
+  ({ search, skips, lock }) => proxyStatement(search, skips, lock),
+);
 
 function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
   const people = shape.people.map((_, i) => `person${i}`);

@@ -70,3 +70,23 @@ export function statement<Values extends Record<string, unknown>, Row>(
     },
   };
 }
+
+/**
+ * Statements whose text depends on a shape (how many rows or people, which clauses): one for each
+ * shape, made the first time that shape is asked for and kept.
+ */
+export function byShape<Shape, Made>(
+  key: (shape: Shape) => string | number,
+  make: (shape: Shape) => Made,
+): (shape: Shape) => Made {
+  const made = new Map<string | number, Made>();
+  return (shape) => {
+    const k = key(shape);
+    let found = made.get(k);
+    if (found === undefined) {
+      found = make(shape);
+      made.set(k, found);
+    }
+    return found;
+  };
+}

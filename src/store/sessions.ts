@@ -9,7 +9,7 @@ import type {
   TtlMode,
 } from '../domain/session.ts';
 import type { Db } from './db.ts';
-import { type Statement, statement } from './prepared.ts';
+import { byShape, statement } from './prepared.ts';
 import { ACTIVE, OPEN, type Schema } from './schema.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
@@ -57,49 +57,41 @@ const insertSession = statement<SessionRow, never>(SESSION_COLUMNS, (db, v) =>
   db.insertInto('sessions').values(v),
 );
 /** The INSERT of n participants (a create adds both at once), prepared for each n when first needed. */
-const participantInserts = new Map<number, Statement<Record<string, unknown>, never>>();
-
-function insertParticipants(n: number): Statement<Record<string, unknown>, never> {
-  let insert = participantInserts.get(n);
-  if (!insert) {
-    const names = Array.from({ length: n }, (_, i) => PARTICIPANT_COLUMNS.map((c) => `${c}${i}`)).flat();
-    insert = statement<Record<string, unknown>, never>(names, (db, v) =>
-      db
-        .insertInto('participants')
-        .values(
-          Array.from({ length: n }, (_, i) =>
-            Object.fromEntries(PARTICIPANT_COLUMNS.map((c) => [c, v[`${c}${i}`] as never])),
-          ) as never,
-        ),
-    );
-    participantInserts.set(n, insert);
-  }
-  return insert;
-}
+const insertParticipants = byShape(
+  (n: number) => n,
+  (n) =>
+    statement<Record<string, unknown>, never>(
+      Array.from({ length: n }, (_, i) => PARTICIPANT_COLUMNS.map((c) => `${c}${i}`)).flat(),
+      (db, v) =>
+        db
+          .insertInto('participants')
+          .values(
+            Array.from({ length: n }, (_, i) =>
+              Object.fromEntries(PARTICIPANT_COLUMNS.map((c) => [c, v[`${c}${i}`] as never])),
+            ) as never,
+          ),
+    ),
+);
 
 /** Which of n people gave a number back since a moment: one probe of (number, released_at) each. */
-const cooledDown = new Map<number, Statement<Record<string, unknown>, Record<string, unknown>>>();
-
-function releasedSinceQuery(n: number): Statement<Record<string, unknown>, Record<string, unknown>> {
-  let query = cooledDown.get(n);
-  if (!query) {
-    const names = ['since', ...Array.from({ length: n }, (_, i) => `person${i}`)];
-    query = statement<Record<string, unknown>, Record<string, unknown>>(names, (db, v) =>
-      db.selectNoFrom(({ exists, selectFrom }) =>
-        Array.from({ length: n }, (_, i) =>
-          exists(
-            selectFrom('participants')
-              .select('id')
-              .where('number', '=', v[`person${i}`] as never)
-              .where('released_at', '>', v.since as never),
-          ).as(`released${i}`),
+const releasedSinceQuery = byShape(
+  (n: number) => n,
+  (n) =>
+    statement<Record<string, unknown>, Record<string, unknown>>(
+      ['since', ...Array.from({ length: n }, (_, i) => `person${i}`)],
+      (db, v) =>
+        db.selectNoFrom(({ exists, selectFrom }) =>
+          Array.from({ length: n }, (_, i) =>
+            exists(
+              selectFrom('participants')
+                .select('id')
+                .where('number', '=', v[`person${i}`] as never)
+                .where('released_at', '>', v.since as never),
+            ).as(`released${i}`),
+          ),
         ),
-      ),
-    );
-    cooledDown.set(n, query);
-  }
-  return query;
-}
+    ),
+);
 
 const openByExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
   ['tenantId', 'externalId'],
