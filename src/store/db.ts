@@ -132,7 +132,12 @@ function openSqlite(file: string) {
   return cachingStatements(configured(sqlite));
 }
 
-/** Lets a begin fail at once with SQLITE_BUSY instead of sleeping in the busy handler (group-commit.ts). */
+/**
+ * Lets a begin fail at once with SQLITE_BUSY instead of sleeping in the busy handler (group-commit.ts).
+ * The timeout is off from the call until the begin has run: a statement that gets the connection
+ * in between (a read, or a rare write outside a transaction such as a new API key) would also meet
+ * a busy file without waiting.
+ */
 function withoutBusyWait(connection: Connection): WithoutBusyWait {
   return async (begin) => {
     connection.busyTimeout(0);
