@@ -93,6 +93,34 @@ const releasedSinceQuery = byShape(
     ),
 );
 
+/**
+ * The open sessions of n people that are past their expiry, with who holds what in them. The search
+ * starts from the expiry index (the sweeper keeps that set small) rather than from the people,
+ * since a courier may hold hundreds of sessions.
+ */
+const staleHoldingsQuery = byShape(
+  (n: number) => n,
+  (n) =>
+    statement<Record<string, unknown>, { number: string; session_id: string }>(
+      ['now', ...Array.from({ length: n }, (_, i) => `person${i}`)],
+      (db, v) =>
+        db
+          .selectFrom('sessions as s')
+          // A cross join makes SQLite read sessions first; PostgreSQL plans it as any inner join.
+          .crossJoin('participants as p')
+          .select(['p.number', 's.id as session_id'])
+          .where('s.status', '=', OPEN)
+          .where('s.expires_at', '<=', v.now as never)
+          .whereRef('p.session_id', '=', 's.id')
+          .where(
+            'p.number',
+            'in',
+            Array.from({ length: n }, (_, i) => v[`person${i}`] as never),
+          )
+          .where('p.active', '=', ACTIVE),
+    ),
+);
+
 const openByExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
   ['tenantId', 'externalId'],
   (db, v) =>
@@ -272,23 +300,10 @@ export class SessionRepository {
     return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id }));
   }
 
-  /**
-   * The open sessions of these people that are past their expiry (the sweeper has not reached them
-   * yet), with who holds what in them. The search starts from the expiry index (the sweeper keeps
-   * that set small) rather than from the people, since a courier may hold hundreds of sessions.
-   */
+  /** The people's open sessions past their expiry that the sweeper has not reached yet. */
   async staleHoldings(numbers: readonly string[], now: number): Promise<StaleHolding[]> {
-    const rows = await this.db
-      .selectFrom('sessions as s')
-      // A cross join makes SQLite read sessions first; PostgreSQL plans it as any inner join.
-      .crossJoin('participants as p')
-      .select(['p.number', 's.id as session_id'])
-      .where('s.status', '=', OPEN)
-      .where('s.expires_at', '<=', now)
-      .whereRef('p.session_id', '=', 's.id')
-      .where('p.number', 'in', numbers)
-      .where('p.active', '=', ACTIVE)
-      .execute();
+    const values = Object.fromEntries(numbers.map((n, i) => [`person${i}`, n]));
+    const { rows } = await staleHoldingsQuery(numbers.length).execute(this.db, { ...values, now });
     return rows.map((r) => ({ number: r.number, sessionId: r.session_id }));
   }
 
