@@ -15,6 +15,7 @@ import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
 import { GroupCommit, type WithoutBusyWait } from './group-commit.ts';
 import { migrationProvider } from './migrations.ts';
+import { preparedName } from './prepared.ts';
 import type { Schema } from './schema.ts';
 import { SqliteWorker, type Statement } from './sqlite-worker.ts';
 
@@ -197,7 +198,23 @@ function openPostgres(url: string, { schema, poolSize = DEFAULT_POOL_SIZE }: Sto
     types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) },
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
+  pool.on('connect', runPreparedByName);
   return new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * Sends the queries compiled once (prepared.ts) as named statements: the connection parses and
+ * plans each of them the first time, then only binds the values. Parsing and planning were most of
+ * PostgreSQL's work for a create (the proxy search: 0.2 ms to parse, 0.5 ms to plan, 0.1 ms to run).
+ * Other queries go as they are.
+ */
+function runPreparedByName(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  client.query = ((...args: unknown[]) => {
+    const [text, values] = args;
+    const name = args.length === 2 && typeof text === 'string' ? preparedName(text) : undefined;
+    return name ? query({ name, text, values }) : query(...args);
+  }) as typeof client.query;
 }
 
 /**

@@ -2,6 +2,17 @@ import type { CompiledQuery, QueryResult } from 'kysely';
 import type { Db } from './db.ts';
 
 /**
+ * The text of every query compiled once, with a name of its own: PostgreSQL connections run them as
+ * named prepared statements (db.ts), parsed and planned once per connection instead of every time.
+ */
+const statementNames = new Map<string, string>();
+
+/** The name of a query compiled once (by Prepared), or undefined for any other query. */
+export function preparedName(sql: string): string | undefined {
+  return statementNames.get(sql);
+}
+
+/**
  * A query built and compiled once, then bound to new values for each run: no query building on
  * the hot path, and (the SQLite store caching statements by their text) no re-preparing either.
  *
@@ -22,6 +33,9 @@ export class Prepared<Values extends Record<string, unknown>, Row> {
     this.compiled = build(
       Object.fromEntries(names.map((n) => [n, placeholder(n)])) as Record<keyof Values, string>,
     ).compile();
+    if (!statementNames.has(this.compiled.sql)) {
+      statementNames.set(this.compiled.sql, `veil_${statementNames.size + 1}`);
+    }
     this.compiled.parameters.forEach((parameter, at) => {
       const name = typeof parameter === 'string' ? lookup.get(parameter) : undefined;
       if (name !== undefined) this.slots.push({ at, name });

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { openStore, type Store } from '../../src/store/db.ts';
+import { statement } from '../../src/store/prepared.ts';
+import { storeKinds, type TestStore } from '../support/stores.ts';
+
+const settingValue = statement<{ key: string }, { value: string }>(['key'], (db, v) =>
+  db.selectFrom('settings').select('value').where('key', '=', v.key),
+);
+
+/**
+ * On PostgreSQL the statements compiled once (prepared.ts) run as named prepared statements, parsed
+ * and planned once per connection; every other query goes as it is, unnamed.
+ */
+for (const kind of storeKinds().filter((k) => k.name === 'postgres')) {
+  describe(`named prepared statements (${kind.name})`, () => {
+    let testStore: TestStore;
+    let store: Store;
+
+    before(async () => {
+      testStore = await kind.create();
+      // One connection, so that pg_prepared_statements shows the connection the statements ran on.
+      store = await openStore(testStore.config, { schema: testStore.schema, poolSize: 1 });
+      await store.db
+        .insertInto('settings')
+        .values([
+          { key: 'a', value: 'first' },
+          { key: 'b', value: 'second' },
+        ])
+        .execute();
+    });
+    after(async () => {
+      await store.close();
+      await testStore.drop();
+    });
+
+    const prepared = async () =>
+      (
+        await sql<{ name: string; statement: string }>`
+          select name, statement from pg_prepared_statements order by name`.execute(store.db)
+      ).rows;
+
+    it('a statement is prepared once under its name and binds new values on every run', async () => {
+      const runs = [];
+      for (const key of ['a', 'b', 'a', 'missing']) {
+        runs.push((await settingValue.execute(store.db, { key })).rows.map((r) => r.value));
+      }
+      assert.deepEqual(runs, [['first'], ['second'], ['first'], []]);
+      const named = (await prepared()).filter((p) => p.statement.includes('"settings"'));
+      assert.equal(named.length, 1, 'one prepared statement for four runs');
+      assert.match(named[0]?.name ?? '', /^veil_\d+$/);
+    });
+
+    it('queries built on the spot are not kept as prepared statements', async () => {
+      const before = (await prepared()).length;
+      await store.db.selectFrom('settings').select('value').where('key', '=', 'b').execute();
+      await store.db.selectFrom('settings').select('key').where('value', '=', 'first').execute();
+      assert.equal((await prepared()).length, before);
+    });
+  });
+}
