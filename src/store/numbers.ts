@@ -217,8 +217,9 @@ function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
     if (shape.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
     if (shape.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
     if (shape.preference === 'first-fit') q = q.orderBy('id');
-    // A literal, not a parameter: PostgreSQL costs a generic plan of `limit $n` as ten rows and would
-    // plan the search again on every run rather than reuse the plan of `limit 1`.
+    // A literal, not a parameter. Told only `limit ?`, SQLite's search took 85 µs instead of 11 (in a
+    // busy courier's area), and PostgreSQL costs a generic plan of `limit $n` as ten rows, so it
+    // would plan the search again on every run rather than reuse the plan of `limit 1`.
     q = q.limit(sql.lit(1));
     if (lock === 'skip locked') return q.forUpdate().skipLocked();
     if (lock === 'wait') return q.forUpdate();
