@@ -73,23 +73,26 @@ const insertParticipants = byShape(
     ),
 );
 
+/** The names the statements below give the people's numbers: person0, person1… */
+const personNames = (n: number) => Array.from({ length: n }, (_, i) => `person${i}`);
+const byPerson = (numbers: readonly string[]) =>
+  Object.fromEntries(numbers.map((number, i) => [`person${i}`, number]));
+
 /** Which of n people gave a number back since a moment: one probe of (number, released_at) each. */
 const releasedSinceQuery = byShape(
   (n: number) => n,
   (n) =>
-    statement<Record<string, unknown>, Record<string, unknown>>(
-      ['since', ...Array.from({ length: n }, (_, i) => `person${i}`)],
-      (db, v) =>
-        db.selectNoFrom(({ exists, selectFrom }) =>
-          Array.from({ length: n }, (_, i) =>
-            exists(
-              selectFrom('participants')
-                .select('id')
-                .where('number', '=', v[`person${i}`] as never)
-                .where('released_at', '>', v.since as never),
-            ).as(`released${i}`),
-          ),
+    statement<Record<string, unknown>, Record<string, unknown>>(['since', ...personNames(n)], (db, v) =>
+      db.selectNoFrom(({ exists, selectFrom }) =>
+        Array.from({ length: n }, (_, i) =>
+          exists(
+            selectFrom('participants')
+              .select('id')
+              .where('number', '=', v[`person${i}`] as never)
+              .where('released_at', '>', v.since as never),
+          ).as(`released${i}`),
         ),
+      ),
     ),
 );
 
@@ -102,7 +105,7 @@ const staleHoldingsQuery = byShape(
   (n: number) => n,
   (n) =>
     statement<Record<string, unknown>, { number: string; session_id: string }>(
-      ['now', ...Array.from({ length: n }, (_, i) => `person${i}`)],
+      ['now', ...personNames(n)],
       (db, v) =>
         db
           .selectFrom('sessions as s')
@@ -115,7 +118,7 @@ const staleHoldingsQuery = byShape(
           .where(
             'p.number',
             'in',
-            Array.from({ length: n }, (_, i) => v[`person${i}`] as never),
+            personNames(n).map((name) => v[name] as never),
           )
           .where('p.active', '=', ACTIVE),
     ),
@@ -302,8 +305,8 @@ export class SessionRepository {
 
   /** The people's open sessions past their expiry that the sweeper has not reached yet. */
   async staleHoldings(numbers: readonly string[], now: number): Promise<StaleHolding[]> {
-    const values = Object.fromEntries(numbers.map((n, i) => [`person${i}`, n]));
-    const { rows } = await staleHoldingsQuery(numbers.length).execute(this.db, { ...values, now });
+    if (numbers.length === 0) return [];
+    const { rows } = await staleHoldingsQuery(numbers.length).execute(this.db, { ...byPerson(numbers), now });
     return rows.map((r) => ({ number: r.number, sessionId: r.session_id }));
   }
 
@@ -322,10 +325,7 @@ export class SessionRepository {
   /** Which of these people gave a proxy back since `since`: one statement, one index probe each. */
   async releasedSince(numbers: readonly string[], since: number): Promise<Set<string>> {
     if (numbers.length === 0) return new Set();
-    const values: Record<string, unknown> = { since };
-    numbers.forEach((n, i) => {
-      values[`person${i}`] = n;
-    });
+    const values = { ...byPerson(numbers), since };
     const [row] = (await releasedSinceQuery(numbers.length).execute(this.db, values)).rows;
     // SQLite answers 1 or 0, PostgreSQL true or false.
     return new Set(numbers.filter((_, i) => Boolean(Number(row?.[`released${i}`] ?? 0))));
