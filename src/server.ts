@@ -18,7 +18,7 @@ export interface RunningServer {
 /** Starts Veil as `npm start` and `veil serve` do: database, keys, demo pool, workers, HTTP. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const logger = createLogger(config.logLevel);
-  const veil = await createVeil(config, { logger });
+  const veil = await createVeil(config, { logger, sessionThread: true });
   if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
   const developmentKey =
     !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;

@@ -4,6 +4,7 @@ import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
+import { SessionThread, ThreadedSessionService } from './services/session-thread.ts';
 import { SessionService } from './services/sessions.ts';
 import { openStore, type Store } from './store/db.ts';
 import { InteractionLog } from './store/interactions.ts';
@@ -38,6 +39,11 @@ export interface VeilOptions {
   schema?: string;
   /** For tests: most PostgreSQL connections (several instances share one server's limit). */
   poolSize?: number;
+  /**
+   * On a SQLite file, run the sessions' writes on a thread of their own (services/session-thread.ts),
+   * as the server does. Not with a test's clock, which the other thread cannot read.
+   */
+  sessionThread?: boolean;
 }
 
 export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
@@ -53,16 +59,23 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   const interactions = new InteractionLog(store, (error, dropped) =>
     options.logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
-  const sessions = new SessionService(
-    store,
-    interactions,
-    {
-      ttlSeconds: config.defaultTtlSeconds,
-      defaultCountry: config.defaultCountry,
-      reuseCooldownSeconds: config.reuseCooldownSeconds,
-    },
-    clock,
-  );
+  const sessionOptions = {
+    ttlSeconds: config.defaultTtlSeconds,
+    defaultCountry: config.defaultCountry,
+    reuseCooldownSeconds: config.reuseCooldownSeconds,
+  };
+  const threaded =
+    options.sessionThread &&
+    !options.clock &&
+    config.store.dialect === 'sqlite' &&
+    config.store.file !== ':memory:'
+      ? await SessionThread.start({ store: config.store, sessions: sessionOptions }, (error) =>
+          options.logger.error({ err: error }, 'session writer thread failed'),
+        )
+      : undefined;
+  const sessions = threaded
+    ? new ThreadedSessionService(store, interactions, sessionOptions, threaded)
+    : new SessionService(store, interactions, sessionOptions, clock);
   const router = new Router(
     new RouteLookup(store),
     new NumberRepository(store.reader),
@@ -80,6 +93,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     carriers: await createCarriers(config, simSecret),
     interactions,
     async close() {
+      await threaded?.stop();
       await interactions.close();
       await store.close();
     },

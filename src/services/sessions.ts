@@ -65,9 +65,17 @@ export class SessionService {
   ) {}
 
   /** Opens a session, or returns the open one with the same externalId and the same request. */
-  async create(tenantId: string, input: SessionInput): Promise<{ session: Session; created: boolean }> {
+  create(tenantId: string, input: SessionInput): Promise<{ session: Session; created: boolean }> {
     const now = this.clock();
-    const request = normalizeSession(input, this.options, now);
+    return this.createNormalized(tenantId, normalizeSession(input, this.options, now), now);
+  }
+
+  /** The write of `create`, once the request is checked and normalized. */
+  createNormalized(
+    tenantId: string,
+    request: NewSession,
+    now: number,
+  ): Promise<{ session: Session; created: boolean }> {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
       if (request.externalId !== null) {

@@ -62,6 +62,12 @@ export interface StoreOptions {
   poolSize?: number;
   /** Where a background worker's errors go (the SQLite worker). */
   onBackgroundError?: (message: string) => void;
+  /**
+   * False for a second handle on a SQLite file another store of this process already keeps (the
+   * session writer thread's): no reading connection and no background thread of its own, since
+   * the first store reads and checkpoints for both.
+   */
+  background?: boolean;
 }
 
 /** Opens (and migrates) the database named by the config. */
@@ -87,13 +93,14 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     await db.destroy();
     throw error;
   }
-  const onDisk = config.dialect === 'sqlite' && config.file !== ':memory:';
-  const readConnection = onDisk
+  // A file (not :memory:) can have other connections: one to read on, a thread to checkpoint.
+  const helpers = config.dialect === 'sqlite' && config.file !== ':memory:' && options.background !== false;
+  const readConnection = helpers
     ? cachingStatements(configured(new SqliteDatabase(config.file, { readonly: true })))
     : undefined;
   const reader = readConnection ? sqliteKysely(readConnection) : db;
   const group = sqliteConnection ? new GroupCommit(db, withoutBusyWait(sqliteConnection)) : undefined;
-  const worker = onDisk
+  const worker = helpers
     ? new SqliteWorker(
         config.file,
         options.onBackgroundError ?? ((m) => console.error(`sqlite worker: ${m}`)),

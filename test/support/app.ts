@@ -40,7 +40,7 @@ export interface TestApp {
 export async function testApp(
   store: TestStore,
   env: Record<string, string> = {},
-  options: { poolSize?: number } = {},
+  options: { poolSize?: number; sessionThread?: boolean } = {},
 ): Promise<TestApp> {
   const config: Config = {
     ...loadConfig({
@@ -58,7 +58,13 @@ export async function testApp(
   const logs: string[] = [];
   const logger = createLogger(config.logLevel, { write: (line: string) => logs.push(line) });
   const clock = new TestClock();
-  const veil = await createVeil(config, { logger, clock: clock.read, schema: store.schema, ...options });
+  // The session writer thread reads the real clock: a test that moves `clock` runs without it.
+  const veil = await createVeil(config, {
+    logger,
+    schema: store.schema,
+    ...options,
+    ...(options.sessionThread ? {} : { clock: clock.read }),
+  });
   await veil.keys.ensureBootstrap(ADMIN_KEY);
   const app = await buildApp(veil, logger);
   return {

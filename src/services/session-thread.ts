@@ -1,0 +1,165 @@
+import { Worker } from 'node:worker_threads';
+import type { StoreConfig } from '../config.ts';
+import * as errors from '../domain/errors.ts';
+import type { Store } from '../store/db.ts';
+import type { InteractionLog } from '../store/interactions.ts';
+import { SessionService, type SessionServiceOptions } from './sessions.ts';
+
+/** The methods of SessionService that write: on a SQLite file they run on the writer thread. */
+export const WRITES = [
+  'createNormalized',
+  'update',
+  'close',
+  'addParticipant',
+  'removeParticipant',
+  'expireDue',
+] as const;
+export type Write = (typeof WRITES)[number];
+
+/** What crosses between the threads. */
+export type Call = { id: number; method: Write; args: unknown[] } | { stop: true };
+export type Answer =
+  | { id: number; value: unknown }
+  | { id: number; error: ThrownError }
+  | { ready: true }
+  | { failed: ThrownError };
+/** An error as it crosses the threads: its class's name and its own fields (code, field, ...). */
+export type ThrownError = { name: string; message: string; [field: string]: unknown };
+
+export interface WriterOptions {
+  store: Extract<StoreConfig, { dialect: 'sqlite' }>;
+  sessions: SessionServiceOptions;
+}
+
+/**
+ * The session writer thread. better-sqlite3 runs every statement on the thread that calls it, so
+ * on SQLite a session's allocation (its transaction, the proxy searches, the inserts, the commit)
+ * took the event loop that also parses HTTP and routes calls. Here the writes of SessionService
+ * run on a thread of their own, with their own connection to the file: the server uses both cores.
+ * Reads stay on the calling thread, and SQLite's one-writer lock keeps the two connections apart.
+ */
+export class SessionThread {
+  private worker!: Worker;
+  private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private nextId = 1;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    private readonly options: WriterOptions,
+    private readonly onError: (error: Error) => void,
+  ) {}
+
+  /** Starts the thread and waits until its connection is open. */
+  static async start(options: WriterOptions, onError: (error: Error) => void): Promise<SessionThread> {
+    const thread = new SessionThread(options, onError);
+    await thread.spawn();
+    return thread;
+  }
+
+  call(method: Write, args: unknown[]): Promise<unknown> {
+    if (this.stopping) return Promise.reject(new Error('the session writer thread is stopping'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, method, args } satisfies Call);
+    });
+  }
+
+  /** Lets the writes in progress finish, then closes the thread's connection. */
+  stop(): Promise<void> {
+    this.stopping ??= new Promise<void>((resolve) => {
+      this.worker.once('exit', () => resolve());
+      this.worker.postMessage({ stop: true } satisfies Call);
+    });
+    return this.stopping;
+  }
+
+  /**
+   * Starts a thread; resolves once its connection is open. A thread that dies after that (an
+   * uncaught error, out of memory) fails the calls it held and is replaced at once: its open
+   * transaction was never committed, so nothing it did is half-kept.
+   */
+  private spawn(): Promise<void> {
+    // Worker threads do not inherit the TypeScript loader (`--import tsx`): the thread registers it
+    // before it imports its module.
+    const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => {
+      tsx.register();
+      return import(${JSON.stringify(new URL('./session-thread-worker.ts', import.meta.url).href)});
+    })`;
+    const worker = new Worker(boot, { eval: true, workerData: this.options });
+    this.worker = worker;
+    let ready = false;
+    return new Promise<void>((resolve, reject) => {
+      worker.on('message', (answer: Answer) => {
+        if ('ready' in answer) {
+          ready = true;
+          return resolve();
+        }
+        if ('failed' in answer) return reject(revive(answer.failed));
+        if (!('id' in answer)) return;
+        const waiter = this.waiting.get(answer.id);
+        this.waiting.delete(answer.id);
+        if ('error' in answer) waiter?.reject(revive(answer.error));
+        else waiter?.resolve(answer.value);
+      });
+      worker.on('error', (error) => {
+        if (ready) this.onError(error);
+        else reject(error);
+      });
+      worker.on('exit', (code) => {
+        const error = new Error(`the session writer thread stopped (exit code ${code})`);
+        for (const waiter of this.waiting.values()) waiter.reject(error);
+        this.waiting.clear();
+        if (!ready) return reject(error);
+        if (this.stopping) return;
+        this.onError(error);
+        this.spawn().catch((failure) => this.onError(failure));
+      });
+    });
+  }
+}
+
+/** Puts an error from the writer thread back together, as the class it was thrown as. */
+export function revive(thrown: ThrownError): Error {
+  const classes: Record<string, { prototype: Error }> = { ...errors };
+  const error = Object.create((classes[thrown.name] ?? Error).prototype) as Error;
+  Object.assign(error, thrown);
+  return error;
+}
+
+/** The fields of an error that the other thread needs: its class's name, message, code and the like. */
+export function flatten(error: unknown): ThrownError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  return { ...error, name: error.name, message: error.message, stack: error.stack };
+}
+
+/** SessionService whose writes run on a SessionThread; reads run here. */
+export class ThreadedSessionService extends SessionService {
+  constructor(
+    store: Store,
+    log: InteractionLog,
+    options: SessionServiceOptions,
+    private readonly thread: SessionThread,
+  ) {
+    super(store, log, options);
+  }
+
+  override createNormalized(...args: Parameters<SessionService['createNormalized']>) {
+    return this.thread.call('createNormalized', args) as ReturnType<SessionService['createNormalized']>;
+  }
+  override update(...args: Parameters<SessionService['update']>) {
+    return this.thread.call('update', args) as ReturnType<SessionService['update']>;
+  }
+  override close(...args: Parameters<SessionService['close']>) {
+    return this.thread.call('close', args) as ReturnType<SessionService['close']>;
+  }
+  override addParticipant(...args: Parameters<SessionService['addParticipant']>) {
+    return this.thread.call('addParticipant', args) as ReturnType<SessionService['addParticipant']>;
+  }
+  override removeParticipant(...args: Parameters<SessionService['removeParticipant']>) {
+    return this.thread.call('removeParticipant', args) as ReturnType<SessionService['removeParticipant']>;
+  }
+  override expireDue(...args: Parameters<SessionService['expireDue']>) {
+    return this.thread.call('expireDue', args) as ReturnType<SessionService['expireDue']>;
+  }
+}
