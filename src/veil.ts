@@ -6,7 +6,7 @@ import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
 import { SessionThread, ThreadedSessionService } from './services/session-thread.ts';
 import { SessionService } from './services/sessions.ts';
-import { openStore, type Store } from './store/db.ts';
+import { openStore, ping, type Store } from './store/db.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
@@ -28,6 +28,8 @@ export interface Veil {
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
   interactions: InteractionLog;
+  /** Why this instance cannot serve (what /readyz answers), or undefined when it can. */
+  unready(): Promise<string | undefined>;
   /** Flushes the interaction log and closes the database. */
   close(): Promise<void>;
 }
@@ -92,6 +94,10 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     keys: new KeyService(store, clock),
     carriers: await createCarriers(config, simSecret),
     interactions,
+    async unready() {
+      if (!(await ping(store))) return 'database unreachable';
+      return threaded?.failure?.message;
+    },
     async close() {
       await threaded?.stop();
       await interactions.close();

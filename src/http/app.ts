@@ -3,7 +3,6 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { ping } from '../store/db.ts';
 import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
@@ -45,8 +44,8 @@ export async function buildApp(veil: Veil, logger: Logger): Promise<FastifyInsta
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const ready = await ping(veil.store);
-    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'database unreachable' });
+    const reason = await veil.unready();
+    return reply.status(reason ? 503 : 200).send({ status: reason ?? 'ready' });
   });
 
   await app.register(

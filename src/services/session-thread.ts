@@ -40,9 +40,13 @@ export interface WriterOptions {
  */
 export class SessionThread {
   private worker!: Worker;
+  /** Resolves when the current worker has exited. */
+  private exited: Promise<void> = Promise.resolve();
   private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   private nextId = 1;
   private stopping: Promise<void> | undefined;
+  /** Set when a replacement thread could not start: writes then fail at once, and /readyz says so. */
+  private down: Error | undefined;
 
   private constructor(
     private readonly options: WriterOptions,
@@ -56,8 +60,14 @@ export class SessionThread {
     return thread;
   }
 
+  /** Why the thread cannot take writes, or undefined while it can. */
+  get failure(): Error | undefined {
+    return this.down;
+  }
+
   call(method: Write, args: unknown[]): Promise<unknown> {
     if (this.stopping) return Promise.reject(new Error('the session writer thread is stopping'));
+    if (this.down) return Promise.reject(this.down);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -67,10 +77,10 @@ export class SessionThread {
 
   /** Lets the writes in progress finish, then closes the thread's connection. */
   stop(): Promise<void> {
-    this.stopping ??= new Promise<void>((resolve) => {
-      this.worker.once('exit', () => resolve());
+    this.stopping ??= (async () => {
       this.worker.postMessage({ stop: true } satisfies Call);
-    });
+      await this.exited;
+    })();
     return this.stopping;
   }
 
@@ -88,6 +98,7 @@ export class SessionThread {
     })`;
     const worker = new Worker(boot, { eval: true, workerData: this.options });
     this.worker = worker;
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     let ready = false;
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (answer: Answer) => {
@@ -113,7 +124,10 @@ export class SessionThread {
         if (!ready) return reject(error);
         if (this.stopping) return;
         this.onError(error);
-        this.spawn().catch((failure) => this.onError(failure));
+        this.spawn().catch((failure: Error) => {
+          this.down = new Error(`the session writer thread is down: ${failure.message}`);
+          this.onError(this.down);
+        });
       });
     });
   }

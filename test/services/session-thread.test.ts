@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, renameSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { ConflictError } from '../../src/domain/errors.ts';
 import { type SessionThread, ThreadedSessionService } from '../../src/services/session-thread.ts';
 import { SessionService } from '../../src/services/sessions.ts';
 import { type TestApp, testApp } from '../support/app.ts';
-import { storeKinds, type TestStore } from '../support/stores.ts';
+import { storeKinds, type TestStore, type TestStoreKind } from '../support/stores.ts';
 
 const CUSTOMER = '+14155550123';
 const COURIER = '+14155550187';
@@ -157,34 +159,66 @@ for (const kind of storeKinds()) {
       assert.equal((await t.api('GET', `/v1/sessions/${s.id}`)).json().status, 'expired');
     });
 
-    it('fails the writes a dying thread held, keeps nothing half-done, and starts a new thread', {
+    it('fails the writes a dying thread held, keeps none of them, and starts a new thread', {
       timeout: 30_000,
     }, async () => {
       const lines = t.logs.length;
-      const pending = Array.from({ length: 40 }, (_, i) => {
-        const n = String(i).padStart(2, '0');
-        return t.api('POST', '/v1/sessions', { participants: pair(`+141555503${n}`, `+141555504${n}`) });
-      });
+      const before = await t.veil.store.db.selectFrom('sessions').select('id').execute();
+      // Another connection holds the write lock, so the thread takes every create and commits none.
+      const blocker = new Database((store.config as { file: string }).file);
+      blocker.exec('begin immediate');
       const thread = threadOf(t);
-      while (thread.waiting.size < 10) await new Promise((resolve) => setImmediate(resolve));
-      await thread.worker.terminate();
+      let pending: Promise<{ statusCode: number }>[] = [];
+      try {
+        pending = Array.from({ length: 20 }, (_, i) => {
+          const n = String(i).padStart(2, '0');
+          return t.api('POST', '/v1/sessions', { participants: pair(`+141555503${n}`, `+141555504${n}`) });
+        });
+        while (thread.waiting.size < pending.length) await sleep(5);
+        await thread.worker.terminate();
+      } finally {
+        blocker.exec('rollback');
+        blocker.close();
+      }
       const answers = await Promise.all(pending);
-      const statuses = new Set(answers.map((a) => a.statusCode));
-      assert.ok(
-        [...statuses].every((s) => s === 201 || s === 500 || s === 503),
-        [...statuses].join(),
-      );
-      assert.ok(
-        answers.some((a) => a.statusCode === 500),
-        'some writes were in the thread when it died',
+      assert.deepEqual(new Set(answers.map((a) => a.statusCode)), new Set([500]));
+      assert.equal(
+        (await t.veil.store.db.selectFrom('sessions').select('id').execute()).length,
+        before.length,
       );
       assert.deepEqual(await inconsistencies(), { loads: 0, empty: 0 });
-      for (const a of answers.filter((x) => x.statusCode === 201)) {
-        assert.equal((await t.api('GET', `/v1/sessions/${a.json().id}`)).json().participants.length, 2);
-      }
       assert.ok(t.logs.slice(lines).some((l) => l.includes('session writer thread failed')));
       const later = await t.api('POST', '/v1/sessions', { participants: pair('+14155550126') });
       assert.equal(later.statusCode, 201, later.body);
     });
   });
 }
+
+describe('session writer thread that cannot be replaced (sqlite)', () => {
+  it('fails writes at once and makes /readyz answer 503 with the reason', { timeout: 30_000 }, async () => {
+    const store = await (storeKinds()[0] as TestStoreKind).create();
+    const t = await testApp(store, {}, { sessionThread: true });
+    const file = (store.config as { file: string }).file;
+    try {
+      assert.equal((await t.api('GET', '/readyz')).statusCode, 200);
+      // The name no longer leads to a database file (the server's own connections keep theirs open).
+      renameSync(file, `${file}.moved`);
+      mkdirSync(file);
+      await threadOf(t).worker.terminate();
+      let ready = await t.api('GET', '/readyz');
+      for (let i = 0; i < 100 && ready.statusCode === 200; i++) {
+        await sleep(50);
+        ready = await t.api('GET', '/readyz');
+      }
+      assert.equal(ready.statusCode, 503, t.logs.slice(-5).join('\n'));
+      assert.match(ready.json().status, /session writer thread is down/);
+      const r = await t.api('POST', '/v1/sessions', { participants: pair() });
+      assert.equal(r.statusCode, 500);
+      assert.equal(r.json().error.code, 'internal');
+      assert.ok(t.logs.some((l) => l.includes('session writer thread is down')));
+    } finally {
+      await t.close();
+      await store.drop();
+    }
+  });
+});
