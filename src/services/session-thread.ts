@@ -147,33 +147,20 @@ export function flatten(error: unknown): ThrownError {
   return { ...error, name: error.name, message: error.message, stack: error.stack };
 }
 
-/** SessionService whose writes run on a SessionThread; reads run here. */
+/**
+ * SessionService whose writes (WRITES, the list the thread dispatches on too) run on a
+ * SessionThread; reads run here.
+ */
 export class ThreadedSessionService extends SessionService {
   constructor(
     store: Store,
     log: InteractionLog,
     options: SessionServiceOptions,
-    private readonly thread: SessionThread,
+    readonly thread: SessionThread,
   ) {
     super(store, log, options);
-  }
-
-  override createNormalized(...args: Parameters<SessionService['createNormalized']>) {
-    return this.thread.call('createNormalized', args) as ReturnType<SessionService['createNormalized']>;
-  }
-  override update(...args: Parameters<SessionService['update']>) {
-    return this.thread.call('update', args) as ReturnType<SessionService['update']>;
-  }
-  override close(...args: Parameters<SessionService['close']>) {
-    return this.thread.call('close', args) as ReturnType<SessionService['close']>;
-  }
-  override addParticipant(...args: Parameters<SessionService['addParticipant']>) {
-    return this.thread.call('addParticipant', args) as ReturnType<SessionService['addParticipant']>;
-  }
-  override removeParticipant(...args: Parameters<SessionService['removeParticipant']>) {
-    return this.thread.call('removeParticipant', args) as ReturnType<SessionService['removeParticipant']>;
-  }
-  override expireDue(...args: Parameters<SessionService['expireDue']>) {
-    return this.thread.call('expireDue', args) as ReturnType<SessionService['expireDue']>;
+    for (const method of WRITES) {
+      Object.defineProperty(this, method, { value: (...args: unknown[]) => thread.call(method, args) });
+    }
   }
 }

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ConflictError } from '../../src/domain/errors.ts';
-import { type SessionThread, ThreadedSessionService } from '../../src/services/session-thread.ts';
+import { ThreadedSessionService } from '../../src/services/session-thread.ts';
 import { SessionService } from '../../src/services/sessions.ts';
 import { type TestApp, testApp } from '../support/app.ts';
 import { storeKinds, type TestStore, type TestStoreKind } from '../support/stores.ts';
@@ -21,7 +21,7 @@ const pair = (customer = CUSTOMER, courier = COURIER) => [
 
 /** The thread behind a ThreadedSessionService: its worker (to make it die as a crash would) and its calls in flight. */
 function threadOf(t: TestApp): { worker: Worker; waiting: Map<number, unknown> } {
-  const thread = (t.veil.sessions as unknown as { thread: SessionThread }).thread;
+  const { thread } = t.veil.sessions as ThreadedSessionService;
   return thread as unknown as { worker: Worker; waiting: Map<number, unknown> };
 }
 
