@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from '../store/db.ts';
 import { InteractionLog } from '../store/interactions.ts';
-import { type Answer, type Call, flatten, WRITES, type WriterOptions } from './session-thread.ts';
+import { type Answer, type Call, flatten, type WriterOptions } from './session-thread.ts';
 import { SessionService } from './sessions.ts';
 
 // The session writer thread (session-thread.ts): runs SessionService's writes on its own connection.
@@ -18,10 +18,6 @@ try {
       void Promise.allSettled(running)
         .then(() => store.close())
         .then(() => port.close());
-      return;
-    }
-    if (!WRITES.includes(call.method)) {
-      answer({ id: call.id, error: { name: 'Error', message: `${call.method} is not a write` } });
       return;
     }
     const method = sessions[call.method] as (...args: unknown[]) => Promise<unknown>;

@@ -133,10 +133,12 @@ export class SessionThread {
   }
 }
 
+/** The error classes of the domain, by name. */
+const ERROR_CLASSES: Record<string, { prototype: Error }> = { ...errors };
+
 /** Puts an error from the writer thread back together, as the class it was thrown as. */
 export function revive(thrown: ThrownError): Error {
-  const classes: Record<string, { prototype: Error }> = { ...errors };
-  const error = Object.create((classes[thrown.name] ?? Error).prototype) as Error;
+  const error = Object.create((ERROR_CLASSES[thrown.name] ?? Error).prototype) as Error;
   Object.assign(error, thrown);
   return error;
 }
