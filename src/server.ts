@@ -19,21 +19,25 @@ export interface RunningServer {
 export async function startServer(config: Config): Promise<RunningServer> {
   const logger = createLogger(config.logLevel);
   const veil = await createVeil(config, { logger, sessionThread: true });
-  if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
-  const developmentKey =
-    !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;
-  if (config.demoPool) {
-    const seeded = await seedDemoPool(veil);
-    if (seeded > 0) logger.info({ numbers: seeded }, 'seeded the demo pool of simulator numbers');
-  }
-  const app = await buildApp(veil, logger);
-  const sweeper = startSweeper(veil.sessions, logger);
+  let developmentKey: string | undefined;
+  let app: FastifyInstance | undefined;
+  let sweeper: ReturnType<typeof startSweeper> | undefined;
   try {
+    if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
+    developmentKey =
+      !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;
+    if (config.demoPool) {
+      const seeded = await seedDemoPool(veil);
+      if (seeded > 0) logger.info({ numbers: seeded }, 'seeded the demo pool of simulator numbers');
+    }
+    app = await buildApp(veil, logger);
+    sweeper = startSweeper(veil.sessions, logger);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    // The port is taken, say: leave nothing running or open behind.
-    await sweeper.stop();
-    await app.close();
+    // The port is taken, say: leave nothing running or open behind (the session writer thread
+    // would keep the process alive).
+    await sweeper?.stop();
+    await app?.close();
     await veil.close();
     throw error;
   }

@@ -61,11 +61,13 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   const interactions = new InteractionLog(store, (error, dropped) =>
     options.logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
+  const carriers = await createCarriers(config, simSecret);
   const sessionOptions = {
     ttlSeconds: config.defaultTtlSeconds,
     defaultCountry: config.defaultCountry,
     reuseCooldownSeconds: config.reuseCooldownSeconds,
   };
+  // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const threaded =
     options.sessionThread &&
     !options.clock &&
@@ -92,7 +94,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     numbers: new NumberService(store, PROVIDER_NAMES, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),
-    carriers: await createCarriers(config, simSecret),
+    carriers,
     interactions,
     async unready() {
       if (!(await ping(store))) return 'database unreachable';
