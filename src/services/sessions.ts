@@ -376,23 +376,20 @@ class Allocator {
    * sessions' numbers included: they are given back now.
    */
   private async histories(people: string[]): Promise<Set<string>> {
-    const stale = await this.sessions.staleHoldings(people, this.now);
+    const { stale, gaveBack } = await this.sessions.histories(people, this.now, this.coolingSince);
     for (const sessionId of new Set(stale.map((h) => h.sessionId))) {
       const session = await this.sessions.get(this.tenantId, sessionId);
       // A stale session of another tenant is left to the sweeper; its numbers are not in this pool.
       if (session) await endSession(this.trx, session, 'expired', this.now);
     }
-    const cooling = new Set(stale.map((h) => h.number));
-    const others = people.filter((person) => !cooling.has(person));
-    for (const person of await this.sessions.releasedSince(others, this.coolingSince)) cooling.add(person);
-    return cooling;
+    return new Set([...gaveBack, ...stale.map((h) => h.number)]);
   }
 
   /** The best number for these people (one, or both of a shared session), counted as taken. */
   private async pick(
     requests: readonly ParticipantRequest[],
     cooling: ReadonlySet<string>,
-    heldBySession: Set<string>,
+    heldBySession: ReadonlySet<string>,
     field: string,
   ): Promise<{ id: string; number: string }> {
     const plan = proxySearchPlan({
@@ -404,13 +401,8 @@ class Allocator {
       coolingSince: requests.some((r) => cooling.has(r.phone.e164)) ? this.coolingSince : undefined,
     });
     for (const search of plan) {
-      const skip: string[] = [];
-      for (;;) {
-        const found = await this.numbers.findProxy(search, skip);
-        if (!found) break;
-        if (heldBySession.has(found.id) || (await this.numbers.take(found.id, this.now))) return found;
-        skip.push(found.id); // filled up or drained since it was read: look further
-      }
+      const found = await this.numbers.takeProxy(search, heldBySession, this.now);
+      if (found) return found;
     }
     const where = requests[0]?.phone.country ?? '';
     throw new PoolExhaustedError(`no proxy number in ${where} is free for ${field}`);

@@ -76,34 +76,26 @@ export class NumberRepository {
   }
 
   /**
-   * The active number that answers the search and comes first by its preference, or undefined,
-   * locked for this transaction where the database locks rows. There the search first passes over
-   * numbers other transactions are taking right now, so that concurrent allocations spread instead
-   * of queueing on one row; only a search that then waits for them may conclude nothing fits.
-   * (SQLite runs one write transaction at a time: a single search is the whole answer.)
+   * Takes the active number that answers the search and comes first by its preference: counts one
+   * more open session on it and returns it, or undefined when none fits. Search and take are one
+   * statement, so nothing can fill the number up in between (PostgreSQL locks the row it picks;
+   * SQLite runs one write transaction at a time). Where the database locks rows the search first
+   * passes over numbers other transactions are taking right now, so that concurrent allocations
+   * spread instead of queueing on one row; only a search that then waits for them may conclude
+   * nothing fits.
    *
-   * `skip`: numbers found full a moment ago by this same allocation.
+   * `held`: numbers this session already holds. One of them may be picked again (two participants
+   * of a session can share a proxy), but a session counts once in a number's load.
    */
-  async findProxy(
+  async takeProxy(
     search: ProxySearch,
-    skip: readonly string[] = [],
+    held: ReadonlySet<string>,
+    now: number,
   ): Promise<{ id: string; number: string } | undefined> {
-    const values = { ...search, skip };
-    if (!locksRows(this.db))
-      return first(await proxyQuery({ search, skips: skip.length, lock: '' }).execute(this.db, values));
-    return (
-      first(await proxyQuery({ search, skips: skip.length, lock: 'skip locked' }).execute(this.db, values)) ??
-      first(await proxyQuery({ search, skips: skip.length, lock: 'wait' }).execute(this.db, values))
-    );
-  }
-
-  /**
-   * Counts one more open session on the number, if it is still active and under its cap. False when
-   * a concurrent allocation took the last place (or an operator drained it) since it was chosen.
-   */
-  async take(id: string, now: number): Promise<boolean> {
-    const result = await takeNumber.execute(this.db, { id, now });
-    return result.numAffectedRows === 1n;
+    const values = { ...search, held: [...held], now };
+    const run = (lock: Lock) => proxyQuery({ search, held: held.size, lock }).execute(this.db, values);
+    if (!locksRows(this.db)) return first(await run(''));
+    return first(await run('skip locked')) ?? first(await run('wait'));
   }
 
   /** Counts one open session fewer on each number; a draining number nobody holds any more retires. */
@@ -128,65 +120,60 @@ export class NumberRepository {
 const underCap = (eb: ExpressionBuilder<Schema, 'numbers'>) =>
   eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]);
 
-const takeNumber = statement<{ id: string; now: number }, never>(['id', 'now'], (db, v) =>
-  db
-    .updateTable('numbers')
-    .set((eb) => ({ load: eb('load', '+', 1), updated_at: v.now }))
-    .where('id', '=', v.id)
-    .where('status', '=', 'active')
-    .where(underCap),
-);
-
-type ProxyValues = ProxySearch & { skip: readonly string[] };
+type ProxyValues = ProxySearch & { held: readonly string[]; now: number };
 type Lock = '' | 'skip locked' | 'wait';
 
 /**
- * The statement of a proxy search: its text depends on the search's shape (region or not, the
- * channels, how many people, cooldown or not, the preference, the lock), and on how many numbers
- * it skips, so each shape is prepared once and the values change from run to run.
+ * The statement that takes a proxy: its text depends on the search's shape (region or not, the
+ * channels, how many people, cooldown or not, the preference), on how many numbers the session
+ * holds and on the lock, so each shape is prepared once and the values change from run to run.
  */
 const proxyQuery = byShape(
-  ({ search, skips, lock }: { search: ProxySearch; skips: number; lock: Lock }) =>
+  ({ search, held, lock }: { search: ProxySearch; held: number; lock: Lock }) =>
     [
       search.region !== undefined,
       search.channels.join('+'),
       search.people.length,
       search.releasedSince !== undefined,
       search.preference,
-      skips,
+      held,
       lock,
     ].join('|'),
-  ({ search, skips, lock }) => proxyStatement(search, skips, lock),
+  ({ search, held, lock }) => proxyStatement(search, held, lock),
 );
 
-function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
+/**
+ * `update numbers … where id = (the search) returning id, number`: the search picks one number
+ * and the update counts the session on it, in one statement and one round trip.
+ */
+function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   const people = shape.people.map((_, i) => `person${i}`);
-  const skipped = Array.from({ length: skips }, (_, i) => `skip${i}`);
+  const held = Array.from({ length: heldCount }, (_, i) => `held${i}`);
   const names = ['tenantId', 'country', ...(shape.region !== undefined ? ['region'] : []), ...people];
   if (shape.releasedSince !== undefined) names.push('releasedSince');
-  names.push(...skipped);
+  names.push(...held, 'now');
   type Flat = Record<string, unknown>;
   const byName = (values: ProxyValues): Flat => ({
     ...values,
     ...Object.fromEntries(values.people.map((p, i) => [`person${i}`, p])),
-    ...Object.fromEntries(values.skip.map((id, i) => [`skip${i}`, id])),
+    ...Object.fromEntries(values.held.map((id, i) => [`held${i}`, id])),
   });
   const prepared = statement<Flat, { id: string; number: string }>(names, (db, v) => {
     const at = (name: string) => v[name] as never;
     const who = people.map(at);
-    let q = db
+    let search = db
       .selectFrom('numbers')
-      .select(['id', 'number'])
+      .select('id')
       .where('tenant_id', '=', at('tenantId'))
       .where('country', '=', at('country'))
       .where('status', '=', 'active')
       .where(underCap);
-    if (shape.region !== undefined) q = q.where('region', '=', at('region'));
-    for (const channel of shape.channels) q = q.where(channel, '=', 1);
+    if (shape.region !== undefined) search = search.where('region', '=', at('region'));
+    for (const channel of shape.channels) search = search.where(channel, '=', 1);
     // What the people hold is checked number by number, in the search's order, by a probe of the
     // invariant's unique index: the search stops at the first number that fits, however many
     // sessions a courier holds.
-    q = q.where(({ not, exists, selectFrom }) =>
+    search = search.where(({ not, exists, selectFrom }) =>
       not(
         exists(
           selectFrom('participants as held')
@@ -199,7 +186,7 @@ function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
     );
     if (shape.releasedSince !== undefined) {
       // Number by number too, a probe of the release index per person.
-      q = q.where(({ not, exists, selectFrom }) =>
+      search = search.where(({ not, exists, selectFrom }) =>
         not(
           exists(
             selectFrom('participants as released')
@@ -211,19 +198,30 @@ function proxyStatement(shape: ProxySearch, skips: number, lock: Lock) {
         ),
       );
     }
-    if (skipped.length > 0) q = q.where('id', 'not in', skipped.map(at));
     // Ties go to the oldest number when spreading and the newest when packing: either way the
     // order is the index's own (load, id), read forwards or backwards.
-    if (shape.preference === 'least-loaded') q = q.orderBy('load', 'asc').orderBy('id', 'asc');
-    if (shape.preference === 'most-loaded') q = q.orderBy('load', 'desc').orderBy('id', 'desc');
-    if (shape.preference === 'first-fit') q = q.orderBy('id');
+    if (shape.preference === 'least-loaded') search = search.orderBy('load', 'asc').orderBy('id', 'asc');
+    if (shape.preference === 'most-loaded') search = search.orderBy('load', 'desc').orderBy('id', 'desc');
+    if (shape.preference === 'first-fit') search = search.orderBy('id');
     // A literal, not a parameter. Told only `limit ?`, SQLite's search took 85 µs instead of 11 (in a
     // busy courier's area), and PostgreSQL costs a generic plan of `limit $n` as ten rows, so it
     // would plan the search again on every run rather than reuse the plan of `limit 1`.
-    q = q.limit(sql.lit(1));
-    if (lock === 'skip locked') return q.forUpdate().skipLocked();
-    if (lock === 'wait') return q.forUpdate();
-    return q;
+    search = search.limit(sql.lit(1));
+    if (lock === 'skip locked') search = search.forUpdate().skipLocked();
+    if (lock === 'wait') search = search.forUpdate();
+    return db
+      .updateTable('numbers')
+      .set((eb) => ({
+        load:
+          held.length === 0
+            ? eb('load', '+', 1)
+            : eb('load', '+', eb.case().when('id', 'in', held.map(at)).then(0).else(1).end()),
+        updated_at: at('now'),
+      }))
+      .where('id', '=', search)
+      .where('status', '=', 'active')
+      .where(underCap)
+      .returning(['id', 'number']);
   });
   return {
     execute: (db: Db, values: ProxyValues) => prepared.execute(db, byName(values)),

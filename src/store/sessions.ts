@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type {
   Channel,
   GeoMatch,
@@ -79,49 +79,50 @@ const byPerson = (numbers: readonly string[]) =>
   Object.fromEntries(numbers.map((number, i) => [`person${i}`, number]));
 
 /** Which of n people gave a number back since a moment: one probe of (number, released_at) each. */
-const releasedSinceQuery = byShape(
-  (n: number) => n,
-  (n) =>
-    statement<Record<string, unknown>, Record<string, unknown>>(['since', ...personNames(n)], (db, v) =>
-      db.selectNoFrom(({ exists, selectFrom }) =>
-        Array.from({ length: n }, (_, i) =>
-          exists(
-            selectFrom('participants')
-              .select('id')
-              .where('number', '=', v[`person${i}`] as never)
-              .where('released_at', '>', v.since as never),
-          ).as(`released${i}`),
-        ),
-      ),
-    ),
-);
-
 /**
- * The open sessions of n people that are past their expiry, with who holds what in them. The search
- * starts from the expiry index (the sweeper keeps that set small) rather than from the people,
- * since a courier may hold hundreds of sessions.
+ * What n people's recent past says about them, in one statement: the open sessions they hold that
+ * are past their expiry (a row per holding, with its session), and which of them gave a proxy back
+ * since `since` (a row with no session each). Stale holdings start from the expiry index (the
+ * sweeper keeps that set small) rather than from the people, since a courier may hold hundreds of
+ * sessions; a give-back is one probe of the release index per person.
  */
-const staleHoldingsQuery = byShape(
+type HistoryRow = { number: string; session_id: string | null };
+const historiesQuery = byShape(
   (n: number) => n,
   (n) =>
-    statement<Record<string, unknown>, { number: string; session_id: string }>(
-      ['now', ...personNames(n)],
-      (db, v) =>
+    statement<Record<string, unknown>, HistoryRow>(['now', 'since', ...personNames(n)], (db, v) => {
+      const person = (i: number) => v[`person${i}`] as never;
+      const stale = db
+        .selectFrom('sessions as s')
+        // A cross join makes SQLite read sessions first; PostgreSQL plans it as any inner join.
+        .crossJoin('participants as p')
+        .select(['p.number', 's.id as session_id'])
+        .where('s.status', '=', OPEN)
+        .where('s.expires_at', '<=', v.now as never)
+        .whereRef('p.session_id', '=', 's.id')
+        .where(
+          'p.number',
+          'in',
+          personNames(n).map((_, i) => person(i)),
+        )
+        .where('p.active', '=', ACTIVE)
+        .$castTo<HistoryRow>();
+      const gaveBack = (i: number) =>
         db
-          .selectFrom('sessions as s')
-          // A cross join makes SQLite read sessions first; PostgreSQL plans it as any inner join.
-          .crossJoin('participants as p')
-          .select(['p.number', 's.id as session_id'])
-          .where('s.status', '=', OPEN)
-          .where('s.expires_at', '<=', v.now as never)
-          .whereRef('p.session_id', '=', 's.id')
-          .where(
-            'p.number',
-            'in',
-            personNames(n).map((name) => v[name] as never),
-          )
-          .where('p.active', '=', ACTIVE),
-    ),
+          .selectNoFrom([
+            sql<string>`cast(${sql.val(person(i))} as text)`.as('number'),
+            sql<string | null>`null`.as('session_id'),
+          ])
+          .where(({ exists, selectFrom }) =>
+            exists(
+              selectFrom('participants')
+                .select('id')
+                .where('number', '=', person(i))
+                .where('released_at', '>', v.since as never),
+            ),
+          );
+      return Array.from({ length: n }, (_, i) => i).reduce((query, i) => query.unionAll(gaveBack(i)), stale);
+    }),
 );
 
 const openByExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
@@ -303,11 +304,25 @@ export class SessionRepository {
     return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id }));
   }
 
-  /** The people's open sessions past their expiry that the sweeper has not reached yet. */
-  async staleHoldings(numbers: readonly string[], now: number): Promise<StaleHolding[]> {
-    if (numbers.length === 0) return [];
-    const { rows } = await staleHoldingsQuery(numbers.length).execute(this.db, { ...byPerson(numbers), now });
-    return rows.map((r) => ({ number: r.number, sessionId: r.session_id }));
+  /**
+   * The people's open sessions past their expiry that the sweeper has not reached yet, and which of
+   * the people gave a proxy back since `since`: one statement.
+   */
+  async histories(
+    numbers: readonly string[],
+    now: number,
+    since: number,
+  ): Promise<{ stale: StaleHolding[]; gaveBack: Set<string> }> {
+    if (numbers.length === 0) return { stale: [], gaveBack: new Set() };
+    const values = { ...byPerson(numbers), now, since };
+    const { rows } = await historiesQuery(numbers.length).execute(this.db, values);
+    const stale: StaleHolding[] = [];
+    const gaveBack = new Set<string>();
+    for (const r of rows) {
+      if (r.session_id === null) gaveBack.add(r.number);
+      else stale.push({ number: r.number, sessionId: r.session_id });
+    }
+    return { stale, gaveBack };
   }
 
   /** Whether this person holds this proxy in an open participation: one probe of the invariant's index. */
@@ -320,15 +335,6 @@ export class SessionRepository {
       .where('active', '=', ACTIVE)
       .executeTakeFirst();
     return row !== undefined;
-  }
-
-  /** Which of these people gave a proxy back since `since`: one statement, one index probe each. */
-  async releasedSince(numbers: readonly string[], since: number): Promise<Set<string>> {
-    if (numbers.length === 0) return new Set();
-    const values = { ...byPerson(numbers), since };
-    const [row] = (await releasedSinceQuery(numbers.length).execute(this.db, values)).rows;
-    // SQLite answers 1 or 0, PostgreSQL true or false.
-    return new Set(numbers.filter((_, i) => Boolean(Number(row?.[`released${i}`] ?? 0))));
   }
 
   private async withParticipants(rows: SessionRow[]): Promise<Session[]> {
