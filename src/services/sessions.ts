@@ -19,7 +19,7 @@ import {
   type SessionStatus,
 } from '../domain/session.ts';
 import { type Db, inTransaction, type Store } from '../store/db.ts';
-import { appendEvent } from '../store/events.ts';
+import { appendEvent, eventValues } from '../store/events.ts';
 import type { InteractionLog } from '../store/interactions.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { SessionRepository } from '../store/sessions.ts';
@@ -91,11 +91,13 @@ export class SessionService {
         if (existing) await endSession(trx, existing.session, 'expired', now);
       }
       const session = await this.open(trx, tenantId, request, now);
-      await appendEvent(trx, tenantId, 'session.created', session, now);
+      const event = eventValues(tenantId, 'session.created', session, now);
+      await sessions.insertOpened(session, request.fingerprint, event);
       return { session, created: true };
     });
   }
 
+  /** The new session, its participants' proxies taken; the caller writes it. */
   private async open(trx: Db, tenantId: string, request: NewSession, now: number): Promise<Session> {
     const session: Session = {
       id: newId('ses', now),
@@ -110,7 +112,6 @@ export class SessionService {
       closedAt: null,
       ...request.policy,
     };
-    await new SessionRepository(trx).insert(session, request.fingerprint);
     const allocator = this.allocator(trx, tenantId, session, now);
     session.participants = await allocator.allocate(request.participants);
     return session;
@@ -197,6 +198,7 @@ export class SessionService {
       }
       const allocator = this.allocator(trx, tenantId, session, now);
       const [participant] = await allocator.allocate([request]);
+      await sessions.insertParticipants(tenantId, [participant as Participant]);
       await sessions.update(id, {}, now);
       return participant as Participant;
     });
@@ -295,6 +297,7 @@ async function endSession(
  * Chooses proxy numbers for new participants of one session, inside its transaction. It first
  * expires the people's stale sessions (so a session past its expiry holds nothing even before the
  * sweeper runs), then walks the search plan of the domain, taking the first number that fits.
+ * The caller writes the participants it returns.
  */
 class Allocator {
   private readonly sessions: SessionRepository;
@@ -338,7 +341,6 @@ class Allocator {
       held.add(proxy.id);
       participants.push(participant);
     }
-    await this.sessions.insertParticipants(this.tenantId, participants);
     return participants;
   }
 

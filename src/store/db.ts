@@ -232,6 +232,14 @@ export function locksRows(db: Db): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
+/**
+ * True when one statement can write several tables (PostgreSQL's data-modifying WITH), which saves
+ * round trips to the database server. SQLite runs in the process: a statement more costs no trip.
+ */
+export function writesTablesInOneStatement(db: Db): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
 /** Translates a driver's unique-violation error into the domain's, leaving others untouched. */
 export function asUniqueViolation(error: unknown): UniqueViolationError | undefined {
   const e = error as { code?: string; constraint?: string; message?: string };

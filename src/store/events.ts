@@ -1,16 +1,51 @@
+import type { Insertable } from 'kysely';
 import { newId } from '../domain/ids.ts';
 import type { Db } from './db.ts';
-import { statement } from './prepared.ts';
+import { type Placeholders, statement } from './prepared.ts';
+import type { Schema } from './schema.ts';
 
 export type EventType = 'session.created' | 'session.closed' | 'session.expired' | 'session.updated';
 
-const insertEvent = statement<
-  { id: string; tenantId: string; type: EventType; payload: string; createdAt: number },
-  never
->(['id', 'tenantId', 'type', 'payload', 'createdAt'], (db, v) =>
-  db
-    .insertInto('events')
-    .values({ id: v.id, tenant_id: v.tenantId, type: v.type, payload: v.payload, created_at: v.createdAt }),
+/** An outbox row, under names of its own so that it can be written in one statement with other rows. */
+export interface EventValues extends Record<string, unknown> {
+  eventId: string;
+  eventTenantId: string;
+  eventType: EventType;
+  eventPayload: string;
+  eventCreatedAt: number;
+}
+
+export const EVENT_NAMES = [
+  'eventId',
+  'eventTenantId',
+  'eventType',
+  'eventPayload',
+  'eventCreatedAt',
+] as const satisfies readonly (keyof EventValues)[];
+
+export function eventValues(tenantId: string, type: EventType, payload: unknown, now: number): EventValues {
+  return {
+    eventId: newId('evt', now),
+    eventTenantId: tenantId,
+    eventType: type,
+    eventPayload: JSON.stringify(payload),
+    eventCreatedAt: now,
+  };
+}
+
+/** The outbox row of the values (or placeholders) named EVENT_NAMES. */
+export function eventRow(v: Placeholders<EventValues>): Insertable<Schema['events']> {
+  return {
+    id: v.eventId,
+    tenant_id: v.eventTenantId,
+    type: v.eventType,
+    payload: v.eventPayload,
+    created_at: v.eventCreatedAt,
+  };
+}
+
+const insertEvent = statement<EventValues, never>(EVENT_NAMES, (db, v) =>
+  db.insertInto('events').values(eventRow(v)),
 );
 
 /**
@@ -24,11 +59,9 @@ export async function appendEvent(
   payload: unknown,
   now: number,
 ): Promise<void> {
-  await insertEvent.execute(db, {
-    id: newId('evt', now),
-    tenantId,
-    type,
-    payload: JSON.stringify(payload),
-    createdAt: now,
-  });
+  await appendEventValues(db, eventValues(tenantId, type, payload, now));
+}
+
+export async function appendEventValues(db: Db, event: EventValues): Promise<void> {
+  await insertEvent.execute(db, event);
 }

@@ -8,7 +8,8 @@ import type {
   Sticky,
   TtlMode,
 } from '../domain/session.ts';
-import type { Db } from './db.ts';
+import { type Db, writesTablesInOneStatement } from './db.ts';
+import { appendEventValues, EVENT_NAMES, type EventValues, eventRow } from './events.ts';
 import { byShape, statement } from './prepared.ts';
 import { ACTIVE, OPEN, type Schema } from './schema.ts';
 
@@ -56,20 +57,44 @@ const PARTICIPANT_COLUMNS = [
 const insertSession = statement<SessionRow, never>(SESSION_COLUMNS, (db, v) =>
   db.insertInto('sessions').values(v),
 );
+
+/** The names of n participants' columns in one statement's values: id0, tenant_id0… id1… */
+const participantNames = (n: number) =>
+  Array.from({ length: n }, (_, i) => PARTICIPANT_COLUMNS.map((c) => `${c}${i}`)).flat();
+const participantRows = (n: number, v: Record<string, unknown>) =>
+  Array.from({ length: n }, (_, i) =>
+    Object.fromEntries(PARTICIPANT_COLUMNS.map((c) => [c, v[`${c}${i}`] as never])),
+  ) as never;
+
 /** The INSERT of n participants (a create adds both at once), prepared for each n when first needed. */
 const insertParticipants = byShape(
   (n: number) => n,
   (n) =>
+    statement<Record<string, unknown>, never>(participantNames(n), (db, v) =>
+      db.insertInto('participants').values(participantRows(n, v)),
+    ),
+);
+
+/**
+ * A new session with its n participants and its outbox event, in one statement (PostgreSQL's
+ * data-modifying WITH): one round trip instead of three. The participants' foreign key is checked
+ * at the end of the statement, when the session is there.
+ */
+const insertOpenedSession = byShape(
+  (n: number) => n,
+  (n) =>
     statement<Record<string, unknown>, never>(
-      Array.from({ length: n }, (_, i) => PARTICIPANT_COLUMNS.map((c) => `${c}${i}`)).flat(),
+      [...SESSION_COLUMNS, ...participantNames(n), ...EVENT_NAMES],
       (db, v) =>
         db
-          .insertInto('participants')
-          .values(
-            Array.from({ length: n }, (_, i) =>
-              Object.fromEntries(PARTICIPANT_COLUMNS.map((c) => [c, v[`${c}${i}`] as never])),
-            ) as never,
-          ),
+          .with('new_session', (q) =>
+            q
+              .insertInto('sessions')
+              .values(Object.fromEntries(SESSION_COLUMNS.map((c) => [c, v[c] as never])) as never),
+          )
+          .with('new_participants', (q) => q.insertInto('participants').values(participantRows(n, v)))
+          .insertInto('events')
+          .values(eventRow(v as never)),
     ),
 );
 
@@ -156,33 +181,30 @@ export interface StaleHolding {
 export class SessionRepository {
   constructor(private readonly db: Db) {}
 
-  async insert(session: Session, fingerprint: string): Promise<void> {
-    await insertSession.execute(this.db, toRow(session, fingerprint));
+  /**
+   * Writes a new session: its row, its participants and the outbox event that announces it. Where
+   * one statement can write several tables (PostgreSQL) it is one statement.
+   */
+  async insertOpened(session: Session, fingerprint: string, event: EventValues): Promise<void> {
+    const n = session.participants.length;
+    const values = {
+      ...toRow(session, fingerprint),
+      ...participantValues(session.tenantId, session.participants),
+      ...event,
+    };
+    if (writesTablesInOneStatement(this.db)) {
+      await insertOpenedSession(n).execute(this.db, values);
+      return;
+    }
+    await insertSession.execute(this.db, values);
+    if (n > 0) await insertParticipants(n).execute(this.db, values);
+    await appendEventValues(this.db, event);
   }
 
   /** Inserts new participants of one session, in one statement. */
   async insertParticipants(tenantId: string, participants: readonly Participant[]): Promise<void> {
     if (participants.length === 0) return;
-    const values: Record<string, unknown> = {};
-    participants.forEach((p, i) => {
-      const row: ParticipantRow = {
-        id: p.id,
-        tenant_id: tenantId,
-        session_id: p.sessionId,
-        number: p.number,
-        label: p.label,
-        proxy_number_id: p.proxyNumberId,
-        proxy_number: p.proxyNumber,
-        reveal_number: p.revealNumber ? 1 : 0,
-        can_initiate: p.canInitiate ? 1 : 0,
-        active: 1,
-        created_at: p.createdAt,
-        released_at: null,
-        removed_at: null,
-      };
-      for (const column of PARTICIPANT_COLUMNS) values[`${column}${i}`] = row[column];
-    });
-    await insertParticipants(participants.length).execute(this.db, values);
+    await insertParticipants(participants.length).execute(this.db, participantValues(tenantId, participants));
   }
 
   async get(tenantId: string, id: string): Promise<Session | undefined> {
@@ -360,6 +382,30 @@ export class SessionRepository {
       ),
     );
   }
+}
+
+/** Participants' rows as the values of one statement, named as participantNames names them. */
+function participantValues(tenantId: string, participants: readonly Participant[]): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  participants.forEach((p, i) => {
+    const row: ParticipantRow = {
+      id: p.id,
+      tenant_id: tenantId,
+      session_id: p.sessionId,
+      number: p.number,
+      label: p.label,
+      proxy_number_id: p.proxyNumberId,
+      proxy_number: p.proxyNumber,
+      reveal_number: p.revealNumber ? 1 : 0,
+      can_initiate: p.canInitiate ? 1 : 0,
+      active: 1,
+      created_at: p.createdAt,
+      released_at: null,
+      removed_at: null,
+    };
+    for (const column of PARTICIPANT_COLUMNS) values[`${column}${i}`] = row[column];
+  });
+  return values;
 }
 
 function toRow(s: Session, fingerprint: string): SessionRow {
