@@ -103,7 +103,6 @@ const personNames = (n: number) => Array.from({ length: n }, (_, i) => `person${
 const byPerson = (numbers: readonly string[]) =>
   Object.fromEntries(numbers.map((number, i) => [`person${i}`, number]));
 
-/** Which of n people gave a number back since a moment: one probe of (number, released_at) each. */
 /**
  * What n people's recent past says about them, in one statement: the open sessions they hold that
  * are past their expiry (a row per holding, with its session), and which of them gave a proxy back
@@ -128,13 +127,14 @@ const historiesQuery = byShape(
         .where(
           'p.number',
           'in',
-          personNames(n).map((_, i) => person(i)),
+          Array.from({ length: n }, (_, i) => person(i)),
         )
         .where('p.active', '=', ACTIVE)
         .$castTo<HistoryRow>();
       const gaveBack = (i: number) =>
         db
           .selectNoFrom([
+            // A bare parameter has no type for PostgreSQL to give the union's column: it is cast.
             sql<string>`cast(${sql.val(person(i))} as text)`.as('number'),
             sql<string | null>`null`.as('session_id'),
           ])
