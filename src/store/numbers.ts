@@ -148,10 +148,10 @@ const proxyQuery = byShape(
  */
 function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   const people = shape.people.map((_, i) => `person${i}`);
-  const held = Array.from({ length: heldCount }, (_, i) => `held${i}`);
+  const sessionHolds = Array.from({ length: heldCount }, (_, i) => `held${i}`);
   const names = ['tenantId', 'country', ...(shape.region !== undefined ? ['region'] : []), ...people];
   if (shape.releasedSince !== undefined) names.push('releasedSince');
-  names.push(...held, 'now');
+  names.push(...sessionHolds, 'now');
   type Flat = Record<string, unknown>;
   const byName = (values: ProxyValues): Flat => ({
     ...values,
@@ -213,9 +213,9 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
       .updateTable('numbers')
       .set((eb) => ({
         load:
-          held.length === 0
+          sessionHolds.length === 0
             ? eb('load', '+', 1)
-            : eb('load', '+', eb.case().when('id', 'in', held.map(at)).then(0).else(1).end()),
+            : eb('load', '+', eb.case().when('id', 'in', sessionHolds.map(at)).then(0).else(1).end()),
         updated_at: at('now'),
       }))
       .where('id', '=', search)
