@@ -197,10 +197,10 @@ export class SessionService {
         throw new ConflictError('that number is already a participant of the session');
       }
       const allocator = this.allocator(trx, tenantId, session, now);
-      const [participant] = await allocator.allocate([request]);
-      await sessions.insertParticipants(tenantId, [participant as Participant]);
+      const added = await allocator.allocate([request]);
+      await sessions.insertParticipants(tenantId, added);
       await sessions.update(id, {}, now);
-      return participant as Participant;
+      return added[0] as Participant;
     });
   }
 

@@ -229,7 +229,7 @@ function runPreparedByName(client: pg.PoolClient): void {
  * locks the whole database for a write transaction (they start IMMEDIATE), which serialises them.
  */
 export function locksRows(db: Db): boolean {
-  return db.getExecutor().adapter instanceof PostgresAdapter;
+  return onPostgres(db);
 }
 
 /**
@@ -237,6 +237,10 @@ export function locksRows(db: Db): boolean {
  * round trips to the database server. SQLite runs in the process: a statement more costs no trip.
  */
 export function writesTablesInOneStatement(db: Db): boolean {
+  return onPostgres(db);
+}
+
+function onPostgres(db: Db): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 

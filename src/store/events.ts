@@ -23,6 +23,7 @@ export const EVENT_NAMES = [
   'eventCreatedAt',
 ] as const satisfies readonly (keyof EventValues)[];
 
+/** A new event of `type` about `payload` (stored as JSON), as the values of an insert. */
 export function eventValues(tenantId: string, type: EventType, payload: unknown, now: number): EventValues {
   return {
     eventId: newId('evt', now),
@@ -62,6 +63,7 @@ export async function appendEvent(
   await appendEventValues(db, eventValues(tenantId, type, payload, now));
 }
 
+/** Appends an event made by eventValues. */
 export async function appendEventValues(db: Db, event: EventValues): Promise<void> {
   await insertEvent.execute(db, event);
 }
