@@ -209,19 +209,22 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     search = search.limit(sql.lit(1));
     if (lock === 'skip locked') search = search.forUpdate().skipLocked();
     if (lock === 'wait') search = search.forUpdate();
-    return db
-      .updateTable('numbers')
-      .set((eb) => ({
-        load:
-          sessionHolds.length === 0
-            ? eb('load', '+', 1)
-            : eb('load', '+', eb.case().when('id', 'in', sessionHolds.map(at)).then(0).else(1).end()),
-        updated_at: at('now'),
-      }))
-      .where('id', '=', search)
-      .where('status', '=', 'active')
-      .where(underCap)
-      .returning(['id', 'number']);
+    return (
+      db
+        .updateTable('numbers')
+        .set((eb) => ({
+          load:
+            sessionHolds.length === 0
+              ? eb('load', '+', 1)
+              : eb('load', '+', eb.case().when('id', 'in', sessionHolds.map(at)).then(0).else(1).end()),
+          updated_at: at('now'),
+        }))
+        .where('id', '=', search)
+        // The search already asks this; said again on the row written, the cap holds by this update alone.
+        .where('status', '=', 'active')
+        .where(underCap)
+        .returning(['id', 'number'])
+    );
   });
   return {
     execute: (db: Db, values: ProxyValues) => prepared.execute(db, byName(values)),
