@@ -31,11 +31,13 @@ export interface Store {
    */
   readonly reader: Db;
   /**
-   * Runs one read of the routing path on the reader and returns its rows. On SQLite the prepared
-   * statement runs directly, synchronously (the reader connection never holds a transaction, so
-   * nothing can interleave); elsewhere it goes through Kysely.
+   * Runs one read of the routing path on the reader and returns its rows as tuples: each row's
+   * values in the order the query selects them, so its columns need names unique within the row.
+   * On SQLite the prepared statement runs directly, synchronously (the reader connection never
+   * holds a transaction, so nothing can interleave), in better-sqlite3's raw mode: it skips
+   * building an object per row, 7 µs of a 30 µs routing lookup. Elsewhere it goes through Kysely.
    */
-  read<Row>(query: CompiledQuery<Row>): Promise<Row[]>;
+  readTuples<Row extends readonly unknown[]>(query: CompiledQuery<unknown>): Promise<Row[]>;
   readonly dialect: StoreConfig['dialect'];
   /**
    * Runs `work` in a write transaction. SQLite, which writes one transaction at a time, groups the
@@ -109,10 +111,13 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
   return {
     db,
     reader,
-    read: readConnection
-      ? async <Row>(query: CompiledQuery<Row>) =>
-          readConnection.prepare(query.sql).all(query.parameters as unknown[]) as Row[]
-      : async <Row>(query: CompiledQuery<Row>) => (await reader.executeQuery(query)).rows,
+    readTuples: readConnection
+      ? async <Row extends readonly unknown[]>(query: CompiledQuery<unknown>) =>
+          readConnection.prepareRaw(query.sql).all(query.parameters as unknown[]) as Row[]
+      : async <Row extends readonly unknown[]>(query: CompiledQuery<unknown>) =>
+          (await reader.executeQuery(query)).rows.map(
+            (row) => Object.values(row as object) as unknown as Row,
+          ),
     dialect: config.dialect,
     transaction: group ? (work) => group.run(work) : (work) => db.transaction().execute(work),
     writeBatch: worker
@@ -179,22 +184,34 @@ function sqliteKysely(database: Connection): Db {
  * Transactions start IMMEDIATE so that a second process (the CLI) waits instead of failing midway.
  */
 function cachingStatements(sqlite: SqliteDatabase.Database) {
-  const cache = new Map<string, SqliteDatabase.Statement>();
+  const objects = new Map<string, SqliteDatabase.Statement>();
+  // A statement in raw mode answers arrays, so it is never one Kysely runs: a cache of its own.
+  const tuples = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => sqlite.close(),
     busyTimeout: (ms: number) => sqlite.pragma(`busy_timeout = ${ms}`),
-    prepare(text: string) {
-      let stmt = cache.get(text);
-      if (stmt) {
-        cache.delete(text);
-      } else {
-        stmt = sqlite.prepare(text === 'begin' ? 'begin immediate' : text);
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
-      }
-      cache.set(text, stmt);
-      return stmt;
-    },
+    prepare: (text: string) =>
+      cached(objects, text, () => sqlite.prepare(text === 'begin' ? 'begin immediate' : text)),
+    /** The statement in raw mode: its rows come back as arrays of values, in the columns' order. */
+    prepareRaw: (text: string) => cached(tuples, text, () => sqlite.prepare(text).raw(true)),
   };
+}
+
+/** The cached statement of this text (now the most recently used), or a new one that evicts the least. */
+function cached(
+  cache: Map<string, SqliteDatabase.Statement>,
+  text: string,
+  prepare: () => SqliteDatabase.Statement,
+): SqliteDatabase.Statement {
+  let stmt = cache.get(text);
+  if (stmt) {
+    cache.delete(text);
+  } else {
+    stmt = prepare();
+    if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+  }
+  cache.set(text, stmt);
+  return stmt;
 }
 
 function openPostgres(url: string, { schema, poolSize = DEFAULT_POOL_SIZE }: StoreOptions): Db {

@@ -10,23 +10,24 @@ export interface RouteParticipation extends Participation {
   ttlSeconds: number | null;
 }
 
-interface Row {
-  participant_id: string;
-  session_id: string;
-  tenant_id: string;
-  number: string;
-  can_initiate: number;
-  reveal_number: number;
-  expires_at: number;
-  record: number;
-  channels: string;
-  max_call_seconds: number | null;
-  ttl_mode: string;
-  ttl_seconds: number | null;
-  other_id: string | null;
-  other_number: string | null;
-  other_proxy: string | null;
-}
+/** A row as the query selects it (Store.readTuples): the caller's participation, its session, the other. */
+type Row = [
+  participantId: string,
+  sessionId: string,
+  tenantId: string,
+  number: string,
+  canInitiate: number,
+  revealNumber: number,
+  expiresAt: number,
+  record: number,
+  channels: string,
+  maxCallSeconds: number | null,
+  ttlMode: string,
+  ttlSeconds: number | null,
+  otherId: string | null,
+  otherNumber: string | null,
+  otherProxy: string | null,
+];
 
 /**
  * The one query on the routing hot path: the open participation of `from` on proxy `to` (the unique
@@ -35,7 +36,8 @@ interface Row {
  * statement, so a lookup is one index probe and no query building.
  */
 export class RouteLookup {
-  private readonly query: Prepared<{ from: string; to: string }, Row>;
+  /** Its rows come back as tuples (Row), in the order of the select list. */
+  private readonly query: Prepared<{ from: string; to: string }, unknown>;
 
   constructor(private readonly store: Store) {
     this.query = new Prepared(['from', 'to'], (v) =>
@@ -72,24 +74,41 @@ export class RouteLookup {
   }
 
   async find(from: string, to: string): Promise<RouteParticipation | undefined> {
-    const [r] = await this.store.read(this.query.bind([from, to]));
+    const [r] = await this.store.readTuples<Row>(this.query.bind([from, to]));
     if (!r) return undefined;
+    const [
+      participantId,
+      sessionId,
+      tenantId,
+      number,
+      canInitiate,
+      revealNumber,
+      expiresAt,
+      record,
+      channels,
+      maxCallSeconds,
+      ttlMode,
+      ttlSeconds,
+      otherId,
+      otherNumber,
+      otherProxy,
+    ] = r;
     return {
-      participantId: r.participant_id,
-      sessionId: r.session_id,
-      tenantId: r.tenant_id,
-      number: r.number,
-      canInitiate: r.can_initiate === 1,
-      revealNumber: r.reveal_number === 1,
-      expiresAt: r.expires_at,
-      record: r.record === 1,
-      channels: r.channels.split(',') as Channel[],
-      maxCallSeconds: r.max_call_seconds,
-      ttlMode: r.ttl_mode as TtlMode,
-      ttlSeconds: r.ttl_seconds,
+      participantId,
+      sessionId,
+      tenantId,
+      number,
+      canInitiate: canInitiate === 1,
+      revealNumber: revealNumber === 1,
+      expiresAt,
+      record: record === 1,
+      channels: channels.split(',') as Channel[],
+      maxCallSeconds,
+      ttlMode: ttlMode as TtlMode,
+      ttlSeconds,
       other:
-        r.other_id && r.other_number && r.other_proxy
-          ? { participantId: r.other_id, number: r.other_number, proxyNumber: r.other_proxy }
+        otherId && otherNumber && otherProxy
+          ? { participantId: otherId, number: otherNumber, proxyNumber: otherProxy }
           : null,
     };
   }
