@@ -45,6 +45,30 @@ for (const kind of storeKinds()) {
       assert.deepEqual([back.to, back.callerId], [A, a.proxyNumber]);
     });
 
+    it('answers calls that arrive together (their lookups run as one batch) each with its own session', async () => {
+      const pairs: [ParticipantView, ParticipantView][] = [];
+      for (let i = 0; i < 6; i++) {
+        const people = [`+1415555030${i}`, `+1415555040${i}`];
+        const s = (
+          await t.api('POST', '/v1/sessions', { participants: people.map((number) => ({ number })) })
+        ).json();
+        pairs.push(s.participants);
+      }
+      const calls = pairs.flatMap(([x, y]) => [
+        { from: x.number, to: x.proxyNumber, expect: [y.number, y.proxyNumber] },
+        { from: y.number, to: y.proxyNumber, expect: [x.number, x.proxyNumber] },
+        { from: STRANGER, to: x.proxyNumber, expect: undefined },
+      ]);
+      const answers = await Promise.all(
+        calls.map(async ({ from, to }) => (await route({ from, to, channel: 'voice' })).json()),
+      );
+      calls.forEach(({ expect }, i) => {
+        const answer = answers[i];
+        if (expect) assert.deepEqual([answer.action, answer.to, answer.callerId], ['connect', ...expect]);
+        else assert.deepEqual(answer, { action: 'reject', reason: 'no_session', sessionId: null });
+      });
+    });
+
     it('forwards a text from the proxy the recipient knows', async () => {
       const r = (await route({ from: A, to: a.proxyNumber, channel: 'sms', body: 'at the door' })).json();
       assert.deepEqual(r, {
