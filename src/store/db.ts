@@ -164,7 +164,7 @@ function batchedReads(connection: Connection) {
   };
   return <Row extends readonly unknown[]>(query: CompiledQuery<unknown>) =>
     new Promise<Row[]>((resolve, reject) => {
-      queue.push({ query, resolve: (rows) => resolve(rows as unknown as Row[]), reject });
+      queue.push({ query, resolve: resolve as unknown as QueuedRead['resolve'], reject });
       if (queue.length === 1) setImmediate(drain);
     });
 }
