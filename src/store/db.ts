@@ -96,6 +96,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     await db.destroy();
     throw error;
   }
+  if (config.dialect === 'sqlite') await dropValueStatistics(db);
   // A file (not :memory:) can have other connections: one to read on, a thread to checkpoint.
   const helpers = config.dialect === 'sqlite' && config.file !== ':memory:' && options.background !== false;
   const readConnection = helpers
@@ -132,6 +133,19 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
       await db.destroy();
     },
   };
+}
+
+/**
+ * Removes the per-value statistics an `ANALYZE` (or `PRAGMA optimize`) run on the file by hand
+ * leaves in `sqlite_stat4`; the per-index counts of `sqlite_stat1` stay. With them SQLite plans a
+ * statement again whenever a value bound to an indexed column changes, which is every routing
+ * lookup: 45 µs instead of 4 for a caller with no session. Veil's statements are written for
+ * their indexes and need no statistics. Connections opened after this (the routing reader, the
+ * threads) never load them.
+ */
+async function dropValueStatistics(db: Db): Promise<void> {
+  const { rows } = await sql`select 1 from sqlite_master where name = 'sqlite_stat4'`.execute(db);
+  if (rows.length > 0) await sql`delete from sqlite_stat4`.execute(db);
 }
 
 /** A read waiting for its turn: its query, and the promise to settle with the rows. */
