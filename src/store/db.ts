@@ -35,8 +35,7 @@ export interface Store {
    * values in the order the query selects them, so its columns need names unique within the row.
    * On SQLite the prepared statement runs directly, synchronously (the reader connection never
    * holds a transaction, so nothing can interleave), in better-sqlite3's raw mode, which skips
-   * building an object per row (7 µs of a 30 µs routing lookup), and together with the other
-   * reads of the same turn of the event loop (batchedReads). Elsewhere it goes through Kysely.
+   * building an object per row (7 µs of a 30 µs routing lookup). Elsewhere it goes through Kysely.
    */
   readTuples<Row extends readonly unknown[]>(query: CompiledQuery<unknown>): Promise<Row[]>;
   readonly dialect: StoreConfig['dialect'];
@@ -114,7 +113,8 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     db,
     reader,
     readTuples: readConnection
-      ? batchedReads(readConnection)
+      ? async <Row extends readonly unknown[]>(query: CompiledQuery<unknown>) =>
+          readConnection.prepareRaw(query.sql).all(query.parameters as unknown[]) as Row[]
       : async <Row extends readonly unknown[]>(query: CompiledQuery<unknown>) =>
           (await reader.executeQuery(query)).rows.map(
             (row) => Object.values(row as object) as unknown as Row,
@@ -146,41 +146,6 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
 async function dropValueStatistics(db: Db): Promise<void> {
   const { rows } = await sql`select 1 from sqlite_master where name = 'sqlite_stat4'`.execute(db);
   if (rows.length > 0) await sql`delete from sqlite_stat4`.execute(db);
-}
-
-/** A read waiting for its turn: its query, and the promise to settle with the rows. */
-interface QueuedRead {
-  query: CompiledQuery<unknown>;
-  resolve: (rows: unknown[][]) => void;
-  reject: (error: unknown) => void;
-}
-
-/**
- * Routing reads on a SQLite connection, run in batches: the reads asked for in one turn of the
- * event loop (the requests that arrived together) run back to back once its I/O is handled
- * (`setImmediate`), each a prepared statement in raw mode. One per request, between parsing one
- * HTTP request and answering it, a routing lookup cost three times what it costs in a loop (87
- * against 26 µs): it met cold caches. Under load a batch holds two to four reads, and the main
- * thread spends ~25% less per route. A lone read waits for the end of the turn, microseconds.
- */
-function batchedReads(connection: Connection) {
-  let queue: QueuedRead[] = [];
-  const drain = () => {
-    const batch = queue;
-    queue = [];
-    for (const { query, resolve, reject } of batch) {
-      try {
-        resolve(connection.prepareRaw(query.sql).all(query.parameters as unknown[]) as unknown[][]);
-      } catch (error) {
-        reject(error);
-      }
-    }
-  };
-  return <Row extends readonly unknown[]>(query: CompiledQuery<unknown>) =>
-    new Promise<Row[]>((resolve, reject) => {
-      queue.push({ query, resolve: resolve as unknown as QueuedRead['resolve'], reject });
-      if (queue.length === 1) setImmediate(drain);
-    });
 }
 
 function openSqlite(file: string) {
