@@ -40,6 +40,8 @@ const COLUMNS = [
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof InteractionRow)[];
+/** Values per row: an entry waits to be written as its row's values, in COLUMNS order. */
+const WIDTH = COLUMNS.length;
 /** Rows kept while the database refuses writes, before the oldest are dropped (and said so). */
 const MAX_PENDING = 100_000;
 
@@ -50,7 +52,8 @@ const MAX_PENDING = 100_000;
  * before them; close() flushes what is left, so a clean shutdown loses nothing.
  */
 export class InteractionLog {
-  private pending: InteractionRow[] = [];
+  /** The values of the rows recorded and not yet written, row after row (WIDTH each). */
+  private pending: unknown[] = [];
   private slides = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
@@ -90,10 +93,10 @@ export class InteractionLog {
   }
 
   record(interaction: Interaction, slide?: Slide): void {
-    this.pending.push(toRow(interaction));
+    pushValues(this.pending, interaction);
     if (slide)
       this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
-    if (this.pending.length >= MAX_BATCH) void this.flush();
+    if (this.pending.length >= MAX_BATCH * WIDTH) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), MAX_DELAY_MS);
   }
 
@@ -101,27 +104,35 @@ export class InteractionLog {
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const rows = this.pending;
+    const values = this.pending;
     const slides = this.slides;
     this.pending = [];
     this.slides = new Map();
-    this.writing = this.writing.then(() => this.write(rows, slides));
+    this.writing = this.writing.then(() => this.write(values, slides));
     return this.writing;
   }
 
-  private async write(rows: InteractionRow[], slides: Map<string, number>): Promise<void> {
-    if (rows.length === 0 && slides.size === 0) return;
+  /**
+   * Writes rows given as their values, row after row. The values were laid out when the entries
+   * were recorded: building them here from row objects, by column name, cost 2 ms of the event
+   * loop per batch of 250.
+   */
+  private async write(values: unknown[], slides: Map<string, number>): Promise<void> {
+    if (values.length === 0 && slides.size === 0) return;
+    const statements = [];
+    for (let at = 0; at < values.length; at += CHUNK * WIDTH) {
+      const chunk = values.slice(at, at + CHUNK * WIDTH);
+      statements.push(this.insertOf(chunk.length / WIDTH).bind(chunk));
+    }
+    for (const [sessionId, expiresAt] of slides) statements.push(this.slide.bind([expiresAt, sessionId]));
     try {
-      await this.store.writeBatch([
-        ...chunks(rows, CHUNK).map((chunk) => this.insertOf(chunk.length).bind(chunk.flatMap(valuesOf))),
-        ...[...slides].map(([sessionId, expiresAt]) => this.slide.bind([expiresAt, sessionId])),
-      ]);
+      await this.store.writeBatch(statements);
     } catch (error) {
       // Keep the rows for the next flush rather than lose them; bound what is kept.
-      this.pending = [...rows, ...this.pending];
+      this.pending = [...values, ...this.pending];
       for (const [id, at] of slides) if (!this.slides.has(id)) this.slides.set(id, at);
-      const dropped = Math.max(0, this.pending.length - MAX_PENDING);
-      if (dropped > 0) this.pending.splice(0, dropped);
+      const dropped = Math.max(0, this.pending.length / WIDTH - MAX_PENDING);
+      if (dropped > 0) this.pending.splice(0, dropped * WIDTH);
       this.onError(error, dropped);
       this.timer ??= setTimeout(() => void this.flush(), 1000);
     }
@@ -174,35 +185,26 @@ export class InteractionLog {
   }
 }
 
-function valuesOf(row: InteractionRow): unknown[] {
-  return COLUMNS.map((c) => row[c]);
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-function toRow(i: Interaction): InteractionRow {
-  return {
-    id: i.id,
-    tenant_id: i.tenantId,
-    session_id: i.sessionId,
-    channel: i.channel,
-    from_number: i.from,
-    to_number: i.to,
-    target_number: i.target,
-    caller_id: i.callerId,
-    action: i.action,
-    reason: i.reason,
-    provider: i.provider,
-    provider_call_id: i.providerCallId,
-    status: i.status,
-    duration_seconds: i.durationSeconds,
-    created_at: i.createdAt,
-    updated_at: i.updatedAt,
-  };
+/** Appends the values of an interaction's row, in COLUMNS order. */
+function pushValues(values: unknown[], i: Interaction): void {
+  values.push(
+    i.id,
+    i.tenantId,
+    i.sessionId,
+    i.channel,
+    i.from,
+    i.to,
+    i.target,
+    i.callerId,
+    i.action,
+    i.reason,
+    i.provider,
+    i.providerCallId,
+    i.status,
+    i.durationSeconds,
+    i.createdAt,
+    i.updatedAt,
+  );
 }
 
 function toInteraction(r: InteractionRow): Interaction {

@@ -50,5 +50,23 @@ for (const kind of storeKinds()) {
       });
       assert.equal(new Set(rows.map((r) => r.id)).size, 1_137);
     });
+
+    it('writes each field of an entry to its own column', async () => {
+      const log = new InteractionLog(store, (e) => assert.fail(String(e)));
+      const now = Date.now();
+      const entry = interactionOf(
+        'int_field_by_field',
+        { from: '+14155550123', to: '+14155550150', channel: 'sms', body: 'hi' },
+        { action: 'forward', to: '+14155550187', from: '+14155550151', body: 'hi', sessionId: 'ses_fields' },
+        'default',
+        'twilio',
+        'SM0123',
+        now,
+      );
+      log.record(entry);
+      await log.close();
+      const [read] = await log.listForSession('default', 'ses_fields', undefined, 10);
+      assert.deepEqual(read, entry);
+    });
   });
 }
