@@ -271,6 +271,11 @@ export function writesTablesInOneStatement(db: Db): boolean {
   return onPostgres(db);
 }
 
+/** True when the database has LATERAL subqueries (PostgreSQL), which run once per row of what precedes them. */
+export function supportsLateral(db: Db): boolean {
+  return onPostgres(db);
+}
+
 function onPostgres(db: Db): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }

@@ -8,7 +8,7 @@ import type {
   Sticky,
   TtlMode,
 } from '../domain/session.ts';
-import { type Db, writesTablesInOneStatement } from './db.ts';
+import { type Db, supportsLateral, writesTablesInOneStatement } from './db.ts';
 import { appendEventValues, EVENT_NAMES, type EventValues, eventRow } from './events.ts';
 import { byShape, statement } from './prepared.ts';
 import { ACTIVE, OPEN, type Schema } from './schema.ts';
@@ -104,6 +104,34 @@ const byPerson = (numbers: readonly string[]) =>
   Object.fromEntries(numbers.map((number, i) => [`person${i}`, number]));
 
 /**
+ * Open sessions past their expiry (`s`), joined to their participants (`p`), read in that order:
+ * from the expiry index, then each session's participants. Joined the other way, a create would
+ * read every open session of a busy courier (hundreds) to find none stale.
+ * - SQLite keeps a cross join's order as written.
+ * - PostgreSQL reorders joins by its estimates. With statistics or without, it started from the
+ *   people's numbers: 142 rows read for a courier with 142 open sessions, none of them stale. A
+ *   lateral subquery runs once per row before it, and its `offset 0` keeps it from being merged
+ *   back into a plain join. It names only the session, so that the participants' session index is
+ *   the one it can use.
+ */
+function staleSessions(db: Db, now: never) {
+  const expired = db
+    .selectFrom('sessions as s')
+    .where('s.status', '=', OPEN)
+    .where('s.expires_at', '<=', now);
+  if (!supportsLateral(db))
+    return expired.crossJoin('participants as p').whereRef('p.session_id', '=', 's.id');
+  return expired.crossJoinLateral((eb) =>
+    eb
+      .selectFrom('participants')
+      .select(['number', 'active'])
+      .whereRef('session_id', '=', 's.id')
+      .offset(sql.lit(0))
+      .as('p'),
+  );
+}
+
+/**
  * What n people's recent past says about them, in one statement: the open sessions they hold that
  * are past their expiry (a row per holding, with its session), and which of them gave a proxy back
  * since `since` (a row with no session each). Stale holdings start from the expiry index (the
@@ -116,14 +144,8 @@ const historiesQuery = byShape(
   (n) =>
     statement<Record<string, unknown>, HistoryRow>(['now', 'since', ...personNames(n)], (db, v) => {
       const person = (i: number) => v[`person${i}`] as never;
-      const stale = db
-        .selectFrom('sessions as s')
-        // A cross join makes SQLite read sessions first; PostgreSQL plans it as any inner join.
-        .crossJoin('participants as p')
+      const stale = staleSessions(db, v.now as never)
         .select(['p.number', 's.id as session_id'])
-        .where('s.status', '=', OPEN)
-        .where('s.expires_at', '<=', v.now as never)
-        .whereRef('p.session_id', '=', 's.id')
         .where(
           'p.number',
           'in',

@@ -257,6 +257,25 @@ for (const kind of storeKinds()) {
         assert.equal(await t.veil.sessions.expireDue(), 0);
       });
 
+      it('a create ends the expired sessions of its people, and only those', async () => {
+        const stale = (await create({ participants: pair(CUSTOMER, COURIER), ttlSeconds: 60 })).json();
+        const open = (await create({ participants: pair('+14155550124', COURIER), ttlSeconds: 3600 })).json();
+        const other = (
+          await create({ participants: pair('+14155550125', COURIER_2), ttlSeconds: 60 })
+        ).json();
+        t.clock.advance(61);
+        const fresh = await create({ participants: pair('+14155550126', COURIER) });
+        assert.equal(fresh.statusCode, 201, fresh.body);
+        const ended = (await t.api('GET', `/v1/sessions/${stale.id}`)).json();
+        assert.equal(ended.status, 'expired');
+        assert.equal(Date.parse(ended.closedAt), t.clock.now);
+        assert.equal((await t.api('GET', `/v1/sessions/${open.id}`)).json().status, 'open');
+        // Nobody of the new session was in this one: it waits for the sweeper.
+        assert.equal((await t.api('GET', `/v1/sessions/${other.id}`)).json().closedAt, null);
+        assert.equal(await t.veil.sessions.expireDue(), 1);
+        for (const s of [open, fresh.json()]) await t.api('DELETE', `/v1/sessions/${s.id}`);
+      });
+
       it('a sliding session lives on while it is used', async () => {
         const s = (await create({ participants: pair(), ttlSeconds: 100, ttlMode: 'sliding' })).json();
         const [customer] = s.participants as ParticipantView[];
