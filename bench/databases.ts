@@ -86,6 +86,15 @@ export async function withStore<T>(database: BenchDatabase, work: (store: Store)
   }
 }
 
+/**
+ * Analyzes a PostgreSQL database, as autovacuum does within a minute of a table's growth: the
+ * statistics invalidate the plans its connections cached for tables that were nearly empty. SQLite
+ * files are left alone (the service never analyzes them, and drops per-value statistics).
+ */
+export async function analyzeDatabase(database: BenchDatabase): Promise<void> {
+  if (database.store.dialect === 'postgres') await withClient(database.url, (c) => c.query('analyze'));
+}
+
 /** What the checks after a run found in the database. */
 export interface InvariantCheck {
   /** (real number, proxy number) pairs held by more than one open participation: must be 0. */
