@@ -60,6 +60,8 @@ export type Placeholders<Values> = { readonly [K in keyof Values]: never };
 /** A repository's statement, compiled once per database dialect and run with new values each time. */
 export interface Statement<Values, Row> {
   execute(db: Db, values: Values): Promise<QueryResult<Row>>;
+  /** Runs with the values given in the order of the statement's names, with no object to look them up in. */
+  run(db: Db, values: readonly unknown[]): Promise<QueryResult<Row>>;
 }
 
 /**
@@ -72,16 +74,22 @@ export function statement<Values extends Record<string, unknown>, Row>(
   build: (db: Db, v: Placeholders<Values>) => { compile(): CompiledQuery<Row> },
 ): Statement<Values, Row> {
   const compiled = new WeakMap<object, Prepared<Values, Row>>();
+  const run = (db: Db, values: readonly unknown[]) => {
+    const adapter = db.getExecutor().adapter;
+    let prepared = compiled.get(adapter);
+    if (!prepared) {
+      prepared = new Prepared<Values, Row>(names, (v) => build(db, v as unknown as Placeholders<Values>));
+      compiled.set(adapter, prepared);
+    }
+    return db.executeQuery(prepared.bind(values));
+  };
   return {
-    execute(db, values) {
-      const adapter = db.getExecutor().adapter;
-      let prepared = compiled.get(adapter);
-      if (!prepared) {
-        prepared = new Prepared<Values, Row>(names, (v) => build(db, v as unknown as Placeholders<Values>));
-        compiled.set(adapter, prepared);
-      }
-      return db.executeQuery(prepared.bind(names.map((n) => values[n])));
-    },
+    execute: (db, values) =>
+      run(
+        db,
+        names.map((n) => values[n]),
+      ),
+    run,
   };
 }
 

@@ -209,24 +209,25 @@ export class SessionRepository {
    */
   async insertOpened(session: Session, fingerprint: string, event: EventValues): Promise<void> {
     const n = session.participants.length;
-    const values = {
-      ...toRow(session, fingerprint),
-      ...participantValues(session.tenantId, session.participants),
-      ...event,
-    };
+    const row = sessionValues(session, fingerprint);
+    const participants = participantValues(session.tenantId, session.participants);
     if (writesTablesInOneStatement(this.db)) {
-      await insertOpenedSession(n).execute(this.db, values);
+      await insertOpenedSession(n).run(this.db, [
+        ...row,
+        ...participants,
+        ...EVENT_NAMES.map((e) => event[e]),
+      ]);
       return;
     }
-    await insertSession.execute(this.db, values);
-    if (n > 0) await insertParticipants(n).execute(this.db, values);
+    await insertSession.run(this.db, row);
+    if (n > 0) await insertParticipants(n).run(this.db, participants);
     await appendEventValues(this.db, event);
   }
 
   /** Inserts new participants of one session, in one statement. */
   async insertParticipants(tenantId: string, participants: readonly Participant[]): Promise<void> {
     if (participants.length === 0) return;
-    await insertParticipants(participants.length).execute(this.db, participantValues(tenantId, participants));
+    await insertParticipants(participants.length).run(this.db, participantValues(tenantId, participants));
   }
 
   async get(tenantId: string, id: string): Promise<Session | undefined> {
@@ -406,10 +407,9 @@ export class SessionRepository {
   }
 }
 
-/** Participants' rows as the values of one statement, named as participantNames names them. */
-function participantValues(tenantId: string, participants: readonly Participant[]): Record<string, unknown> {
-  const values: Record<string, unknown> = {};
-  participants.forEach((p, i) => {
+/** The participants' values in the order of participantNames: each one's columns, one after another. */
+function participantValues(tenantId: string, participants: readonly Participant[]): unknown[] {
+  return participants.flatMap((p) => {
     const row: ParticipantRow = {
       id: p.id,
       tenant_id: tenantId,
@@ -425,13 +425,13 @@ function participantValues(tenantId: string, participants: readonly Participant[
       released_at: null,
       removed_at: null,
     };
-    for (const column of PARTICIPANT_COLUMNS) values[`${column}${i}`] = row[column];
+    return PARTICIPANT_COLUMNS.map((column) => row[column]);
   });
-  return values;
 }
 
-function toRow(s: Session, fingerprint: string): SessionRow {
-  return {
+/** The session's values in the order of SESSION_COLUMNS. */
+function sessionValues(s: Session, fingerprint: string): unknown[] {
+  const row: SessionRow = {
     id: s.id,
     tenant_id: s.tenantId,
     external_id: s.externalId,
@@ -452,6 +452,7 @@ function toRow(s: Session, fingerprint: string): SessionRow {
     updated_at: s.updatedAt,
     closed_at: s.closedAt,
   };
+  return SESSION_COLUMNS.map((column) => row[column]);
 }
 
 function toSession(r: SessionRow, participants: Participant[]): Session {
