@@ -149,15 +149,21 @@ const proxyQuery = byShape(
 function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   const people = shape.people.map((_, i) => `person${i}`);
   const sessionHolds = Array.from({ length: heldCount }, (_, i) => `held${i}`);
-  const names = ['tenantId', 'country', ...(shape.region !== undefined ? ['region'] : []), ...people];
-  if (shape.releasedSince !== undefined) names.push('releasedSince');
+  const region = shape.region !== undefined;
+  const cooling = shape.releasedSince !== undefined;
+  const names = ['tenantId', 'country', ...(region ? ['region'] : []), ...people];
+  if (cooling) names.push('releasedSince');
   names.push(...sessionHolds, 'now');
+  // The values in the order of the names.
+  const inOrder = (v: ProxyValues): unknown[] => {
+    const list: unknown[] = [v.tenantId, v.country];
+    if (region) list.push(v.region);
+    list.push(...v.people);
+    if (cooling) list.push(v.releasedSince);
+    list.push(...v.held, v.now);
+    return list;
+  };
   type Flat = Record<string, unknown>;
-  const byName = (values: ProxyValues): Flat => ({
-    ...values,
-    ...Object.fromEntries(values.people.map((p, i) => [`person${i}`, p])),
-    ...Object.fromEntries(values.held.map((id, i) => [`held${i}`, id])),
-  });
   const prepared = statement<Flat, { id: string; number: string }>(names, (db, v) => {
     const at = (name: string) => v[name] as never;
     const who = people.map(at);
@@ -168,7 +174,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
       .where('country', '=', at('country'))
       .where('status', '=', 'active')
       .where(underCap);
-    if (shape.region !== undefined) search = search.where('region', '=', at('region'));
+    if (region) search = search.where('region', '=', at('region'));
     for (const channel of shape.channels) search = search.where(channel, '=', 1);
     // What the people hold is checked number by number, in the search's order, by a probe of the
     // invariant's unique index: the search stops at the first number that fits, however many
@@ -184,7 +190,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
         ),
       ),
     );
-    if (shape.releasedSince !== undefined) {
+    if (cooling) {
       // Number by number too, a probe of the release index per person.
       search = search.where(({ not, exists, selectFrom }) =>
         not(
@@ -227,7 +233,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     );
   });
   return {
-    execute: (db: Db, values: ProxyValues) => prepared.execute(db, byName(values)),
+    execute: (db: Db, values: ProxyValues) => prepared.run(db, inOrder(values)),
   };
 }
 

@@ -100,8 +100,6 @@ const insertOpenedSession = byShape(
 
 /** The names the statements below give the people's numbers: person0, person1… */
 const personNames = (n: number) => Array.from({ length: n }, (_, i) => `person${i}`);
-const byPerson = (numbers: readonly string[]) =>
-  Object.fromEntries(numbers.map((number, i) => [`person${i}`, number]));
 
 /**
  * Open sessions past their expiry (`s`), joined to their participants (`p`), read in that order:
@@ -359,8 +357,7 @@ export class SessionRepository {
     since: number,
   ): Promise<{ stale: StaleHolding[]; gaveBack: Set<string> }> {
     if (numbers.length === 0) return { stale: [], gaveBack: new Set() };
-    const values = { ...byPerson(numbers), now, since };
-    const { rows } = await historiesQuery(numbers.length).execute(this.db, values);
+    const { rows } = await historiesQuery(numbers.length).run(this.db, [now, since, ...numbers]);
     const stale: StaleHolding[] = [];
     const gaveBack = new Set<string>();
     for (const r of rows) {
