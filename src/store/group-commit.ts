@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type { Db } from './db.ts';
 
 /** Most units of work one transaction carries, so that a queue under load still commits often. */
@@ -100,18 +100,23 @@ export class GroupCommit {
   }
 }
 
+// Compiled once: every unit runs two of them.
+const SAVEPOINT = CompiledQuery.raw('savepoint unit');
+const RELEASE = CompiledQuery.raw('release unit');
+const ROLLBACK = CompiledQuery.raw('rollback to unit');
+
 /** Runs one unit in a savepoint: kept if it returns, undone (and its error kept) if it throws. */
 async function runInSavepoint(trx: Db, work: (trx: Db) => Promise<unknown>) {
-  await sql`savepoint unit`.execute(trx);
+  await trx.executeQuery(SAVEPOINT);
   try {
     const value = await work(trx);
-    await sql`release unit`.execute(trx);
+    await trx.executeQuery(RELEASE);
     return { ok: true, value };
   } catch (error) {
     // When SQLite has already rolled the whole transaction back (a busy or full file), the savepoint
     // is gone too: the batch then fails with this unit's error, which says what happened.
-    await sql`rollback to unit`.execute(trx).catch(() => Promise.reject(error));
-    await sql`release unit`.execute(trx);
+    await trx.executeQuery(ROLLBACK).catch(() => Promise.reject(error));
+    await trx.executeQuery(RELEASE);
     return { ok: false, value: error };
   }
 }
