@@ -75,6 +75,9 @@ export function statement<Values extends Record<string, unknown>, Row>(
 ): Statement<Values, Row> {
   const compiled = new WeakMap<object, Prepared<Values, Row>>();
   const run = (db: Db, values: readonly unknown[]) => {
+    if (values.length !== names.length) {
+      throw new Error(`a statement of ${names.length} values was given ${values.length}`);
+    }
     const adapter = db.getExecutor().adapter;
     let prepared = compiled.get(adapter);
     if (!prepared) {

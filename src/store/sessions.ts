@@ -357,6 +357,7 @@ export class SessionRepository {
     since: number,
   ): Promise<{ stale: StaleHolding[]; gaveBack: Set<string> }> {
     if (numbers.length === 0) return { stale: [], gaveBack: new Set() };
+    // In the order of the statement's names: now, since, person0, person1…
     const { rows } = await historiesQuery(numbers.length).run(this.db, [now, since, ...numbers]);
     const stale: StaleHolding[] = [];
     const gaveBack = new Set<string>();

@@ -60,3 +60,42 @@ for (const kind of storeKinds().filter((k) => k.name === 'postgres')) {
     });
   });
 }
+
+const settingBetween = statement<{ low: string; high: string }, { key: string }>(['low', 'high'], (db, v) =>
+  db.selectFrom('settings').select('key').where('key', '>=', v.low).where('key', '<=', v.high).orderBy('key'),
+);
+
+/** `run` takes the values by position, in the order of the statement's names, on either store. */
+for (const kind of storeKinds()) {
+  describe(`statements run with values by position (${kind.name})`, () => {
+    let testStore: TestStore;
+    let store: Store;
+
+    before(async () => {
+      testStore = await kind.create();
+      store = await openStore(testStore.config, { schema: testStore.schema, background: false });
+      await store.db
+        .insertInto('settings')
+        .values(['a', 'b', 'c', 'd'].map((key) => ({ key, value: key })))
+        .execute();
+    });
+    after(async () => {
+      await store.close();
+      await testStore.drop();
+    });
+
+    const keys = async (run: Promise<{ rows: { key: string }[] }>) => (await run).rows.map((r) => r.key);
+
+    it('binds the values where their names are, as execute does by name', async () => {
+      assert.deepEqual(await keys(settingBetween.run(store.db, ['b', 'c'])), ['b', 'c']);
+      assert.deepEqual(await keys(settingBetween.execute(store.db, { low: 'b', high: 'c' })), ['b', 'c']);
+      // The other way round, nothing is between them: the order of the values is the names' order.
+      assert.deepEqual(await keys(settingBetween.run(store.db, ['c', 'b'])), []);
+    });
+
+    it('refuses a wrong number of values before anything runs', async () => {
+      assert.throws(() => settingBetween.run(store.db, ['a']), /2 values was given 1/);
+      assert.throws(() => settingBetween.run(store.db, ['a', 'b', 'c']), /2 values was given 3/);
+    });
+  });
+}
