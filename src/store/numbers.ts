@@ -92,8 +92,8 @@ export class NumberRepository {
     held: ReadonlySet<string>,
     now: number,
   ): Promise<{ id: string; number: string } | undefined> {
-    const values = { ...search, held: [...held], now };
-    const run = (lock: Lock) => proxyQuery({ search, held: held.size, lock }).execute(this.db, values);
+    const run = (lock: Lock) =>
+      proxyQuery({ search, held: held.size, lock }).execute(this.db, search, held, now);
     if (!locksRows(this.db)) return first(await run(''));
     return first(await run('skip locked')) ?? first(await run('wait'));
   }
@@ -120,7 +120,6 @@ export class NumberRepository {
 const underCap = (eb: ExpressionBuilder<Schema, 'numbers'>) =>
   eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]);
 
-type ProxyValues = ProxySearch & { held: readonly string[]; now: number };
 type Lock = '' | 'skip locked' | 'wait';
 
 /**
@@ -155,12 +154,12 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   if (cooling) names.push('releasedSince');
   names.push(...sessionHolds, 'now');
   // The values in the order of the names.
-  const inOrder = (v: ProxyValues): unknown[] => {
+  const inOrder = (v: ProxySearch, held: ReadonlySet<string>, now: number): unknown[] => {
     const list: unknown[] = [v.tenantId, v.country];
     if (region) list.push(v.region);
     list.push(...v.people);
     if (cooling) list.push(v.releasedSince);
-    list.push(...v.held, v.now);
+    list.push(...held, now);
     return list;
   };
   type Flat = Record<string, unknown>;
@@ -233,7 +232,8 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     );
   });
   return {
-    execute: (db: Db, values: ProxyValues) => prepared.run(db, inOrder(values)),
+    execute: (db: Db, search: ProxySearch, held: ReadonlySet<string>, now: number) =>
+      prepared.run(db, inOrder(search, held, now)),
   };
 }
 
