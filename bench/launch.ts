@@ -19,6 +19,16 @@ export function startBare(): Promise<ServerProcess> {
   });
 }
 
+/** The floor (bench/servers/floor.ts) over a SQLite file a Veil server has opened and migrated. */
+export function startFloor(database: BenchDatabase): Promise<ServerProcess> {
+  if (database.store.dialect !== 'sqlite') throw new Error('the floor reads a SQLite file');
+  return startServer({
+    name: `floor on ${database.label}`,
+    script: 'bench/servers/floor.ts',
+    env: { NODE_ENV: 'production', DATABASE_FILE: database.store.file },
+  });
+}
+
 /** A Veil server in its own process, started as an operator starts it (`node --import tsx src/main.ts`). */
 export function startVeil(name: string, database: BenchDatabase): Promise<ServerProcess> {
   const profileDir = process.env.BENCH_CPU_PROF;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BenchDatabase, dropAllDatabases, postgresDatabase, sqliteDatabase } from './databases.ts';
-import { startBare, startVeil } from './launch.ts';
+import { startBare, startFloor, startVeil } from './launch.ts';
 import { type BenchPlan, benchPlan } from './plan.ts';
 import { ROOT, type ServerProcess } from './processes.ts';
 import {
@@ -16,7 +16,7 @@ import {
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
-import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
+import { type Floor, measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
 import { seed } from './seed.ts';
 
 /**
@@ -84,10 +84,16 @@ async function routing(
     const bare = await startBare();
     servers.push(bare);
     const fixtures: RouteFixture[] = [];
+    let floor: Floor | undefined;
     for (const size of plan.routeSizes) {
       const database = sqliteDatabase(workdir, `route-${size}`);
       databases.push(database);
-      fixtures.push(await routeFixture(database, size, servers));
+      const fixture = await routeFixture(database, size, servers);
+      fixtures.push(fixture);
+      if (size === plan.headlineSizes[0]) {
+        floor = { server: await startFloor(database), fixture };
+        servers.push(floor.server);
+      }
     }
     if (postgresUrl) {
       const database = await postgresDatabase(postgresUrl);
@@ -95,10 +101,10 @@ async function routing(
       fixtures.push(await routeFixture(database, plan.postgresRouteSize, servers));
     }
     const json = await step('routing POST /v1/route, interleaved with bare Fastify', () =>
-      measureRouting('json', bare, fixtures, plan, progress),
+      measureRouting('json', bare, floor, fixtures, plan, progress),
     );
     const form = await step('routing POST /webhooks/twilio/voice, interleaved with bare Fastify', () =>
-      measureRouting('form', bare, fixtures.filter(headline(plan)), plan, progress),
+      measureRouting('form', bare, floor, fixtures.filter(headline(plan)), plan, progress),
     );
     return { json, form };
   } finally {
@@ -175,7 +181,10 @@ async function main(): Promise<void> {
     }
     const route = await routing(plan, workdir, postgresUrl);
     const shown = headline(plan);
-    const routeRows = [...route.json.filter((r) => !r.fixture || shown(r.fixture)), ...route.form];
+    const routeRows = [
+      ...route.json.filter((r) => r.kind !== 'veil' || !r.fixture || shown(r.fixture)),
+      ...route.form,
+    ];
     show(routeSection(routeRows));
     show(growthSection(route.json));
     const creates = await sessionCreates(plan, workdir, postgresUrl);

@@ -23,9 +23,20 @@ export interface RouteFixture {
 
 export type Endpoint = 'json' | 'form';
 
-/** One line of the routing tables: the bare baseline (fixture undefined) or a Veil server. */
+/** The floor server (bench/servers/floor.ts) over the file of one of the Veil fixtures. */
+export interface Floor {
+  server: ServerProcess;
+  fixture: RouteFixture;
+}
+
+/**
+ * One line of the routing tables: bare Fastify (the baseline), the floor (bare Fastify plus Veil's
+ * lookup query over a fixture's file), or a Veil server over a fixture.
+ */
 export interface RouteRow {
   endpoint: Endpoint;
+  kind: 'bare' | 'floor' | 'veil';
+  /** The database routed through: the floor's or Veil's; undefined for bare Fastify. */
   fixture?: RouteFixture;
   summary: Summary;
   /** Median over rounds of req/s divided by the bare endpoint's in the same round. */
@@ -34,29 +45,44 @@ export interface RouteRow {
   cpuRatio: number;
 }
 
+/** A server measured, and the database it routes through (none for bare Fastify). */
+type Measured = Pick<RouteRow, 'kind' | 'fixture'> & { server: ServerProcess };
+
 /**
- * Routes over HTTP through every fixture and the bare endpoint, interleaved, for one endpoint:
- * POST /v1/route (JSON, Bearer key) or the Twilio voice webhook (form-encoded, signed).
+ * Routes over HTTP through bare Fastify, the floor when there is one, and every fixture, interleaved,
+ * for one endpoint: POST /v1/route (JSON, Bearer key) or the Twilio voice webhook (form-encoded, signed).
  */
 export async function measureRouting(
   endpoint: Endpoint,
   bare: ServerProcess,
+  floor: Floor | undefined,
   fixtures: RouteFixture[],
   plan: BenchPlan,
   progress: (line: string) => void,
 ): Promise<RouteRow[]> {
-  for (const fixture of fixtures) await probe(endpoint, fixture);
-  const requestsOf = (data: SeededData) => requestsFor(endpoint, data);
   const first = fixtures[0];
   if (!first) throw new Error('no fixture to route through');
-  const targets = [
-    { name: `bare ${endpoint}`, server: bare, requests: requestsOf(first.data) },
-    ...fixtures.map((f) => ({ name: nameOf(f), server: f.server, requests: requestsOf(f.data) })),
-  ].map(({ name, server, requests }) => ({
-    name,
-    run: (seconds: number) =>
-      runLoad({ server, requests, connections: plan.connections, pipelining: plan.pipelining, seconds }),
-  }));
+  const measured: Measured[] = [
+    { kind: 'bare', server: bare },
+    ...(floor ? [{ kind: 'floor' as const, fixture: floor.fixture, server: floor.server }] : []),
+    ...fixtures.map((fixture) => ({ kind: 'veil' as const, fixture, server: fixture.server })),
+  ];
+  for (const m of measured) if (m.fixture) await probe(endpoint, m);
+  const targets = measured.map((m) => {
+    // Bare Fastify reads nothing: the first fixture's calls are as good as any.
+    const requests = requestsFor(endpoint, (m.fixture ?? first).data);
+    return {
+      name: `${rowName(m)} ${endpoint}`,
+      run: (seconds: number) =>
+        runLoad({
+          server: m.server,
+          requests,
+          connections: plan.connections,
+          pipelining: plan.pipelining,
+          seconds,
+        }),
+    };
+  });
   const results = await interleave(targets, {
     rounds: plan.routeRounds,
     seconds: plan.routeSeconds,
@@ -65,21 +91,29 @@ export async function measureRouting(
   });
   const baseline = results[0] as LoadResult[];
   const bareSummary = summarize(baseline);
-  const row = (fixture: RouteFixture | undefined, runs: LoadResult[]): RouteRow => {
+  return measured.map(({ kind, fixture }, i) => {
+    const runs = results[i] as LoadResult[];
     const summary = summarize(runs);
     return {
       endpoint,
+      kind,
       fixture,
       summary,
       ratio: medianRatio(runs, baseline),
       cpuRatio: bareSummary.cpuUsPerRequest / summary.cpuUsPerRequest,
     };
-  };
-  return [row(undefined, baseline), ...fixtures.map((f, i) => row(f, results[i + 1] as LoadResult[]))];
+  });
 }
 
 export function nameOf(fixture: RouteFixture): string {
   return `Veil ${fixture.store} ${fixture.openSessions.toLocaleString('en-US')}`;
+}
+
+/** The server column of a routing row. */
+export function rowName(row: Pick<RouteRow, 'kind' | 'fixture'>): string {
+  if (row.kind === 'bare' || !row.fixture) return 'bare Fastify';
+  if (row.kind === 'veil') return nameOf(row.fixture);
+  return `floor: bare Fastify + the lookup, ${row.fixture.store} ${row.fixture.openSessions.toLocaleString('en-US')}`;
 }
 
 /** Mostly calls within a session (each to be connected), a tenth from strangers (each refused), shuffled. */
@@ -129,7 +163,7 @@ function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
   };
 }
 
-function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
+export function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
   const all = calls(data);
   return (endpoint === 'form' ? all.slice(0, SIGNED_BODIES) : all).map((call) => requestFor(endpoint, call));
 }
@@ -138,13 +172,14 @@ function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
  * Checks, before measuring, that the server answers what it should: a call in a session is
  * connected and a stranger's is refused. A benchmark of 401s or of empty lookups would measure nothing.
  */
-async function probe(endpoint: Endpoint, fixture: RouteFixture): Promise<void> {
-  const [hit] = fixture.data.hits;
-  const [stranger] = fixture.data.strangers;
-  if (!hit || !stranger) throw new Error(`${nameOf(fixture)}: no calls to route`);
+async function probe(endpoint: Endpoint, { server, fixture, kind }: Measured): Promise<void> {
+  const name = rowName({ kind, fixture });
+  const [hit] = fixture?.data.hits ?? [];
+  const [stranger] = fixture?.data.strangers ?? [];
+  if (!hit || !stranger) throw new Error(`${name}: no calls to route`);
   const ask = async (call: RoutePair) => {
     const request = requestFor(endpoint, call);
-    const response = await fetch(fixture.server.url + request.path, request);
+    const response = await fetch(server.url + request.path, request);
     return { status: response.status, text: await response.text() };
   };
   const connected = await ask(hit);
@@ -157,7 +192,7 @@ async function probe(endpoint: Endpoint, fixture: RouteFixture): Promise<void> {
       : connected.text.includes('<Dial') && !refused.text.includes('<Dial'));
   if (!ok) {
     throw new Error(
-      `${nameOf(fixture)} ${endpoint}: a call in a session should connect and a stranger's be refused, got\n` +
+      `${name} ${endpoint}: a call in a session should connect and a stranger's be refused, got\n` +
         `${connected.status} ${connected.text}\n${refused.status} ${refused.text}`,
     );
   }

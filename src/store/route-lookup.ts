@@ -12,7 +12,7 @@ export interface RouteParticipation extends Participation {
 }
 
 /** A participation as the queries select it (Store.readTuples): the caller's, its session, the other's. */
-type Row = [
+export type Row = [
   participantId: string,
   sessionId: string,
   tenantId: string,
@@ -36,6 +36,15 @@ const ROW = sql`p.id as participant_id, p.session_id, p.tenant_id, p.number, p.c
   o.id as other_id, o.number as other_number, o.proxy_number as other_proxy`;
 const JOINS = sql`inner join sessions as s on s.id = p.session_id
   left join participants as o on o.session_id = p.session_id and o.active = ${ACTIVE} and o.id <> p.id`;
+
+/**
+ * The open participation of `from` on proxy `to`, joined to its session and the other participant:
+ * one Row, or none. (The benchmark's floor server runs this query too, bare.)
+ */
+export function participationQuery(from: unknown, to: unknown): RawBuilder<unknown> {
+  return sql`select ${ROW} from participants as p ${JOINS}
+    where p.number = ${from} and p.proxy_number = ${to} and p.active = ${ACTIVE}`;
+}
 
 /** A lookup waiting for the end of the event loop's turn. */
 interface Waiting {
@@ -67,10 +76,7 @@ export class RouteLookup {
 
   constructor(private readonly store: Store) {
     const compiled = (query: RawBuilder<unknown>) => ({ compile: () => query.compile(store.reader) });
-    this.one = new Prepared(['from', 'to'], (v) =>
-      compiled(sql`select ${ROW} from participants as p ${JOINS}
-        where p.number = ${v.from} and p.proxy_number = ${v.to} and p.active = ${ACTIVE}`),
-    );
+    this.one = new Prepared(['from', 'to'], (v) => compiled(participationQuery(v.from, v.to)));
     this.many =
       store.dialect === 'postgres'
         ? new Prepared(['froms', 'tos'], (v) =>
@@ -127,7 +133,7 @@ function pairKey(from: string, to: string): string {
   return `${from} ${to}`;
 }
 
-function participationOf(row: Row): RouteParticipation {
+export function participationOf(row: Row): RouteParticipation {
   const [
     participantId,
     sessionId,
