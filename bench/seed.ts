@@ -55,14 +55,14 @@ const columns = (names: string) => names.split(' ');
 const NUMBER_COLUMNS = columns(
   'id tenant_id number provider country region voice sms status tags max_sessions load created_at updated_at',
 );
-const SESSION_COLUMNS = columns(
+export const SESSION_COLUMNS = columns(
   'id tenant_id external_id fingerprint mode status ttl_mode ttl_seconds expires_at record channels max_call_seconds geo_match sticky extension_fallback metadata created_at updated_at closed_at',
 );
-const PARTICIPANT_COLUMNS = columns(
+export const PARTICIPANT_COLUMNS = columns(
   'id tenant_id session_id number label proxy_number_id proxy_number reveal_number can_initiate active created_at released_at',
 );
 
-type Row = (string | number | null)[];
+export type Row = (string | number | null)[];
 
 /**
  * Fills a database the way months of service would leave it, far faster than the API could: the
@@ -262,12 +262,17 @@ function idOf(prefix: string, ms: number, random: () => number): string {
 }
 
 /** A session as SessionService.create writes it with no options given (the service's defaults). */
-function sessionRow(id: string, createdAt: number, expiresAt: number): Row {
+export function sessionRow(
+  id: string,
+  createdAt: number,
+  expiresAt: number,
+  externalId: string | null = null,
+): Row {
   const fingerprint = createHash('sha256').update(id).digest('base64url');
   return [
     id,
     DEFAULT_TENANT,
-    null,
+    externalId,
     fingerprint,
     'per-participant',
     'open',

@@ -1,8 +1,9 @@
 import type autocannon from 'autocannon';
 import { analyzeDatabase, type BenchDatabase, checkInvariant, type InvariantCheck } from '../databases.ts';
-import { API_KEY, startVeil } from '../launch.ts';
+import { API_KEY, startFloor, startVeil } from '../launch.ts';
 import { type LoadResult, runLoad } from '../load.ts';
 import type { BenchPlan } from '../plan.ts';
+import type { ServerProcess } from '../processes.ts';
 import { seed } from '../seed.ts';
 import { sessionBodies } from '../workload.ts';
 
@@ -10,12 +11,12 @@ export const SESSIONS_PATH = '/v1/sessions';
 /** A short run before the measured one, on the same database, so the server's code is warm. */
 const WARMUP_SECONDS = 1;
 
-export interface CreateRow {
+/** A run of creates: Veil's, checked afterwards, or the floor's (bench/servers/floor.ts), which keeps no invariant. */
+export type CreateRow = {
   store: string;
   concurrency: number;
   result: LoadResult;
-  check: InvariantCheck;
-}
+} & ({ kind: 'veil'; check: InvariantCheck } | { kind: 'floor' });
 
 /** Requests that each open a new session (a new order) through the API. */
 export function createRequests(seedValue: number): autocannon.Request[] {
@@ -33,6 +34,7 @@ export function createRequests(seedValue: number): autocannon.Request[] {
 /**
  * Session creates per second over HTTP with 1, 4 and 16 concurrent clients, each on a fresh
  * database holding only the pool, analyzed after a warm-up; then the invariant checked with SQL.
+ * On SQLite the floor runs the same requests after Veil, on a fresh database of its own.
  */
 export async function measureCreates(
   newDatabase: () => Promise<BenchDatabase>,
@@ -41,11 +43,32 @@ export async function measureCreates(
 ): Promise<CreateRow[]> {
   const rows: CreateRow[] = [];
   for (const concurrency of plan.createConcurrency) {
-    const database = await newDatabase();
-    try {
-      await seed(database, { openSessions: 0 });
-      const server = await startVeil(`Veil ${database.label} creates`, database);
-      let result: LoadResult;
+    const veil = await onFreshDatabase(newDatabase, async (database) => {
+      const result = await measure(await startVeil(`Veil ${database.label} creates`, database), database);
+      return {
+        kind: 'veil' as const,
+        store: database.label,
+        concurrency,
+        result,
+        check: await checkInvariant(database),
+      };
+    });
+    rows.push(veil);
+    progress(
+      `${veil.store} ×${concurrency}: ${Math.round(veil.result.rps)} creates/s, ` +
+        `${veil.check.doubleAssigned} double-assigned`,
+    );
+    if (veil.store !== 'SQLite') continue;
+    const floor = await onFreshDatabase(newDatabase, async (database) => ({
+      kind: 'floor' as const,
+      store: database.label,
+      concurrency,
+      result: await measure(await startFloor(database), database),
+    }));
+    rows.push(floor);
+    progress(`floor ${floor.store} ×${concurrency}: ${Math.round(floor.result.rps)} creates/s`);
+
+    async function measure(server: ServerProcess, database: BenchDatabase): Promise<LoadResult> {
       try {
         const requests = createRequests(concurrency);
         await runLoad({ server, requests, connections: concurrency, seconds: WARMUP_SECONDS });
@@ -53,19 +76,25 @@ export async function measureCreates(
         // PostgreSQL cached while they were empty. The run measures that steady state, not a new
         // database's first minute.
         await analyzeDatabase(database);
-        result = await runLoad({ server, requests, connections: concurrency, seconds: plan.createSeconds });
+        return await runLoad({ server, requests, connections: concurrency, seconds: plan.createSeconds });
       } finally {
         await server.stop();
       }
-      const check = await checkInvariant(database);
-      rows.push({ store: database.label, concurrency, result, check });
-      progress(
-        `${database.label} ×${concurrency}: ${Math.round(result.rps)} creates/s, ` +
-          `${check.doubleAssigned} double-assigned`,
-      );
-    } finally {
-      await database.drop();
     }
   }
   return rows;
+}
+
+/** Work on a new database holding only the pool, dropped afterwards. */
+async function onFreshDatabase<T>(
+  newDatabase: () => Promise<BenchDatabase>,
+  work: (database: BenchDatabase) => Promise<T>,
+): Promise<T> {
+  const database = await newDatabase();
+  try {
+    await seed(database, { openSessions: 0 });
+    return await work(database);
+  } finally {
+    await database.drop();
+  }
 }
