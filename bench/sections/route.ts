@@ -163,7 +163,7 @@ function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
   };
 }
 
-export function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
+function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
   const all = calls(data);
   return (endpoint === 'form' ? all.slice(0, SIGNED_BODIES) : all).map((call) => requestFor(endpoint, call));
 }
