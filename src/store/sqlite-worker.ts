@@ -24,6 +24,9 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.file);
 db.pragma('busy_timeout = 5000');
 db.pragma('wal_autocheckpoint = 0');
+// A statement journal (the undo of one multi-row INSERT) past 64 KiB would go to a temporary file:
+// a batch of interactions touches that many index pages, and its writes were a quarter of this thread.
+db.pragma('temp_store = MEMORY');
 const statements = new Map();
 const prepare = (sql) => {
   let stmt = statements.get(sql);
