@@ -16,7 +16,7 @@ import {
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
-import { type Floor, measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
+import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
 import { seed } from './seed.ts';
 
 /**
@@ -54,7 +54,7 @@ function command(plan: BenchPlan, postgresUrl: string | undefined): string {
   return [...env, 'npm run bench'].join(' ');
 }
 
-/** Seeds a database and starts a Veil server over it. */
+/** Seeds a database and starts a Veil server over it, and on SQLite the floor. */
 async function routeFixture(
   database: BenchDatabase,
   openSessions: number,
@@ -64,7 +64,9 @@ async function routeFixture(
   const data = await step(`seeding ${label}`, () => seed(database, { openSessions }));
   const server = await startVeil(`Veil ${label}`, database);
   servers.push(server);
-  return { store: database.label, openSessions, server, data };
+  const floor = database.store.dialect === 'sqlite' ? await startFloor(database) : undefined;
+  if (floor) servers.push(floor);
+  return { store: database.label, openSessions, server, floor, data };
 }
 
 /** What §1 shows: every PostgreSQL server, and the SQLite ones of the headline sizes. */
@@ -84,16 +86,10 @@ async function routing(
     const bare = await startBare();
     servers.push(bare);
     const fixtures: RouteFixture[] = [];
-    let floor: Floor | undefined;
     for (const size of plan.routeSizes) {
       const database = sqliteDatabase(workdir, `route-${size}`);
       databases.push(database);
-      const fixture = await routeFixture(database, size, servers);
-      fixtures.push(fixture);
-      if (size === plan.headlineSizes[0]) {
-        floor = { server: await startFloor(database), fixture };
-        servers.push(floor.server);
-      }
+      fixtures.push(await routeFixture(database, size, servers));
     }
     if (postgresUrl) {
       const database = await postgresDatabase(postgresUrl);
@@ -101,10 +97,10 @@ async function routing(
       fixtures.push(await routeFixture(database, plan.postgresRouteSize, servers));
     }
     const json = await step('routing POST /v1/route, interleaved with bare Fastify', () =>
-      measureRouting('json', bare, floor, fixtures, plan, progress),
+      measureRouting('json', bare, fixtures, plan, progress),
     );
     const form = await step('routing POST /webhooks/twilio/voice, interleaved with bare Fastify', () =>
-      measureRouting('form', bare, floor, fixtures.filter(headline(plan)), plan, progress),
+      measureRouting('form', bare, fixtures.filter(headline(plan)), plan, progress),
     );
     return { json, form };
   } finally {
@@ -181,10 +177,7 @@ async function main(): Promise<void> {
     }
     const route = await routing(plan, workdir, postgresUrl);
     const shown = headline(plan);
-    const routeRows = [
-      ...route.json.filter((r) => r.kind !== 'veil' || !r.fixture || shown(r.fixture)),
-      ...route.form,
-    ];
+    const routeRows = [...route.json.filter((r) => !r.fixture || shown(r.fixture)), ...route.form];
     show(routeSection(routeRows));
     show(growthSection(route.json));
     const creates = await sessionCreates(plan, workdir, postgresUrl);

@@ -13,21 +13,16 @@ export const VOICE_WEBHOOK_PATH = '/webhooks/twilio/voice';
 /** Webhook bodies signed beforehand per server: signing is the carrier's work, not the client's. */
 const SIGNED_BODIES = 3_000;
 
-/** A Veil server over a seeded database. */
+/** A Veil server over a seeded database, and on SQLite the floor (bench/servers/floor.ts) over the same file. */
 export interface RouteFixture {
   store: string;
   openSessions: number;
   server: ServerProcess;
+  floor?: ServerProcess;
   data: SeededData;
 }
 
 export type Endpoint = 'json' | 'form';
-
-/** The floor server (bench/servers/floor.ts) over the file of one of the Veil fixtures. */
-export interface Floor {
-  server: ServerProcess;
-  fixture: RouteFixture;
-}
 
 /**
  * One line of the routing tables: bare Fastify (the baseline), the floor (bare Fastify plus Veil's
@@ -49,13 +44,12 @@ export interface RouteRow {
 type Measured = Pick<RouteRow, 'kind' | 'fixture'> & { server: ServerProcess };
 
 /**
- * Routes over HTTP through bare Fastify, the floor when there is one, and every fixture, interleaved,
+ * Routes over HTTP through bare Fastify, the fixtures' floors and every fixture, interleaved,
  * for one endpoint: POST /v1/route (JSON, Bearer key) or the Twilio voice webhook (form-encoded, signed).
  */
 export async function measureRouting(
   endpoint: Endpoint,
   bare: ServerProcess,
-  floor: Floor | undefined,
   fixtures: RouteFixture[],
   plan: BenchPlan,
   progress: (line: string) => void,
@@ -64,7 +58,9 @@ export async function measureRouting(
   if (!first) throw new Error('no fixture to route through');
   const measured: Measured[] = [
     { kind: 'bare', server: bare },
-    ...(floor ? [{ kind: 'floor' as const, fixture: floor.fixture, server: floor.server }] : []),
+    ...fixtures.flatMap((fixture) =>
+      fixture.floor ? [{ kind: 'floor' as const, fixture, server: fixture.floor }] : [],
+    ),
     ...fixtures.map((fixture) => ({ kind: 'veil' as const, fixture, server: fixture.server })),
   ];
   for (const m of measured) if (m.fixture) await probe(endpoint, m);
