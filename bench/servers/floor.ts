@@ -43,12 +43,49 @@ interface CreateShape {
   participants: { number: string; label?: string }[];
 }
 
-/** Sessions written as the floor writes them: see the comment at the top. */
+/**
+ * The calls of one turn of the event loop, handled together once its I/O is read (`setImmediate`),
+ * as Veil's RouteLookup and group commit handle theirs: `handle` answers a turn's inputs in order.
+ */
+function perTurn<In, Out>(handle: (inputs: In[]) => Out[]): (input: In) => Promise<Out> {
+  let waiting: { input: In; resolve: (output: Out) => void; reject: (error: unknown) => void }[] = [];
+  const run = () => {
+    const turn = waiting;
+    waiting = [];
+    try {
+      const outputs = handle(turn.map((w) => w.input));
+      for (const [i, w] of turn.entries()) w.resolve(outputs[i] as Out);
+    } catch (error) {
+      for (const w of turn) w.reject(error);
+    }
+  };
+  return (input) =>
+    new Promise((resolve, reject) => {
+      waiting.push({ input, resolve, reject });
+      if (waiting.length === 1) setImmediate(run);
+    });
+}
+
+/** The other participant of each call's session, by Veil's own lookup query, or undefined. */
+function lookups(sqlite: SqliteDatabase.Database) {
+  const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const lookup = sqlite.prepare(participationQuery('', '').compile(kysely).sql).raw(true);
+  return perTurn((calls: { from?: string; to?: string }[]) =>
+    calls.map(({ from, to }) => {
+      const row = from && to ? (lookup.get(from, to) as Row | undefined) : undefined;
+      return row && participationOf(row).other;
+    }),
+  );
+}
+
+interface Proxy {
+  id: string;
+  number: string;
+}
+
+/** Sessions written as the floor writes them (see the comment at the top); answers their proxies. */
 function creates(sqlite: SqliteDatabase.Database) {
-  const pool = sqlite.prepare('select id, number from numbers order by id').all() as {
-    id: string;
-    number: string;
-  }[];
+  const pool = sqlite.prepare('select id, number from numbers order by id').all() as Proxy[];
   const insert = (table: string, columns: readonly string[]) =>
     sqlite.prepare(
       `insert into ${table} (${columns.join(', ')}) values (${columns.map(() => '?').join(', ')})`,
@@ -61,62 +98,34 @@ function creates(sqlite: SqliteDatabase.Database) {
   const proxyOf = (person: string) => {
     const n = given.get(person) ?? 0;
     given.set(person, n + 1);
-    return pool[(hash(person) + n) % pool.length] as { id: string; number: string };
+    return pool[(hash(person) + n) % pool.length] as Proxy;
   };
-  const writeAll = sqlite.transaction((sessions: SeedRow[], participants: SeedRow[], taken: string[]) => {
+  const writeAll = sqlite.transaction((sessions: SeedRow[], participants: SeedRow[], taken: Proxy[]) => {
     for (const row of sessions) insertSession.run(row);
     for (const row of participants) insertParticipant.run(row);
-    for (const id of taken) take.run(id);
+    for (const proxy of taken) take.run(proxy.id);
   });
-
-  type Created = { id: string; participants: { number: string; proxyNumber: string }[] };
-  let waiting: { body: CreateShape; resolve: (created: Created) => void; reject: (e: unknown) => void }[] =
-    [];
-  const writeTurn = () => {
-    const turn = waiting;
-    waiting = [];
+  return perTurn((bodies: CreateShape[]) => {
     const now = Date.now();
     const sessions: SeedRow[] = [];
     const participants: SeedRow[] = [];
-    const taken: string[] = [];
-    const answers = turn.map(({ body }) => {
+    const taken: Proxy[] = [];
+    const answers = bodies.map((body) => {
       const id = newId('ses', now);
       sessions.push(sessionRow(id, now, now + 3_600_000, body.externalId ?? null));
-      return {
-        id,
-        participants: body.participants.map((p) => {
-          const proxy = proxyOf(p.number);
-          participants.push([
-            newId('par', now),
-            DEFAULT_TENANT,
-            id,
-            p.number,
-            p.label ?? null,
-            proxy.id,
-            proxy.number,
-            0,
-            1,
-            1,
-            now,
-            null,
-          ]);
-          taken.push(proxy.id);
-          return { number: p.number, proxyNumber: proxy.number };
-        }),
-      };
+      const proxies = body.participants.map(({ number, label }) => {
+        const proxy = proxyOf(number);
+        taken.push(proxy);
+        // In PARTICIPANT_COLUMNS' order: not revealed, may initiate, active, never released.
+        const row = [newId('par', now), DEFAULT_TENANT, id, number, label ?? null, proxy.id, proxy.number];
+        participants.push([...row, 0, 1, 1, now, null]);
+        return { number, proxyNumber: proxy.number };
+      });
+      return { id, participants: proxies };
     });
-    try {
-      writeAll(sessions, participants, taken);
-      for (const [i, w] of turn.entries()) w.resolve(answers[i] as Created);
-    } catch (error) {
-      for (const w of turn) w.reject(error);
-    }
-  };
-  return (body: CreateShape) =>
-    new Promise<Created>((resolve, reject) => {
-      waiting.push({ body, resolve, reject });
-      if (waiting.length === 1) setImmediate(writeTurn);
-    });
+    writeAll(sessions, participants, taken);
+    return answers;
+  });
 }
 
 function hash(text: string): number {
@@ -135,28 +144,7 @@ async function main(): Promise<void> {
   // Never checkpoints: a checkpoint's fsync would stall its one thread (Veil checkpoints on a thread
   // of its own), and the floor is to cost nothing it can avoid. A run's WAL grows to a few hundred MB.
   sqlite.pragma('wal_autocheckpoint = 0');
-  const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const lookup = sqlite.prepare(participationQuery('', '').compile(kysely).sql).raw(true);
-  const one = (from: string | undefined, to: string | undefined) => {
-    const row = from && to ? (lookup.get(from, to) as Row | undefined) : undefined;
-    return row && participationOf(row).other;
-  };
-  // As Veil's RouteLookup does: the calls of one turn of the event loop are looked up back to back
-  // once its I/O is handled, which finds the CPU's caches warm (a lookup per request between
-  // parsing it and answering it costs about half as much again).
-  type Other = ReturnType<typeof one>;
-  let waiting: { from?: string; to?: string; resolve: (other: Other) => void }[] = [];
-  const answer = () => {
-    const turn = waiting;
-    waiting = [];
-    for (const w of turn) w.resolve(one(w.from, w.to));
-  };
-  const find = (from: string | undefined, to: string | undefined) =>
-    new Promise<Other>((resolve) => {
-      waiting.push({ from, to, resolve });
-      if (waiting.length === 1) setImmediate(answer);
-    });
-
+  const find = lookups(sqlite);
   const create = creates(sqlite);
 
   const app = Fastify({ logger: false });
@@ -164,14 +152,14 @@ async function main(): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.post('/v1/route', async (request) => {
     const { from, to } = request.body as RouteShape;
-    const other = await find(from, to);
+    const other = await find({ from, to });
     return other
       ? { action: 'connect', to: other.number, callerId: other.proxyNumber, record: false }
       : { action: 'reject', reason: 'no_session' };
   });
   app.post('/webhooks/twilio/voice', async (request, reply) => {
     const { From, To } = request.body as TwilioShape;
-    const other = await find(From, To);
+    const other = await find({ from: From, to: To });
     const twiml = other
       ? response(element('Dial', { callerId: other.proxyNumber }, element('Number', {}, other.number)))
       : TWIML_REJECT;
