@@ -43,8 +43,10 @@ export async function measureCreates(
 ): Promise<CreateRow[]> {
   const rows: CreateRow[] = [];
   for (const concurrency of plan.createConcurrency) {
+    const run = (server: ServerProcess, database: BenchDatabase) =>
+      measure(server, database, concurrency, plan.createSeconds);
     const veil = await onFreshDatabase(newDatabase, async (database) => {
-      const result = await measure(await startVeil(`Veil ${database.label} creates`, database), database);
+      const result = await run(await startVeil(`Veil ${database.label} creates`, database), database);
       return {
         kind: 'veil' as const,
         store: database.label,
@@ -63,26 +65,32 @@ export async function measureCreates(
       kind: 'floor' as const,
       store: database.label,
       concurrency,
-      result: await measure(await startFloor(database), database),
+      result: await run(await startFloor(database), database),
     }));
     rows.push(floor);
     progress(`floor ${floor.store} ×${concurrency}: ${Math.round(floor.result.rps)} creates/s`);
-
-    async function measure(server: ServerProcess, database: BenchDatabase): Promise<LoadResult> {
-      try {
-        const requests = createRequests(concurrency);
-        await runLoad({ server, requests, connections: concurrency, seconds: WARMUP_SECONDS });
-        // A deployment's tables are analyzed by autovacuum as they grow, which replaces the plans
-        // PostgreSQL cached while they were empty. The run measures that steady state, not a new
-        // database's first minute.
-        await analyzeDatabase(database);
-        return await runLoad({ server, requests, connections: concurrency, seconds: plan.createSeconds });
-      } finally {
-        await server.stop();
-      }
-    }
   }
   return rows;
+}
+
+/** A warm-up, then the measured run, of `concurrency` clients creating sessions; stops the server. */
+async function measure(
+  server: ServerProcess,
+  database: BenchDatabase,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
+  try {
+    const requests = createRequests(concurrency);
+    await runLoad({ server, requests, connections: concurrency, seconds: WARMUP_SECONDS });
+    // A deployment's tables are analyzed by autovacuum as they grow, which replaces the plans
+    // PostgreSQL cached while they were empty. The run measures that steady state, not a new
+    // database's first minute.
+    await analyzeDatabase(database);
+    return await runLoad({ server, requests, connections: concurrency, seconds });
+  } finally {
+    await server.stop();
+  }
 }
 
 /** Work on a new database holding only the pool, dropped afterwards. */
