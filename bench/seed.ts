@@ -305,7 +305,8 @@ interface RowWriter {
   close(): Promise<void>;
 }
 
-function insertText(
+/** An INSERT of `rows` rows into `columns`, each value a placeholder numbered from 0 across the rows. */
+export function insertText(
   table: string,
   columns: readonly string[],
   rows: number,

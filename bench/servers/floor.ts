@@ -6,7 +6,13 @@ import { newId } from '../../src/domain/ids.ts';
 import { element, response } from '../../src/providers/twilio/twiml.ts';
 import { DEFAULT_TENANT } from '../../src/services/keys.ts';
 import { participationOf, participationQuery, type Row } from '../../src/store/route-lookup.ts';
-import { PARTICIPANT_COLUMNS, SESSION_COLUMNS, type Row as SeedRow, sessionRow } from '../seed.ts';
+import {
+  insertText,
+  PARTICIPANT_COLUMNS,
+  SESSION_COLUMNS,
+  type Row as SeedRow,
+  sessionRow,
+} from '../seed.ts';
 
 /**
  * The floor: the bare endpoints plus the least the service's work needs of the database, on the
@@ -87,9 +93,7 @@ interface Proxy {
 function creates(sqlite: SqliteDatabase.Database) {
   const pool = sqlite.prepare('select id, number from numbers order by id').all() as Proxy[];
   const insert = (table: string, columns: readonly string[]) =>
-    sqlite.prepare(
-      `insert into ${table} (${columns.join(', ')}) values (${columns.map(() => '?').join(', ')})`,
-    );
+    sqlite.prepare(insertText(table, columns, 1, () => '?'));
   const insertSession = insert('sessions', SESSION_COLUMNS);
   const insertParticipant = insert('participants', PARTICIPANT_COLUMNS);
   const take = sqlite.prepare('update numbers set load = load + 1 where id = ?');
