@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { DEFAULT_TENANT } from '../src/services/keys.ts';
+import { DEFAULT_TENANT } from '../src/domain/tenants.ts';
 import { type BenchDatabase, withStore } from './databases.ts';
 import {
   areaOfPerson,

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import type { OutOfSession } from './domain/routing.ts';
@@ -177,9 +176,4 @@ function oneOf<T extends string>(env: Env, key: string, values: readonly T[], fa
       return v as T;
     }) ?? fallback
   );
-}
-
-/** A random secret for development (API key, simulator secret). */
-export function generateSecret(prefix = ''): string {
-  return prefix + randomBytes(24).toString('base64url');
 }

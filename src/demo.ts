@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT } from './services/keys.ts';
+import { DEFAULT_TENANT } from './domain/tenants.ts';
 import type { Veil } from './veil.ts';
 
 /**

@@ -1,5 +1,12 @@
-import pino, { type Logger } from 'pino';
+import pino, { type Logger as PinoLogger } from 'pino';
 import { maskNumbersInText } from './domain/phone.ts';
+
+/** What the core logs through: pino's logger, or anything with its three methods. */
+export interface Logger {
+  error(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+}
 
 /**
  * The pino logger. Every line passes through a mask on its way out, so a real number never
@@ -9,7 +16,7 @@ import { maskNumbersInText } from './domain/phone.ts';
 export function createLogger(
   level: string,
   destination: { write(line: string): unknown } = process.stdout,
-): Logger {
+): PinoLogger {
   return pino(
     {
       level,

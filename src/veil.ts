@@ -1,22 +1,20 @@
-import { type Config, generateSecret } from './config.ts';
+import type { Config } from './config.ts';
+import { generateSecret } from './domain/ids.ts';
+import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
-import { SessionThread, ThreadedSessionService } from './services/session-thread.ts';
+import { startSessionThread } from './services/session-thread.ts';
+import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { openStore, ping, type Store } from './store/db.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
 import { ensureSetting } from './store/settings.ts';
-
-export interface Logger {
-  error(obj: unknown, msg?: string): void;
-  warn(obj: unknown, msg?: string): void;
-  info(obj: unknown, msg?: string): void;
-}
+import type { Thread } from './thread.ts';
 
 /** The core: one store and the services over it, shared by the HTTP server, the CLI and the workers. */
 export interface Veil {
@@ -28,6 +26,8 @@ export interface Veil {
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
   interactions: InteractionLog;
+  /** The session writer thread, when the sessions' writes run on one (a SQLite file, in the server). */
+  sessionThread?: Thread<SessionWriter>;
   /** Why this instance cannot serve (what /readyz answers), or undefined when it can. */
   unready(): Promise<string | undefined>;
   /** Flushes the interaction log and closes the database. */
@@ -43,43 +43,42 @@ export interface VeilOptions {
   poolSize?: number;
   /**
    * On a SQLite file, run the sessions' writes on a thread of their own (services/session-thread.ts),
-   * as the server does. Not with a test's clock, which the other thread cannot read.
+   * as the server does. A short-lived process (the CLI) writes in its own thread.
    */
   sessionThread?: boolean;
 }
 
 export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
+  const { logger } = options;
   const clock = options.clock ?? Date.now;
   const store = await openStore(config.store, {
     schema: options.schema,
     poolSize: options.poolSize,
-    onBackgroundError: (message) => options.logger.error({ message }, 'database checkpoint failed'),
+    onBackgroundError: (error) => logger.error({ err: error }, 'SQLite background thread failed'),
   });
   // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.
   const simSecret =
     config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));
   const interactions = new InteractionLog(store, (error, dropped) =>
-    options.logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
+    logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
   const carriers = await createCarriers(config, simSecret);
-  const sessionOptions = {
-    ttlSeconds: config.defaultTtlSeconds,
-    defaultCountry: config.defaultCountry,
-    reuseCooldownSeconds: config.reuseCooldownSeconds,
-  };
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
-  const threaded =
-    options.sessionThread &&
-    !options.clock &&
-    config.store.dialect === 'sqlite' &&
-    config.store.file !== ':memory:'
-      ? await SessionThread.start({ store: config.store, sessions: sessionOptions }, (error) =>
-          options.logger.error({ err: error }, 'session writer thread failed'),
+  const thread =
+    options.sessionThread && config.store.dialect === 'sqlite' && config.store.file !== ':memory:'
+      ? await startSessionThread(
+          { store: config.store, reuseCooldownSeconds: config.reuseCooldownSeconds },
+          (error) => logger.error({ err: error }, 'session writer thread failed'),
         )
       : undefined;
-  const sessions = threaded
-    ? new ThreadedSessionService(store, interactions, sessionOptions, threaded)
-    : new SessionService(store, interactions, sessionOptions, clock);
+  const writer = thread?.api ?? new StoreSessionWriter(store, config.reuseCooldownSeconds);
+  const sessions = new SessionService(
+    store,
+    interactions,
+    writer,
+    { ttlSeconds: config.defaultTtlSeconds, defaultCountry: config.defaultCountry },
+    clock,
+  );
   const router = new Router(
     new RouteLookup(store),
     new NumberRepository(store.reader),
@@ -96,12 +95,13 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     keys: new KeyService(store, clock),
     carriers,
     interactions,
+    sessionThread: thread,
     async unready() {
       if (!(await ping(store))) return 'database unreachable';
-      return threaded?.failure?.message;
+      return store.unready() ?? thread?.failure;
     },
     async close() {
-      await threaded?.stop();
+      await thread?.stop();
       await interactions.close();
       await store.close();
     },

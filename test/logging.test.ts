@@ -279,7 +279,8 @@ for (const kind of storeKinds()) {
       const broken = await testApp(store, { LOG_LEVEL: 'trace' });
       try {
         await broken.veil.store.close();
-        const r = await broken.api('POST', '/v1/sessions', { participants: [{ number: C }, { number: D }] });
+        // The pool is written on this thread's own connection (sessions may go to their writer thread).
+        const r = await broken.api('POST', '/v1/numbers', { number: C, provider: 'sim' });
         assert.deepEqual(
           [r.statusCode, r.json()],
           [500, { error: { code: 'internal', message: 'internal error' } }],
@@ -292,6 +293,7 @@ for (const kind of storeKinds()) {
         assert.ok(!broken.logs.join('').includes(ADMIN_KEY));
       } finally {
         await broken.app.close();
+        await broken.veil.sessionThread?.stop();
         await broken.veil.interactions.close();
       }
     });

@@ -1,10 +1,12 @@
 import type { ProxyPreference } from '../../src/domain/allocation.ts';
 import { PoolExhaustedError } from '../../src/domain/errors.ts';
-import type { SessionMode } from '../../src/domain/session.ts';
-import { DEFAULT_TENANT } from '../../src/services/keys.ts';
+import type { Session, SessionMode } from '../../src/domain/session.ts';
+import { DEFAULT_TENANT } from '../../src/domain/tenants.ts';
+import { Allocator } from '../../src/services/allocator.ts';
 import { NumberService } from '../../src/services/numbers.ts';
+import { StoreSessionWriter } from '../../src/services/session-writer.ts';
 import { SessionService } from '../../src/services/sessions.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
+import { type Db, openStore, type Store } from '../../src/store/db.ts';
 import { InteractionLog } from '../../src/store/interactions.ts';
 import { randomIndex, seededRandom } from '../random.ts';
 
@@ -63,10 +65,8 @@ async function churn(
   const store: Store = await openStore({ dialect: 'sqlite', file: ':memory:' });
   const log = new InteractionLog(store, () => {});
   // No reuse cooldown: it only reorders equally good numbers, and would blur what the preference does.
-  const sessions = new SessionService(store, log, {
+  const sessions = new SessionService(store, log, new PreferenceWriter(store, preference), {
     ttlSeconds: 86_400,
-    reuseCooldownSeconds: 0,
-    preference,
   });
   const numbers = new NumberService(store, ['sim'], undefined);
   await numbers.import(
@@ -119,6 +119,20 @@ async function churn(
   await log.close();
   await store.close();
   return { mode, preference, poolSize, delta, peakOpen, exhausted, creates };
+}
+
+/** The session writer, allocating every session with one preference instead of its mode's, and no cooldown. */
+class PreferenceWriter extends StoreSessionWriter {
+  constructor(
+    store: Store,
+    private readonly preference: ProxyPreference,
+  ) {
+    super(store, 0);
+  }
+
+  protected override allocator(trx: Db, session: Session, now: number): Allocator {
+    return new Allocator(trx, session.tenantId, session, now, 0, this.preference);
+  }
 }
 
 function bump(counts: number[], i: number, by: number): void {

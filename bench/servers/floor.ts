@@ -3,8 +3,8 @@ import SqliteDatabase from 'better-sqlite3';
 import Fastify from 'fastify';
 import { Kysely, SqliteDialect } from 'kysely';
 import { newId } from '../../src/domain/ids.ts';
+import { DEFAULT_TENANT } from '../../src/domain/tenants.ts';
 import { element, response } from '../../src/providers/twilio/twiml.ts';
-import { DEFAULT_TENANT } from '../../src/services/keys.ts';
 import { participationOf, participationQuery, type Row } from '../../src/store/route-lookup.ts';
 import {
   insertText,

@@ -42,6 +42,17 @@ export class PoolExhaustedError extends VeilError {
   }
 }
 
+/**
+ * A part of Veil the request needs is not there to answer now (a worker thread restarting, a call
+ * to it that timed out): the request may be retried. A create retried with its externalId finds
+ * the session if the lost answer was for a write that completed.
+ */
+export class UnavailableError extends VeilError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
+
 export class UnauthorizedError extends VeilError {
   constructor(message = 'a valid API key is required: Authorization: Bearer <key>') {
     super('unauthorized', message);

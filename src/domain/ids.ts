@@ -31,3 +31,8 @@ export function newId(prefix: string, now = Date.now()): string {
   const seq = (counter & 0xffff).toString(16).padStart(4, '0');
   return `${prefix}_${time}${seq}${random6()}`;
 }
+
+/** A random secret (an API key, the simulator's signing secret): 24 random bytes, base64url. */
+export function generateSecret(prefix = ''): string {
+  return prefix + randomBytes(24).toString('base64url');
+}

@@ -12,6 +12,7 @@ const STATUS: Record<string, number> = {
   unsupported_media_type: 415,
   rate_limited: 429,
   pool_exhausted: 503,
+  unavailable: 503,
 };
 
 /** Fastify's own error codes, in the API's words. */

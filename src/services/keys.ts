@@ -1,11 +1,10 @@
-import { generateSecret } from '../config.ts';
 import { NotFoundError } from '../domain/errors.ts';
-import { newId } from '../domain/ids.ts';
+import { generateSecret, newId } from '../domain/ids.ts';
 import { type ApiKey, hashKey, type Scope } from '../domain/keys.ts';
+import { DEFAULT_TENANT } from '../domain/tenants.ts';
 import type { Store } from '../store/db.ts';
 import { KeyRepository } from '../store/keys.ts';
 
-export const DEFAULT_TENANT = 'default';
 export const DEVELOPMENT_KEY_NAME = 'development';
 const BOOTSTRAP_KEY_NAME = 'bootstrap';
 /** How long a verified (or refused) key is remembered; a revocation elsewhere applies within it. */

@@ -1,11 +1,11 @@
 import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
+import { type Page, pageOf } from '../domain/page.ts';
 import { parsePhone } from '../domain/phone.ts';
 import { assertStatusChange, type NumberStatus, type PoolNumber, retirementStatus } from '../domain/pool.ts';
 import { CHANNELS, type Channel } from '../domain/session.ts';
 import { asUniqueViolation, type Db, inTransaction, type Store } from '../store/db.ts';
 import { NumberRepository } from '../store/numbers.ts';
-import { type Page, pageOf } from './sessions.ts';
 
 export interface NumberInput {
   number: string;

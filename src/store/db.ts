@@ -13,11 +13,12 @@ import {
 import pg from 'pg';
 import type { StoreConfig } from '../config.ts';
 import { UniqueViolationError } from '../domain/errors.ts';
+import type { Thread } from '../thread.ts';
 import { GroupCommit, type WithoutBusyWait } from './group-commit.ts';
 import { migrationProvider } from './migrations.ts';
 import { preparedName } from './prepared.ts';
 import type { Schema } from './schema.ts';
-import { SqliteWorker, type Statement } from './sqlite-worker.ts';
+import { type SqliteBackground, type Statement, startSqliteBackground } from './sqlite-background.ts';
 
 export type Db = Kysely<Schema>;
 
@@ -49,6 +50,10 @@ export interface Store {
    * log). A SQLite file runs them on its background thread; otherwise they go through `db`.
    */
   writeBatch(statements: readonly Statement[]): Promise<void>;
+  /** SQLite's background thread (sqlite-background.ts), on a file. */
+  readonly background?: Thread<SqliteBackground>;
+  /** Why the store cannot serve now (SQLite's background thread is down), or undefined. */
+  unready(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -63,7 +68,7 @@ export interface StoreOptions {
   /** Most PostgreSQL connections this process opens. */
   poolSize?: number;
   /** Where a background worker's errors go (the SQLite worker). */
-  onBackgroundError?: (message: string) => void;
+  onBackgroundError?: (error: Error) => void;
   /**
    * False for a second handle on a SQLite file another store of this process already keeps (the
    * session writer thread's): no reading connection and no background thread of its own, since
@@ -104,10 +109,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
   const reader = readConnection ? sqliteKysely(readConnection) : db;
   const group = sqliteConnection ? new GroupCommit(db, withoutBusyWait(sqliteConnection)) : undefined;
   const worker = helpers
-    ? new SqliteWorker(
-        config.file,
-        options.onBackgroundError ?? ((m) => console.error(`sqlite worker: ${m}`)),
-      )
+    ? await startSqliteBackground(config.file, options.onBackgroundError ?? ((e) => console.error(e)))
     : undefined;
   return {
     db,
@@ -122,11 +124,13 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     dialect: config.dialect,
     transaction: group ? (work) => group.run(work) : (work) => db.transaction().execute(work),
     writeBatch: worker
-      ? (statements) => worker.write(statements)
+      ? (statements) => worker.api.write(statements)
       : (statements) =>
           db.transaction().execute(async (trx) => {
             for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, [...s.parameters]));
           }),
+    background: worker,
+    unready: () => worker?.failure,
     async close() {
       await worker?.stop();
       if (reader !== db) await reader.destroy();

@@ -71,7 +71,10 @@ export class InteractionLog {
               (_, i) =>
                 Object.fromEntries(COLUMNS.map((c) => [c, v[`${i}.${c}`]])) as unknown as InteractionRow,
             ),
-          ),
+          )
+          // A batch is written again when its first try's answer was lost (the thread that wrote it
+          // died after the commit): the rows already there stay as they are.
+          .onConflict((oc) => oc.column('id').doNothing()),
       );
     },
   );

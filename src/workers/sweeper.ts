@@ -1,5 +1,5 @@
+import type { Logger } from '../logger.ts';
 import type { SessionService } from '../services/sessions.ts';
-import type { Logger } from '../veil.ts';
 
 export const SWEEP_INTERVAL_MS = 5_000;
 

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, renameSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ConflictError } from '../../src/domain/errors.ts';
-import { ThreadedSessionService } from '../../src/services/session-thread.ts';
-import { SessionService } from '../../src/services/sessions.ts';
+import type { SessionWriter } from '../../src/services/session-writer.ts';
+import type { Thread } from '../../src/thread.ts';
 import { type TestApp, testApp } from '../support/app.ts';
 import { storeKinds, type TestStore, type TestStoreKind } from '../support/stores.ts';
 
@@ -19,11 +18,15 @@ const pair = (customer = CUSTOMER, courier = COURIER) => [
   { number: courier, label: 'courier' },
 ];
 
-/** The thread behind a ThreadedSessionService: its worker (to make it die as a crash would) and its calls in flight. */
-function threadOf(t: TestApp): { worker: Worker; waiting: Map<number, unknown> } {
-  const { thread } = t.veil.sessions as ThreadedSessionService;
-  return thread as unknown as { worker: Worker; waiting: Map<number, unknown> };
+/** The session writer thread of the app (it runs one on a SQLite file). */
+function threadOf(t: TestApp): Thread<SessionWriter> {
+  assert.ok(t.veil.sessionThread, 'the app runs no session writer thread');
+  return t.veil.sessionThread;
 }
+
+/** How many calls the thread holds: what it was asked and has not answered. */
+const callsHeld = (thread: Thread<SessionWriter>) =>
+  (thread as unknown as { calls: Map<number, unknown> }).calls.size;
 
 for (const kind of storeKinds()) {
   describe(`session writer thread (${kind.name})`, () => {
@@ -31,7 +34,7 @@ for (const kind of storeKinds()) {
     let t: TestApp;
     before(async () => {
       store = await kind.create();
-      t = await testApp(store, {}, { sessionThread: true });
+      t = await testApp(store);
       for (const number of POOL) {
         assert.equal((await t.api('POST', '/v1/numbers', { number, provider: 'sim' })).statusCode, 201);
       }
@@ -69,15 +72,15 @@ for (const kind of storeKinds()) {
     };
 
     if (kind.name === 'postgres') {
-      it('is not used: PostgreSQL writes from any thread without blocking it', () => {
-        assert.ok(!(t.veil.sessions instanceof ThreadedSessionService));
-        assert.ok(t.veil.sessions instanceof SessionService);
+      it('is not used: PostgreSQL writes from any thread without blocking it', async () => {
+        assert.equal(t.veil.sessionThread, undefined);
+        const r = await t.api('POST', '/v1/sessions', { participants: pair() });
+        assert.equal(r.statusCode, 201, r.body);
       });
       return;
     }
 
     it('runs the sessions writes on the thread, and the server reads what it wrote', async () => {
-      assert.ok(t.veil.sessions instanceof ThreadedSessionService);
       const r = await t.api('POST', '/v1/sessions', { participants: pair(), externalId: 'order-1' });
       assert.equal(r.statusCode, 201, r.body);
       const session = r.json();
@@ -154,7 +157,7 @@ for (const kind of storeKinds()) {
       const s = (
         await t.api('POST', '/v1/sessions', { participants: pair('+14155550125'), ttlSeconds: 1 })
       ).json();
-      await sleep(1_100);
+      t.clock.advance(2);
       assert.ok((await t.veil.sessions.expireDue()) >= 1);
       assert.equal((await t.api('GET', `/v1/sessions/${s.id}`)).json().status, 'expired');
     });
@@ -174,14 +177,18 @@ for (const kind of storeKinds()) {
           const n = String(i).padStart(2, '0');
           return t.api('POST', '/v1/sessions', { participants: pair(`+141555503${n}`, `+141555504${n}`) });
         });
-        while (thread.waiting.size < pending.length) await sleep(5);
-        await thread.worker.terminate();
+        while (callsHeld(thread) < pending.length) await sleep(5);
+        await thread.terminate();
       } finally {
         blocker.exec('rollback');
         blocker.close();
       }
       const answers = await Promise.all(pending);
-      assert.deepEqual(new Set(answers.map((a) => a.statusCode)), new Set([500]));
+      assert.deepEqual(new Set(answers.map((a) => a.statusCode)), new Set([503]));
+      assert.match(
+        (answers[0] as unknown as { json(): { error: { message: string } } }).json().error.message,
+        /session writer thread stopped/,
+      );
       assert.equal(
         (await t.veil.store.db.selectFrom('sessions').select('id').execute()).length,
         before.length,
@@ -197,24 +204,25 @@ for (const kind of storeKinds()) {
 describe('session writer thread that cannot be replaced (sqlite)', () => {
   it('fails writes at once and makes /readyz answer 503 with the reason', { timeout: 30_000 }, async () => {
     const store = await (storeKinds()[0] as TestStoreKind).create();
-    const t = await testApp(store, {}, { sessionThread: true });
+    const t = await testApp(store);
     const file = (store.config as { file: string }).file;
     try {
       assert.equal((await t.api('GET', '/readyz')).statusCode, 200);
       // The name no longer leads to a database file (the server's own connections keep theirs open).
       renameSync(file, `${file}.moved`);
       mkdirSync(file);
-      await threadOf(t).worker.terminate();
+      await threadOf(t).terminate();
       let ready = await t.api('GET', '/readyz');
-      for (let i = 0; i < 100 && ready.statusCode === 200; i++) {
+      for (let i = 0; i < 100 && !/is down/.test(ready.json().status); i++) {
         await sleep(50);
         ready = await t.api('GET', '/readyz');
       }
       assert.equal(ready.statusCode, 503, t.logs.slice(-5).join('\n'));
       assert.match(ready.json().status, /session writer thread is down/);
       const r = await t.api('POST', '/v1/sessions', { participants: pair() });
-      assert.equal(r.statusCode, 500);
-      assert.equal(r.json().error.code, 'internal');
+      assert.equal(r.statusCode, 503);
+      assert.equal(r.json().error.code, 'unavailable');
+      assert.match(r.json().error.message, /session writer thread is down/);
       assert.ok(t.logs.some((l) => l.includes('session writer thread is down')));
     } finally {
       await t.close();

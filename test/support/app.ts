@@ -36,7 +36,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** The whole HTTP app over a test store, configured as an operator would through the environment. */
+/**
+ * The whole HTTP app over a test store, configured as an operator would through the environment and
+ * run as `npm start` runs it (the session writer thread on a SQLite file), on a clock the test moves.
+ */
 export async function testApp(
   store: TestStore,
   env: Record<string, string> = {},
@@ -58,12 +61,13 @@ export async function testApp(
   const logs: string[] = [];
   const logger = createLogger(config.logLevel, { write: (line: string) => logs.push(line) });
   const clock = new TestClock();
-  // The session writer thread reads the real clock: a test that moves `clock` runs without it.
+  // As the server runs: on a SQLite file the sessions' writes go to their thread, on the test's clock.
   const veil = await createVeil(config, {
     logger,
     schema: store.schema,
+    sessionThread: true,
     ...options,
-    ...(options.sessionThread ? {} : { clock: clock.read }),
+    clock: clock.read,
   });
   await veil.keys.ensureBootstrap(ADMIN_KEY);
   const app = await buildApp(veil, logger);

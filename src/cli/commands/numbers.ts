@@ -1,8 +1,8 @@
 import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber, parsePhone } from '../../domain/phone.ts';
 import type { NumberStatus, PoolNumber } from '../../domain/pool.ts';
+import { DEFAULT_TENANT } from '../../domain/tenants.ts';
 import { numberView } from '../../http/views.ts';
-import { DEFAULT_TENANT } from '../../services/keys.ts';
 import type { NumberInput } from '../../services/numbers.ts';
 import { NumberRepository } from '../../store/numbers.ts';
 import type { Veil } from '../../veil.ts';
