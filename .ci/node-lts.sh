@@ -22,13 +22,15 @@ node_dir=$cache/$package-$version
 
 step() { printf '\n== node-lts: %s\n' "$*"; }
 mkdir -p "$cache"
+tmp='' work=''
+trap 'rm -rf "$tmp" "$work"' EXIT
 
 # 1. The LTS node: binary in bin/, headers in include/node/, which node-gyp takes as its nodedir.
 if [ ! -x "$node_dir/bin/node" ] || [ ! -f "$node_dir/include/node/node.h" ]; then
   step "fetching $package@$version from the npm registry"
   start=$SECONDS
   tmp=$(mktemp -d "$cache/fetch.XXXXXX")
-  npm pack --silent --pack-destination "$tmp" "$package@$version" >/dev/null
+  npm pack --loglevel=error --pack-destination "$tmp" "$package@$version" >/dev/null
   tar -xzf "$tmp"/*.tgz -C "$tmp"
   [ -x "$tmp/package/bin/node" ] && [ -f "$tmp/package/include/node/node.h" ] || {
     echo "node-lts: $package@$version has no bin/node or include/node/node.h" >&2
@@ -37,6 +39,7 @@ if [ ! -x "$node_dir/bin/node" ] || [ ! -f "$node_dir/include/node/node.h" ]; th
   rm -rf "$node_dir"
   mv "$tmp/package" "$node_dir"
   rm -rf "$tmp"
+  tmp=''
   echo "fetched in $((SECONDS - start)) s"
 fi
 actual=$("$node_dir/bin/node" --version)
@@ -46,7 +49,8 @@ for old in "$cache/$package"-*; do [ "$old" = "$node_dir" ] || rm -rf "$old"; do
 # Everything below runs with the LTS node first on PATH (npm, node-gyp, tsx and the tests all
 # start `node` from PATH), and builds native modules against its headers only: with a nodedir,
 # node-gyp downloads no headers, and build-from-source keeps prebuild-install from looking for a
-# prebuilt binary online before it falls back to node-gyp.
+# prebuilt binary online before it falls back to node-gyp (npm warns that it does not know that
+# setting itself; prebuild-install reads it from the environment all the same).
 export PATH=$node_dir/bin:$PATH
 export npm_config_nodedir=$node_dir
 
@@ -67,13 +71,13 @@ if [ ! -f "$deps/.complete" ]; then
   touch "$tmp/.complete"
   rm -rf "$deps"
   mv "$tmp" "$deps"
+  tmp=''
   echo "dependencies ready in $((SECONDS - start)) s"
 fi
 for old in "$cache"/deps-*; do [ "$old" = "$deps" ] || rm -rf "$old"; done
 
 # 3. The suite, in a copy of the checkout (what a commit would hold) beside those dependencies.
 work=$(mktemp -d "${TMPDIR:-/tmp}/veil-node-lts.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$work"
 ln -s "$deps/node_modules" "$work/node_modules"
 
