@@ -1,4 +1,4 @@
-import { type Config, generateSecret } from './config.ts';
+import type { Config } from './config.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
 import { KeyService } from './services/keys.ts';
@@ -6,11 +6,11 @@ import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
 import { SessionThread, ThreadedSessionService } from './services/session-thread.ts';
 import { SessionService } from './services/sessions.ts';
+import { ensureSimSecret } from './services/sim-secret.ts';
 import { openStore, ping, type Store } from './store/db.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
-import { ensureSetting } from './store/settings.ts';
 
 export interface Logger {
   error(obj: unknown, msg?: string): void;
@@ -56,8 +56,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     onBackgroundError: (message) => options.logger.error({ message }, 'database checkpoint failed'),
   });
   // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.
-  const simSecret =
-    config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));
+  const simSecret = config.simWebhookSecret ?? (await ensureSimSecret(store.db));
   const interactions = new InteractionLog(store, (error, dropped) =>
     options.logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );

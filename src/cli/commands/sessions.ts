@@ -7,8 +7,8 @@ import {
   type SessionInput,
   type SessionStatus,
 } from '../../domain/session.ts';
-import { sessionView } from '../../http/views.ts';
 import { DEFAULT_TENANT } from '../../services/keys.ts';
+import { sessionView } from '../../views.ts';
 import { cliConfig, withVeil } from '../core.ts';
 import { idArgument, integerOption, maxLength, withoutUndefined } from '../input.ts';
 import { isoTime, type Output, table } from '../output.ts';
