@@ -1,5 +1,4 @@
 import type { Config } from './config.ts';
-import { generateSecret } from './domain/ids.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
@@ -9,11 +8,11 @@ import { Router } from './services/routing.ts';
 import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
+import { ensureSimSecret } from './services/sim-secret.ts';
 import { openStore, ping, type Store } from './store/db.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
-import { ensureSetting } from './store/settings.ts';
 import type { Thread } from './thread.ts';
 
 /** The core: one store and the services over it, shared by the HTTP server, the CLI and the workers. */
@@ -57,8 +56,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     onBackgroundError: (error) => logger.error({ err: error }, 'SQLite background thread failed'),
   });
   // The simulator's secret is kept in the database when not configured, so `veil call` can sign too.
-  const simSecret =
-    config.simWebhookSecret ?? (await ensureSetting(store.db, 'sim_webhook_secret', generateSecret()));
+  const simSecret = config.simWebhookSecret ?? (await ensureSimSecret(store.db));
   const interactions = new InteractionLog(store, (error, dropped) =>
     logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );

@@ -6,7 +6,7 @@ import { maskNumber, maskNumbersInText, parsePhone } from '../src/domain/phone.t
 import { createLogger } from '../src/logger.ts';
 import { signSimRequest } from '../src/providers/sim/sim-adapter.ts';
 import { ADMIN_KEY, PUBLIC_URL, SIM_SECRET, type TestApp, TWILIO_TOKEN, testApp } from './support/app.ts';
-import { storeKinds, type TestStore } from './support/stores.ts';
+import { describeStores } from './support/stores.ts';
 
 /** Every way a real number could show in clear: E.164, without '+', national. */
 function clearForms(e164: string): string[] {
@@ -101,214 +101,222 @@ describe('createLogger', () => {
   });
 });
 
-for (const kind of storeKinds()) {
-  describe(`what the server logs (${kind.name})`, () => {
-    const PROXIES = ['+14155550500', '+14155550501'];
-    const A = '+14155550141';
-    const B = '+14155550142';
-    const C = '+14155550143';
-    const D = '+14155550144';
-    const STRANGER = '+14155550145';
-    const REAL_NUMBERS = [A, B, C, D, STRANGER];
+describeStores('what the server logs', (store) => {
+  const PROXIES = ['+14155550500', '+14155550501'];
+  const A = '+14155550141';
+  const B = '+14155550142';
+  const C = '+14155550143';
+  const D = '+14155550144';
+  const STRANGER = '+14155550145';
+  const REAL_NUMBERS = [A, B, C, D, STRANGER];
 
-    let store: TestStore;
-    let t: TestApp;
-    let proxyOfA: string;
-    let readKey: string;
+  let t: TestApp;
+  let proxyOfA: string;
+  let readKey: string;
 
-    before(async () => {
-      store = await kind.create();
-      // The most talkative level: whatever any layer logs, it must still be masked.
-      t = await testApp(store, { LOG_LEVEL: 'trace' });
-      t.clock.now = Date.now();
-      for (const [number, provider] of [
-        [PROXIES[0], 'twilio'],
-        [PROXIES[1], 'twilio'],
-        ['+14155550502', 'sim'],
-        ['+14155550503', 'sim'],
-      ]) {
-        assert.equal((await t.api('POST', '/v1/numbers', { number, provider })).statusCode, 201);
-      }
-      const s = await t.api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
-      assert.equal(s.statusCode, 201, s.body);
-      proxyOfA = s.json().participants[0].proxyNumber;
-      const k = await t.api('POST', '/v1/keys', { name: 'reader', scopes: ['read'] });
-      readKey = k.json().key;
+  before(async () => {
+    // The most talkative level: whatever any layer logs, it must still be masked.
+    t = await testApp(store(), { LOG_LEVEL: 'trace' });
+    t.clock.now = Date.now();
+    for (const [number, provider] of [
+      [PROXIES[0], 'twilio'],
+      [PROXIES[1], 'twilio'],
+      ['+14155550502', 'sim'],
+      ['+14155550503', 'sim'],
+    ]) {
+      assert.equal((await t.api('POST', '/v1/numbers', { number, provider })).statusCode, 201);
+    }
+    const s = await t.api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
+    assert.equal(s.statusCode, 201, s.body);
+    proxyOfA = s.json().participants[0].proxyNumber;
+    const k = await t.api('POST', '/v1/keys', { name: 'reader', scopes: ['read'] });
+    readKey = k.json().key;
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  const twilioVoice = (params: Record<string, string>, signature: string) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/webhooks/twilio/voice',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': signature,
+        authorization: `Bearer ${ADMIN_KEY}`,
+      },
+      payload: new URLSearchParams(params).toString(),
     });
-    after(async () => {
-      // When `before` failed half-way, still drop what it created.
-      try {
-        await t?.close();
-      } finally {
-        await store?.drop();
-      }
-    });
 
-    const twilioVoice = (params: Record<string, string>, signature: string) =>
-      t.app.inject({
-        method: 'POST',
-        url: '/webhooks/twilio/voice',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'x-twilio-signature': signature,
-          authorization: `Bearer ${ADMIN_KEY}`,
-        },
-        payload: new URLSearchParams(params).toString(),
-      });
-
-    /** Makes `table`'s inserts fail with a driver error that quotes the real number, as some do. */
-    async function refuseInserts(table: string, column: string): Promise<() => Promise<void>> {
-      const name = `veil_test_refuse_${table}`;
-      if (store.name === 'sqlite') {
-        await sql
-          .raw(
-            `create trigger ${name} before insert on ${table} begin select raise(abort, 'refused ' || new.${column}); end`,
-          )
-          .execute(t.veil.store.db);
-        return async () => void (await sql.raw(`drop trigger ${name}`).execute(t.veil.store.db));
-      }
+  /** Makes `table`'s inserts fail with a driver error that quotes the real number, as some do. */
+  async function refuseInserts(table: string, column: string): Promise<() => Promise<void>> {
+    const name = `veil_test_refuse_${table}`;
+    if (store().name === 'sqlite') {
       await sql
         .raw(
-          `create function ${name}() returns trigger language plpgsql as $$ begin raise exception 'refused %', new.${column}; end $$`,
+          `create trigger ${name} before insert on ${table} begin select raise(abort, 'refused ' || new.${column}); end`,
         )
         .execute(t.veil.store.db);
-      await sql
-        .raw(`create trigger ${name} before insert on ${table} for each row execute function ${name}()`)
-        .execute(t.veil.store.db);
-      return async () => void (await sql.raw(`drop trigger ${name} on ${table}`).execute(t.veil.store.db));
+      return async () => void (await sql.raw(`drop trigger ${name}`).execute(t.veil.store.db));
     }
+    await sql
+      .raw(
+        `create or replace function ${name}() returns trigger language plpgsql as $$ begin raise exception 'refused %', new.${column}; end $$`,
+      )
+      .execute(t.veil.store.db);
+    await sql
+      .raw(`create trigger ${name} before insert on ${table} for each row execute function ${name}()`)
+      .execute(t.veil.store.db);
+    return async () => void (await sql.raw(`drop trigger ${name} on ${table}`).execute(t.veil.store.db));
+  }
 
-    it('a forged webhook is logged as a warning without the numbers it carried', async () => {
-      const params = { CallSid: `CA${'1'.repeat(32)}`, From: A, To: proxyOfA };
-      const forged = twilio.getExpectedTwilioSignature('not-the-token-0000000000000000', PUBLIC_URL, params);
-      assert.equal((await twilioVoice(params, forged)).statusCode, 403);
-      const simBody = JSON.stringify({ from: B, to: proxyOfA });
-      const sim = await t.app.inject({
-        method: 'POST',
-        url: '/webhooks/sim/voice',
-        headers: { 'content-type': 'application/json', ...signSimRequest('wrong-secret', simBody) },
-        payload: simBody,
-      });
-      assert.equal(sim.statusCode, 403);
-      // Percent-encoding may come in lower case too.
-      const lowerCase = await t.app.inject({
-        method: 'POST',
-        url: '/webhooks/twilio/voice',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': forged },
-        payload: `CallSid=CA1&From=%2b${A.slice(1)}&To=%2b${proxyOfA.slice(1)}`,
-      });
-      assert.equal(lowerCase.statusCode, 403);
-      const warnings = t.logs.filter((l) => JSON.parse(l).level === 40);
-      assert.ok(warnings.length >= 2, t.logs.join(''));
-      assert.ok(warnings.some((l) => l.includes('twilio')) && warnings.some((l) => l.includes('sim')));
-      // And the signed one still routes (the forged one was refused for its signature alone).
-      const signed = twilio.getExpectedTwilioSignature(
-        TWILIO_TOKEN,
-        `${PUBLIC_URL}/webhooks/twilio/voice`,
-        params,
-      );
-      assert.match((await twilioVoice(params, signed)).body, /<Dial/);
+  it('a forged webhook is logged as a warning without the numbers it carried', async () => {
+    const params = { CallSid: `CA${'1'.repeat(32)}`, From: A, To: proxyOfA };
+    const forged = twilio.getExpectedTwilioSignature('not-the-token-0000000000000000', PUBLIC_URL, params);
+    assert.equal((await twilioVoice(params, forged)).statusCode, 403);
+    const simBody = JSON.stringify({ from: B, to: proxyOfA });
+    const sim = await t.app.inject({
+      method: 'POST',
+      url: '/webhooks/sim/voice',
+      headers: { 'content-type': 'application/json', ...signSimRequest('wrong-secret', simBody) },
+      payload: simBody,
     });
-
-    it('an error response for a bad number never echoes the number', async () => {
-      const cases: [string, unknown][] = [
-        ['/v1/sessions', { participants: [{ number: '+1415555' }, { number: B }] }],
-        ['/v1/sessions', { participants: [{ number: '12345678901234' }, { number: B }] }],
-        ['/v1/sessions', { participants: [{ number: '4155550146' }, { number: B }] }],
-        ['/v1/sessions', { participants: [{ number: '4155550' }, { number: B }] }],
-        ['/v1/sessions', { participants: [{ number: '+999999999999999' }, { number: B }] }],
-        ['/v1/sessions', { participants: [{ number: `${A}${A}${A}` }, { number: B }] }],
-        ['/v1/numbers', { number: '+1415555', provider: 'sim' }],
-        ['/v1/route', { from: '12345678901234', to: proxyOfA, channel: 'voice' }],
-      ];
-      for (const [url, body] of cases) {
-        const r = await t.api('POST', url, body);
-        assert.equal(r.statusCode, 400, `${url} ${JSON.stringify(body)} → ${r.body}`);
-        assert.equal(r.json().error.code, 'invalid_request');
-        for (const bad of ['1415555', '12345678901234', '4155550', '999999999999999', A.slice(1)])
-          assert.ok(!r.body.includes(bad), `${r.body} echoes ${bad}`);
-      }
+    assert.equal(sim.statusCode, 403);
+    // Percent-encoding may come in lower case too.
+    const lowerCase = await t.app.inject({
+      method: 'POST',
+      url: '/webhooks/twilio/voice',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': forged },
+      payload: `CallSid=CA1&From=%2b${A.slice(1)}&To=%2b${proxyOfA.slice(1)}`,
     });
-
-    it('an internal error answers a bare 500 and logs the cause with the numbers masked', async () => {
-      const restore = await refuseInserts('participants', 'number');
-      try {
-        const r = await t.api('POST', '/v1/sessions', { participants: [{ number: C }, { number: D }] });
-        assert.deepEqual(
-          [r.statusCode, r.json()],
-          [500, { error: { code: 'internal', message: 'internal error' } }],
-        );
-      } finally {
-        await restore();
-      }
-      const errors = t.logs.filter((l) => JSON.parse(l).level === 50);
-      assert.ok(
-        errors.some((l) => l.includes('request failed') && l.includes(maskNumber(C))),
-        `the cause, with ${maskNumber(C)}, was not logged: ${errors.join('')}`,
-      );
-    });
-
-    it('a failed interaction write is logged with the numbers masked, and retried', async () => {
-      const restore = await refuseInserts('interactions', 'from_number');
-      const params = { CallSid: `CA${'2'.repeat(32)}`, From: A, To: proxyOfA };
-      const signed = twilio.getExpectedTwilioSignature(
-        TWILIO_TOKEN,
-        `${PUBLIC_URL}/webhooks/twilio/voice`,
-        params,
-      );
-      try {
-        assert.match((await twilioVoice(params, signed)).body, /<Dial/);
-        await t.veil.interactions.flush();
-      } finally {
-        await restore();
-      }
-      assert.ok(
-        t.logs.some((l) => l.includes('interaction log write failed') && l.includes(maskNumber(A))),
-        t.logs.join(''),
-      );
-      await t.veil.interactions.flush();
-      const row = await t.veil.store.db
-        .selectFrom('interactions')
-        .select('id')
-        .where('provider_call_id', '=', params.CallSid)
-        .executeTakeFirst();
-      assert.ok(row, 'the interaction was lost');
-    });
-
-    it('a closed database answers 500 and is logged', async () => {
-      const broken = await testApp(store, { LOG_LEVEL: 'trace' });
-      try {
-        await broken.veil.store.close();
-        // The pool is written on this thread's own connection (sessions may go to their writer thread).
-        const r = await broken.api('POST', '/v1/numbers', { number: C, provider: 'sim' });
-        assert.deepEqual(
-          [r.statusCode, r.json()],
-          [500, { error: { code: 'internal', message: 'internal error' } }],
-        );
-        assert.ok(
-          broken.logs.some((l) => JSON.parse(l).level === 50),
-          broken.logs.join(''),
-        );
-        assertNoClearNumber(broken.logs.join(''), REAL_NUMBERS);
-        assert.ok(!broken.logs.join('').includes(ADMIN_KEY));
-      } finally {
-        await broken.app.close();
-        await broken.veil.sessionThread?.stop();
-        await broken.veil.interactions.close();
-      }
-    });
-
-    it('after all that, no log line holds a real number in clear or an API key', async () => {
-      // Unauthorized and forbidden requests too.
-      await t.api('POST', '/v1/sessions', { participants: [{ number: C }, { number: D }] }, readKey);
-      await t.api('GET', '/v1/sessions', undefined, `${ADMIN_KEY}x`);
-      const text = t.logs.join('');
-      assert.ok(t.logs.length >= 4, 'the flow above should have logged');
-      // The numbers did reach the logger (masked), so their absence in clear means something.
-      assert.ok(text.includes(maskNumber(A)) && text.includes(maskNumber(C)));
-      assertNoClearNumber(text, REAL_NUMBERS);
-      for (const secret of [ADMIN_KEY, readKey, `Bearer ${ADMIN_KEY}`, TWILIO_TOKEN, SIM_SECRET])
-        assert.ok(!text.includes(secret), `${secret} appears in the log`);
-    });
+    assert.equal(lowerCase.statusCode, 403);
+    const warnings = t.logs.filter((l) => JSON.parse(l).level === 40);
+    assert.ok(warnings.length >= 2, t.logs.join(''));
+    assert.ok(warnings.some((l) => l.includes('twilio')) && warnings.some((l) => l.includes('sim')));
+    // And the signed one still routes (the forged one was refused for its signature alone).
+    const signed = twilio.getExpectedTwilioSignature(
+      TWILIO_TOKEN,
+      `${PUBLIC_URL}/webhooks/twilio/voice`,
+      params,
+    );
+    assert.match((await twilioVoice(params, signed)).body, /<Dial/);
   });
-}
+
+  it('an error response for a bad number never echoes the number', async () => {
+    const cases: [string, unknown][] = [
+      ['/v1/sessions', { participants: [{ number: '+1415555' }, { number: B }] }],
+      ['/v1/sessions', { participants: [{ number: '12345678901234' }, { number: B }] }],
+      ['/v1/sessions', { participants: [{ number: '4155550146' }, { number: B }] }],
+      ['/v1/sessions', { participants: [{ number: '4155550' }, { number: B }] }],
+      ['/v1/sessions', { participants: [{ number: '+999999999999999' }, { number: B }] }],
+      ['/v1/sessions', { participants: [{ number: `${A}${A}${A}` }, { number: B }] }],
+      ['/v1/numbers', { number: '+1415555', provider: 'sim' }],
+      ['/v1/route', { from: '12345678901234', to: proxyOfA, channel: 'voice' }],
+    ];
+    for (const [url, body] of cases) {
+      const r = await t.api('POST', url, body);
+      assert.equal(r.statusCode, 400, `${url} ${JSON.stringify(body)} → ${r.body}`);
+      assert.equal(r.json().error.code, 'invalid_request');
+      for (const bad of ['1415555', '12345678901234', '4155550', '999999999999999', A.slice(1)])
+        assert.ok(!r.body.includes(bad), `${r.body} echoes ${bad}`);
+    }
+  });
+
+  it('an internal error answers a bare 500 and logs the cause with the numbers masked', async () => {
+    const restore = await refuseInserts('participants', 'number');
+    try {
+      const r = await t.api('POST', '/v1/sessions', { participants: [{ number: C }, { number: D }] });
+      assert.deepEqual(
+        [r.statusCode, r.json()],
+        [500, { error: { code: 'internal', message: 'internal error' } }],
+      );
+    } finally {
+      await restore();
+    }
+    const errors = t.logs.filter((l) => JSON.parse(l).level === 50);
+    assert.ok(
+      errors.some((l) => l.includes('request failed') && l.includes(maskNumber(C))),
+      `the cause, with ${maskNumber(C)}, was not logged: ${errors.join('')}`,
+    );
+  });
+
+  it('a failed interaction write is logged with the numbers masked, and retried', async () => {
+    const restore = await refuseInserts('interactions', 'from_number');
+    const params = { CallSid: `CA${'2'.repeat(32)}`, From: A, To: proxyOfA };
+    const signed = twilio.getExpectedTwilioSignature(
+      TWILIO_TOKEN,
+      `${PUBLIC_URL}/webhooks/twilio/voice`,
+      params,
+    );
+    try {
+      assert.match((await twilioVoice(params, signed)).body, /<Dial/);
+      await t.veil.interactions.flush();
+    } finally {
+      await restore();
+    }
+    assert.ok(
+      t.logs.some((l) => l.includes('interaction log write failed') && l.includes(maskNumber(A))),
+      t.logs.join(''),
+    );
+    await t.veil.interactions.flush();
+    const row = await t.veil.store.db
+      .selectFrom('interactions')
+      .select('id')
+      .where('provider_call_id', '=', params.CallSid)
+      .executeTakeFirst();
+    assert.ok(row, 'the interaction was lost');
+  });
+
+  it('a closed database answers 500 and is logged', async () => {
+    const broken = await testApp(store(), { LOG_LEVEL: 'trace' });
+    try {
+      await broken.veil.store.close();
+      // The pool is written on this thread's own connection (sessions may go to their writer thread).
+      const r = await broken.api('POST', '/v1/numbers', { number: C, provider: 'sim' });
+      assert.deepEqual(
+        [r.statusCode, r.json()],
+        [500, { error: { code: 'internal', message: 'internal error' } }],
+      );
+      assert.ok(
+        broken.logs.some((l) => JSON.parse(l).level === 50),
+        broken.logs.join(''),
+      );
+      assertNoClearNumber(broken.logs.join(''), REAL_NUMBERS);
+      assert.ok(!broken.logs.join('').includes(ADMIN_KEY));
+    } finally {
+      await broken.app.close();
+      await broken.veil.sessionThread?.stop();
+      await broken.veil.interactions.close();
+    }
+  });
+
+  it('after all that, no log line holds a real number in clear or an API key', async () => {
+    // Its own flow, whichever tests ran before: forged webhooks carrying real numbers (warnings),
+    // and errors whose causes quote them, as some drivers' errors do (their numbers reach the logger).
+    await twilioVoice({ CallSid: `CA${'3'.repeat(32)}`, From: A, To: proxyOfA }, 'forged');
+    const simBody = JSON.stringify({ from: B, to: proxyOfA });
+    await t.app.inject({
+      method: 'POST',
+      url: '/webhooks/sim/voice',
+      headers: { 'content-type': 'application/json', ...signSimRequest('wrong-secret', simBody) },
+      payload: simBody,
+    });
+    const restore = await refuseInserts('participants', 'number');
+    try {
+      for (const number of [A, C])
+        await t.api('POST', '/v1/sessions', { participants: [{ number }, { number: D }] });
+    } finally {
+      await restore();
+    }
+    // Unauthorized and forbidden requests too.
+    await t.api('POST', '/v1/sessions', { participants: [{ number: C }, { number: D }] }, readKey);
+    await t.api('GET', '/v1/sessions', undefined, `${ADMIN_KEY}x`);
+    const text = t.logs.join('');
+    assert.ok(t.logs.length >= 4, 'the flow above should have logged');
+    // The numbers did reach the logger (masked), so their absence in clear means something.
+    assert.ok(text.includes(maskNumber(A)) && text.includes(maskNumber(C)));
+    assertNoClearNumber(text, REAL_NUMBERS);
+    for (const secret of [ADMIN_KEY, readKey, `Bearer ${ADMIN_KEY}`, TWILIO_TOKEN, SIM_SECRET])
+      assert.ok(!text.includes(secret), `${secret} appears in the log`);
+  });
+});

@@ -110,6 +110,12 @@ export class NumberService {
     };
   }
 
+  /** The tenant's pool number `number` (E.164), or undefined when the tenant has no such number. */
+  async findByNumber(tenantId: string, number: string): Promise<PoolNumber | undefined> {
+    const found = await new NumberRepository(this.store.db).findByNumber(number);
+    return found?.tenantId === tenantId ? found : undefined;
+  }
+
   async get(tenantId: string, id: string): Promise<PoolNumber> {
     const n = await new NumberRepository(this.store.db).get(tenantId, id);
     if (!n) throw new NotFoundError('number', id);

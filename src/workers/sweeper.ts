@@ -6,9 +6,14 @@ export const SWEEP_INTERVAL_MS = 5_000;
 /**
  * Expires sessions past their expiry, releasing their proxies. Safe on every instance at once:
  * ending a session is a guarded update, so two sweepers never end one twice. Routing does not
- * wait for it (an expired session routes nothing from the moment it expires).
+ * wait for it (an expired session routes nothing from the moment it expires). A sweep that fails
+ * is logged and the next interval tries again; `stop()` waits for a sweep in progress.
  */
-export function startSweeper(sessions: SessionService, logger: Logger, intervalMs = SWEEP_INTERVAL_MS) {
+export function startSweeper(
+  sessions: Pick<SessionService, 'expireDue'>,
+  logger: Logger,
+  intervalMs = SWEEP_INTERVAL_MS,
+) {
   let running: Promise<void> | undefined;
   const sweep = async () => {
     try {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { ADMIN_KEY, type TestApp, testApp } from '../support/app.ts';
-import { storeKinds, type TestStore } from '../support/stores.ts';
+import { describeStores } from '../support/stores.ts';
 
 const SESSION = { participants: [{ number: '+14155550131' }, { number: '+14155550132' }] };
 /** DESIGN §2: bodies up to 1 MiB are accepted. */
@@ -24,225 +24,212 @@ function assertError(r: LightMyRequestResponse, status: number, code: string): v
   if (keys.length === 3) assert.equal(typeof body.error.field, 'string');
 }
 
-for (const kind of storeKinds()) {
-  describe(`error responses (${kind.name})`, () => {
-    let store: TestStore;
-    let t: TestApp;
-    let readKey: string;
+describeStores('error responses', (store) => {
+  let t: TestApp;
+  let readKey: string;
 
-    before(async () => {
-      store = await kind.create();
-      t = await testApp(store);
-      for (const number of ['+14155550400', '+14155550401']) {
-        assert.equal((await t.api('POST', '/v1/numbers', { number, provider: 'sim' })).statusCode, 201);
-      }
-      const k = await t.api('POST', '/v1/keys', { name: 'reader', scopes: ['read'] });
-      assert.equal(k.statusCode, 201, k.body);
-      readKey = k.json().key;
-      // A session exists, so that "nothing written" is measured against a database in use.
-      assert.equal((await t.api('POST', '/v1/sessions', SESSION)).statusCode, 201);
-    });
-    after(async () => {
-      // When `before` failed half-way, still drop what it created.
-      try {
-        await t?.close();
-      } finally {
-        await store?.drop();
-      }
-    });
-
-    async function rowCounts(): Promise<Record<string, number>> {
-      await t.veil.interactions.flush();
-      const counts: Record<string, number> = {};
-      for (const table of TABLES) {
-        const row = await t.veil.store.db
-          .selectFrom(table)
-          .select((eb) => eb.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow();
-        counts[table] = Number(row.n);
-      }
-      return counts;
+  before(async () => {
+    t = await testApp(store());
+    for (const number of ['+14155550400', '+14155550401']) {
+      assert.equal((await t.api('POST', '/v1/numbers', { number, provider: 'sim' })).statusCode, 201);
     }
+    const k = await t.api('POST', '/v1/keys', { name: 'reader', scopes: ['read'] });
+    assert.equal(k.statusCode, 201, k.body);
+    readKey = k.json().key;
+    // A session exists, so that "nothing written" is measured against a database in use.
+    assert.equal((await t.api('POST', '/v1/sessions', SESSION)).statusCode, 201);
+  });
+  after(async () => {
+    await t?.close();
+  });
 
-    /** Runs `send`, checks the error it gets, and that the database did not change. */
-    async function assertRefused(
-      send: () => Promise<LightMyRequestResponse>,
-      status: number,
-      code: string,
-    ): Promise<LightMyRequestResponse> {
-      const before = await rowCounts();
-      const r = await send();
-      assertError(r, status, code);
-      assert.deepEqual(await rowCounts(), before, 'an error response wrote to the database');
-      return r;
+  async function rowCounts(): Promise<Record<string, number>> {
+    await t.veil.interactions.flush();
+    const counts: Record<string, number> = {};
+    for (const table of TABLES) {
+      const row = await t.veil.store.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow();
+      counts[table] = Number(row.n);
     }
+    return counts;
+  }
 
-    const postSession = (payload: string | Buffer, contentType: string, key = ADMIN_KEY) =>
-      t.app.inject({
-        method: 'POST',
-        url: '/v1/sessions',
-        headers: { authorization: `Bearer ${key}`, 'content-type': contentType },
-        payload,
-      });
+  /** Runs `send`, checks the error it gets, and that the database did not change. */
+  async function assertRefused(
+    send: () => Promise<LightMyRequestResponse>,
+    status: number,
+    code: string,
+  ): Promise<LightMyRequestResponse> {
+    const before = await rowCounts();
+    const r = await send();
+    assertError(r, status, code);
+    assert.deepEqual(await rowCounts(), before, 'an error response wrote to the database');
+    return r;
+  }
 
-    describe('unknown routes', () => {
-      it('answer 404 not_found', async () => {
-        await assertRefused(() => t.app.inject({ method: 'GET', url: '/nope' }), 404, 'not_found');
-        await assertRefused(() => t.api('GET', '/v1/nope'), 404, 'not_found');
-        await assertRefused(() => t.api('POST', '/v1/sessions/ses_x/nope', {}), 404, 'not_found');
-        await assertRefused(() => t.api('PUT', '/v1/sessions', SESSION), 404, 'not_found');
-        await assertRefused(
-          () => t.app.inject({ method: 'POST', url: '/webhooks/nope/voice' }),
-          404,
-          'not_found',
-        );
-      });
-
-      const assertNoEcho = async (path: string) => {
-        const r = await assertRefused(() => t.api('GET', path), 404, 'not_found');
-        assert.ok(!r.body.includes('4155550131'), `${path} → ${r.body}`);
-      };
-
-      it('do not echo a number given in the path', async () => {
-        for (const path of ['/nope/+14155550131', '/nope/14155550131', '/nope/%2B14155550131'])
-          await assertNoEcho(path);
-      });
-
-      it('do not echo a number URL-encoded with a lower-case %2b', async () => {
-        await assertNoEcho('/nope/%2b14155550131');
-      });
+  const postSession = (payload: string | Buffer, contentType: string, key = ADMIN_KEY) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/v1/sessions',
+      headers: { authorization: `Bearer ${key}`, 'content-type': contentType },
+      payload,
     });
 
-    describe('bodies the API cannot take', () => {
-      it('over 1 MiB: 413 payload_too_large', async () => {
-        const big = JSON.stringify({ ...SESSION, metadata: { pad: 'x'.repeat(ONE_MIB) } });
-        assert.ok(Buffer.byteLength(big) > ONE_MIB);
-        await assertRefused(() => postSession(big, 'application/json'), 413, 'payload_too_large');
-      });
-
-      it('just under 1 MiB is accepted as far as the size goes', async () => {
-        // The control for the case above: the limit is 1 MiB, not less.
-        const padding = ONE_MIB - 1000;
-        const body = JSON.stringify({ ...SESSION, colour: 'x'.repeat(padding) });
-        const r = await postSession(body, 'application/json');
-        assertError(r, 400, 'invalid_request');
-        assert.equal(r.json().error.field, 'colour');
-      });
-
-      it('text/plain: 415 unsupported_media_type', async () => {
-        await assertRefused(
-          () => postSession(JSON.stringify(SESSION), 'text/plain'),
-          415,
-          'unsupported_media_type',
-        );
-      });
-
-      it('another media type, or none: 415 unsupported_media_type', async () => {
-        await assertRefused(
-          () => postSession('participants=x', 'application/x-www-form-urlencoded'),
-          415,
-          'unsupported_media_type',
-        );
-        await assertRefused(
-          () => postSession('<session/>', 'application/xml'),
-          415,
-          'unsupported_media_type',
-        );
-        await assertRefused(
-          () =>
-            t.app.inject({
-              method: 'POST',
-              url: '/v1/sessions',
-              headers: { authorization: `Bearer ${ADMIN_KEY}` },
-              payload: Buffer.from(JSON.stringify(SESSION)),
-            }),
-          415,
-          'unsupported_media_type',
-        );
-      });
-
-      it('invalid JSON: 400 invalid_request', async () => {
-        await assertRefused(
-          () => postSession('{"participants": [{"number": "+14155550131"}', 'application/json'),
-          400,
-          'invalid_request',
-        );
-        await assertRefused(() => postSession('', 'application/json'), 400, 'invalid_request');
-      });
-
-      it('a body that fails validation: 400 invalid_request naming the field', async () => {
-        const r = await assertRefused(
-          () => t.api('POST', '/v1/sessions', { ...SESSION, ttlSeconds: 'soon' }),
-          400,
-          'invalid_request',
-        );
-        assert.equal(r.json().error.field, 'ttlSeconds');
-      });
+  describe('unknown routes', () => {
+    it('answer 404 not_found', async () => {
+      await assertRefused(() => t.app.inject({ method: 'GET', url: '/nope' }), 404, 'not_found');
+      await assertRefused(() => t.api('GET', '/v1/nope'), 404, 'not_found');
+      await assertRefused(() => t.api('POST', '/v1/sessions/ses_x/nope', {}), 404, 'not_found');
+      await assertRefused(() => t.api('PUT', '/v1/sessions', SESSION), 404, 'not_found');
+      await assertRefused(
+        () => t.app.inject({ method: 'POST', url: '/webhooks/nope/voice' }),
+        404,
+        'not_found',
+      );
     });
 
-    describe('keys', () => {
-      it('no key, a malformed header or an unknown key: 401 unauthorized', async () => {
-        await assertRefused(
-          () => t.app.inject({ method: 'POST', url: '/v1/sessions', payload: SESSION }),
-          401,
-          'unauthorized',
-        );
-        await assertRefused(
-          () =>
-            t.app.inject({
-              method: 'POST',
-              url: '/v1/sessions',
-              headers: { authorization: ADMIN_KEY },
-              payload: SESSION,
-            }),
-          401,
-          'unauthorized',
-        );
-        await assertRefused(
-          () =>
-            t.app.inject({
-              method: 'POST',
-              url: '/v1/sessions',
-              headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN_KEY}`).toString('base64')}` },
-              payload: SESSION,
-            }),
-          401,
-          'unauthorized',
-        );
-        await assertRefused(() => t.api('POST', '/v1/sessions', SESSION, 'not-a-key'), 401, 'unauthorized');
-        await assertRefused(() => t.api('GET', '/v1/sessions', undefined, ''), 401, 'unauthorized');
-      });
+    const assertNoEcho = async (path: string) => {
+      const r = await assertRefused(() => t.api('GET', path), 404, 'not_found');
+      assert.ok(!r.body.includes('4155550131'), `${path} → ${r.body}`);
+    };
 
-      it('a key without the scope: 403 forbidden', async () => {
-        await assertRefused(() => t.api('POST', '/v1/sessions', SESSION, readKey), 403, 'forbidden');
-        await assertRefused(
-          () => t.api('POST', '/v1/numbers', { number: '+14155550402', provider: 'sim' }, readKey),
-          403,
-          'forbidden',
-        );
-        await assertRefused(
-          () => t.api('POST', '/v1/keys', { name: 'escalate', scopes: ['admin'] }, readKey),
-          403,
-          'forbidden',
-        );
-        // The control: the same key may read.
-        assert.equal((await t.api('GET', '/v1/sessions', undefined, readKey)).statusCode, 200);
-      });
+    it('do not echo a number given in the path', async () => {
+      for (const path of ['/nope/+14155550131', '/nope/14155550131', '/nope/%2B14155550131'])
+        await assertNoEcho(path);
+    });
 
-      it('are checked before the body is read', async () => {
-        // An unauthenticated client learns nothing about the body it sent.
-        await assertRefused(
-          () =>
-            t.app.inject({
-              method: 'POST',
-              url: '/v1/sessions',
-              headers: { 'content-type': 'application/json' },
-              payload: '{not json',
-            }),
-          401,
-          'unauthorized',
-        );
-      });
+    it('do not echo a number URL-encoded with a lower-case %2b', async () => {
+      await assertNoEcho('/nope/%2b14155550131');
     });
   });
-}
+
+  describe('bodies the API cannot take', () => {
+    it('over 1 MiB: 413 payload_too_large', async () => {
+      const big = JSON.stringify({ ...SESSION, metadata: { pad: 'x'.repeat(ONE_MIB) } });
+      assert.ok(Buffer.byteLength(big) > ONE_MIB);
+      await assertRefused(() => postSession(big, 'application/json'), 413, 'payload_too_large');
+    });
+
+    it('just under 1 MiB is accepted as far as the size goes', async () => {
+      // The control for the case above: the limit is 1 MiB, not less.
+      const padding = ONE_MIB - 1000;
+      const body = JSON.stringify({ ...SESSION, colour: 'x'.repeat(padding) });
+      const r = await postSession(body, 'application/json');
+      assertError(r, 400, 'invalid_request');
+      assert.equal(r.json().error.field, 'colour');
+    });
+
+    it('text/plain: 415 unsupported_media_type', async () => {
+      await assertRefused(
+        () => postSession(JSON.stringify(SESSION), 'text/plain'),
+        415,
+        'unsupported_media_type',
+      );
+    });
+
+    it('another media type, or none: 415 unsupported_media_type', async () => {
+      await assertRefused(
+        () => postSession('participants=x', 'application/x-www-form-urlencoded'),
+        415,
+        'unsupported_media_type',
+      );
+      await assertRefused(() => postSession('<session/>', 'application/xml'), 415, 'unsupported_media_type');
+      await assertRefused(
+        () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/v1/sessions',
+            headers: { authorization: `Bearer ${ADMIN_KEY}` },
+            payload: Buffer.from(JSON.stringify(SESSION)),
+          }),
+        415,
+        'unsupported_media_type',
+      );
+    });
+
+    it('invalid JSON: 400 invalid_request', async () => {
+      await assertRefused(
+        () => postSession('{"participants": [{"number": "+14155550131"}', 'application/json'),
+        400,
+        'invalid_request',
+      );
+      await assertRefused(() => postSession('', 'application/json'), 400, 'invalid_request');
+    });
+
+    it('a body that fails validation: 400 invalid_request naming the field', async () => {
+      const r = await assertRefused(
+        () => t.api('POST', '/v1/sessions', { ...SESSION, ttlSeconds: 'soon' }),
+        400,
+        'invalid_request',
+      );
+      assert.equal(r.json().error.field, 'ttlSeconds');
+    });
+  });
+
+  describe('keys', () => {
+    it('no key, a malformed header or an unknown key: 401 unauthorized', async () => {
+      await assertRefused(
+        () => t.app.inject({ method: 'POST', url: '/v1/sessions', payload: SESSION }),
+        401,
+        'unauthorized',
+      );
+      await assertRefused(
+        () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/v1/sessions',
+            headers: { authorization: ADMIN_KEY },
+            payload: SESSION,
+          }),
+        401,
+        'unauthorized',
+      );
+      await assertRefused(
+        () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/v1/sessions',
+            headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN_KEY}`).toString('base64')}` },
+            payload: SESSION,
+          }),
+        401,
+        'unauthorized',
+      );
+      await assertRefused(() => t.api('POST', '/v1/sessions', SESSION, 'not-a-key'), 401, 'unauthorized');
+      await assertRefused(() => t.api('GET', '/v1/sessions', undefined, ''), 401, 'unauthorized');
+    });
+
+    it('a key without the scope: 403 forbidden', async () => {
+      await assertRefused(() => t.api('POST', '/v1/sessions', SESSION, readKey), 403, 'forbidden');
+      await assertRefused(
+        () => t.api('POST', '/v1/numbers', { number: '+14155550402', provider: 'sim' }, readKey),
+        403,
+        'forbidden',
+      );
+      await assertRefused(
+        () => t.api('POST', '/v1/keys', { name: 'escalate', scopes: ['admin'] }, readKey),
+        403,
+        'forbidden',
+      );
+      // The control: the same key may read.
+      assert.equal((await t.api('GET', '/v1/sessions', undefined, readKey)).statusCode, 200);
+    });
+
+    it('are checked before the body is read', async () => {
+      // An unauthenticated client learns nothing about the body it sent.
+      await assertRefused(
+        () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/v1/sessions',
+            headers: { 'content-type': 'application/json' },
+            payload: '{not json',
+          }),
+        401,
+        'unauthorized',
+      );
+    });
+  });
+});

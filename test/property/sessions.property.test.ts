@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { type TestApp, testApp } from '../support/app.ts';
-import { storeKinds, type TestStore } from '../support/stores.ts';
+import { describeStores } from '../support/stores.ts';
 
 /**
  * Random sequences of create / close / expire / sweep / renew / add / remove / replace / route /
@@ -635,78 +635,69 @@ function expectError(r: LightMyRequestResponse, status: number, code: string): v
   for (const p of PEOPLE) assert.ok(!r.body.includes(p.number), `the error reveals ${p.number}: ${r.body}`);
 }
 
-for (const kind of storeKinds()) {
-  describe(`sessions, allocation and routing under random operations (${kind.name})`, () => {
-    let store: TestStore;
-    let t: TestApp;
-    before(async () => {
-      store = await kind.create();
-      t = await testApp(store, { VEIL_REUSE_COOLDOWN_SECONDS: String(COOLDOWN_SECONDS) });
-    });
-    after(async () => {
-      await t?.close();
-      await store?.drop();
-    });
-
-    /** Empties the database between runs: each run brings its own pool. */
-    async function reset(): Promise<void> {
-      await t.veil.interactions.flush();
-      const db = t.veil.store.db;
-      for (const table of ['interactions', 'events', 'participants', 'sessions', 'numbers'] as const) {
-        await db.deleteFrom(table).execute();
-      }
-    }
-
-    async function fillPool(sizes: { '415': number; '212': number; GB: number }): Promise<PoolEntry[]> {
-      const entries = [
-        ...CANDIDATES['415']
-          .slice(0, sizes['415'])
-          .map((number) => ({ number, country: 'US', region: '415' })),
-        ...CANDIDATES['212']
-          .slice(0, sizes['212'])
-          .map((number) => ({ number, country: 'US', region: '212' })),
-        ...CANDIDATES.GB.slice(0, sizes.GB).map((number) => ({ number, country: 'GB', region: '20' })),
-      ];
-      const pool: PoolEntry[] = [];
-      for (const e of entries) {
-        const r = await t.api('POST', '/v1/numbers', { number: e.number, provider: 'sim' });
-        assert.equal(r.statusCode, 201, r.body);
-        assert.equal(r.json().region, e.region);
-        pool.push({ ...e, id: r.json().id });
-      }
-      return pool;
-    }
-
-    it('keeps the invariant, routes only within open sessions and exhausts the pool only when full', async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          poolArb,
-          fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }),
-          async (sizes, ops) => {
-            await reset();
-            const run = new Run(t, await fillPool(sizes));
-            run.trace.push(
-              `pool: ${run.pool.map((n) => n.number).join(', ')}; clock ${new Date(run.now).toISOString()}`,
-            );
-            try {
-              for (const op of ops) {
-                await run.step(op);
-                await run.check();
-              }
-            } catch (error) {
-              const steps = run.trace.join('\n');
-              throw new Error(`${(error as Error).message}\n--- steps (the last one failed) ---\n${steps}`, {
-                cause: error,
-              });
-            }
-          },
-        ),
-        {
-          numRuns: Number(process.env.FC_RUNS ?? 50),
-          includeErrorInReport: true,
-          ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
-        },
-      );
-    });
+describeStores('sessions, allocation and routing under random operations', (store) => {
+  let t: TestApp;
+  before(async () => {
+    t = await testApp(store(), { VEIL_REUSE_COOLDOWN_SECONDS: String(COOLDOWN_SECONDS) });
   });
-}
+  after(async () => {
+    await t?.close();
+  });
+
+  /** Empties the database between runs: each run brings its own pool. */
+  async function reset(): Promise<void> {
+    await t.veil.interactions.flush();
+    const db = t.veil.store.db;
+    for (const table of ['interactions', 'events', 'participants', 'sessions', 'numbers'] as const) {
+      await db.deleteFrom(table).execute();
+    }
+  }
+
+  async function fillPool(sizes: { '415': number; '212': number; GB: number }): Promise<PoolEntry[]> {
+    const entries = [
+      ...CANDIDATES['415'].slice(0, sizes['415']).map((number) => ({ number, country: 'US', region: '415' })),
+      ...CANDIDATES['212'].slice(0, sizes['212']).map((number) => ({ number, country: 'US', region: '212' })),
+      ...CANDIDATES.GB.slice(0, sizes.GB).map((number) => ({ number, country: 'GB', region: '20' })),
+    ];
+    const pool: PoolEntry[] = [];
+    for (const e of entries) {
+      const r = await t.api('POST', '/v1/numbers', { number: e.number, provider: 'sim' });
+      assert.equal(r.statusCode, 201, r.body);
+      assert.equal(r.json().region, e.region);
+      pool.push({ ...e, id: r.json().id });
+    }
+    return pool;
+  }
+
+  it('keeps the invariant, routes only within open sessions and exhausts the pool only when full', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        poolArb,
+        fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }),
+        async (sizes, ops) => {
+          await reset();
+          const run = new Run(t, await fillPool(sizes));
+          run.trace.push(
+            `pool: ${run.pool.map((n) => n.number).join(', ')}; clock ${new Date(run.now).toISOString()}`,
+          );
+          try {
+            for (const op of ops) {
+              await run.step(op);
+              await run.check();
+            }
+          } catch (error) {
+            const steps = run.trace.join('\n');
+            throw new Error(`${(error as Error).message}\n--- steps (the last one failed) ---\n${steps}`, {
+              cause: error,
+            });
+          }
+        },
+      ),
+      {
+        numRuns: Number(process.env.FC_RUNS ?? 50),
+        includeErrorInReport: true,
+        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+      },
+    );
+  });
+});

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, before, beforeEach, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { type TestApp, testApp } from '../support/app.ts';
-import { storeKinds, type TestStore } from '../support/stores.ts';
+import { describeStores } from '../support/stores.ts';
 
 /**
  * Allocation under real concurrency: eight Veil instances, each with its own PostgreSQL pool, over
@@ -40,23 +40,16 @@ interface Outcome extends Attempt {
   r: LightMyRequestResponse;
 }
 
-describe('allocation across concurrent instances (postgres)', {
-  skip: !process.env.TEST_DATABASE_URL && 'needs TEST_DATABASE_URL',
-}, () => {
-  let store: TestStore;
+describeStores('allocation across concurrent instances', { only: 'postgres' }, (store) => {
   const apps: TestApp[] = [];
   const db = () => (apps[0] as TestApp).veil.store.db;
 
   before(async () => {
-    const kind = storeKinds().find((k) => k.name === 'postgres');
-    assert.ok(kind, 'TEST_DATABASE_URL is set, so storeKinds() offers postgres');
-    store = await kind.create();
     // One after the other: each runs the (idempotent) migrations on the shared schema.
-    for (let i = 0; i < INSTANCES; i++) apps.push(await testApp(store, {}, { poolSize: POOL_SIZE }));
+    for (let i = 0; i < INSTANCES; i++) apps.push(await testApp(store(), {}, { poolSize: POOL_SIZE }));
   });
   after(async () => {
     for (const t of apps) await t.close();
-    await store?.drop();
   });
 
   beforeEach(async () => {

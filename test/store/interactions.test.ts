@@ -1,72 +1,68 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterEach, beforeEach, it } from 'node:test';
 import { interactionOf } from '../../src/domain/interaction.ts';
 import { openStore, type Store } from '../../src/store/db.ts';
 import { InteractionLog } from '../../src/store/interactions.ts';
-import { storeKinds, type TestStore } from '../support/stores.ts';
+import { describeStores } from '../support/stores.ts';
 
-for (const kind of storeKinds()) {
-  describe(`InteractionLog (${kind.name})`, () => {
-    let test: TestStore;
-    let store: Store;
-    before(async () => {
-      test = await kind.create();
-      store = await openStore(test.config, { schema: test.schema });
-    });
-    after(async () => {
-      await store.close();
-      await test.drop();
-    });
-
-    it('writes every entry recorded, in batches of any size, exactly once', async () => {
-      const log = new InteractionLog(store, (e) => assert.fail(String(e)));
-      const now = Date.now();
-      for (let i = 0; i < 1_137; i++) {
-        const from = `+1415555${String(1000 + (i % 9000))}`;
-        log.record(
-          interactionOf(
-            `int_${String(i).padStart(6, '0')}`,
-            { from, to: '+14155550150', channel: 'voice' },
-            { action: 'reject', reason: 'no_session', sessionId: null },
-            'default',
-            'api',
-            `call-${i}`,
-            now + i,
-          ),
-        );
-        if (i % 300 === 0) await new Promise((r) => setImmediate(r));
-      }
-      await log.close();
-      const rows = await store.db
-        .selectFrom('interactions')
-        .select(['id', 'provider_call_id', 'created_at'])
-        .orderBy('id')
-        .execute();
-      assert.equal(rows.length, 1_137);
-      assert.deepEqual(rows[1_136], {
-        id: 'int_001136',
-        provider_call_id: 'call-1136',
-        created_at: now + 1_136,
-      });
-      assert.equal(new Set(rows.map((r) => r.id)).size, 1_137);
-    });
-
-    it('writes each field of an entry to its own column', async () => {
-      const log = new InteractionLog(store, (e) => assert.fail(String(e)));
-      const now = Date.now();
-      const entry = interactionOf(
-        'int_field_by_field',
-        { from: '+14155550123', to: '+14155550150', channel: 'sms', body: 'hi' },
-        { action: 'forward', to: '+14155550187', from: '+14155550151', body: 'hi', sessionId: 'ses_fields' },
-        'default',
-        'twilio',
-        'SM0123',
-        now,
-      );
-      log.record(entry);
-      await log.close();
-      const [read] = await log.listForSession('default', 'ses_fields', undefined, 10);
-      assert.deepEqual(read, entry);
-    });
+// A store for each test: the first counts every row of the table.
+describeStores('InteractionLog', { perTest: true }, (test) => {
+  let store: Store;
+  beforeEach(async () => {
+    store = await openStore(test().config, { schema: test().schema });
   });
-}
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it('writes every entry recorded, in batches of any size, exactly once', async () => {
+    const log = new InteractionLog(store, (e) => assert.fail(String(e)));
+    const now = Date.now();
+    for (let i = 0; i < 1_137; i++) {
+      const from = `+1415555${String(1000 + (i % 9000))}`;
+      log.record(
+        interactionOf(
+          `int_${String(i).padStart(6, '0')}`,
+          { from, to: '+14155550150', channel: 'voice' },
+          { action: 'reject', reason: 'no_session', sessionId: null },
+          'default',
+          'api',
+          `call-${i}`,
+          now + i,
+        ),
+      );
+      if (i % 300 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await log.close();
+    const rows = await store.db
+      .selectFrom('interactions')
+      .select(['id', 'provider_call_id', 'created_at'])
+      .orderBy('id')
+      .execute();
+    assert.equal(rows.length, 1_137);
+    assert.deepEqual(rows[1_136], {
+      id: 'int_001136',
+      provider_call_id: 'call-1136',
+      created_at: now + 1_136,
+    });
+    assert.equal(new Set(rows.map((r) => r.id)).size, 1_137);
+  });
+
+  it('writes each field of an entry to its own column', async () => {
+    const log = new InteractionLog(store, (e) => assert.fail(String(e)));
+    const now = Date.now();
+    const entry = interactionOf(
+      'int_field_by_field',
+      { from: '+14155550123', to: '+14155550150', channel: 'sms', body: 'hi' },
+      { action: 'forward', to: '+14155550187', from: '+14155550151', body: 'hi', sessionId: 'ses_fields' },
+      'default',
+      'twilio',
+      'SM0123',
+      now,
+    );
+    log.record(entry);
+    await log.close();
+    const [read] = await log.listForSession('default', 'ses_fields', undefined, 10);
+    assert.deepEqual(read, entry);
+  });
+});

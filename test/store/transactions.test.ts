@@ -4,86 +4,81 @@ import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
 import { type Db, openStore, type Store } from '../../src/store/db.ts';
 import { getSetting } from '../../src/store/settings.ts';
-import { storeKinds, type TestStore } from '../support/stores.ts';
+import { describeStores, storeKinds } from '../support/stores.ts';
 
 /**
  * store.transaction: on SQLite the work queued for the writer shares one transaction, each piece
  * in a savepoint (group commit); on PostgreSQL each piece has a transaction of its own. Either way
  * a piece that fails leaves nothing, and one that succeeds is answered only once it is committed.
  */
-for (const kind of storeKinds()) {
-  describe(`store transactions (${kind.name})`, () => {
-    let testStore: TestStore;
-    let store: Store;
+describeStores('store transactions', (testStore) => {
+  let store: Store;
 
-    before(async () => {
-      testStore = await kind.create();
-      store = await openStore(testStore.config, { schema: testStore.schema });
-    });
-    after(async () => {
-      await store.close();
-      await testStore.drop();
-    });
-
-    const put = (trx: Db, key: string) => trx.insertInto('settings').values({ key, value: key }).execute();
-    const committed = (key: string) => getSetting(store.reader, key);
-
-    it('a failing piece is undone alone; the others are kept', async () => {
-      const failure = new Error('the allocation failed midway');
-      const results = await Promise.allSettled([
-        store.transaction(async (trx) => {
-          await put(trx, 'kept-1');
-          return 'one';
-        }),
-        store.transaction(async (trx) => {
-          await put(trx, 'undone');
-          await put(trx, 'undone-too');
-          throw failure;
-        }),
-        store.transaction(async (trx) => {
-          await put(trx, 'kept-2');
-          return 'two';
-        }),
-      ]);
-      assert.deepEqual(
-        results.map((r) => (r.status === 'fulfilled' ? r.value : r.reason)),
-        ['one', failure, 'two'],
-      );
-      assert.equal(await committed('kept-1'), 'kept-1');
-      assert.equal(await committed('kept-2'), 'kept-2');
-      assert.equal(await committed('undone'), undefined);
-      assert.equal(await committed('undone-too'), undefined);
-    });
-
-    it('answers a piece only once what it wrote is committed (another connection sees it)', async () => {
-      const seen = await Promise.all(
-        ['a', 'b', 'c', 'd'].map((key) =>
-          store.transaction((trx) => put(trx, `seen-${key}`)).then(() => committed(`seen-${key}`)),
-        ),
-      );
-      assert.deepEqual(seen, ['seen-a', 'seen-b', 'seen-c', 'seen-d']);
-    });
-
-    it('a unique violation in one piece fails that piece only', async () => {
-      await store.transaction((trx) => put(trx, 'taken'));
-      const results = await Promise.allSettled([
-        store.transaction((trx) => put(trx, 'taken')),
-        store.transaction((trx) => put(trx, 'free')),
-      ]);
-      assert.equal(results[0]?.status, 'rejected');
-      assert.equal(results[1]?.status, 'fulfilled');
-      assert.equal(await committed('free'), 'free');
-    });
-
-    it('many pieces at once all commit, each exactly once', async () => {
-      const keys = Array.from({ length: 200 }, (_, i) => `many-${i}`);
-      await Promise.all(keys.map((key) => store.transaction((trx) => put(trx, key))));
-      const { rows } = await sql<{ n: number | string }>`
-        select count(*) as n from settings where key like 'many-%'`.execute(store.db);
-      assert.equal(Number(rows[0]?.n), 200);
-    });
+  before(async () => {
+    store = await openStore(testStore().config, { schema: testStore().schema });
   });
-}
+  after(async () => {
+    await store.close();
+  });
+
+  const put = (trx: Db, key: string) => trx.insertInto('settings').values({ key, value: key }).execute();
+  const committed = (key: string) => getSetting(store.reader, key);
+
+  it('a failing piece is undone alone; the others are kept', async () => {
+    const failure = new Error('the allocation failed midway');
+    const results = await Promise.allSettled([
+      store.transaction(async (trx) => {
+        await put(trx, 'kept-1');
+        return 'one';
+      }),
+      store.transaction(async (trx) => {
+        await put(trx, 'undone');
+        await put(trx, 'undone-too');
+        throw failure;
+      }),
+      store.transaction(async (trx) => {
+        await put(trx, 'kept-2');
+        return 'two';
+      }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => (r.status === 'fulfilled' ? r.value : r.reason)),
+      ['one', failure, 'two'],
+    );
+    assert.equal(await committed('kept-1'), 'kept-1');
+    assert.equal(await committed('kept-2'), 'kept-2');
+    assert.equal(await committed('undone'), undefined);
+    assert.equal(await committed('undone-too'), undefined);
+  });
+
+  it('answers a piece only once what it wrote is committed (another connection sees it)', async () => {
+    const seen = await Promise.all(
+      ['a', 'b', 'c', 'd'].map((key) =>
+        store.transaction((trx) => put(trx, `seen-${key}`)).then(() => committed(`seen-${key}`)),
+      ),
+    );
+    assert.deepEqual(seen, ['seen-a', 'seen-b', 'seen-c', 'seen-d']);
+  });
+
+  it('a unique violation in one piece fails that piece only', async () => {
+    await store.transaction((trx) => put(trx, 'taken'));
+    const results = await Promise.allSettled([
+      store.transaction((trx) => put(trx, 'taken')),
+      store.transaction((trx) => put(trx, 'free')),
+    ]);
+    assert.equal(results[0]?.status, 'rejected');
+    assert.equal(results[1]?.status, 'fulfilled');
+    assert.equal(await committed('free'), 'free');
+  });
+
+  it('many pieces at once all commit, each exactly once', async () => {
+    const keys = Array.from({ length: 200 }, (_, i) => `many-${i}`);
+    await Promise.all(keys.map((key) => store.transaction((trx) => put(trx, key))));
+    const { rows } = await sql<{ n: number | string }>`
+        select count(*) as n from settings where key like 'many-%'`.execute(store.db);
+    assert.equal(Number(rows[0]?.n), 200);
+  });
+});
 
 describe('store transactions while another connection holds the SQLite write lock', () => {
   it('wait for it without blocking the event loop, then commit', { timeout: 10_000 }, async () => {

@@ -2,10 +2,9 @@ import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber, parsePhone } from '../../domain/phone.ts';
 import type { NumberStatus, PoolNumber } from '../../domain/pool.ts';
 import { DEFAULT_TENANT } from '../../domain/tenants.ts';
-import { numberView } from '../../http/views.ts';
 import type { NumberInput } from '../../services/numbers.ts';
-import { NumberRepository } from '../../store/numbers.ts';
 import type { Veil } from '../../veil.ts';
+import { numberView } from '../../views.ts';
 import { cliConfig, withVeil } from '../core.ts';
 import {
   channelsOption,
@@ -107,8 +106,8 @@ export async function retire(ref: string, out: Output): Promise<void> {
 
 /** The id of a pool number of the CLI's tenant, found by the number itself. */
 async function idOfNumber(veil: Veil, number: string): Promise<string> {
-  const found = await new NumberRepository(veil.store.db).findByNumber(number);
-  if (!found || found.tenantId !== DEFAULT_TENANT) {
+  const found = await veil.numbers.findByNumber(DEFAULT_TENANT, number);
+  if (!found) {
     throw new CliError('not_found', `${maskNumber(number)} is not in the pool`);
   }
   return found.id;

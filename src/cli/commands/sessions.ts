@@ -8,7 +8,7 @@ import {
   type SessionStatus,
 } from '../../domain/session.ts';
 import { DEFAULT_TENANT } from '../../domain/tenants.ts';
-import { sessionView } from '../../http/views.ts';
+import { sessionView } from '../../views.ts';
 import { cliConfig, withVeil } from '../core.ts';
 import { idArgument, integerOption, maxLength, withoutUndefined } from '../input.ts';
 import { isoTime, type Output, table } from '../output.ts';

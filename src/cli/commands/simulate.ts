@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import type { Config } from '../../config.ts';
 import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber, parsePhone } from '../../domain/phone.ts';
 import type { RouteDecision } from '../../domain/routing.ts';
 import type { Channel } from '../../domain/session.ts';
 import { signSimRequest } from '../../providers/sim/sim-adapter.ts';
-import { getSetting } from '../../store/settings.ts';
 import { cliConfig } from '../core.ts';
 import { CliError, EXIT, type Output } from '../output.ts';
 
@@ -30,7 +28,7 @@ export async function simulate(channel: Channel, options: SimulateOptions, out: 
   const from = parsePhone(options.from, '--from', config.defaultCountry).e164;
   const to = parsePhone(options.to, '--to', config.defaultCountry).e164;
   const base = baseUrl(options.url ?? config.publicUrl);
-  const secret = config.simWebhookSecret ?? (await storedSimSecret(config));
+  const secret = config.simWebhookSecret ?? (await databaseSimSecret(config));
   const secretSource = config.simWebhookSecret
     ? 'SIM_WEBHOOK_SECRET'
     : `the secret stored in ${databaseName(config)}`;
@@ -96,31 +94,20 @@ export function describeDecision(decision: RouteDecision): string {
 }
 
 /**
- * The secret the server keeps in its database when SIM_WEBHOOK_SECRET is not set. A database that
- * does not exist yet is not created just to find it empty.
+ * The secret the server keeps in its database when SIM_WEBHOOK_SECRET is not set; when there is
+ * none (or no database yet), an error saying how to get one.
  */
-async function storedSimSecret(config: Config): Promise<string> {
-  const missing = new CliError(
-    'no_simulator_secret',
-    `no simulator secret: set SIM_WEBHOOK_SECRET, or run the server once on ${databaseName(config)} so that it stores one`,
-  );
-  if (
-    config.store.dialect === 'sqlite' &&
-    config.store.file !== ':memory:' &&
-    !existsSync(config.store.file)
-  ) {
-    throw missing;
-  }
+async function databaseSimSecret(config: Config): Promise<string> {
   // Loaded here: with SIM_WEBHOOK_SECRET set, `veil call` needs no database driver at all.
-  const { openStore } = await import('../../store/db.ts');
-  const store = await openStore(config.store);
-  try {
-    const secret = await getSetting(store.db, 'sim_webhook_secret');
-    if (!secret) throw missing;
-    return secret;
-  } finally {
-    await store.close();
+  const { storedSimSecret } = await import('../../services/sim-secret.ts');
+  const secret = await storedSimSecret(config);
+  if (!secret) {
+    throw new CliError(
+      'no_simulator_secret',
+      `no simulator secret: set SIM_WEBHOOK_SECRET, or run the server once on ${databaseName(config)} so that it stores one`,
+    );
   }
+  return secret;
 }
 
 /** The database as an operator knows it; a PostgreSQL URL is not repeated (it may hold a password). */

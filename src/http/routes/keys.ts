@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Veil } from '../../veil.ts';
+import { keyView } from '../../views.ts';
 import { ApiKey, IdParams, KeyBody } from '../schemas.ts';
-import { keyView } from '../views.ts';
 import { withErrors } from './responses.ts';
 
 /** /v1/keys: API keys of the caller's tenant; the secret is shown once, at creation. */

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Veil } from '../../veil.ts';
+import { numberView } from '../../views.ts';
 import {
   IdParams,
   NumberBody,
@@ -9,7 +10,6 @@ import {
   PoolNumber,
   page,
 } from '../schemas.ts';
-import { numberView } from '../views.ts';
 import { withErrors } from './responses.ts';
 
 /** /v1/numbers: the pool. */

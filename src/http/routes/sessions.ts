@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Veil } from '../../veil.ts';
+import { interactionView, participantView, sessionView } from '../../views.ts';
 import {
   IdParams,
   Interaction,
@@ -13,7 +14,6 @@ import {
   SessionPatch,
   SessionQuery,
 } from '../schemas.ts';
-import { interactionView, participantView, sessionView } from '../views.ts';
 import { withErrors } from './responses.ts';
 
 /** /v1/sessions: open, read, renew, close sessions and change their participants. */

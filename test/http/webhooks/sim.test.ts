@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signSimRequest } from '../../../src/providers/sim/sim-adapter.ts';
 import { SIM_SECRET, type TestApp, testApp } from '../../support/app.ts';
-import { storeKinds, type TestStore } from '../../support/stores.ts';
+import { describeStores } from '../../support/stores.ts';
 
 const PROXY_NUMBERS = ['+14155550300', '+14155550301'];
 const A = '+14155550111';
@@ -20,253 +20,244 @@ interface Signing {
   headers?: Record<string, string>;
 }
 
-for (const kind of storeKinds()) {
-  describe(`simulator webhooks (${kind.name})`, () => {
-    let store: TestStore;
-    let t: TestApp;
-    let sessionId: string;
-    const proxyOf = new Map<string, string>();
-    let callSeq = 0;
+describeStores('simulator webhooks', (store) => {
+  let t: TestApp;
+  let sessionId: string;
+  const proxyOf = new Map<string, string>();
+  let callSeq = 0;
 
-    before(async () => {
-      store = await kind.create();
-      t = await testApp(store);
-      // The signature's freshness is judged on the wall clock; keep the app's clock on it too.
-      t.clock.now = Date.now();
-      for (const number of PROXY_NUMBERS) {
-        const r = await t.api('POST', '/v1/numbers', { number, provider: 'sim' });
-        assert.equal(r.statusCode, 201, r.body);
-      }
-      const s = await t.api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
-      assert.equal(s.statusCode, 201, s.body);
-      sessionId = s.json().id;
-      for (const p of s.json().participants) proxyOf.set(p.number, p.proxyNumber);
-    });
-    after(async () => {
-      // When `before` failed half-way, still drop what it created.
-      try {
-        await t?.close();
-      } finally {
-        await store?.drop();
-      }
-    });
-
-    const proxy = (number: string): string => {
-      const p = proxyOf.get(number);
-      assert.ok(p);
-      return p;
-    };
-    const nextCallId = () => `sim-call-${++callSeq}`;
-
-    /** A simulator webhook: a JSON body, signed over its exact bytes unless 'unsigned'. */
-    function post(app: TestApp, path: string, body: unknown, signing: Signing | 'unsigned' = {}) {
-      const raw = JSON.stringify(body);
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (signing !== 'unsigned') {
-        Object.assign(
-          headers,
-          signing.headers ??
-            signSimRequest(signing.secret ?? SIM_SECRET, signing.signedBody ?? raw, signing.at ?? Date.now()),
-        );
-      }
-      return app.app.inject({ method: 'POST', url: path, headers, payload: raw });
+  before(async () => {
+    t = await testApp(store());
+    // The signature's freshness is judged on the wall clock; keep the app's clock on it too.
+    t.clock.now = Date.now();
+    for (const number of PROXY_NUMBERS) {
+      const r = await t.api('POST', '/v1/numbers', { number, provider: 'sim' });
+      assert.equal(r.statusCode, 201, r.body);
     }
+    const s = await t.api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
+    assert.equal(s.statusCode, 201, s.body);
+    sessionId = s.json().id;
+    for (const p of s.json().participants) proxyOf.set(p.number, p.proxyNumber);
+  });
+  after(async () => {
+    await t?.close();
+  });
 
-    async function interactionRows() {
-      await t.veil.interactions.flush();
-      return t.veil.store.db.selectFrom('interactions').selectAll().execute();
+  const proxy = (number: string): string => {
+    const p = proxyOf.get(number);
+    assert.ok(p);
+    return p;
+  };
+  const nextCallId = () => `sim-call-${++callSeq}`;
+
+  /** A simulator webhook: a JSON body, signed over its exact bytes unless 'unsigned'. */
+  function post(app: TestApp, path: string, body: unknown, signing: Signing | 'unsigned' = {}) {
+    const raw = JSON.stringify(body);
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (signing !== 'unsigned') {
+      Object.assign(
+        headers,
+        signing.headers ??
+          signSimRequest(signing.secret ?? SIM_SECRET, signing.signedBody ?? raw, signing.at ?? Date.now()),
+      );
     }
+    return app.app.inject({ method: 'POST', url: path, headers, payload: raw });
+  }
 
-    async function assertRefused(send: () => ReturnType<typeof post>) {
+  async function interactionRows() {
+    await t.veil.interactions.flush();
+    return t.veil.store.db.selectFrom('interactions').selectAll().execute();
+  }
+
+  async function assertRefused(send: () => ReturnType<typeof post>) {
+    const before = (await interactionRows()).length;
+    const r = await send();
+    assert.equal(r.statusCode, 403, r.body);
+    const body = r.json() as { error: { code: string; message: string } };
+    assert.deepEqual(Object.keys(body), ['error']);
+    assert.equal(body.error.code, 'forbidden');
+    assert.match(body.error.message, /signature/);
+    assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
+  }
+
+  describe('POST /webhooks/sim/voice', () => {
+    it('answers a signed call with the neutral connect decision', async () => {
+      const r = await post(t, '/webhooks/sim/voice', { from: A, to: proxy(A), callId: nextCallId() });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(String(r.headers['content-type']), /^application\/json/);
+      assert.deepEqual(r.json(), {
+        action: 'connect',
+        to: B,
+        callerId: proxy(B),
+        sessionId,
+        record: false,
+        maxCallSeconds: null,
+      });
+    });
+
+    it('writes exactly one interaction with provider sim and the callId', async () => {
       const before = (await interactionRows()).length;
-      const r = await send();
-      assert.equal(r.statusCode, 403, r.body);
-      const body = r.json() as { error: { code: string; message: string } };
-      assert.deepEqual(Object.keys(body), ['error']);
-      assert.equal(body.error.code, 'forbidden');
-      assert.match(body.error.message, /signature/);
-      assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
-    }
-
-    describe('POST /webhooks/sim/voice', () => {
-      it('answers a signed call with the neutral connect decision', async () => {
-        const r = await post(t, '/webhooks/sim/voice', { from: A, to: proxy(A), callId: nextCallId() });
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(String(r.headers['content-type']), /^application\/json/);
-        assert.deepEqual(r.json(), {
-          action: 'connect',
-          to: B,
-          callerId: proxy(B),
-          sessionId,
-          record: false,
-          maxCallSeconds: null,
-        });
-      });
-
-      it('writes exactly one interaction with provider sim and the callId', async () => {
-        const before = (await interactionRows()).length;
-        const callId = nextCallId();
-        await post(t, '/webhooks/sim/voice', { from: B, to: proxy(B), callId });
-        const rows = await interactionRows();
-        assert.equal(rows.length, before + 1);
-        const row = rows.find((i) => i.provider_call_id === callId);
-        assert.equal(row?.provider, 'sim');
-        assert.equal(row?.session_id, sessionId);
-        assert.equal(row?.target_number, A);
-      });
-
-      it('rejects a stranger without naming anyone', async () => {
-        const r = await post(t, '/webhooks/sim/voice', { from: STRANGER, to: proxy(A) });
-        assert.equal(r.statusCode, 200, r.body);
-        assert.deepEqual(r.json(), { action: 'reject', reason: 'no_session', sessionId: null });
-      });
-
-      it('accepts a signature a few minutes old (within the 5 minute window)', async () => {
-        const r = await post(
-          t,
-          '/webhooks/sim/voice',
-          { from: A, to: proxy(A) },
-          { at: Date.now() - 4 * MINUTE_MS },
-        );
-        assert.equal(r.statusCode, 200, r.body);
-        assert.equal(r.json().action, 'connect');
-      });
-
-      describe('refuses with 403 and routes nothing', () => {
-        const path = '/webhooks/sim/voice';
-        const call = () => ({ from: A, to: proxy(A), callId: nextCallId() });
-
-        it('a request signed with another secret', async () => {
-          await assertRefused(() => post(t, path, call(), { secret: 'not-the-sim-secret' }));
-        });
-
-        it('a stale or future timestamp (more than 5 minutes off)', async () => {
-          await assertRefused(() => post(t, path, call(), { at: Date.now() - 6 * MINUTE_MS }));
-          await assertRefused(() => post(t, path, call(), { at: Date.now() + 6 * MINUTE_MS }));
-        });
-
-        it('a timestamp changed after signing', async () => {
-          const body = call();
-          const signed = signSimRequest(SIM_SECRET, JSON.stringify(body), Date.now() - 10 * MINUTE_MS);
-          await assertRefused(() =>
-            post(t, path, body, {
-              headers: { ...signed, 'x-sim-timestamp': String(Math.floor(Date.now() / 1000)) },
-            }),
-          );
-        });
-
-        it('a body altered after signing', async () => {
-          const signedBody = { from: STRANGER, to: proxy(A), callId: nextCallId() };
-          await assertRefused(() =>
-            post(t, path, { ...signedBody, from: A }, { signedBody: JSON.stringify(signedBody) }),
-          );
-          // Same JSON meaning, other bytes: the signature covers the bytes.
-          const body = call();
-          await assertRefused(() => post(t, path, body, { signedBody: JSON.stringify(body, null, 1) }));
-        });
-
-        it('half a signature, or a malformed one', async () => {
-          const body = call();
-          const full = signSimRequest(SIM_SECRET, JSON.stringify(body));
-          await assertRefused(() =>
-            post(t, path, body, { headers: { 'x-sim-signature': full['x-sim-signature'] as string } }),
-          );
-          await assertRefused(() =>
-            post(t, path, body, { headers: { 'x-sim-timestamp': full['x-sim-timestamp'] as string } }),
-          );
-          await assertRefused(() =>
-            post(t, path, body, { headers: { ...full, 'x-sim-timestamp': 'yesterday' } }),
-          );
-          await assertRefused(() => post(t, path, body, { headers: { ...full, 'x-sim-signature': '' } }));
-        });
-
-        it('an unsigned request in production', async () => {
-          await assertRefused(() => post(t, path, call(), 'unsigned'));
-        });
-      });
+      const callId = nextCallId();
+      await post(t, '/webhooks/sim/voice', { from: B, to: proxy(B), callId });
+      const rows = await interactionRows();
+      assert.equal(rows.length, before + 1);
+      const row = rows.find((i) => i.provider_call_id === callId);
+      assert.equal(row?.provider, 'sim');
+      assert.equal(row?.session_id, sessionId);
+      assert.equal(row?.target_number, A);
     });
 
-    describe('POST /webhooks/sim/sms', () => {
-      it('answers a signed text with the neutral forward decision', async () => {
-        const r = await post(t, '/webhooks/sim/sms', { from: B, to: proxy(B), body: 'on my way' });
-        assert.equal(r.statusCode, 200, r.body);
-        assert.deepEqual(r.json(), {
-          action: 'forward',
-          to: A,
-          from: proxy(A),
-          body: 'on my way',
-          sessionId,
-        });
+    it('rejects a stranger without naming anyone', async () => {
+      const r = await post(t, '/webhooks/sim/voice', { from: STRANGER, to: proxy(A) });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(r.json(), { action: 'reject', reason: 'no_session', sessionId: null });
+    });
+
+    it('accepts a signature a few minutes old (within the 5 minute window)', async () => {
+      const r = await post(
+        t,
+        '/webhooks/sim/voice',
+        { from: A, to: proxy(A) },
+        { at: Date.now() - 4 * MINUTE_MS },
+      );
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal(r.json().action, 'connect');
+    });
+
+    describe('refuses with 403 and routes nothing', () => {
+      const path = '/webhooks/sim/voice';
+      const call = () => ({ from: A, to: proxy(A), callId: nextCallId() });
+
+      it('a request signed with another secret', async () => {
+        await assertRefused(() => post(t, path, call(), { secret: 'not-the-sim-secret' }));
       });
 
-      it('refuses an unsigned or altered text with 403', async () => {
-        const text = { from: B, to: proxy(B), body: 'hi' };
-        await assertRefused(() => post(t, '/webhooks/sim/sms', text, 'unsigned'));
+      it('a stale or future timestamp (more than 5 minutes off)', async () => {
+        await assertRefused(() => post(t, path, call(), { at: Date.now() - 6 * MINUTE_MS }));
+        await assertRefused(() => post(t, path, call(), { at: Date.now() + 6 * MINUTE_MS }));
+      });
+
+      it('a timestamp changed after signing', async () => {
+        const body = call();
+        const signed = signSimRequest(SIM_SECRET, JSON.stringify(body), Date.now() - 10 * MINUTE_MS);
         await assertRefused(() =>
-          post(t, '/webhooks/sim/sms', { ...text, body: 'changed' }, { signedBody: JSON.stringify(text) }),
+          post(t, path, body, {
+            headers: { ...signed, 'x-sim-timestamp': String(Math.floor(Date.now() / 1000)) },
+          }),
         );
       });
-    });
 
-    describe('POST /webhooks/sim/status', () => {
-      it('updates the interaction when signed, and not when unsigned', async () => {
-        const callId = nextCallId();
-        await post(t, '/webhooks/sim/voice', { from: A, to: proxy(A), callId });
-        const find = async () => (await interactionRows()).find((i) => i.provider_call_id === callId);
-
-        const refused = await post(
-          t,
-          '/webhooks/sim/status',
-          { callId, status: 'completed', durationSeconds: 999 },
-          'unsigned',
+      it('a body altered after signing', async () => {
+        const signedBody = { from: STRANGER, to: proxy(A), callId: nextCallId() };
+        await assertRefused(() =>
+          post(t, path, { ...signedBody, from: A }, { signedBody: JSON.stringify(signedBody) }),
         );
-        assert.equal(refused.statusCode, 403, refused.body);
-        assert.equal((await find())?.status, 'routed');
-        assert.equal((await find())?.duration_seconds, null);
-
-        const r = await post(t, '/webhooks/sim/status', { callId, status: 'completed', durationSeconds: 42 });
-        assert.equal(r.statusCode, 200, r.body);
-        assert.deepEqual(r.json(), { ok: true });
-        assert.equal((await find())?.status, 'completed');
-        assert.equal((await find())?.duration_seconds, 42);
-      });
-    });
-
-    describe('in development', () => {
-      let dev: TestApp | undefined;
-      before(async () => {
-        dev = await testApp(store, { NODE_ENV: 'development' });
-        dev.clock.now = Date.now();
-      });
-      after(async () => {
-        await dev?.close();
+        // Same JSON meaning, other bytes: the signature covers the bytes.
+        const body = call();
+        await assertRefused(() => post(t, path, body, { signedBody: JSON.stringify(body, null, 1) }));
       });
 
-      it('accepts an unsigned request', async () => {
-        assert.ok(dev);
-        const before = (await interactionRows()).length;
-        const callId = nextCallId();
-        const r = await post(dev, '/webhooks/sim/voice', { from: A, to: proxy(A), callId }, 'unsigned');
-        assert.equal(r.statusCode, 200, r.body);
-        assert.equal(r.json().action, 'connect');
-        assert.equal(r.json().to, B);
-        await dev.veil.interactions.flush();
-        const rows = await interactionRows();
-        assert.equal(rows.length, before + 1);
-        assert.ok(rows.some((i) => i.provider_call_id === callId && i.provider === 'sim'));
+      it('half a signature, or a malformed one', async () => {
+        const body = call();
+        const full = signSimRequest(SIM_SECRET, JSON.stringify(body));
+        await assertRefused(() =>
+          post(t, path, body, { headers: { 'x-sim-signature': full['x-sim-signature'] as string } }),
+        );
+        await assertRefused(() =>
+          post(t, path, body, { headers: { 'x-sim-timestamp': full['x-sim-timestamp'] as string } }),
+        );
+        await assertRefused(() =>
+          post(t, path, body, { headers: { ...full, 'x-sim-timestamp': 'yesterday' } }),
+        );
+        await assertRefused(() => post(t, path, body, { headers: { ...full, 'x-sim-signature': '' } }));
       });
 
-      it('still refuses a request whose signature is wrong', async () => {
-        assert.ok(dev);
-        const app = dev;
-        const before = (await interactionRows()).length;
-        const r = await post(app, '/webhooks/sim/voice', { from: A, to: proxy(A) }, { secret: 'wrong' });
-        assert.equal(r.statusCode, 403, r.body);
-        const stale = await post(app, '/webhooks/sim/voice', { from: A, to: proxy(A) }, { at: 0 });
-        assert.equal(stale.statusCode, 403, stale.body);
-        await app.veil.interactions.flush();
-        assert.equal((await interactionRows()).length, before);
+      it('an unsigned request in production', async () => {
+        await assertRefused(() => post(t, path, call(), 'unsigned'));
       });
     });
   });
-}
+
+  describe('POST /webhooks/sim/sms', () => {
+    it('answers a signed text with the neutral forward decision', async () => {
+      const r = await post(t, '/webhooks/sim/sms', { from: B, to: proxy(B), body: 'on my way' });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(r.json(), {
+        action: 'forward',
+        to: A,
+        from: proxy(A),
+        body: 'on my way',
+        sessionId,
+      });
+    });
+
+    it('refuses an unsigned or altered text with 403', async () => {
+      const text = { from: B, to: proxy(B), body: 'hi' };
+      await assertRefused(() => post(t, '/webhooks/sim/sms', text, 'unsigned'));
+      await assertRefused(() =>
+        post(t, '/webhooks/sim/sms', { ...text, body: 'changed' }, { signedBody: JSON.stringify(text) }),
+      );
+    });
+  });
+
+  describe('POST /webhooks/sim/status', () => {
+    it('updates the interaction when signed, and not when unsigned', async () => {
+      const callId = nextCallId();
+      await post(t, '/webhooks/sim/voice', { from: A, to: proxy(A), callId });
+      const find = async () => (await interactionRows()).find((i) => i.provider_call_id === callId);
+
+      const refused = await post(
+        t,
+        '/webhooks/sim/status',
+        { callId, status: 'completed', durationSeconds: 999 },
+        'unsigned',
+      );
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal((await find())?.status, 'routed');
+      assert.equal((await find())?.duration_seconds, null);
+
+      const r = await post(t, '/webhooks/sim/status', { callId, status: 'completed', durationSeconds: 42 });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(r.json(), { ok: true });
+      assert.equal((await find())?.status, 'completed');
+      assert.equal((await find())?.duration_seconds, 42);
+    });
+  });
+
+  describe('in development', () => {
+    let dev: TestApp | undefined;
+    before(async () => {
+      dev = await testApp(store(), { NODE_ENV: 'development' });
+      dev.clock.now = Date.now();
+    });
+    after(async () => {
+      await dev?.close();
+    });
+
+    it('accepts an unsigned request', async () => {
+      assert.ok(dev);
+      const before = (await interactionRows()).length;
+      const callId = nextCallId();
+      const r = await post(dev, '/webhooks/sim/voice', { from: A, to: proxy(A), callId }, 'unsigned');
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal(r.json().action, 'connect');
+      assert.equal(r.json().to, B);
+      await dev.veil.interactions.flush();
+      const rows = await interactionRows();
+      assert.equal(rows.length, before + 1);
+      assert.ok(rows.some((i) => i.provider_call_id === callId && i.provider === 'sim'));
+    });
+
+    it('still refuses a request whose signature is wrong', async () => {
+      assert.ok(dev);
+      const app = dev;
+      const before = (await interactionRows()).length;
+      const r = await post(app, '/webhooks/sim/voice', { from: A, to: proxy(A) }, { secret: 'wrong' });
+      assert.equal(r.statusCode, 403, r.body);
+      const stale = await post(app, '/webhooks/sim/voice', { from: A, to: proxy(A) }, { at: 0 });
+      assert.equal(stale.statusCode, 403, stale.body);
+      await app.veil.interactions.flush();
+      assert.equal((await interactionRows()).length, before);
+    });
+  });
+});

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import twilio from 'twilio';
 import { PUBLIC_URL, type TestApp, TWILIO_SID, TWILIO_TOKEN, testApp } from '../../support/app.ts';
-import { storeKinds, type TestStore } from '../../support/stores.ts';
+import { describeStores } from '../../support/stores.ts';
 
 type Params = Record<string, string>;
 
@@ -35,371 +35,358 @@ function digitsOf(number: string): string[] {
   return [number, number.slice(1)];
 }
 
-for (const kind of storeKinds()) {
-  describe(`Twilio webhooks (${kind.name})`, () => {
-    let store: TestStore;
-    let t: TestApp;
-    /** Each real number's proxy in its session. */
-    const proxyOf = new Map<string, string>();
-    let plainSession: string;
-    let recordedSession: string;
-    let callSeq = 0;
+describeStores('Twilio webhooks', (store) => {
+  let t: TestApp;
+  /** Each real number's proxy in its session. */
+  const proxyOf = new Map<string, string>();
+  let plainSession: string;
+  let recordedSession: string;
+  let callSeq = 0;
 
-    before(async () => {
-      store = await kind.create();
-      t = await testApp(store);
-      for (const number of PROXY_NUMBERS) {
-        const r = await t.api('POST', '/v1/numbers', { number, provider: 'twilio' });
-        assert.equal(r.statusCode, 201, r.body);
-      }
-      plainSession = await openSession([A, B]);
-      recordedSession = await openSession([C, D], { record: true });
-      await openSession([E, F], { ttlSeconds: 60 });
-    });
-    after(async () => {
-      // When `before` failed half-way, still drop what it created.
-      try {
-        await t?.close();
-      } finally {
-        await store?.drop();
-      }
-    });
-
-    async function openSession(numbers: string[], options: Record<string, unknown> = {}): Promise<string> {
-      const r = await t.api('POST', '/v1/sessions', {
-        ...options,
-        participants: numbers.map((number) => ({ number })),
-      });
+  before(async () => {
+    t = await testApp(store());
+    for (const number of PROXY_NUMBERS) {
+      const r = await t.api('POST', '/v1/numbers', { number, provider: 'twilio' });
       assert.equal(r.statusCode, 201, r.body);
-      const session = r.json();
-      for (const p of session.participants) proxyOf.set(p.number, p.proxyNumber);
-      return session.id;
     }
+    plainSession = await openSession([A, B]);
+    recordedSession = await openSession([C, D], { record: true });
+    await openSession([E, F], { ttlSeconds: 60 });
+  });
+  after(async () => {
+    await t?.close();
+  });
 
-    const proxy = (number: string): string => {
-      const p = proxyOf.get(number);
-      assert.ok(p, `no proxy for ${number}`);
-      return p;
+  async function openSession(numbers: string[], options: Record<string, unknown> = {}): Promise<string> {
+    const r = await t.api('POST', '/v1/sessions', {
+      ...options,
+      participants: numbers.map((number) => ({ number })),
+    });
+    assert.equal(r.statusCode, 201, r.body);
+    const session = r.json();
+    for (const p of session.participants) proxyOf.set(p.number, p.proxyNumber);
+    return session.id;
+  }
+
+  const proxy = (number: string): string => {
+    const p = proxyOf.get(number);
+    assert.ok(p, `no proxy for ${number}`);
+    return p;
+  };
+
+  const nextCallSid = () => `CA${String(++callSeq).padStart(32, '0')}`;
+
+  /** A webhook as Twilio sends it: form-encoded, signed over VEIL_PUBLIC_URL + path and the params. */
+  function post(path: string, params: Params, signing: Signing | 'unsigned' = {}) {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (signing !== 'unsigned') {
+      headers['x-twilio-signature'] = twilio.getExpectedTwilioSignature(
+        signing.token ?? TWILIO_TOKEN,
+        signing.signedUrl ?? PUBLIC_URL + path,
+        signing.signedParams ?? params,
+      );
+      Object.assign(headers, signing.headers);
+    }
+    const options: InjectOptions = {
+      method: 'POST',
+      url: path,
+      headers,
+      payload: new URLSearchParams(params).toString(),
     };
+    return t.app.inject(options);
+  }
 
-    const nextCallSid = () => `CA${String(++callSeq).padStart(32, '0')}`;
+  const voiceParams = (from: string, to: string, callSid = nextCallSid()): Params => ({
+    AccountSid: TWILIO_SID,
+    CallSid: callSid,
+    From: from,
+    To: to,
+    CallStatus: 'ringing',
+    Direction: 'inbound',
+  });
 
-    /** A webhook as Twilio sends it: form-encoded, signed over VEIL_PUBLIC_URL + path and the params. */
-    function post(path: string, params: Params, signing: Signing | 'unsigned' = {}) {
-      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-      if (signing !== 'unsigned') {
-        headers['x-twilio-signature'] = twilio.getExpectedTwilioSignature(
-          signing.token ?? TWILIO_TOKEN,
-          signing.signedUrl ?? PUBLIC_URL + path,
-          signing.signedParams ?? params,
-        );
-        Object.assign(headers, signing.headers);
-      }
-      const options: InjectOptions = {
-        method: 'POST',
-        url: path,
-        headers,
-        payload: new URLSearchParams(params).toString(),
-      };
-      return t.app.inject(options);
-    }
+  const smsParams = (from: string, to: string, body: string): Params => ({
+    AccountSid: TWILIO_SID,
+    MessageSid: `SM${String(++callSeq).padStart(32, '0')}`,
+    From: from,
+    To: to,
+    Body: body,
+    NumMedia: '0',
+  });
 
-    const voiceParams = (from: string, to: string, callSid = nextCallSid()): Params => ({
-      AccountSid: TWILIO_SID,
-      CallSid: callSid,
-      From: from,
-      To: to,
-      CallStatus: 'ringing',
-      Direction: 'inbound',
-    });
+  async function interactionRows() {
+    await t.veil.interactions.flush();
+    return t.veil.store.db.selectFrom('interactions').selectAll().execute();
+  }
 
-    const smsParams = (from: string, to: string, body: string): Params => ({
-      AccountSid: TWILIO_SID,
-      MessageSid: `SM${String(++callSeq).padStart(32, '0')}`,
-      From: from,
-      To: to,
-      Body: body,
-      NumMedia: '0',
-    });
+  async function interactionsOf(sessionId: string) {
+    const r = await t.api('GET', `/v1/sessions/${sessionId}/interactions?limit=200`);
+    assert.equal(r.statusCode, 200, r.body);
+    return r.json().data as { providerCallId: string; status: string; durationSeconds: number | null }[];
+  }
 
-    async function interactionRows() {
-      await t.veil.interactions.flush();
-      return t.veil.store.db.selectFrom('interactions').selectAll().execute();
-    }
+  /** Asserts that `send` is answered 403 forbidden and writes no interaction. */
+  async function assertRefused(send: () => Promise<{ statusCode: number; json(): unknown; body: string }>) {
+    const before = (await interactionRows()).length;
+    const r = await send();
+    assert.equal(r.statusCode, 403, r.body);
+    const body = r.json() as { error: { code: string; message: string } };
+    assert.deepEqual(Object.keys(body), ['error']);
+    assert.equal(body.error.code, 'forbidden');
+    assert.match(body.error.message, /signature/);
+    assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
+  }
 
-    async function interactionsOf(sessionId: string) {
-      const r = await t.api('GET', `/v1/sessions/${sessionId}/interactions?limit=200`);
+  describe('POST /webhooks/twilio/voice', () => {
+    it("connects a participant to the other's real number, shown the other's proxy", async () => {
+      const r = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A)));
       assert.equal(r.statusCode, 200, r.body);
-      return r.json().data as { providerCallId: string; status: string; durationSeconds: number | null }[];
-    }
-
-    /** Asserts that `send` is answered 403 forbidden and writes no interaction. */
-    async function assertRefused(send: () => Promise<{ statusCode: number; json(): unknown; body: string }>) {
-      const before = (await interactionRows()).length;
-      const r = await send();
-      assert.equal(r.statusCode, 403, r.body);
-      const body = r.json() as { error: { code: string; message: string } };
-      assert.deepEqual(Object.keys(body), ['error']);
-      assert.equal(body.error.code, 'forbidden');
-      assert.match(body.error.message, /signature/);
-      assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
-    }
-
-    describe('POST /webhooks/twilio/voice', () => {
-      it("connects a participant to the other's real number, shown the other's proxy", async () => {
-        const r = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A)));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(String(r.headers['content-type']), /^text\/xml/);
-        assert.equal(r.body, twiml(`<Dial callerId="${proxy(B)}"><Number>${B}</Number></Dial>`));
-        // And the other way round.
-        const back = await post('/webhooks/twilio/voice', voiceParams(B, proxy(B)));
-        assert.equal(back.body, twiml(`<Dial callerId="${proxy(A)}"><Number>${A}</Number></Dial>`));
-      });
-
-      it('writes exactly one interaction with provider twilio and the CallSid', async () => {
-        const before = await interactionRows();
-        const callSid = nextCallSid();
-        const r = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
-        assert.equal(r.statusCode, 200, r.body);
-        const rows = await interactionRows();
-        assert.equal(rows.length, before.length + 1);
-        const row = rows.find((i) => i.provider_call_id === callSid);
-        assert.ok(row, 'no interaction with the CallSid');
-        assert.equal(row.provider, 'twilio');
-        assert.equal(row.session_id, plainSession);
-        assert.equal(row.channel, 'voice');
-        assert.equal(row.action, 'connect');
-        assert.equal(row.from_number, A);
-        assert.equal(row.to_number, proxy(A));
-        assert.equal(row.target_number, B);
-        assert.equal(row.caller_id, proxy(B));
-      });
-
-      it('refuses a stranger with a short message and reveals no participant', async () => {
-        const r = await post('/webhooks/twilio/voice', voiceParams(STRANGER, proxy(A)));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(String(r.headers['content-type']), /^text\/xml/);
-        assert.match(r.body, /^<\?xml[^>]*\?><Response><Say>[^<]+<\/Say><Hangup\/><\/Response>$/);
-        assert.doesNotMatch(r.body, /<Dial|<Number/);
-        for (const number of EVERY_REAL_NUMBER)
-          for (const form of digitsOf(number)) assert.ok(!r.body.includes(form), `reply reveals ${form}`);
-      });
-
-      it('refuses a participant dialling a proxy that is not theirs in any session', async () => {
-        const notMine = PROXY_NUMBERS.find((n) => n !== proxy(A));
-        assert.ok(notMine);
-        const r = await post('/webhooks/twilio/voice', voiceParams(A, notMine));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(r.body, /<Hangup\/>/);
-        assert.doesNotMatch(r.body, /<Dial/);
-      });
-
-      it('records the call when the session asks for it, and only then', async () => {
-        const r = await post('/webhooks/twilio/voice', voiceParams(C, proxy(C)));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(
-          r.body,
-          new RegExp(
-            `<Dial callerId="\\${proxy(D)}" record="record-from-answer[^"]*"><Number>\\${D}</Number></Dial>`,
-          ),
-        );
-        const plain = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A)));
-        assert.doesNotMatch(plain.body, /record=/);
-        const session = await t.api('GET', `/v1/sessions/${recordedSession}`);
-        assert.equal(session.json().record, true);
-      });
-
-      it('refuses a call in a session past its ttl', async () => {
-        // Still open a second before the end.
-        t.clock.advance(59);
-        const open = await post('/webhooks/twilio/voice', voiceParams(E, proxy(E)));
-        assert.match(open.body, /<Dial callerId=/);
-        t.clock.advance(2);
-        const r = await post('/webhooks/twilio/voice', voiceParams(E, proxy(E)));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(r.body, /<Say>[^<]+<\/Say><Hangup\/>/);
-        assert.doesNotMatch(r.body, /<Dial/);
-        for (const form of digitsOf(F)) assert.ok(!r.body.includes(form));
-      });
-
-      describe('refuses with 403 and routes nothing', () => {
-        const path = '/webhooks/twilio/voice';
-        it('an unsigned request', async () => {
-          await assertRefused(() => post(path, voiceParams(A, proxy(A)), 'unsigned'));
-          await assertRefused(() =>
-            post(path, voiceParams(A, proxy(A)), { headers: { 'x-twilio-signature': '' } }),
-          );
-        });
-
-        it('a request signed with another auth token', async () => {
-          await assertRefused(() =>
-            post(path, voiceParams(A, proxy(A)), { token: 'another-accounts-auth-token-000000' }),
-          );
-        });
-
-        it('a request signed for another URL', async () => {
-          const params = voiceParams(A, proxy(A));
-          await assertRefused(() => post(path, params, { signedUrl: `http://evil.example${path}` }));
-          await assertRefused(() => post(path, params, { signedUrl: `${PUBLIC_URL}/webhooks/twilio/sms` }));
-          // The query string is part of what is signed, both ways.
-          await assertRefused(() => post(path, params, { signedUrl: `${PUBLIC_URL}${path}?tenant=other` }));
-          await assertRefused(() => post(`${path}?tenant=other`, params, { signedUrl: PUBLIC_URL + path }));
-        });
-
-        it('a request signed for the Host header instead of VEIL_PUBLIC_URL', async () => {
-          const params = voiceParams(A, proxy(A));
-          await assertRefused(() =>
-            post(path, params, {
-              signedUrl: `http://evil.example${path}`,
-              headers: { host: 'evil.example' },
-            }),
-          );
-          await assertRefused(() =>
-            post(path, params, {
-              signedUrl: `https://evil.example${path}`,
-              headers: {
-                host: 'evil.example',
-                'x-forwarded-host': 'evil.example',
-                'x-forwarded-proto': 'https',
-              },
-            }),
-          );
-        });
-
-        it('a body altered after signing', async () => {
-          const signed = voiceParams(STRANGER, proxy(A));
-          // The stranger replays a signed request of their own with A's number as caller.
-          await assertRefused(() => post(path, { ...signed, From: A }, { signedParams: signed }));
-          // Or adds a parameter.
-          await assertRefused(() => post(path, { ...signed, Extra: '1' }, { signedParams: signed }));
-        });
-
-        it('even when the same request, signed, is accepted', async () => {
-          // The control for the cases above: only the signature differs.
-          const r = await post(path, voiceParams(A, proxy(A)));
-          assert.equal(r.statusCode, 200, r.body);
-        });
-      });
+      assert.match(String(r.headers['content-type']), /^text\/xml/);
+      assert.equal(r.body, twiml(`<Dial callerId="${proxy(B)}"><Number>${B}</Number></Dial>`));
+      // And the other way round.
+      const back = await post('/webhooks/twilio/voice', voiceParams(B, proxy(B)));
+      assert.equal(back.body, twiml(`<Dial callerId="${proxy(A)}"><Number>${A}</Number></Dial>`));
     });
 
-    describe('POST /webhooks/twilio/sms', () => {
-      const path = '/webhooks/twilio/sms';
-      it("forwards a participant's text to the other, from the other's proxy", async () => {
-        const r = await post(path, smsParams(A, proxy(A), 'at the door <5 min> & waiting'));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(String(r.headers['content-type']), /^text\/xml/);
-        assert.equal(
-          r.body,
-          twiml(`<Message to="${B}" from="${proxy(B)}">at the door &lt;5 min&gt; &amp; waiting</Message>`),
+    it('writes exactly one interaction with provider twilio and the CallSid', async () => {
+      const before = await interactionRows();
+      const callSid = nextCallSid();
+      const r = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
+      assert.equal(r.statusCode, 200, r.body);
+      const rows = await interactionRows();
+      assert.equal(rows.length, before.length + 1);
+      const row = rows.find((i) => i.provider_call_id === callSid);
+      assert.ok(row, 'no interaction with the CallSid');
+      assert.equal(row.provider, 'twilio');
+      assert.equal(row.session_id, plainSession);
+      assert.equal(row.channel, 'voice');
+      assert.equal(row.action, 'connect');
+      assert.equal(row.from_number, A);
+      assert.equal(row.to_number, proxy(A));
+      assert.equal(row.target_number, B);
+      assert.equal(row.caller_id, proxy(B));
+    });
+
+    it('refuses a stranger with a short message and reveals no participant', async () => {
+      const r = await post('/webhooks/twilio/voice', voiceParams(STRANGER, proxy(A)));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(String(r.headers['content-type']), /^text\/xml/);
+      assert.match(r.body, /^<\?xml[^>]*\?><Response><Say>[^<]+<\/Say><Hangup\/><\/Response>$/);
+      assert.doesNotMatch(r.body, /<Dial|<Number/);
+      for (const number of EVERY_REAL_NUMBER)
+        for (const form of digitsOf(number)) assert.ok(!r.body.includes(form), `reply reveals ${form}`);
+    });
+
+    it('refuses a participant dialling a proxy that is not theirs in any session', async () => {
+      const notMine = PROXY_NUMBERS.find((n) => n !== proxy(A));
+      assert.ok(notMine);
+      const r = await post('/webhooks/twilio/voice', voiceParams(A, notMine));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(r.body, /<Hangup\/>/);
+      assert.doesNotMatch(r.body, /<Dial/);
+    });
+
+    it('records the call when the session asks for it, and only then', async () => {
+      const r = await post('/webhooks/twilio/voice', voiceParams(C, proxy(C)));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(
+        r.body,
+        new RegExp(
+          `<Dial callerId="\\${proxy(D)}" record="record-from-answer[^"]*"><Number>\\${D}</Number></Dial>`,
+        ),
+      );
+      const plain = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A)));
+      assert.doesNotMatch(plain.body, /record=/);
+      const session = await t.api('GET', `/v1/sessions/${recordedSession}`);
+      assert.equal(session.json().record, true);
+    });
+
+    it('refuses a call in a session past its ttl', async () => {
+      // Still open a second before the end.
+      t.clock.advance(59);
+      const open = await post('/webhooks/twilio/voice', voiceParams(E, proxy(E)));
+      assert.match(open.body, /<Dial callerId=/);
+      t.clock.advance(2);
+      const r = await post('/webhooks/twilio/voice', voiceParams(E, proxy(E)));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(r.body, /<Say>[^<]+<\/Say><Hangup\/>/);
+      assert.doesNotMatch(r.body, /<Dial/);
+      for (const form of digitsOf(F)) assert.ok(!r.body.includes(form));
+    });
+
+    describe('refuses with 403 and routes nothing', () => {
+      const path = '/webhooks/twilio/voice';
+      it('an unsigned request', async () => {
+        await assertRefused(() => post(path, voiceParams(A, proxy(A)), 'unsigned'));
+        await assertRefused(() =>
+          post(path, voiceParams(A, proxy(A)), { headers: { 'x-twilio-signature': '' } }),
         );
       });
 
-      it('logs the text as one interaction with the MessageSid', async () => {
-        const before = (await interactionRows()).length;
-        const params = smsParams(B, proxy(B), 'ok');
-        await post(path, params);
-        const rows = await interactionRows();
-        assert.equal(rows.length, before + 1);
-        const row = rows.find((i) => i.provider_call_id === params.MessageSid);
-        assert.equal(row?.provider, 'twilio');
-        assert.equal(row?.channel, 'sms');
-        assert.equal(row?.action, 'forward');
+      it('a request signed with another auth token', async () => {
+        await assertRefused(() =>
+          post(path, voiceParams(A, proxy(A)), { token: 'another-accounts-auth-token-000000' }),
+        );
       });
 
-      it('answers a stranger with an empty response', async () => {
-        const r = await post(path, smsParams(STRANGER, proxy(A), 'who is this?'));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.equal(r.body, `${XML_DECLARATION}<Response/>`);
-      });
-
-      it('refuses unsigned, wrongly signed and altered texts with 403', async () => {
-        const params = smsParams(A, proxy(A), 'hi');
-        await assertRefused(() => post(path, params, 'unsigned'));
-        await assertRefused(() => post(path, params, { token: 'another-accounts-auth-token-000000' }));
+      it('a request signed for another URL', async () => {
+        const params = voiceParams(A, proxy(A));
         await assertRefused(() => post(path, params, { signedUrl: `http://evil.example${path}` }));
-        await assertRefused(() => post(path, { ...params, Body: 'changed' }, { signedParams: params }));
-      });
-    });
-
-    describe('POST /webhooks/twilio/status', () => {
-      const path = '/webhooks/twilio/status';
-      const statusParams = (callSid: string, status: string, duration: string): Params => ({
-        AccountSid: TWILIO_SID,
-        CallSid: callSid,
-        CallStatus: status,
-        CallDuration: duration,
+        await assertRefused(() => post(path, params, { signedUrl: `${PUBLIC_URL}/webhooks/twilio/sms` }));
+        // The query string is part of what is signed, both ways.
+        await assertRefused(() => post(path, params, { signedUrl: `${PUBLIC_URL}${path}?tenant=other` }));
+        await assertRefused(() => post(`${path}?tenant=other`, params, { signedUrl: PUBLIC_URL + path }));
       });
 
-      it("updates the call's interaction with the status and duration", async () => {
-        const callSid = nextCallSid();
-        await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
-        const routed = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
-        assert.equal(routed?.status, 'routed');
-        assert.equal(routed?.durationSeconds, null);
-
-        const r = await post(path, statusParams(callSid, 'completed', '42'));
-        assert.equal(r.statusCode, 200, r.body);
-        assert.match(String(r.headers['content-type']), /^text\/xml/);
-        const done = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
-        assert.equal(done?.status, 'completed');
-        assert.equal(done?.durationSeconds, 42);
-      });
-
-      it('refuses an unsigned or forged status with 403 and changes nothing', async () => {
-        const callSid = nextCallSid();
-        await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
-        const forged = statusParams(callSid, 'completed', '999');
-        const refuse = async (signing: Signing | 'unsigned', params = forged) => {
-          const r = await post(path, params, signing);
-          assert.equal(r.statusCode, 403, r.body);
-          assert.equal(r.json().error.code, 'forbidden');
-        };
-        await refuse('unsigned');
-        await refuse({ token: 'another-accounts-auth-token-000000' });
-        await refuse({ signedUrl: `http://evil.example${path}` });
-        await refuse({ signedParams: statusParams(callSid, 'completed', '1') });
-        const row = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
-        assert.equal(row?.status, 'routed');
-        assert.equal(row?.durationSeconds, null);
-      });
-    });
-
-    describe('without Twilio credentials', () => {
-      // The same database, restarted without the Twilio account: its numbers stay, its webhooks go.
-      let u: TestApp | undefined;
-      before(async () => {
-        u = await testApp(store, { TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '' });
-      });
-      after(async () => {
-        await u?.close();
-      });
-
-      it('answers 404 on every Twilio webhook path', async () => {
-        assert.ok(u);
-        const restarted = u;
-        const before = (await interactionRows()).length;
-        for (const path of ['/webhooks/twilio/voice', '/webhooks/twilio/sms', '/webhooks/twilio/status']) {
-          // A call that would connect if Twilio were enabled.
-          const params = voiceParams(A, proxy(A));
-          const r = await restarted.app.inject({
-            method: 'POST',
-            url: path,
+      it('a request signed for the Host header instead of VEIL_PUBLIC_URL', async () => {
+        const params = voiceParams(A, proxy(A));
+        await assertRefused(() =>
+          post(path, params, {
+            signedUrl: `http://evil.example${path}`,
+            headers: { host: 'evil.example' },
+          }),
+        );
+        await assertRefused(() =>
+          post(path, params, {
+            signedUrl: `https://evil.example${path}`,
             headers: {
-              'content-type': 'application/x-www-form-urlencoded',
-              'x-twilio-signature': twilio.getExpectedTwilioSignature(
-                TWILIO_TOKEN,
-                PUBLIC_URL + path,
-                params,
-              ),
+              host: 'evil.example',
+              'x-forwarded-host': 'evil.example',
+              'x-forwarded-proto': 'https',
             },
-            payload: new URLSearchParams(params).toString(),
-          });
-          assert.equal(r.statusCode, 404, `${path}: ${r.body}`);
-          assert.equal(r.json().error.code, 'not_found');
-        }
-        await restarted.veil.interactions.flush();
-        assert.equal((await interactionRows()).length, before);
+          }),
+        );
+      });
+
+      it('a body altered after signing', async () => {
+        const signed = voiceParams(STRANGER, proxy(A));
+        // The stranger replays a signed request of their own with A's number as caller.
+        await assertRefused(() => post(path, { ...signed, From: A }, { signedParams: signed }));
+        // Or adds a parameter.
+        await assertRefused(() => post(path, { ...signed, Extra: '1' }, { signedParams: signed }));
+      });
+
+      it('even when the same request, signed, is accepted', async () => {
+        // The control for the cases above: only the signature differs.
+        const r = await post(path, voiceParams(A, proxy(A)));
+        assert.equal(r.statusCode, 200, r.body);
       });
     });
   });
-}
+
+  describe('POST /webhooks/twilio/sms', () => {
+    const path = '/webhooks/twilio/sms';
+    it("forwards a participant's text to the other, from the other's proxy", async () => {
+      const r = await post(path, smsParams(A, proxy(A), 'at the door <5 min> & waiting'));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(String(r.headers['content-type']), /^text\/xml/);
+      assert.equal(
+        r.body,
+        twiml(`<Message to="${B}" from="${proxy(B)}">at the door &lt;5 min&gt; &amp; waiting</Message>`),
+      );
+    });
+
+    it('logs the text as one interaction with the MessageSid', async () => {
+      const before = (await interactionRows()).length;
+      const params = smsParams(B, proxy(B), 'ok');
+      await post(path, params);
+      const rows = await interactionRows();
+      assert.equal(rows.length, before + 1);
+      const row = rows.find((i) => i.provider_call_id === params.MessageSid);
+      assert.equal(row?.provider, 'twilio');
+      assert.equal(row?.channel, 'sms');
+      assert.equal(row?.action, 'forward');
+    });
+
+    it('answers a stranger with an empty response', async () => {
+      const r = await post(path, smsParams(STRANGER, proxy(A), 'who is this?'));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal(r.body, `${XML_DECLARATION}<Response/>`);
+    });
+
+    it('refuses unsigned, wrongly signed and altered texts with 403', async () => {
+      const params = smsParams(A, proxy(A), 'hi');
+      await assertRefused(() => post(path, params, 'unsigned'));
+      await assertRefused(() => post(path, params, { token: 'another-accounts-auth-token-000000' }));
+      await assertRefused(() => post(path, params, { signedUrl: `http://evil.example${path}` }));
+      await assertRefused(() => post(path, { ...params, Body: 'changed' }, { signedParams: params }));
+    });
+  });
+
+  describe('POST /webhooks/twilio/status', () => {
+    const path = '/webhooks/twilio/status';
+    const statusParams = (callSid: string, status: string, duration: string): Params => ({
+      AccountSid: TWILIO_SID,
+      CallSid: callSid,
+      CallStatus: status,
+      CallDuration: duration,
+    });
+
+    it("updates the call's interaction with the status and duration", async () => {
+      const callSid = nextCallSid();
+      await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
+      const routed = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
+      assert.equal(routed?.status, 'routed');
+      assert.equal(routed?.durationSeconds, null);
+
+      const r = await post(path, statusParams(callSid, 'completed', '42'));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(String(r.headers['content-type']), /^text\/xml/);
+      const done = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
+      assert.equal(done?.status, 'completed');
+      assert.equal(done?.durationSeconds, 42);
+    });
+
+    it('refuses an unsigned or forged status with 403 and changes nothing', async () => {
+      const callSid = nextCallSid();
+      await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
+      const forged = statusParams(callSid, 'completed', '999');
+      const refuse = async (signing: Signing | 'unsigned', params = forged) => {
+        const r = await post(path, params, signing);
+        assert.equal(r.statusCode, 403, r.body);
+        assert.equal(r.json().error.code, 'forbidden');
+      };
+      await refuse('unsigned');
+      await refuse({ token: 'another-accounts-auth-token-000000' });
+      await refuse({ signedUrl: `http://evil.example${path}` });
+      await refuse({ signedParams: statusParams(callSid, 'completed', '1') });
+      const row = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
+      assert.equal(row?.status, 'routed');
+      assert.equal(row?.durationSeconds, null);
+    });
+  });
+
+  describe('without Twilio credentials', () => {
+    // The same database, restarted without the Twilio account: its numbers stay, its webhooks go.
+    let u: TestApp | undefined;
+    before(async () => {
+      u = await testApp(store(), { TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '' });
+    });
+    after(async () => {
+      await u?.close();
+    });
+
+    it('answers 404 on every Twilio webhook path', async () => {
+      assert.ok(u);
+      const restarted = u;
+      const before = (await interactionRows()).length;
+      for (const path of ['/webhooks/twilio/voice', '/webhooks/twilio/sms', '/webhooks/twilio/status']) {
+        // A call that would connect if Twilio were enabled.
+        const params = voiceParams(A, proxy(A));
+        const r = await restarted.app.inject({
+          method: 'POST',
+          url: path,
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'x-twilio-signature': twilio.getExpectedTwilioSignature(TWILIO_TOKEN, PUBLIC_URL + path, params),
+          },
+          payload: new URLSearchParams(params).toString(),
+        });
+        assert.equal(r.statusCode, 404, `${path}: ${r.body}`);
+        assert.equal(r.json().error.code, 'not_found');
+      }
+      await restarted.veil.interactions.flush();
+      assert.equal((await interactionRows()).length, before);
+    });
+  });
+});

@@ -1,9 +1,12 @@
-import type { Interaction } from '../domain/interaction.ts';
-import type { ApiKey } from '../domain/keys.ts';
-import type { PoolNumber } from '../domain/pool.ts';
-import type { Participant, Session } from '../domain/session.ts';
+import type { Interaction } from './domain/interaction.ts';
+import type { ApiKey } from './domain/keys.ts';
+import type { PoolNumber } from './domain/pool.ts';
+import type { Participant, Session } from './domain/session.ts';
 
-/** Domain objects as the API shows them: camelCase, ISO times, no internal columns. */
+/**
+ * Domain objects as Veil shows them to the outside: camelCase, ISO times, no internal columns.
+ * The API answers with these and the CLI prints them with --json, so both show one shape.
+ */
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
