@@ -52,6 +52,11 @@ export class KeyService {
     return (await this.create(DEFAULT_TENANT, DEVELOPMENT_KEY_NAME, ['admin'])).secret;
   }
 
+  /** Whether some stored key still opens the API (production refuses to start without one). */
+  hasUsableKey(): Promise<boolean> {
+    return new KeyRepository(this.store.db).anyUnrevoked();
+  }
+
   list(tenantId: string): Promise<ApiKey[]> {
     return new KeyRepository(this.store.db).list(tenantId);
   }
