@@ -222,9 +222,14 @@ for (const kind of storeKinds()) {
         });
         let stdout = '';
         let stderr = '';
+        let stopping = false;
         child.stdout.on('data', (chunk) => {
           stdout += chunk;
-          if (until?.test(stdout)) child.kill('SIGTERM');
+          // Once: a second SIGTERM while it shuts down would kill it outright.
+          if (!stopping && until?.test(stdout)) {
+            stopping = true;
+            child.kill('SIGTERM');
+          }
         });
         child.stderr.on('data', (chunk) => {
           stderr += chunk;
