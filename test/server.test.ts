@@ -206,44 +206,46 @@ for (const kind of storeKinds()) {
 
     /** `npm start` as a child process; resolves when it exits, or once it prints `until` (then stopped). */
     function npmStart(env: Record<string, string>, until?: RegExp) {
-      return new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-          cwd: PROJECT,
-          env: {
-            PATH: process.env.PATH,
-            NODE_ENV: 'production',
-            DATABASE_URL: databaseUrl(store),
-            PORT: '0',
-            HOST: '127.0.0.1',
-            LOG_LEVEL: 'warn',
-            ...env,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        let stopping = false;
-        child.stdout.on('data', (chunk) => {
-          stdout += chunk;
-          // Once: a second SIGTERM while it shuts down would kill it outright.
-          if (!stopping && until?.test(stdout)) {
-            stopping = true;
-            child.kill('SIGTERM');
-          }
-        });
-        child.stderr.on('data', (chunk) => {
-          stderr += chunk;
-        });
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          fail(new Error(`still running after 20 s; stdout: ${stdout}; stderr: ${stderr}`));
-        }, 20_000);
-        child.on('error', fail);
-        child.on('exit', (code) => {
-          clearTimeout(timer);
-          done({ code, stdout, stderr });
-        });
-      });
+      return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
+        (done, fail) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+            cwd: PROJECT,
+            env: {
+              PATH: process.env.PATH,
+              NODE_ENV: 'production',
+              DATABASE_URL: databaseUrl(store),
+              PORT: '0',
+              HOST: '127.0.0.1',
+              LOG_LEVEL: 'warn',
+              ...env,
+            },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let stdout = '';
+          let stderr = '';
+          let stopping = false;
+          child.stdout.on('data', (chunk) => {
+            stdout += chunk;
+            // Once: a second SIGTERM while it shuts down would kill it outright.
+            if (!stopping && until?.test(stdout)) {
+              stopping = true;
+              child.kill('SIGTERM');
+            }
+          });
+          child.stderr.on('data', (chunk) => {
+            stderr += chunk;
+          });
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            fail(new Error(`still running after 20 s; stdout: ${stdout}; stderr: ${stderr}`));
+          }, 20_000);
+          child.on('error', fail);
+          child.on('exit', (code, signal) => {
+            clearTimeout(timer);
+            done({ code, signal, stdout, stderr });
+          });
+        },
+      );
     }
 
     it('exits non-zero with a message naming VEIL_API_KEY when no key would let anyone in', async () => {
@@ -255,9 +257,9 @@ for (const kind of storeKinds()) {
 
     it('starts when a stored key is unrevoked (the control)', async () => {
       await storeKey(store);
-      const { code, stdout, stderr } = await npmStart({}, /listening/);
+      const { code, signal, stdout, stderr } = await npmStart({}, /listening/);
       assert.match(stdout, /Veil is listening on http:\/\/127\.0\.0\.1:\d+/, stderr);
-      assert.equal(code, 0, stderr);
+      assert.equal(code, 0, `signal ${signal}; stdout: ${stdout}; stderr: ${stderr}`);
     });
   });
 }
