@@ -1,34 +1,144 @@
 import { resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
+import { type Static, type TSchema, Type } from 'typebox';
+import { Value } from 'typebox/value';
 import type { OutOfSession } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
 
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-type LogLevel = (typeof LOG_LEVELS)[number];
+const MAX_SECONDS = 31_536_000;
+
+/**
+ * Two annotations of our own on a variable's schema: `secret` (its value never appears in an
+ * error) and `expected` (what a pattern means, in words an operator reads).
+ */
+interface Annotations {
+  secret?: true;
+  expected?: string;
+}
+
+/**
+ * The environment of DESIGN §6, declared once: each variable's type, allowed values, bounds,
+ * default and meaning (a variable with a default is never missing once read). Values arrive as text; `loadConfig` reads integers and booleans strictly,
+ * checks the result against this schema and derives `Config` from it. Defaults that depend on
+ * NODE_ENV (HOST, VEIL_DEMO_POOL) or on other variables (VEIL_PUBLIC_URL) are applied after.
+ */
+export const Environment = Type.Object({
+  NODE_ENV: Type.Optional(
+    Type.String({
+      description:
+        '`production` turns off the demo pool, the printed development key and unsigned sim webhooks; anything else is development',
+    }),
+  ),
+  PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65_535,
+    default: DEFAULT_PORT,
+    description: 'the port the HTTP server listens on (0: any free port)',
+  }),
+  HOST: Type.Optional(
+    Type.String({
+      description: 'the address the HTTP server listens on; 127.0.0.1 in development, 0.0.0.0 in production',
+    }),
+  ),
+  DATABASE_URL: Type.String({
+    default: `sqlite:${DEFAULT_SQLITE_FILE}`,
+    secret: true,
+    description: '`postgres://...` for PostgreSQL, `sqlite:path` or a file path for SQLite',
+  }),
+  VEIL_API_KEY: Type.Optional(
+    Type.String({
+      minLength: 16,
+      secret: true,
+      description:
+        'bootstrap admin API key, ensured at start; generated and printed in development, required in production unless a usable key is stored',
+    }),
+  ),
+  VEIL_DEMO_POOL: Type.Optional(
+    Type.Boolean({
+      description:
+        '`false` skips seeding the demo sim pool on an empty database; true in development, false in production',
+    }),
+  ),
+  VEIL_PUBLIC_URL: Type.Optional(
+    Type.String({
+      description:
+        'the public http(s) base URL carriers call; webhook signatures are checked against it, never against Host; default http://HOST:PORT',
+    }),
+  ),
+  VEIL_DEFAULT_COUNTRY: Type.Optional(
+    Type.String({
+      pattern: '^[A-Z]{2}$',
+      expected: 'an ISO country code like US',
+      description: 'ISO country used to parse numbers not in E.164; unset: non-E.164 numbers are refused',
+    }),
+  ),
+  VEIL_DEFAULT_TTL_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: MAX_SECONDS,
+    default: DEFAULT_TTL_SECONDS,
+    description: 'session life in seconds when a request gives none',
+  }),
+  VEIL_REUSE_COOLDOWN_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: MAX_SECONDS,
+    default: DEFAULT_REUSE_COOLDOWN_SECONDS,
+    description: "how long, in seconds, a person's released proxy number is avoided for them",
+  }),
+  VEIL_OUT_OF_SESSION: Type.String({
+    pattern: '^(reject|forward:\\+[1-9]\\d{6,14})$',
+    default: 'reject',
+    expected: 'reject or forward:+E164',
+    description: 'what a call outside any session meets: `reject`, or `forward:+E164` to a support line',
+  }),
+  TWILIO_ACCOUNT_SID: Type.Optional(
+    Type.String({
+      pattern: '^AC[0-9a-fA-F]{32}$',
+      expected: 'AC followed by 32 hex digits',
+      description: 'Twilio account SID; with TWILIO_AUTH_TOKEN it enables the twilio provider',
+    }),
+  ),
+  TWILIO_AUTH_TOKEN: Type.Optional(
+    Type.String({ secret: true, description: 'Twilio auth token; verifies X-Twilio-Signature on webhooks' }),
+  ),
+  SIM_WEBHOOK_SECRET: Type.Optional(
+    Type.String({
+      secret: true,
+      description:
+        'HMAC secret the simulator signs its webhooks with; generated and kept in the database when unset',
+    }),
+  ),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+    description: 'pino log level',
+  }),
+});
+export type Environment = Static<typeof Environment>;
+type Key = keyof Environment;
 
 export type StoreConfig = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; url: string };
 
+/** The environment, checked and typed (its types are the schema's): what the rest of Veil reads. */
 export interface Config {
   production: boolean;
-  port: number;
+  port: Environment['PORT'];
   host: string;
   store: StoreConfig;
   /** Bootstrap admin key; in development one is generated when absent. */
-  apiKey?: string;
+  apiKey?: Environment['VEIL_API_KEY'];
   demoPool: boolean;
   /** Base URL carriers call; webhook signatures are checked against it, never against Host. */
   publicUrl: string;
-  defaultCountry?: string;
-  defaultTtlSeconds: number;
-  reuseCooldownSeconds: number;
+  defaultCountry?: Environment['VEIL_DEFAULT_COUNTRY'];
+  defaultTtlSeconds: Environment['VEIL_DEFAULT_TTL_SECONDS'];
+  reuseCooldownSeconds: Environment['VEIL_REUSE_COOLDOWN_SECONDS'];
   outOfSession: OutOfSession;
   twilio?: { accountSid: string; authToken: string };
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
-  simWebhookSecret?: string;
-  logLevel: LogLevel;
+  simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
+  logLevel: Environment['LOG_LEVEL'];
 }
 
 /** A bad value in the environment, named, so that start-up fails with a message an operator can act on. */
@@ -43,46 +153,72 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Reads and validates the environment of DESIGN §6, once, failing on the first bad value. */
+/**
+ * Reads and validates the environment of DESIGN §6, once. Throws a ConfigError naming the first
+ * bad variable and what it allows (echoing the value only when it is not a secret).
+ */
 export function loadConfig(env: Env = process.env): Config {
-  const production = env.NODE_ENV === 'production';
-  const port = integer(env, 'PORT', DEFAULT_PORT, 0, 65_535);
-  const host = env.HOST || (production ? '0.0.0.0' : '127.0.0.1');
-  const twilio = twilioConfig(env);
+  const e = environment(env);
+  const production = e.NODE_ENV === 'production';
+  const host = e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1');
   return {
     production,
-    port,
+    port: e.PORT,
     host,
-    store: storeConfig(env.DATABASE_URL),
-    apiKey: optional(env, 'VEIL_API_KEY', (v) => {
-      if (v.length < 16) throw new ConfigError('VEIL_API_KEY', 'must be at least 16 characters');
-      return v;
-    }),
-    demoPool: boolean(env, 'VEIL_DEMO_POOL', !production),
-    publicUrl: publicUrl(env.VEIL_PUBLIC_URL, host, port),
-    defaultCountry: optional(env, 'VEIL_DEFAULT_COUNTRY', (v) => {
-      if (!/^[A-Z]{2}$/.test(v) || !isSupportedCountry(v)) {
-        throw new ConfigError('VEIL_DEFAULT_COUNTRY', `must be an ISO country code like US, got "${v}"`);
-      }
-      return v;
-    }),
-    defaultTtlSeconds: integer(env, 'VEIL_DEFAULT_TTL_SECONDS', DEFAULT_TTL_SECONDS, 1, 31_536_000),
-    reuseCooldownSeconds: integer(
-      env,
-      'VEIL_REUSE_COOLDOWN_SECONDS',
-      DEFAULT_REUSE_COOLDOWN_SECONDS,
-      0,
-      31_536_000,
-    ),
-    outOfSession: outOfSession(env.VEIL_OUT_OF_SESSION),
-    twilio,
-    simWebhookSecret: env.SIM_WEBHOOK_SECRET || undefined,
-    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    store: storeConfig(e.DATABASE_URL),
+    apiKey: e.VEIL_API_KEY,
+    demoPool: e.VEIL_DEMO_POOL ?? !production,
+    publicUrl: publicUrl(e.VEIL_PUBLIC_URL, host, e.PORT),
+    defaultCountry: defaultCountry(e.VEIL_DEFAULT_COUNTRY),
+    defaultTtlSeconds: e.VEIL_DEFAULT_TTL_SECONDS,
+    reuseCooldownSeconds: e.VEIL_REUSE_COOLDOWN_SECONDS,
+    outOfSession: outOfSession(e.VEIL_OUT_OF_SESSION),
+    twilio: twilioConfig(e),
+    simWebhookSecret: e.SIM_WEBHOOK_SECRET,
+    logLevel: e.LOG_LEVEL,
   };
 }
 
-function storeConfig(url: string | undefined): StoreConfig {
-  if (!url) return { dialect: 'sqlite', file: resolve(DEFAULT_SQLITE_FILE) };
+/** The variables of the schema, read from text, with the schema's defaults applied, checked. */
+function environment(env: Env): Environment {
+  const values: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(Environment.properties)) {
+    const text = env[key];
+    // An empty value counts as unset, as shells and compose files write them.
+    if (text !== undefined && text !== '') values[key] = fromText(schema, text);
+  }
+  const read = Value.Default(Environment, values);
+  const error = Value.Errors(Environment, read)[0];
+  if (error) {
+    const key = error.instancePath.slice(1) as Key;
+    throw new ConfigError(key, problem(Environment.properties[key], error.keyword, env[key] ?? ''));
+  }
+  return read as Environment;
+}
+
+/** Integers and booleans read strictly: text that is neither stays text, and fails the check. */
+function fromText(schema: TSchema, text: string): unknown {
+  if (Type.IsInteger(schema)) return /^\d+$/.test(text) ? Number(text) : text;
+  if (Type.IsBoolean(schema)) return BOOLEAN_WORDS[text] ?? text;
+  return text;
+}
+
+type VariableSchema = TSchema & Annotations & { minimum?: number; maximum?: number; minLength?: number };
+
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, '1': true, false: false, '0': false };
+
+/** What the schema allows, in words, for the check that failed. */
+function problem(schema: VariableSchema, keyword: string, text: string): string {
+  const { minimum, maximum, minLength, secret, expected } = schema;
+  const got = secret ? '' : `, got "${text}"`;
+  if (Type.IsInteger(schema)) return `must be an integer from ${minimum} to ${maximum}${got}`;
+  if (Type.IsBoolean(schema)) return `must be true or false${got}`;
+  if (Type.IsEnum(schema)) return `must be one of ${schema.enum.join(', ')}${got}`;
+  if (keyword === 'minLength') return `must be at least ${minLength} characters`;
+  return `must be ${expected ?? 'valid'}${got}`;
+}
+
+function storeConfig(url: string): StoreConfig {
   if (/^postgres(ql)?:\/\//.test(url)) {
     try {
       new URL(url);
@@ -106,8 +242,7 @@ export function localUrl(host: string, port: number): string {
 }
 
 function publicUrl(value: string | undefined, host: string, port: number): string {
-  const fallback = localUrl(host, port);
-  if (!value) return fallback;
+  if (!value) return localUrl(host, port);
   let url: URL;
   try {
     url = new URL(value);
@@ -120,60 +255,28 @@ function publicUrl(value: string | undefined, host: string, port: number): strin
   return value.replace(/\/+$/, '');
 }
 
-function outOfSession(value: string | undefined): OutOfSession {
-  if (!value || value === 'reject') return { action: 'reject' };
-  const forward = /^forward:(\+[1-9]\d{6,14})$/.exec(value);
-  if (forward?.[1]) return { action: 'forward', to: forward[1] };
-  throw new ConfigError('VEIL_OUT_OF_SESSION', 'must be reject or forward:+E164');
+function defaultCountry(code: string | undefined): string | undefined {
+  // Shaped like a country (the schema checked that) but unknown to libphonenumber: every national
+  // number would fail to parse.
+  if (code !== undefined && !isSupportedCountry(code)) {
+    throw new ConfigError('VEIL_DEFAULT_COUNTRY', `must be an ISO country code like US, got "${code}"`);
+  }
+  return code;
 }
 
-function twilioConfig(env: Env): Config['twilio'] {
-  const accountSid = env.TWILIO_ACCOUNT_SID;
-  const authToken = env.TWILIO_AUTH_TOKEN;
+function outOfSession(value: string): OutOfSession {
+  return value.startsWith('forward:')
+    ? { action: 'forward', to: value.slice('forward:'.length) }
+    : { action: 'reject' };
+}
+
+function twilioConfig(e: Environment): Config['twilio'] {
+  const accountSid = e.TWILIO_ACCOUNT_SID;
+  const authToken = e.TWILIO_AUTH_TOKEN;
   if (!accountSid && !authToken) return undefined;
-  if (!accountSid || !/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
-    throw new ConfigError(
-      'TWILIO_ACCOUNT_SID',
-      'must be AC followed by 32 hex digits when TWILIO_AUTH_TOKEN is set',
-    );
+  if (!accountSid) {
+    throw new ConfigError('TWILIO_ACCOUNT_SID', 'is required when TWILIO_AUTH_TOKEN is set');
   }
   if (!authToken) throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when TWILIO_ACCOUNT_SID is set');
   return { accountSid, authToken };
-}
-
-function optional<T>(env: Env, key: string, parse: (v: string) => T): T | undefined {
-  const v = env[key];
-  return v === undefined || v === '' ? undefined : parse(v);
-}
-
-function integer(env: Env, key: string, fallback: number, min: number, max: number): number {
-  return (
-    optional(env, key, (v) => {
-      const n = Number(v);
-      if (!/^\d+$/.test(v) || n < min || n > max) {
-        throw new ConfigError(key, `must be an integer from ${min} to ${max}, got "${v}"`);
-      }
-      return n;
-    }) ?? fallback
-  );
-}
-
-function boolean(env: Env, key: string, fallback: boolean): boolean {
-  return (
-    optional(env, key, (v) => {
-      if (v === 'true' || v === '1') return true;
-      if (v === 'false' || v === '0') return false;
-      throw new ConfigError(key, `must be true or false, got "${v}"`);
-    }) ?? fallback
-  );
-}
-
-function oneOf<T extends string>(env: Env, key: string, values: readonly T[], fallback: T): T {
-  return (
-    optional(env, key, (v) => {
-      if (!values.includes(v as T))
-        throw new ConfigError(key, `must be one of ${values.join(', ')}, got "${v}"`);
-      return v as T;
-    }) ?? fallback
-  );
 }

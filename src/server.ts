@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { type Config, localUrl } from './config.ts';
+import { type Config, ConfigError, localUrl } from './config.ts';
 import { seedDemoPool } from './demo.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
@@ -15,7 +15,11 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Starts Veil as `npm start` and `veil serve` do: database, keys, demo pool, workers, HTTP. */
+/**
+ * Starts Veil as `npm start` and `veil serve` do: database, keys, demo pool, workers, HTTP. In
+ * production it refuses (a ConfigError naming VEIL_API_KEY) to start when no unrevoked key would
+ * let anyone in; whenever it fails, it leaves nothing open or running behind.
+ */
 export async function startServer(config: Config): Promise<RunningServer> {
   const logger = createLogger(config.logLevel);
   const veil = await createVeil(config, { logger, sessionThread: true });
@@ -24,6 +28,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let sweeper: ReturnType<typeof startSweeper> | undefined;
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
+    if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
     developmentKey =
       !config.production && !config.apiKey ? await veil.keys.rotateDevelopmentKey() : undefined;
     if (config.demoPool) {
@@ -59,4 +64,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
       return stopping;
     },
   };
+}
+
+/** Why production will not start: with no usable key, nothing could be managed through the API. */
+function noWayIn(config: Config): ConfigError {
+  return new ConfigError(
+    'VEIL_API_KEY',
+    config.apiKey
+      ? 'this key was revoked and no other API key is usable; set VEIL_API_KEY to a new secret (at least 16 characters)'
+      : 'is required in production while no usable API key is stored; set it to a secret of at least 16 characters (it becomes the admin key)',
+  );
 }

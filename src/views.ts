@@ -1,20 +1,24 @@
+import type { Static } from 'typebox';
 import type { Interaction } from './domain/interaction.ts';
 import type { ApiKey } from './domain/keys.ts';
 import type { PoolNumber } from './domain/pool.ts';
 import type { Participant, Session } from './domain/session.ts';
+import type * as Api from './http/schemas.ts';
 
 /**
- * Domain objects as Veil shows them to the outside: camelCase, ISO times, no internal columns.
- * The API answers with these and the CLI prints them with --json, so both show one shape.
+ * Domain objects as Veil shows them to the outside: camelCase, ISO times, no internal columns,
+ * typed as the API's response schemas promise. The API answers with these and the CLI prints them
+ * with --json, so both show one shape.
  */
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
-export function numberView(n: PoolNumber) {
+export function numberView(n: PoolNumber): Static<typeof Api.PoolNumber> {
   return {
     id: n.id,
     number: n.number,
-    provider: n.provider,
+    // The service adds a number only with a provider it knows.
+    provider: n.provider as Static<typeof Api.PoolNumber>['provider'],
     country: n.country,
     region: n.region,
     capabilities: n.capabilities,
@@ -27,7 +31,7 @@ export function numberView(n: PoolNumber) {
   };
 }
 
-export function participantView(p: Participant) {
+export function participantView(p: Participant): Static<typeof Api.Participant> {
   return {
     id: p.id,
     label: p.label,
@@ -39,11 +43,12 @@ export function participantView(p: Participant) {
   };
 }
 
-export function sessionView(s: Session) {
+export function sessionView(s: Session): Static<typeof Api.Session> {
   return {
     id: s.id,
     externalId: s.externalId,
-    mode: s.mode,
+    // No dedicated session can be opened yet.
+    mode: s.mode as Static<typeof Api.Session>['mode'],
     status: s.status,
     ttlMode: s.ttlMode,
     ttlSeconds: s.ttlSeconds,
@@ -52,8 +57,6 @@ export function sessionView(s: Session) {
     channels: s.channels,
     maxCallSeconds: s.maxCallSeconds,
     geoMatch: s.geoMatch,
-    sticky: s.sticky,
-    extensionFallback: s.extensionFallback,
     metadata: s.metadata,
     participants: s.participants.map(participantView),
     createdAt: iso(s.createdAt),
@@ -62,7 +65,7 @@ export function sessionView(s: Session) {
   };
 }
 
-export function interactionView(i: Interaction) {
+export function interactionView(i: Interaction): Static<typeof Api.Interaction> {
   return {
     id: i.id,
     sessionId: i.sessionId,
@@ -72,7 +75,8 @@ export function interactionView(i: Interaction) {
     target: i.target,
     callerId: i.callerId,
     action: i.action,
-    reason: i.reason,
+    // Written from a routing decision's reason only.
+    reason: i.reason as Static<typeof Api.Interaction>['reason'],
     provider: i.provider,
     providerCallId: i.providerCallId,
     status: i.status,
@@ -82,7 +86,7 @@ export function interactionView(i: Interaction) {
   };
 }
 
-export function keyView(k: ApiKey) {
+export function keyView(k: ApiKey): Static<typeof Api.ApiKey> {
   return {
     id: k.id,
     name: k.name,

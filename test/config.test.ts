@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { ConfigError, Environment, loadConfig } from '../src/config.ts';
 import { DEFAULT_TTL_SECONDS } from '../src/domain/session.ts';
 
 const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
@@ -183,6 +183,28 @@ describe('loadConfig', () => {
       assertRefused({ VEIL_API_KEY: 'short-key' }, 'VEIL_API_KEY', 'short-key');
     });
 
+    it('says what is allowed, from the schema', () => {
+      const messages: [Record<string, string>, string][] = [
+        [
+          { LOG_LEVEL: 'x' },
+          'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "x"',
+        ],
+        [{ PORT: 'abc' }, 'PORT: must be an integer from 0 to 65535, got "abc"'],
+        [
+          { VEIL_DEFAULT_TTL_SECONDS: '0' },
+          'VEIL_DEFAULT_TTL_SECONDS: must be an integer from 1 to 31536000, got "0"',
+        ],
+        [{ VEIL_DEMO_POOL: 'yes' }, 'VEIL_DEMO_POOL: must be true or false, got "yes"'],
+        [{ VEIL_OUT_OF_SESSION: 'drop' }, 'VEIL_OUT_OF_SESSION: must be reject or forward:+E164, got "drop"'],
+        [
+          { VEIL_DEFAULT_COUNTRY: 'us' },
+          'VEIL_DEFAULT_COUNTRY: must be an ISO country code like US, got "us"',
+        ],
+        [{ VEIL_API_KEY: 'short-key' }, 'VEIL_API_KEY: must be at least 16 characters'],
+      ];
+      for (const [env, message] of messages) assert.throws(() => loadConfig(env), { message });
+    });
+
     it('Twilio credentials given by halves or malformed', () => {
       assertRefused({ TWILIO_ACCOUNT_SID: TWILIO_SID }, 'TWILIO_AUTH_TOKEN');
       assertRefused({ TWILIO_AUTH_TOKEN: 'tok-s3cret' }, 'TWILIO_ACCOUNT_SID', 'tok-s3cret');
@@ -194,6 +216,37 @@ describe('loadConfig', () => {
       // Both empty: Twilio is simply off.
       assert.equal(loadConfig({ TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '' }).twilio, undefined);
     });
+  });
+});
+
+describe('the Environment schema', () => {
+  const variables = Object.entries(
+    Environment.properties as Record<string, { description?: string; default?: unknown }>,
+  );
+
+  it('describes every variable', () => {
+    assert.ok(variables.length >= 15, `only ${variables.length} variables`);
+    for (const [key, schema] of variables) {
+      assert.equal(typeof schema.description, 'string', `${key} has no description`);
+      assert.ok((schema.description as string).length > 10, key);
+    }
+  });
+
+  it('declares what loadConfig reads: a variable it does not declare is ignored', () => {
+    for (const key of ['PORT', 'DATABASE_URL', 'VEIL_API_KEY', 'TWILIO_AUTH_TOKEN', 'LOG_LEVEL']) {
+      assert.ok(key in Environment.properties, key);
+    }
+    assert.equal(loadConfig({ VEIL_UNKNOWN: 'whatever', PATH: '/bin' }).port, 3000);
+  });
+
+  it('its defaults are those of DESIGN §6', () => {
+    const defaults = Object.fromEntries(variables.map(([key, schema]) => [key, schema.default]));
+    assert.equal(defaults.PORT, 3000);
+    assert.equal(defaults.DATABASE_URL, 'sqlite:./data/veil.db');
+    assert.equal(defaults.VEIL_DEFAULT_TTL_SECONDS, 86_400);
+    assert.equal(defaults.VEIL_REUSE_COOLDOWN_SECONDS, 3600);
+    assert.equal(defaults.VEIL_OUT_OF_SESSION, 'reject');
+    assert.equal(defaults.LOG_LEVEL, 'info');
   });
 });
 

@@ -25,7 +25,8 @@ export interface Participation {
   other: { participantId: string; number: string; proxyNumber: string } | null;
 }
 
-export type RejectReason = 'no_session' | 'channel_not_allowed' | 'not_allowed' | 'no_counterpart';
+export const REJECT_REASONS = ['no_session', 'channel_not_allowed', 'not_allowed', 'no_counterpart'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export type RouteDecision =
   | {

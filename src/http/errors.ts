@@ -42,19 +42,11 @@ export function registerErrorHandler(app: FastifyInstance): void {
         .send(errorBody(error.code, maskNumbersInText(error.message), field));
     }
     if ('validation' in error && error.validation) {
-      const first = error.validation[0];
-      const field = first ? validationField(first.instancePath, first.params) : undefined;
+      const { field, problem } = describeValidation(error.validation);
+      const where = `${error.validationContext ?? 'body'}${field ? `/${field}` : ''}`;
       return reply
         .status(400)
-        .send(
-          errorBody(
-            'invalid_request',
-            maskNumbersInText(
-              `${error.validationContext ?? 'body'}${field ? `/${field}` : ''} ${first?.message ?? 'is invalid'}`,
-            ),
-            field,
-          ),
-        );
+        .send(errorBody('invalid_request', maskNumbersInText(`${where} ${problem}`), field));
     }
     const code = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (code) return reply.status(STATUS[code] ?? 400).send(errorBody(code, error.message));
@@ -73,6 +65,43 @@ export function registerErrorHandler(app: FastifyInstance): void {
         errorBody('not_found', maskNumbersInText(`no route ${request.method} ${request.url.split('?')[0]}`)),
       );
   });
+}
+
+type ValidationError = FastifyError['validation'] extends (infer E)[] | undefined ? E : never;
+
+/**
+ * The first thing wrong with a request, in words that name the field and what it allows. ajv
+ * reports a value outside a union of constants as one `const` error per branch and then "must
+ * match a schema in anyOf", and an enum as "must be equal to one of the allowed values": both
+ * become "must be one of voice, sms".
+ */
+export function describeValidation(errors: readonly ValidationError[]): {
+  field?: string;
+  problem: string;
+} {
+  const first = errors[0];
+  if (!first) return { problem: 'is invalid' };
+  const field = validationField(first.instancePath, first.params);
+  const here = errors.filter((e) => e.instancePath === first.instancePath);
+  const failedUnion = here.some((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  const branches = failedUnion ? here.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf') : [first];
+  if (branches.length > 0 && branches.every((e) => e.keyword === 'const' || e.keyword === 'enum')) {
+    const allowed = branches.flatMap((e) =>
+      e.keyword === 'enum' ? (e.params.allowedValues as unknown[]) : [e.params.allowedValue],
+    );
+    return { field, problem: `must be one of ${allowed.map(String).join(', ')}` };
+  }
+  if (failedUnion && branches.length > 0 && branches.every((e) => e.keyword === 'type')) {
+    return { field, problem: `must be ${branches.map((e) => String(e.params.type)).join(' or ')}` };
+  }
+  switch (first.keyword) {
+    case 'additionalProperties':
+      return { field, problem: 'is not a field of this request' };
+    case 'required':
+      return { field, problem: 'is required' };
+    default:
+      return { field, problem: first.message ?? 'is invalid' };
+  }
 }
 
 function validationField(instancePath: string, params: Record<string, unknown>): string | undefined {

@@ -1,101 +1,163 @@
 import { type Static, type TSchema, Type } from 'typebox';
+import { SCOPES } from '../domain/keys.ts';
+import { NUMBER_STATUSES } from '../domain/pool.ts';
+import { REJECT_REASONS } from '../domain/routing.ts';
+import { CHANNELS } from '../domain/session.ts';
+import { PROVIDER_NAMES } from '../providers/registry.ts';
 
 /**
  * The API's shapes, in one place: they validate requests, serialise responses and produce the
- * OpenAPI document at /docs. Phone numbers are checked for E.164 *form* here; whether a number is
- * a real, valid one is the domain's call (src/domain/phone.ts).
+ * OpenAPI document at /docs. Every field says what it is, and a field with a fixed set of values
+ * lists them (an `enum`), so that the document promises what the server does and no more: an
+ * option not built yet is absent, and a request naming it is refused as an unknown field.
+ * Phone numbers are checked for E.164 *form* here; whether a number is a real, valid one is the
+ * domain's call (src/domain/phone.ts).
  */
-export const PhoneNumberString = Type.String({
-  minLength: 1,
-  maxLength: 32,
-  description: 'E.164, e.g. +14155550100 (other forms only with VEIL_DEFAULT_COUNTRY)',
-  examples: ['+14155550100'],
+const PhoneNumber = (whose: string) =>
+  Type.String({
+    minLength: 1,
+    maxLength: 32,
+    description: `${whose}, E.164 such as +14155550100 (other forms only with VEIL_DEFAULT_COUNTRY)`,
+    examples: ['+14155550100'],
+  });
+
+/** The modes a session can be opened in today (`dedicated` joins when it is built). */
+const AVAILABLE_MODES = ['per-participant', 'shared'] as const;
+
+const Time = (description: string) => Type.String({ format: 'date-time', description });
+const Created = Time('when it was created');
+const Updated = Time('when it last changed');
+const Channel = Type.Enum(CHANNELS, { description: 'voice calls or sms texts' });
+const Channels = (description: string) =>
+  Type.Array(Channel, { minItems: 1, maxItems: 2, uniqueItems: true, description });
+const MODES = 'per-participant: each participant gets a proxy of their own; shared: one proxy for both';
+const Mode = (more = '') => Type.Enum(AVAILABLE_MODES, { description: MODES + more });
+const TTL_MODES = 'fixed: expiresAt stays; sliding: expiresAt moves to the last interaction + ttlSeconds';
+const TtlMode = (more = '') => Type.Enum(['fixed', 'sliding'], { description: TTL_MODES + more });
+const GeoMatch = Type.Enum(['region', 'region-strict', 'country'], {
+  description:
+    "how proxies match each participant: region (prefer the participant's area code, else the country), region-strict, or country",
 });
-const Id = Type.String({ minLength: 1, maxLength: 64 });
-const Time = Type.String({ format: 'date-time' });
-const Channel = Type.Union([Type.Literal('voice'), Type.Literal('sms')]);
-const Channels = Type.Array(Channel, { minItems: 1, maxItems: 2, uniqueItems: true });
+const NumberStatus = Type.Enum(NUMBER_STATUSES, {
+  description: 'active: takes new sessions; draining: keeps its open sessions, takes no new ones; retired',
+});
+const SessionStatus = Type.Enum(['open', 'closed', 'expired'], {
+  description: 'open, or ended: closed, or expired',
+});
+const Provider = Type.Enum(PROVIDER_NAMES, { description: 'the carrier the number belongs to' });
 const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   description: 'free-form JSON kept with the session',
 });
-const Tags = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }));
-const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 }));
-const Cursor = Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous page' }));
-
-export const ErrorBody = Type.Object({
-  error: Type.Object({
-    code: Type.String({ examples: ['invalid_request'] }),
-    message: Type.String(),
-    field: Type.Optional(Type.String()),
-  }),
+const Tags = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), {
+  description: 'labels for the number, e.g. {"city": "sf"}',
 });
+const MaxSessions = Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+  description: 'most open sessions that may hold the number at once; null: no cap',
+});
+const TtlSeconds = Type.Integer({
+  minimum: 1,
+  maximum: 31_536_000,
+  description: 'life of the session in seconds from now (default VEIL_DEFAULT_TTL_SECONDS)',
+});
+const ExpiresAt = Time('when the session ends (instead of ttlSeconds)');
+const RecordCalls = (more = '') => Type.Boolean({ description: `record calls${more}` });
+const Limit = Type.Optional(
+  Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'most items on the page' }),
+);
+const Cursor = Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous page' }));
+const Id = (what: string) => Type.String({ minLength: 1, maxLength: 64, description: `the ${what}'s id` });
 
-export const IdParams = Type.Object({ id: Id });
-export const ParticipantParams = Type.Object({ id: Id, pid: Id });
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        code: Type.String({
+          description: 'what went wrong, in snake_case',
+          examples: ['invalid_request'],
+        }),
+        message: Type.String({ description: 'what went wrong, for a person' }),
+        field: Type.Optional(
+          Type.String({ description: 'the request field at fault, as a path (participants/0/number)' }),
+        ),
+      },
+      { description: 'the error' },
+    ),
+  },
+  { description: 'every error answer' },
+);
+
+export const NumberParams = Type.Object({ id: Id('number') });
+export const SessionParams = Type.Object({ id: Id('session') });
+export const KeyParams = Type.Object({ id: Id('key') });
+export const ParticipantParams = Type.Object({ id: Id('session'), pid: Id('participant') });
 
 export const NumberBody = Type.Object(
   {
-    number: PhoneNumberString,
-    provider: Type.String({ minLength: 1, maxLength: 32, examples: ['sim', 'twilio'] }),
-    capabilities: Type.Optional(Channels),
+    number: PhoneNumber('the proxy number to add'),
+    provider: Provider,
+    capabilities: Type.Optional(Channels('what the number can carry (default both)')),
     region: Type.Optional(
       Type.String({ maxLength: 16, description: 'area code; derived from the number by default' }),
     ),
     tags: Type.Optional(Tags),
-    maxSessions: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    maxSessions: Type.Optional(MaxSessions),
   },
   { additionalProperties: false },
 );
 export type NumberBody = Static<typeof NumberBody>;
 
-export const NumberImportBody = Type.Array(NumberBody, { minItems: 1, maxItems: 10_000 });
+export const NumberImportBody = Type.Array(NumberBody, {
+  minItems: 1,
+  maxItems: 10_000,
+  description: 'the numbers to add: all of them, or none',
+});
 
 export const NumberPatch = Type.Object(
   {
     tags: Type.Optional(Tags),
-    maxSessions: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
-    region: Type.Optional(Type.String({ maxLength: 16 })),
-    capabilities: Type.Optional(Channels),
-    status: Type.Optional(
-      Type.Union([Type.Literal('active'), Type.Literal('draining'), Type.Literal('retired')]),
-    ),
+    maxSessions: Type.Optional(MaxSessions),
+    region: Type.Optional(Type.String({ maxLength: 16, description: 'area code the number serves' })),
+    capabilities: Type.Optional(Channels('what the number can carry')),
+    status: Type.Optional(NumberStatus),
   },
   { additionalProperties: false },
 );
 
 export const NumberQuery = Type.Object({
-  status: Type.Optional(
-    Type.Union([Type.Literal('active'), Type.Literal('draining'), Type.Literal('retired')]),
+  status: Type.Optional(NumberStatus),
+  provider: Type.Optional(Provider),
+  country: Type.Optional(
+    Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO country code of the numbers, e.g. US' }),
   ),
-  provider: Type.Optional(Type.String({ maxLength: 32 })),
-  country: Type.Optional(Type.String({ pattern: '^[A-Z]{2}$' })),
   cursor: Cursor,
   limit: Limit,
 });
 
 export const PoolNumber = Type.Object({
-  id: Type.String(),
-  number: Type.String(),
-  provider: Type.String(),
-  country: Type.String(),
-  region: Type.String(),
-  capabilities: Type.Array(Channel),
-  status: Type.String(),
+  id: Id('number'),
+  number: Type.String({ description: 'the proxy number, E.164' }),
+  provider: Provider,
+  country: Type.String({ description: 'ISO country code' }),
+  region: Type.String({ description: 'area code' }),
+  capabilities: Channels('what the number carries'),
+  status: NumberStatus,
   tags: Tags,
-  maxSessions: Type.Union([Type.Integer(), Type.Null()]),
+  maxSessions: MaxSessions,
   load: Type.Integer({ description: 'open sessions holding the number now' }),
-  createdAt: Time,
-  updatedAt: Time,
+  createdAt: Created,
+  updatedAt: Updated,
 });
 
 const ParticipantFields = {
-  number: PhoneNumberString,
-  label: Type.Optional(Type.String({ maxLength: 64 })),
+  number: PhoneNumber("the participant's real number"),
+  label: Type.Optional(Type.String({ maxLength: 64, description: 'who this is, e.g. courier' })),
   revealNumber: Type.Optional(
-    Type.Boolean({ description: 'show this real number as caller id to the other side' }),
+    Type.Boolean({
+      description: 'show this real number as caller id to the other side (default false)',
+    }),
   ),
   canInitiate: Type.Optional(
-    Type.Boolean({ description: 'false: may receive but not start calls and texts' }),
+    Type.Boolean({ description: 'false: may receive but not start calls and texts (default true)' }),
   ),
 };
 export const ParticipantBody = Type.Object(ParticipantFields, { additionalProperties: false });
@@ -105,37 +167,39 @@ export const SessionBody = Type.Object(
     externalId: Type.Optional(
       Type.String({ minLength: 1, maxLength: 128, description: 'your order id; idempotency key' }),
     ),
-    mode: Type.Optional(Type.String({ examples: ['per-participant', 'shared'] })),
-    ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
-    expiresAt: Type.Optional(Time),
-    ttlMode: Type.Optional(Type.Union([Type.Literal('fixed'), Type.Literal('sliding')])),
-    record: Type.Optional(Type.Boolean()),
-    channels: Type.Optional(Channels),
-    maxCallSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
-    geoMatch: Type.Optional(
-      Type.Union([Type.Literal('region'), Type.Literal('region-strict'), Type.Literal('country')]),
+    mode: Type.Optional(Mode(' (default per-participant)')),
+    ttlSeconds: Type.Optional(TtlSeconds),
+    expiresAt: Type.Optional(ExpiresAt),
+    ttlMode: Type.Optional(TtlMode(' (default fixed)')),
+    record: Type.Optional(RecordCalls(' (default false)')),
+    channels: Type.Optional(Channels('what the session relays (default both)')),
+    maxCallSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 86_400, description: 'longest call allowed, in seconds' }),
     ),
-    sticky: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('prefer'), Type.Literal('avoid')])),
-    extensionFallback: Type.Optional(Type.Boolean()),
+    geoMatch: Type.Optional(GeoMatch),
     metadata: Type.Optional(Metadata),
-    participants: Type.Array(ParticipantBody, { minItems: 1, maxItems: 10 }),
+    participants: Type.Array(ParticipantBody, {
+      minItems: 2,
+      maxItems: 2,
+      description: 'the two people who talk through the session',
+    }),
   },
   { additionalProperties: false },
 );
 
 export const SessionPatch = Type.Object(
   {
-    ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
-    expiresAt: Type.Optional(Time),
-    record: Type.Optional(Type.Boolean()),
+    ttlSeconds: Type.Optional(TtlSeconds),
+    expiresAt: Type.Optional(ExpiresAt),
+    record: Type.Optional(RecordCalls()),
     metadata: Type.Optional(Metadata),
   },
   { additionalProperties: false },
 );
 
 export const SessionQuery = Type.Object({
-  externalId: Type.Optional(Type.String({ maxLength: 128 })),
-  status: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('closed'), Type.Literal('expired')])),
+  externalId: Type.Optional(Type.String({ maxLength: 128, description: 'the session of this order id' })),
+  status: Type.Optional(SessionStatus),
   cursor: Cursor,
   limit: Limit,
 });
@@ -143,100 +207,126 @@ export const SessionQuery = Type.Object({
 export const PageQuery = Type.Object({ cursor: Cursor, limit: Limit });
 
 export const Participant = Type.Object({
-  id: Type.String(),
-  label: Type.Union([Type.String(), Type.Null()]),
+  id: Id('participant'),
+  label: Type.Union([Type.String(), Type.Null()], { description: 'who this is, e.g. courier' }),
   number: Type.String({ description: 'the real number' }),
   proxyNumber: Type.String({ description: 'the number this participant dials, and sees calls from' }),
-  revealNumber: Type.Boolean(),
-  canInitiate: Type.Boolean(),
-  binding: Type.String({ description: '`bound` for carriers that route through Veil' }),
+  revealNumber: Type.Boolean({ description: 'this real number is shown as caller id to the other side' }),
+  canInitiate: Type.Boolean({ description: 'false: may receive but not start calls and texts' }),
+  binding: Type.Enum(['bound'], { description: '`bound` for carriers that route through Veil' }),
 });
 
 export const Session = Type.Object({
-  id: Type.String(),
-  externalId: Type.Union([Type.String(), Type.Null()]),
-  mode: Type.String(),
-  status: Type.String(),
-  ttlMode: Type.String(),
-  ttlSeconds: Type.Union([Type.Integer(), Type.Null()]),
-  expiresAt: Time,
-  record: Type.Boolean(),
-  channels: Type.Array(Channel),
-  maxCallSeconds: Type.Union([Type.Integer(), Type.Null()]),
-  geoMatch: Type.String(),
-  sticky: Type.String(),
-  extensionFallback: Type.Boolean(),
+  id: Id('session'),
+  externalId: Type.Union([Type.String(), Type.Null()], { description: 'your order id' }),
+  mode: Mode(),
+  status: SessionStatus,
+  ttlMode: TtlMode(),
+  ttlSeconds: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'the life given at creation or last renewal; null when given as expiresAt',
+  }),
+  expiresAt: Time('when the session ends'),
+  record: RecordCalls(),
+  channels: Channels('what the session relays'),
+  maxCallSeconds: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'longest call allowed, in seconds; null: no limit',
+  }),
+  geoMatch: GeoMatch,
   metadata: Metadata,
-  participants: Type.Array(Participant),
-  createdAt: Time,
-  updatedAt: Time,
-  closedAt: Type.Union([Time, Type.Null()]),
+  participants: Type.Array(Participant, { description: 'the people in the session' }),
+  createdAt: Created,
+  updatedAt: Updated,
+  closedAt: Type.Union([Time('when it closed'), Type.Null()], {
+    description: 'when it was closed or expired; null while open',
+  }),
 });
 
+const Action = Type.Enum(['connect', 'forward', 'reject'], {
+  description: 'connect the call, forward the text, or reject',
+});
+const RejectReason = Type.Enum(REJECT_REASONS, { description: 'why it was rejected' });
+
 export const Interaction = Type.Object({
-  id: Type.String(),
-  sessionId: Type.Union([Type.String(), Type.Null()]),
+  id: Id('interaction'),
+  sessionId: Type.Union([Type.String(), Type.Null()], {
+    description: 'the session it belonged to; null for a stranger',
+  }),
   channel: Channel,
-  from: Type.String(),
+  from: Type.String({ description: "the caller's real number" }),
   to: Type.String({ description: 'the proxy number dialled' }),
   target: Type.Union([Type.String(), Type.Null()], { description: 'who it was connected to' }),
-  callerId: Type.Union([Type.String(), Type.Null()]),
-  action: Type.String(),
-  reason: Type.Union([Type.String(), Type.Null()]),
-  provider: Type.String(),
-  providerCallId: Type.Union([Type.String(), Type.Null()]),
-  status: Type.String(),
-  durationSeconds: Type.Union([Type.Integer(), Type.Null()]),
-  createdAt: Time,
-  updatedAt: Time,
+  callerId: Type.Union([Type.String(), Type.Null()], { description: 'the caller id shown to them' }),
+  action: Action,
+  reason: Type.Union([RejectReason, Type.Null()], { description: 'why it was rejected; null otherwise' }),
+  provider: Type.String({ description: 'the carrier it came through, or api for POST /v1/route' }),
+  providerCallId: Type.Union([Type.String(), Type.Null()], {
+    description: "the carrier's call or message id",
+  }),
+  status: Type.String({ description: "routed or refused at first, then the carrier's call status" }),
+  durationSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'how long the call lasted' }),
+  createdAt: Created,
+  updatedAt: Updated,
 });
 
 export function page<T extends TSchema>(item: T) {
-  return Type.Object({ data: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+  return Type.Object({
+    data: Type.Array(item, { description: 'the items of this page' }),
+    nextCursor: Type.Union([Type.String(), Type.Null()], {
+      description: 'give it as cursor for the next page; null on the last',
+    }),
+  });
 }
 
 export const RouteBody = Type.Object(
   {
-    from: PhoneNumberString,
-    to: PhoneNumberString,
+    from: PhoneNumber("the caller's real number"),
+    to: PhoneNumber('the proxy number dialled'),
     channel: Channel,
-    body: Type.Optional(Type.String({ maxLength: 1600 })),
+    body: Type.Optional(Type.String({ maxLength: 1600, description: 'the text, for sms' })),
   },
   { additionalProperties: false },
 );
 
 export const RouteDecision = Type.Object({
-  action: Type.Union([Type.Literal('connect'), Type.Literal('forward'), Type.Literal('reject')]),
-  to: Type.Optional(Type.String()),
-  from: Type.Optional(Type.String()),
-  callerId: Type.Optional(Type.String()),
-  body: Type.Optional(Type.String()),
-  sessionId: Type.Union([Type.String(), Type.Null()]),
-  record: Type.Optional(Type.Boolean()),
-  maxCallSeconds: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-  reason: Type.Optional(Type.String()),
+  action: Action,
+  to: Type.Optional(Type.String({ description: 'connect, forward: the real number to reach' })),
+  from: Type.Optional(Type.String({ description: 'forward: the proxy number the text comes from' })),
+  callerId: Type.Optional(Type.String({ description: 'connect: the caller id to show' })),
+  body: Type.Optional(Type.String({ description: 'forward: the text' })),
+  sessionId: Type.Union([Type.String(), Type.Null()], { description: 'the session; null for a stranger' }),
+  record: Type.Optional(Type.Boolean({ description: 'connect: record the call' })),
+  maxCallSeconds: Type.Optional(
+    Type.Union([Type.Integer(), Type.Null()], { description: 'connect: longest call allowed, in seconds' }),
+  ),
+  reason: Type.Optional(RejectReason),
 });
+
+const Scopes = Type.Array(
+  Type.Enum(SCOPES, {
+    description: 'admin: everything; sessions: sessions and routing; route: routing decisions; read: reading',
+  }),
+  { minItems: 1, uniqueItems: true, description: 'what the key may do' },
+);
 
 export const KeyBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 64 }),
-    scopes: Type.Array(
-      Type.Union([
-        Type.Literal('admin'),
-        Type.Literal('sessions'),
-        Type.Literal('route'),
-        Type.Literal('read'),
-      ]),
-      { minItems: 1, uniqueItems: true },
-    ),
+    name: Type.String({ minLength: 1, maxLength: 64, description: 'what the key is for' }),
+    scopes: Scopes,
   },
   { additionalProperties: false },
 );
 
 export const ApiKey = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  scopes: Type.Array(Type.String()),
-  createdAt: Time,
-  revokedAt: Type.Union([Time, Type.Null()]),
+  id: Id('key'),
+  name: Type.String({ description: 'what the key is for' }),
+  scopes: Scopes,
+  createdAt: Created,
+  revokedAt: Type.Union([Time('when it was revoked'), Type.Null()], {
+    description: 'when it was revoked; null while usable',
+  }),
+});
+
+export const NewApiKey = Type.Object({
+  ...ApiKey.properties,
+  key: Type.String({ description: 'the secret to send as Bearer; shown this once only' }),
 });

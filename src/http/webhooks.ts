@@ -61,22 +61,52 @@ export async function webhookRoutes(app: FastifyInstance, { veil }: { veil: Veil
 
 function verifier(carrier: CarrierAdapter, publicUrl: string) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const ok =
-      request.rawBody !== undefined &&
-      carrier.verify({
-        url: publicUrl + request.url,
-        headers: request.headers,
-        rawBody: request.rawBody,
-        params: params(request),
-      });
-    if (!ok) {
-      request.log.warn(
-        { provider: carrier.name, path: request.url.split('?')[0] },
-        'webhook signature refused',
-      );
+    const url = publicUrl + request.url;
+    const refused = refusal(carrier, request, url);
+    if (refused) {
+      request.log.warn({ provider: carrier.name, url, ...refused }, 'webhook signature refused');
       return reply.status(403).send(errorBody('forbidden', `invalid or missing ${carrier.name} signature`));
     }
   };
+}
+
+/**
+ * Why the request's signature is refused, for the operator's log (never the secret or the
+ * signature itself), or undefined when it is good for `url`.
+ */
+function refusal(
+  carrier: CarrierAdapter,
+  request: FastifyRequest,
+  url: string,
+): { reason: string; signatureMatchesUrl?: string } | undefined {
+  const rawBody = request.rawBody;
+  if (rawBody === undefined) return { reason: 'no form or JSON body to verify' };
+  const signedFor = (candidate: string) =>
+    carrier.verify({ url: candidate, headers: request.headers, rawBody, params: params(request) });
+  const verification = signedFor(url);
+  if (verification.ok) return undefined;
+  // The commonest cause is a VEIL_PUBLIC_URL that is not the URL the carrier calls (http for
+  // https, a proxy's host): name the URL the signature is good for, though it is never accepted.
+  const matches = otherUrls(request, url).find((other) => signedFor(other).ok);
+  return { reason: verification.reason, ...(matches ? { signatureMatchesUrl: matches } : {}) };
+}
+
+/**
+ * The URLs a carrier may have signed instead of VEIL_PUBLIC_URL's: the same with the other scheme,
+ * and the one the Host (or X-Forwarded-*) headers name.
+ */
+function otherUrls(request: FastifyRequest, url: string): string[] {
+  const swapped = url.startsWith('https:') ? `http:${url.slice(6)}` : `https:${url.slice(5)}`;
+  const host = first(request.headers['x-forwarded-host']) ?? request.headers.host;
+  const proto = first(request.headers['x-forwarded-proto']);
+  const fromHost = host
+    ? (proto ? [proto] : ['http', 'https']).map((scheme) => `${scheme}://${host}${request.url}`)
+    : [];
+  return [...new Set([swapped, ...fromHost])].filter((other) => other !== url);
+}
+
+function first(header: string | string[] | undefined): string | undefined {
+  return (Array.isArray(header) ? header[0] : header)?.split(',')[0]?.trim() || undefined;
 }
 
 function params(request: FastifyRequest): Record<string, unknown> {

@@ -8,6 +8,12 @@ export interface WebhookRequest {
   params: Record<string, unknown>;
 }
 
+/**
+ * Whether a webhook carries a valid signature and, when not, why: which header is missing or what
+ * did not match, for the operator's log. A reason never holds the secret or the signature itself.
+ */
+export type Verification = { ok: true } | { ok: false; reason: string };
+
 /** What the carrier is answered, in its own language (TwiML, NCCO, JSON). */
 export interface WebhookReply {
   contentType: string;
@@ -35,8 +41,8 @@ export interface CarrierAdapter {
   readonly name: string;
   /** How the carrier encodes webhook bodies. */
   readonly bodyFormat: 'form' | 'json';
-  /** True when the request carries a valid signature of this carrier for exactly this URL and body. */
-  verify(request: WebhookRequest): boolean;
+  /** Ok when the request carries a valid signature of this carrier for exactly this URL and body. */
+  verify(request: WebhookRequest): Verification;
   voice(params: Record<string, unknown>): Inbound;
   sms(params: Record<string, unknown>): Inbound;
   status(params: Record<string, unknown>): StatusReport | undefined;
@@ -44,6 +50,20 @@ export interface CarrierAdapter {
   renderSms(decision: RouteDecision): WebhookReply;
   /** The answer to a status callback (and to a request that carries no usable call). */
   acknowledge(): WebhookReply;
+}
+
+/**
+ * A signature header, which must come exactly once and not empty: its value, or what is wrong with
+ * it (`name` as the carrier writes it, e.g. X-Twilio-Signature).
+ */
+export function signatureHeader(
+  headers: WebhookRequest['headers'],
+  name: string,
+): { value: string } | { problem: string } {
+  const value = headers[name.toLowerCase()];
+  if (Array.isArray(value)) return { problem: `${name} header sent more than once` };
+  if (value === undefined || value === '') return { problem: `missing ${name} header` };
+  return { value };
 }
 
 /** A webhook field as a string ('' when absent or not a string). */

@@ -134,6 +134,9 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
     async close() {
       await worker?.stop();
       if (reader !== db) await reader.destroy();
+      // Kysely closes only a connection it has used: a store closed before its first read (a
+      // start that fails) would keep the file open.
+      readConnection?.close();
       await db.destroy();
     },
   };

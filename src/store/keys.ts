@@ -34,6 +34,17 @@ export class KeyRepository {
     return row && toKey(row);
   }
 
+  /** Whether any key, of any tenant, is not revoked: whether anyone can use the API at all. */
+  async anyUnrevoked(): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('revoked_at', 'is', null)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async list(tenantId: string): Promise<ApiKey[]> {
     const rows = await this.db
       .selectFrom('api_keys')

@@ -168,6 +168,116 @@ describeStores('error responses', (store) => {
     });
   });
 
+  describe('validation errors name the field and what it allows', () => {
+    const cases: [string, string, unknown, string, string][] = [
+      [
+        'POST',
+        '/v1/route',
+        { from: '+14155550131', to: '+14155550400', channel: 'fax' },
+        'channel',
+        'body/channel must be one of voice, sms',
+      ],
+      [
+        'POST',
+        '/v1/sessions',
+        { ...SESSION, mode: 'dedicated' },
+        'mode',
+        'body/mode must be one of per-participant, shared',
+      ],
+      [
+        'POST',
+        '/v1/sessions',
+        { ...SESSION, channels: ['voice', 'fax'] },
+        'channels/1',
+        'body/channels/1 must be one of voice, sms',
+      ],
+      [
+        'POST',
+        '/v1/sessions',
+        { ...SESSION, ttlMode: 'forever' },
+        'ttlMode',
+        'body/ttlMode must be one of fixed, sliding',
+      ],
+      [
+        'POST',
+        '/v1/sessions',
+        { ...SESSION, geoMatch: 'city' },
+        'geoMatch',
+        'body/geoMatch must be one of region, region-strict, country',
+      ],
+      [
+        'GET',
+        '/v1/sessions?status=gone',
+        undefined,
+        'status',
+        'querystring/status must be one of open, closed, expired',
+      ],
+      [
+        'GET',
+        '/v1/numbers?status=gone',
+        undefined,
+        'status',
+        'querystring/status must be one of active, draining, retired',
+      ],
+      [
+        'POST',
+        '/v1/numbers',
+        { number: '+14155550402', provider: 'carrier-pigeon' },
+        'provider',
+        'body/provider must be one of sim, twilio',
+      ],
+      [
+        'POST',
+        '/v1/numbers',
+        { number: '+14155550402', provider: 'sim', maxSessions: 'x' },
+        'maxSessions',
+        'body/maxSessions must be integer or null',
+      ],
+      [
+        'POST',
+        '/v1/keys',
+        { name: 'k', scopes: ['root'] },
+        'scopes/0',
+        'body/scopes/0 must be one of admin, sessions, route, read',
+      ],
+      [
+        'POST',
+        '/v1/sessions',
+        { ...SESSION, sticky: 'prefer' },
+        'sticky',
+        'body/sticky is not a field of this request',
+      ],
+      [
+        'POST',
+        '/v1/sessions',
+        { ...SESSION, extensionFallback: true },
+        'extensionFallback',
+        'body/extensionFallback is not a field of this request',
+      ],
+      ['POST', '/v1/sessions', { mode: 'shared' }, 'participants', 'body/participants is required'],
+    ];
+    for (const [method, url, body, field, message] of cases) {
+      it(`${method} ${url} ${JSON.stringify(body ?? {})}`, async () => {
+        const r = await assertRefused(() => t.api(method as 'GET', url, body), 400, 'invalid_request');
+        assert.equal(r.json().error.field, field);
+        assert.equal(r.json().error.message, message);
+      });
+    }
+
+    it('a session takes exactly two participants', async () => {
+      const [a, b] = SESSION.participants;
+      for (const participants of [[a], [a, b, { number: '+14155550133' }]]) {
+        const r = await assertRefused(
+          () => t.api('POST', '/v1/sessions', { participants }),
+          400,
+          'invalid_request',
+        );
+        assert.equal(r.json().error.field, 'participants');
+        assert.match(r.json().error.message, /^body\/participants must NOT have (fewer|more) than 2 items$/);
+      }
+    });
+  });
+
   describe('keys', () => {
     it('no key, a malformed header or an unknown key: 401 unauthorized', async () => {
       await assertRefused(

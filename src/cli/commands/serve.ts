@@ -16,14 +16,16 @@ export async function serve(out: Output): Promise<void> {
       `failed to start: ${error instanceof Error ? error.message : error}`,
     );
   }
-  announce(server, out);
   const shutdown = async (signal: string) => {
     server.app.log.info({ signal }, 'shutting down');
     await server.stop();
     process.exit(0);
   };
+  // Before announcing: whoever reads "listening" may signal at once, and a signal with no
+  // handler yet would kill the process without closing the database.
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+  announce(server, out);
 }
 
 /** Where the server listens and, in development, the key to try it with: what `npm start` prints. */

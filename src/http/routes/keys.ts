@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Veil } from '../../veil.ts';
 import { keyView } from '../../views.ts';
-import { ApiKey, IdParams, KeyBody } from '../schemas.ts';
+import { ApiKey, KeyBody, KeyParams, NewApiKey, page } from '../schemas.ts';
 import { withErrors } from './responses.ts';
 
 /** /v1/keys: API keys of the caller's tenant; the secret is shown once, at creation. */
@@ -15,9 +15,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, 
       schema: {
         tags,
         body: KeyBody,
-        response: withErrors({
-          201: Type.Object({ ...ApiKey.properties, key: Type.String({ description: 'shown once' }) }),
-        }),
+        response: withErrors({ 201: NewApiKey }),
       },
       config,
     },
@@ -35,7 +33,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, 
     {
       schema: {
         tags,
-        response: withErrors({ 200: Type.Object({ data: Type.Array(ApiKey), nextCursor: Type.Null() }) }),
+        response: withErrors({ 200: page(ApiKey) }),
       },
       config,
     },
@@ -46,7 +44,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, 
   );
   app.delete(
     '/keys/:id',
-    { schema: { tags, params: IdParams, response: withErrors({ 204: Type.Null() }) }, config },
+    { schema: { tags, params: KeyParams, response: withErrors({ 204: Type.Null() }) }, config },
     async (request, reply) => {
       await veil.keys.revoke(request.apiKey.tenantId, request.params.id);
       return reply.status(204).send(null);

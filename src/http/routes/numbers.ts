@@ -2,9 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Veil } from '../../veil.ts';
 import { numberView } from '../../views.ts';
 import {
-  IdParams,
   NumberBody,
   NumberImportBody,
+  NumberParams,
   NumberPatch,
   NumberQuery,
   PoolNumber,
@@ -60,7 +60,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
   app.get(
     '/numbers/:id',
     {
-      schema: { tags, params: IdParams, response: withErrors({ 200: PoolNumber }) },
+      schema: { tags, params: NumberParams, response: withErrors({ 200: PoolNumber }) },
       config: { scope: 'read' },
     },
     async (request) => numberView(await veil.numbers.get(request.apiKey.tenantId, request.params.id)),
@@ -69,7 +69,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
   app.patch(
     '/numbers/:id',
     {
-      schema: { tags, params: IdParams, body: NumberPatch, response: withErrors({ 200: PoolNumber }) },
+      schema: { tags, params: NumberParams, body: NumberPatch, response: withErrors({ 200: PoolNumber }) },
       config: { scope: 'admin' },
     },
     async (request) =>
@@ -82,7 +82,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       schema: {
         tags,
         summary: 'Drain then retire: no new sessions; retired once no open session holds it',
-        params: IdParams,
+        params: NumberParams,
         response: withErrors({ 200: PoolNumber }),
       },
       config: { scope: 'admin' },

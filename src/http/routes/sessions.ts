@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Veil } from '../../veil.ts';
 import { interactionView, participantView, sessionView } from '../../views.ts';
 import {
-  IdParams,
   Interaction,
   PageQuery,
   Participant,
@@ -11,6 +10,7 @@ import {
   page,
   Session,
   SessionBody,
+  SessionParams,
   SessionPatch,
   SessionQuery,
 } from '../schemas.ts';
@@ -53,7 +53,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
 
   app.get(
     '/sessions/:id',
-    { schema: { tags, params: IdParams, response: withErrors({ 200: Session }) }, config: { scope: 'read' } },
+    {
+      schema: { tags, params: SessionParams, response: withErrors({ 200: Session }) },
+      config: { scope: 'read' },
+    },
     async (request) => sessionView(await veil.sessions.get(request.apiKey.tenantId, request.params.id)),
   );
 
@@ -63,7 +66,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
       schema: {
         tags,
         summary: 'Renew (ttlSeconds or expiresAt), or change record or metadata',
-        params: IdParams,
+        params: SessionParams,
         body: SessionPatch,
         response: withErrors({ 200: Session }),
       },
@@ -79,7 +82,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
       schema: {
         tags,
         summary: 'Close; proxies are released at once',
-        params: IdParams,
+        params: SessionParams,
         response: withErrors({ 200: Session }),
       },
       config,
@@ -90,7 +93,12 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
   app.post(
     '/sessions/:id/participants',
     {
-      schema: { tags, params: IdParams, body: ParticipantBody, response: withErrors({ 201: Participant }) },
+      schema: {
+        tags,
+        params: SessionParams,
+        body: ParticipantBody,
+        response: withErrors({ 201: Participant }),
+      },
       config,
     },
     async (request, reply) => {
@@ -113,7 +121,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
     {
       schema: {
         tags,
-        params: IdParams,
+        params: SessionParams,
         querystring: PageQuery,
         response: withErrors({ 200: page(Interaction) }),
       },

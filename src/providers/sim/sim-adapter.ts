@@ -6,6 +6,8 @@ import {
   type Inbound,
   type StatusReport,
   seconds,
+  signatureHeader,
+  type Verification,
   type WebhookReply,
 } from '../carrier.ts';
 
@@ -40,16 +42,29 @@ export class SimAdapter implements CarrierAdapter {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  verify(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): boolean {
-    const signature = request.headers[SIGNATURE_HEADER];
-    const timestamp = request.headers[TIMESTAMP_HEADER];
-    if (signature === undefined && timestamp === undefined) return this.allowUnsigned;
-    if (typeof signature !== 'string' || typeof timestamp !== 'string' || !/^\d+$/.test(timestamp))
-      return false;
-    if (Math.abs(this.clock() / 1000 - Number(timestamp)) > MAX_SKEW_SECONDS) return false;
-    const expected = Buffer.from(simSignature(this.secret, timestamp, request.rawBody));
-    const given = Buffer.from(signature);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+  verify(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): Verification {
+    if (request.headers[SIGNATURE_HEADER] === undefined && request.headers[TIMESTAMP_HEADER] === undefined) {
+      return this.allowUnsigned
+        ? { ok: true }
+        : {
+            ok: false,
+            reason:
+              'missing X-Sim-Signature and X-Sim-Timestamp headers (unsigned passes only in development)',
+          };
+    }
+    const signature = signatureHeader(request.headers, 'X-Sim-Signature');
+    if ('problem' in signature) return { ok: false, reason: signature.problem };
+    const timestamp = signatureHeader(request.headers, 'X-Sim-Timestamp');
+    if ('problem' in timestamp) return { ok: false, reason: timestamp.problem };
+    if (!/^\d+$/.test(timestamp.value)) return { ok: false, reason: 'X-Sim-Timestamp is not unix seconds' };
+    if (Math.abs(this.clock() / 1000 - Number(timestamp.value)) > MAX_SKEW_SECONDS) {
+      return { ok: false, reason: `X-Sim-Timestamp outside the ${MAX_SKEW_SECONDS} s window` };
+    }
+    const expected = Buffer.from(simSignature(this.secret, timestamp.value, request.rawBody));
+    const given = Buffer.from(signature.value);
+    return given.length === expected.length && timingSafeEqual(given, expected)
+      ? { ok: true }
+      : { ok: false, reason: 'signature does not match the body' };
   }
 
   voice(params: Record<string, unknown>): Inbound {

@@ -6,6 +6,8 @@ import {
   type Inbound,
   type StatusReport,
   seconds,
+  signatureHeader,
+  type Verification,
   type WebhookReply,
 } from '../carrier.ts';
 import { element, response, text } from './twiml.ts';
@@ -29,10 +31,12 @@ export class TwilioAdapter implements CarrierAdapter {
     url: string;
     headers: Record<string, string | string[] | undefined>;
     params: Record<string, unknown>;
-  }): boolean {
-    const signature = request.headers['x-twilio-signature'];
-    if (typeof signature !== 'string' || signature === '') return false;
-    return twilio.validateRequest(this.authToken, signature, request.url, request.params);
+  }): Verification {
+    const signature = signatureHeader(request.headers, 'X-Twilio-Signature');
+    if ('problem' in signature) return { ok: false, reason: signature.problem };
+    return twilio.validateRequest(this.authToken, signature.value, request.url, request.params)
+      ? { ok: true }
+      : { ok: false, reason: 'signature does not match the URL and parameters' };
   }
 
   voice(params: Record<string, unknown>): Inbound {

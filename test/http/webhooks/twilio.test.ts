@@ -274,6 +274,72 @@ describeStores('Twilio webhooks', (store) => {
     });
   });
 
+  describe('a refused signature says why, in a warning', () => {
+    const path = '/webhooks/twilio/voice';
+
+    /** Sends a request that must be refused; returns its one warning, parsed, and the raw log lines. */
+    async function refusalLogged(send: () => Promise<{ statusCode: number; body: string }>) {
+      const from = t.logs.length;
+      const r = await send();
+      assert.equal(r.statusCode, 403, r.body);
+      const raw = t.logs.slice(from).join('');
+      const warnings = t.logs
+        .slice(from)
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'webhook signature refused');
+      assert.equal(warnings.length, 1, raw);
+      const [warning] = warnings;
+      assert.equal(warning.level, 40);
+      assert.equal(warning.provider, 'twilio');
+      // The URL the signature was checked against: VEIL_PUBLIC_URL and the path, never the Host.
+      assert.equal(warning.url, PUBLIC_URL + path);
+      assert.ok(!raw.includes(TWILIO_TOKEN), 'the auth token is in the log');
+      return { warning, raw };
+    }
+
+    it('names the missing X-Twilio-Signature header', async () => {
+      const { warning } = await refusalLogged(() => post(path, voiceParams(A, proxy(A)), 'unsigned'));
+      assert.equal(warning.reason, 'missing X-Twilio-Signature header');
+      assert.equal(warning.signatureMatchesUrl, undefined);
+    });
+
+    it('says the signature does not match, and logs neither token nor signature', async () => {
+      const params = voiceParams(A, proxy(A));
+      const other = 'another-accounts-auth-token-000000';
+      const signature = twilio.getExpectedTwilioSignature(other, PUBLIC_URL + path, params);
+      const { warning, raw } = await refusalLogged(() => post(path, params, { token: other }));
+      assert.equal(warning.reason, 'signature does not match the URL and parameters');
+      assert.equal(warning.signatureMatchesUrl, undefined);
+      assert.ok(!raw.includes(other), 'the token used is in the log');
+      assert.ok(!raw.includes(signature), 'the signature is in the log');
+    });
+
+    it('names the URL the signature is good for when it was signed for http:// instead of https://', async () => {
+      const signedUrl = PUBLIC_URL.replace(/^https:/, 'http:') + path;
+      const { warning } = await refusalLogged(() => post(path, voiceParams(A, proxy(A)), { signedUrl }));
+      assert.equal(warning.reason, 'signature does not match the URL and parameters');
+      assert.equal(warning.signatureMatchesUrl, signedUrl);
+    });
+
+    it("names the URL of a proxy's forwarded host that the carrier signed instead", async () => {
+      const signedUrl = `https://internal.example.test${path}`;
+      const { warning } = await refusalLogged(() =>
+        post(path, voiceParams(A, proxy(A)), {
+          signedUrl,
+          headers: { 'x-forwarded-host': 'internal.example.test', 'x-forwarded-proto': 'https' },
+        }),
+      );
+      assert.equal(warning.signatureMatchesUrl, signedUrl);
+    });
+
+    it('logs no warning for a webhook it accepts', async () => {
+      const from = t.logs.length;
+      const r = await post(path, voiceParams(A, proxy(A)));
+      assert.equal(r.statusCode, 200, r.body);
+      assert.ok(!t.logs.slice(from).some((l) => l.includes('webhook signature refused')));
+    });
+  });
+
   describe('POST /webhooks/twilio/sms', () => {
     const path = '/webhooks/twilio/sms';
     it("forwards a participant's text to the other, from the other's proxy", async () => {
