@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { StoreConfig } from '../src/config.ts';
-import { openStore, type Store } from '../src/store/db.ts';
+import { openStore, type Store } from '../src/store/store.ts';
 
 /** A database made for one benchmark step: the server's DATABASE_URL, and how to throw it away. */
 export interface BenchDatabase {

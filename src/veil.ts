@@ -9,10 +9,10 @@ import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
-import { openStore, ping, type Store } from './store/db.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
+import { openStore, ping, type Store } from './store/store.ts';
 import type { Thread } from './thread.ts';
 
 /** The core: one store and the services over it, shared by the HTTP server, the CLI and the workers. */

@@ -6,8 +6,9 @@ import { Allocator } from '../../src/services/allocator.ts';
 import { NumberService } from '../../src/services/numbers.ts';
 import { StoreSessionWriter } from '../../src/services/session-writer.ts';
 import { SessionService } from '../../src/services/sessions.ts';
-import { type Db, openStore, type Store } from '../../src/store/db.ts';
 import { InteractionLog } from '../../src/store/interactions.ts';
+import type { Db } from '../../src/store/schema.ts';
+import { openStore, type Store } from '../../src/store/store.ts';
 import { randomIndex, seededRandom } from '../random.ts';
 
 /**

@@ -1,11 +1,13 @@
 import formbody from '@fastify/formbody';
 import SqliteDatabase from 'better-sqlite3';
 import Fastify from 'fastify';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { newId } from '../../src/domain/ids.ts';
 import { DEFAULT_TENANT } from '../../src/domain/tenants.ts';
 import { element, response } from '../../src/providers/twilio/twiml.ts';
-import { participationOf, participationQuery, type Row } from '../../src/store/route-lookup.ts';
+import { type ParticipationRow, participationOf, participationQuery } from '../../src/store/route-lookup.ts';
+import type { Schema } from '../../src/store/schema.ts';
+import { CachedConnection } from '../../src/store/sqlite/connection.ts';
 import {
   insertText,
   PARTICIPANT_COLUMNS,
@@ -74,11 +76,13 @@ function perTurn<In, Out>(handle: (inputs: In[]) => Out[]): (input: In) => Promi
 
 /** The other participant of each call's session, by Veil's own lookup query, or undefined. */
 function lookups(sqlite: SqliteDatabase.Database) {
-  const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const lookup = sqlite.prepare(participationQuery('', '').compile(kysely).sql).raw(true);
+  const kysely = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  // The lookup read as Veil reads it: raw rows, named by the statement's columns.
+  const connection = new CachedConnection(sqlite);
+  const text = participationQuery(kysely, sql.val(''), sql.val('')).compile().sql;
   return perTurn((calls: { from?: string; to?: string }[]) =>
     calls.map(({ from, to }) => {
-      const row = from && to ? (lookup.get(from, to) as Row | undefined) : undefined;
+      const [row] = from && to ? connection.rows<ParticipationRow>(text, [from, to]) : [];
       return row && participationOf(row).other;
     }),
   );

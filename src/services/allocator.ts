@@ -3,8 +3,8 @@ import { ConflictError, InvalidRequestError, PoolExhaustedError } from '../domai
 import { newId } from '../domain/ids.ts';
 import { parsePhone } from '../domain/phone.ts';
 import type { Participant, ParticipantRequest, Session } from '../domain/session.ts';
-import type { Db } from '../store/db.ts';
 import { NumberRepository } from '../store/numbers.ts';
+import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import { endSession } from './session-end.ts';
 

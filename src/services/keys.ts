@@ -3,8 +3,8 @@ import { NotFoundError } from '../domain/errors.ts';
 import { generateSecret, newId } from '../domain/ids.ts';
 import { type ApiKey, hashKey, type Scope } from '../domain/keys.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
-import type { Store } from '../store/db.ts';
 import { KeyRepository } from '../store/keys.ts';
+import type { Store } from '../store/store.ts';
 
 export const DEVELOPMENT_KEY_NAME = 'development';
 const BOOTSTRAP_KEY_NAME = 'bootstrap';

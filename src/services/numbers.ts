@@ -4,8 +4,11 @@ import { type Page, pageOf } from '../domain/page.ts';
 import { parsePhone } from '../domain/phone.ts';
 import { assertStatusChange, type NumberStatus, type PoolNumber, retirementStatus } from '../domain/pool.ts';
 import { CHANNELS, type Channel } from '../domain/session.ts';
-import { asUniqueViolation, type Db, inTransaction, type Store } from '../store/db.ts';
+import { asUniqueViolation } from '../store/errors.ts';
 import { NumberRepository } from '../store/numbers.ts';
+import type { Db } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
+import { inTransaction } from '../store/transactions.ts';
 
 export interface NumberInput {
   number: string;

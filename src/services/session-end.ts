@@ -1,7 +1,7 @@
 import type { Session } from '../domain/session.ts';
-import type { Db } from '../store/db.ts';
 import { appendEvent } from '../store/events.ts';
 import { NumberRepository } from '../store/numbers.ts';
+import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
 
 /**

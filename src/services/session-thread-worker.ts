@@ -1,4 +1,4 @@
-import { openStore } from '../store/db.ts';
+import { openStore } from '../store/store.ts';
 import { serveThread } from '../thread.ts';
 import type { SessionThreadData } from './session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './session-writer.ts';

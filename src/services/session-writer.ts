@@ -9,10 +9,12 @@ import {
   type ParticipantRequest,
   type Session,
 } from '../domain/session.ts';
-import { type Db, inTransaction, type Store } from '../store/db.ts';
-import { eventValues } from '../store/events.ts';
+import { eventRow } from '../store/events.ts';
 import { NumberRepository } from '../store/numbers.ts';
+import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
+import type { Store } from '../store/store.ts';
+import { inTransaction } from '../store/transactions.ts';
 import { Allocator } from './allocator.ts';
 import { endSession } from './session-end.ts';
 
@@ -96,7 +98,7 @@ export class StoreSessionWriter implements SessionWriter {
       await sessions.insertOpened(
         session,
         request.fingerprint,
-        eventValues(tenantId, 'session.created', session, now),
+        eventRow(tenantId, 'session.created', session, now),
       );
       return { session, created: true };
     });

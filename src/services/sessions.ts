@@ -13,9 +13,9 @@ import {
   type SessionInput,
   type SessionStatus,
 } from '../domain/session.ts';
-import type { Store } from '../store/db.ts';
 import type { InteractionLog } from '../store/interactions.ts';
 import { SessionRepository } from '../store/sessions.ts';
+import type { Store } from '../store/store.ts';
 import type { SessionUpdate, SessionWriter } from './session-writer.ts';
 
 export interface SessionChanges {

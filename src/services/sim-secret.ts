@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { Config } from '../config.ts';
 import { generateSecret } from '../domain/ids.ts';
-import { type Db, openStore } from '../store/db.ts';
+import type { Db } from '../store/schema.ts';
 import { ensureSetting, getSetting } from '../store/settings.ts';
+import { openStore } from '../store/store.ts';
 
 /** The setting that holds the simulator's webhook secret when SIM_WEBHOOK_SECRET is not set. */
 const SIM_SECRET_SETTING = 'sim_webhook_secret';

@@ -1,53 +1,27 @@
-import type { Insertable } from 'kysely';
+import type { Selectable } from 'kysely';
 import { newId } from '../domain/ids.ts';
-import type { Db } from './db.ts';
-import { type Placeholders, statement } from './prepared.ts';
-import type { Schema } from './schema.ts';
+import { columnList, insertRows, valuesOf } from './prepared.ts';
+import type { Db, Schema } from './schema.ts';
 
 export type EventType = 'session.created' | 'session.closed' | 'session.expired' | 'session.updated';
 
-/** An outbox row, under names of its own so that it can be written in one statement with other rows. */
-export interface EventValues extends Record<string, unknown> {
-  eventId: string;
-  eventTenantId: string;
-  eventType: EventType;
-  eventPayload: string;
-  eventCreatedAt: number;
-}
+/** An outbox row. */
+export type EventRow = Selectable<Schema['events']>;
 
-export const EVENT_NAMES = [
-  'eventId',
-  'eventTenantId',
-  'eventType',
-  'eventPayload',
-  'eventCreatedAt',
-] as const satisfies readonly (keyof EventValues)[];
+export const EVENT_COLUMNS = columnList<EventRow>()(['id', 'tenant_id', 'type', 'payload', 'created_at']);
 
-/** A new event of `type` about `payload` (stored as JSON), as the values of an insert. */
-export function eventValues(tenantId: string, type: EventType, payload: unknown, now: number): EventValues {
+/** A new event of `type` about `payload` (stored as JSON), as the row to insert. */
+export function eventRow(tenantId: string, type: EventType, payload: unknown, now: number): EventRow {
   return {
-    eventId: newId('evt', now),
-    eventTenantId: tenantId,
-    eventType: type,
-    eventPayload: JSON.stringify(payload),
-    eventCreatedAt: now,
+    id: newId('evt', now),
+    tenant_id: tenantId,
+    type,
+    payload: JSON.stringify(payload),
+    created_at: now,
   };
 }
 
-/** The outbox row of the values (or placeholders) named EVENT_NAMES. */
-export function eventRow(v: Placeholders<EventValues>): Insertable<Schema['events']> {
-  return {
-    id: v.eventId,
-    tenant_id: v.eventTenantId,
-    type: v.eventType,
-    payload: v.eventPayload,
-    created_at: v.eventCreatedAt,
-  };
-}
-
-const insertEvent = statement<EventValues, never>(EVENT_NAMES, (db, v) =>
-  db.insertInto('events').values(eventRow(v)),
-);
+const insertEvent = insertRows('events', EVENT_COLUMNS);
 
 /**
  * Appends an event to the outbox. Call it with the transaction that makes the change, so that the
@@ -60,10 +34,10 @@ export async function appendEvent(
   payload: unknown,
   now: number,
 ): Promise<void> {
-  await appendEventValues(db, eventValues(tenantId, type, payload, now));
+  await appendEventRow(db, eventRow(tenantId, type, payload, now));
 }
 
-/** Appends an event made by eventValues. */
-export async function appendEventValues(db: Db, event: EventValues): Promise<void> {
-  await insertEvent.execute(db, event);
+/** Appends an event made by eventRow. */
+export async function appendEventRow(db: Db, event: EventRow): Promise<void> {
+  await insertEvent(1).run(db, valuesOf(EVENT_COLUMNS, event));
 }

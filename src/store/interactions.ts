@@ -1,9 +1,9 @@
 import type { InsertResult, Selectable, UpdateResult } from 'kysely';
 import type { Interaction } from '../domain/interaction.ts';
 import type { Channel } from '../domain/session.ts';
-import type { Store } from './db.ts';
-import { byShape, Prepared } from './prepared.ts';
+import { byShape, columnList, Prepared, rowNames, rowsOf, valuesOf } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
+import type { Store } from './store.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
 
@@ -22,7 +22,7 @@ const MAX_BATCH = 250;
 const MAX_DELAY_MS = 100;
 /** Rows per INSERT statement: batches are written in chunks of this size, each a prepared statement. */
 const CHUNK = 50;
-const COLUMNS = [
+const COLUMNS = columnList<InteractionRow>()([
   'id',
   'tenant_id',
   'session_id',
@@ -39,7 +39,7 @@ const COLUMNS = [
   'duration_seconds',
   'created_at',
   'updated_at',
-] as const satisfies readonly (keyof InteractionRow)[];
+]);
 /** Values per row: an entry waits to be written as its row's values, in COLUMNS order. */
 const WIDTH = COLUMNS.length;
 /** Rows kept while the database refuses writes, before the oldest are dropped (and said so). */
@@ -57,26 +57,18 @@ export class InteractionLog {
   private slides = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
-  /** The prepared INSERT of n rows (its values row after row, in COLUMNS order), made when first needed. */
+  /** The prepared INSERT of n rows (their values row after row, in COLUMNS order), made when first needed. */
   private readonly insertOf = byShape(
     (n: number) => n,
-    (n) => {
-      const names = Array.from({ length: n }, (_, i) => COLUMNS.map((c) => `${i}.${c}`)).flat();
-      return new Prepared<Record<string, unknown>, InsertResult>(names, (v) =>
+    (n) =>
+      new Prepared<Record<string, unknown>, InsertResult>(rowNames('interactions', COLUMNS, n), (v) =>
         this.store.db
           .insertInto('interactions')
-          .values(
-            Array.from(
-              { length: n },
-              (_, i) =>
-                Object.fromEntries(COLUMNS.map((c) => [c, v[`${i}.${c}`]])) as unknown as InteractionRow,
-            ),
-          )
+          .values(rowsOf('interactions', COLUMNS, n, v))
           // A batch is written again when its first try's answer was lost (the thread that wrote it
           // died after the commit): the rows already there stay as they are.
           .onConflict((oc) => oc.column('id').doNothing()),
-      );
-    },
+      ),
   );
   /** A sliding session's new expiry; never moves it back, nor revives an ended session. */
   private readonly slide: Prepared<{ expiresAt: number; sessionId: string }, UpdateResult>;
@@ -88,15 +80,15 @@ export class InteractionLog {
     this.slide = new Prepared(['expiresAt', 'sessionId'], (v) =>
       store.db
         .updateTable('sessions')
-        .set({ expires_at: v.expiresAt as unknown as number })
+        .set({ expires_at: v.expiresAt })
         .where('id', '=', v.sessionId)
         .where('status', '=', OPEN)
-        .where('expires_at', '<', v.expiresAt as unknown as number),
+        .where('expires_at', '<', v.expiresAt),
     );
   }
 
   record(interaction: Interaction, slide?: Slide): void {
-    pushValues(this.pending, interaction);
+    for (const value of valuesOf(COLUMNS, rowOf(interaction))) this.pending.push(value);
     if (slide)
       this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
     if (this.pending.length >= MAX_BATCH * WIDTH) void this.flush();
@@ -188,26 +180,26 @@ export class InteractionLog {
   }
 }
 
-/** Appends the values of an interaction's row, in COLUMNS order. */
-function pushValues(values: unknown[], i: Interaction): void {
-  values.push(
-    i.id,
-    i.tenantId,
-    i.sessionId,
-    i.channel,
-    i.from,
-    i.to,
-    i.target,
-    i.callerId,
-    i.action,
-    i.reason,
-    i.provider,
-    i.providerCallId,
-    i.status,
-    i.durationSeconds,
-    i.createdAt,
-    i.updatedAt,
-  );
+/** An interaction's row. */
+function rowOf(i: Interaction): InteractionRow {
+  return {
+    id: i.id,
+    tenant_id: i.tenantId,
+    session_id: i.sessionId,
+    channel: i.channel,
+    from_number: i.from,
+    to_number: i.to,
+    target_number: i.target,
+    caller_id: i.callerId,
+    action: i.action,
+    reason: i.reason,
+    provider: i.provider,
+    provider_call_id: i.providerCallId,
+    status: i.status,
+    duration_seconds: i.durationSeconds,
+    created_at: i.createdAt,
+    updated_at: i.updatedAt,
+  };
 }
 
 function toInteraction(r: InteractionRow): Interaction {

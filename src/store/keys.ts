@@ -1,7 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { ApiKey, Scope } from '../domain/keys.ts';
-import type { Db } from './db.ts';
-import type { Schema } from './schema.ts';
+import type { Db, Schema } from './schema.ts';
 
 type KeyRow = Selectable<Schema['api_keys']>;
 

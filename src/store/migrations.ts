@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 
 /** Migrations in code, one schema for both dialects (bigint reads as INTEGER affinity on SQLite). */
 const migrations: Record<string, Migration> = {
@@ -206,8 +206,22 @@ const migrations: Record<string, Migration> = {
   },
 };
 
-export const migrationProvider: MigrationProvider = {
+const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;
   },
 };
+
+/**
+ * Brings the database to the latest schema. On PostgreSQL, `migrationTableSchema` names the schema
+ * of Kysely's own tables: Kysely looks for them in every schema it can see, and naming ours keeps
+ * another schema's copy (another install, another test) from being mistaken for it.
+ */
+export async function migrate(db: Kysely<unknown>, migrationTableSchema?: string): Promise<void> {
+  const { error } = await new Migrator({
+    db,
+    provider: migrationProvider,
+    migrationTableSchema,
+  }).migrateToLatest();
+  if (error) throw error;
+}

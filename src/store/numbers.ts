@@ -2,8 +2,9 @@ import { type ExpressionBuilder, type QueryResult, type Selectable, sql } from '
 import type { ProxySearch } from '../domain/allocation.ts';
 import type { NumberStatus, PoolNumber } from '../domain/pool.ts';
 import type { Channel } from '../domain/session.ts';
-import { type Db, locksRows } from './db.ts';
-import { byShape, statement } from './prepared.ts';
+import { dialectOf } from './dialect.ts';
+import { byShape, slot, statement } from './prepared.ts';
+import type { Db } from './schema.ts';
 import { ACTIVE, type Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
@@ -94,7 +95,7 @@ export class NumberRepository {
   ): Promise<{ id: string; number: string } | undefined> {
     const run = (lock: Lock) =>
       proxyQuery({ search, held: held.size, lock }).execute(this.db, search, held, now);
-    if (!locksRows(this.db)) return first(await run(''));
+    if (!dialectOf(this.db).locksRows) return first(await run(''));
     return first(await run('skip locked')) ?? first(await run('wait'));
   }
 
@@ -141,16 +142,30 @@ const proxyQuery = byShape(
   ({ search, held, lock }) => proxyStatement(search, held, lock),
 );
 
+/** The values of a proxy search: the search's, the people's numbers, the numbers the session holds. */
+type ProxyValues = {
+  tenantId: string;
+  country: string;
+  region: string;
+  releasedSince: number;
+  now: number;
+} & Record<`person${number}` | `held${number}`, string>;
+
 /**
  * `update numbers … where id = (the search) returning id, number`: the search picks one number
  * and the update counts the session on it, in one statement and one round trip.
  */
 function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
-  const people = shape.people.map((_, i) => `person${i}`);
-  const sessionHolds = Array.from({ length: heldCount }, (_, i) => `held${i}`);
+  const people = shape.people.map((_, i) => `person${i}` as const);
+  const sessionHolds = Array.from({ length: heldCount }, (_, i) => `held${i}` as const);
   const region = shape.region !== undefined;
   const cooling = shape.releasedSince !== undefined;
-  const names = ['tenantId', 'country', ...(region ? ['region'] : []), ...people];
+  const names: (keyof ProxyValues & string)[] = [
+    'tenantId',
+    'country',
+    ...(region ? ['region' as const] : []),
+    ...people,
+  ];
   if (cooling) names.push('releasedSince');
   names.push(...sessionHolds, 'now');
   // The values in the order of the names.
@@ -162,18 +177,16 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     list.push(...held, now);
     return list;
   };
-  type Flat = Record<string, unknown>;
-  const prepared = statement<Flat, { id: string; number: string }>(names, (db, v) => {
-    const at = (name: string) => v[name] as never;
-    const who = people.map(at);
+  const prepared = statement<ProxyValues, { id: string; number: string }>(names, (db, v) => {
+    const who = people.map((name) => slot<string>(v, name));
     let search = db
       .selectFrom('numbers')
       .select('id')
-      .where('tenant_id', '=', at('tenantId'))
-      .where('country', '=', at('country'))
+      .where('tenant_id', '=', v.tenantId)
+      .where('country', '=', v.country)
       .where('status', '=', 'active')
       .where(underCap);
-    if (region) search = search.where('region', '=', at('region'));
+    if (region) search = search.where('region', '=', v.region);
     for (const channel of shape.channels) search = search.where(channel, '=', 1);
     // What the people hold is checked number by number, in the search's order, by a probe of the
     // invariant's unique index: the search stops at the first number that fits, however many
@@ -198,7 +211,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
               .select('released.id')
               .where('released.number', 'in', who)
               .whereRef('released.proxy_number_id', '=', 'numbers.id')
-              .where('released.released_at', '>', at('releasedSince')),
+              .where('released.released_at', '>', v.releasedSince),
           ),
         ),
       );
@@ -221,8 +234,21 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
           load:
             sessionHolds.length === 0
               ? eb('load', '+', 1)
-              : eb('load', '+', eb.case().when('id', 'in', sessionHolds.map(at)).then(0).else(1).end()),
-          updated_at: at('now'),
+              : eb(
+                  'load',
+                  '+',
+                  eb
+                    .case()
+                    .when(
+                      'id',
+                      'in',
+                      sessionHolds.map((name) => slot<string>(v, name)),
+                    )
+                    .then(0)
+                    .else(1)
+                    .end(),
+                ),
+          updated_at: v.now,
         }))
         .where('id', '=', search)
         // The search already asks this; said again on the row written, the cap holds by this update alone.

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 /**
  * The tables as Kysely sees them. Times are epoch milliseconds, booleans 0/1 and JSON is text, so
@@ -100,3 +100,6 @@ export interface Schema {
  */
 export const ACTIVE = sql.lit<number>(1);
 export const OPEN = sql.lit<'open'>('open');
+
+/** The database as the repositories use it: Kysely over the schema (or a transaction of it). */
+export type Db = Kysely<Schema>;

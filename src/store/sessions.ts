@@ -1,4 +1,4 @@
-import { type Selectable, sql } from 'kysely';
+import { type Expression, type Selectable, sql } from 'kysely';
 import type {
   Channel,
   GeoMatch,
@@ -8,15 +8,16 @@ import type {
   Sticky,
   TtlMode,
 } from '../domain/session.ts';
-import { type Db, supportsLateral, writesTablesInOneStatement } from './db.ts';
-import { appendEventValues, EVENT_NAMES, type EventValues, eventRow } from './events.ts';
-import { byShape, statement } from './prepared.ts';
+import { dialectOf } from './dialect.ts';
+import { appendEventRow, EVENT_COLUMNS, type EventRow } from './events.ts';
+import { byShape, columnList, insertRows, rowNames, rowsOf, slot, statement, valuesOf } from './prepared.ts';
+import type { Db } from './schema.ts';
 import { ACTIVE, OPEN, type Schema } from './schema.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
 type ParticipantRow = Selectable<Schema['participants']>;
 
-const SESSION_COLUMNS = [
+const SESSION_COLUMNS = columnList<SessionRow>()([
   'id',
   'tenant_id',
   'external_id',
@@ -36,8 +37,8 @@ const SESSION_COLUMNS = [
   'created_at',
   'updated_at',
   'closed_at',
-] as const satisfies readonly (keyof SessionRow)[];
-const PARTICIPANT_COLUMNS = [
+]);
+const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
   'id',
   'tenant_id',
   'session_id',
@@ -51,29 +52,12 @@ const PARTICIPANT_COLUMNS = [
   'created_at',
   'released_at',
   'removed_at',
-] as const satisfies readonly (keyof ParticipantRow)[];
+]);
 
 // The statements of a session's creation, prepared once (a create runs each of them).
-const insertSession = statement<SessionRow, never>(SESSION_COLUMNS, (db, v) =>
-  db.insertInto('sessions').values(v),
-);
-
-/** The names of n participants' columns in one statement's values: id0, tenant_id0… id1… */
-const participantNames = (n: number) =>
-  Array.from({ length: n }, (_, i) => PARTICIPANT_COLUMNS.map((c) => `${c}${i}`)).flat();
-const participantRows = (n: number, v: Record<string, unknown>) =>
-  Array.from({ length: n }, (_, i) =>
-    Object.fromEntries(PARTICIPANT_COLUMNS.map((c) => [c, v[`${c}${i}`] as never])),
-  ) as never;
-
-/** The INSERT of n participants (a create adds both at once), prepared for each n when first needed. */
-const insertParticipants = byShape(
-  (n: number) => n,
-  (n) =>
-    statement<Record<string, unknown>, never>(participantNames(n), (db, v) =>
-      db.insertInto('participants').values(participantRows(n, v)),
-    ),
-);
+const insertSession = insertRows('sessions', SESSION_COLUMNS);
+/** The INSERT of n participants (a create adds both at once). */
+const insertParticipants = insertRows('participants', PARTICIPANT_COLUMNS);
 
 /**
  * A new session with its n participants and its outbox event, in one statement (PostgreSQL's
@@ -84,22 +68,27 @@ const insertOpenedSession = byShape(
   (n: number) => n,
   (n) =>
     statement<Record<string, unknown>, never>(
-      [...SESSION_COLUMNS, ...participantNames(n), ...EVENT_NAMES],
+      [
+        ...rowNames('sessions', SESSION_COLUMNS, 1),
+        ...rowNames('participants', PARTICIPANT_COLUMNS, n),
+        ...rowNames('events', EVENT_COLUMNS, 1),
+      ],
       (db, v) =>
         db
           .with('new_session', (q) =>
-            q
-              .insertInto('sessions')
-              .values(Object.fromEntries(SESSION_COLUMNS.map((c) => [c, v[c] as never])) as never),
+            q.insertInto('sessions').values(rowsOf('sessions', SESSION_COLUMNS, 1, v)),
           )
-          .with('new_participants', (q) => q.insertInto('participants').values(participantRows(n, v)))
+          .with('new_participants', (q) =>
+            q.insertInto('participants').values(rowsOf('participants', PARTICIPANT_COLUMNS, n, v)),
+          )
           .insertInto('events')
-          .values(eventRow(v as never)),
+          .values(rowsOf('events', EVENT_COLUMNS, 1, v)),
     ),
 );
 
 /** The names the statements below give the people's numbers: person0, person1… */
-const personNames = (n: number) => Array.from({ length: n }, (_, i) => `person${i}`);
+type Person = `person${number}`;
+const personNames = (n: number): Person[] => Array.from({ length: n }, (_, i) => `person${i}` as const);
 
 /**
  * Open sessions past their expiry (`s`), joined to their participants (`p`), read in that order:
@@ -107,17 +96,17 @@ const personNames = (n: number) => Array.from({ length: n }, (_, i) => `person${
  * read every open session of a busy courier (hundreds) to find none stale.
  * - SQLite keeps a cross join's order as written.
  * - PostgreSQL reorders joins by its estimates. With statistics or without, it started from the
- *   people's numbers: 142 rows read for a courier with 142 open sessions, none of them stale. A
- *   lateral subquery runs once per row before it, and its `offset 0` keeps it from being merged
- *   back into a plain join. It names only the session, so that the participants' session index is
- *   the one it can use.
+ *   people's numbers (every open session of a busy courier read, none of them stale). A lateral
+ *   subquery runs once per row before it, and its `offset 0` keeps it from being merged back into
+ *   a plain join. It names only the session, so that the participants' session index is the one
+ *   it can use.
  */
-function staleSessions(db: Db, now: never) {
+function staleSessions(db: Db, now: Expression<number>) {
   const expired = db
     .selectFrom('sessions as s')
     .where('s.status', '=', OPEN)
     .where('s.expires_at', '<=', now);
-  if (!supportsLateral(db))
+  if (!dialectOf(db).lateral)
     return expired.crossJoin('participants as p').whereRef('p.session_id', '=', 's.id');
   return expired.crossJoinLateral((eb) =>
     eb
@@ -136,37 +125,34 @@ function staleSessions(db: Db, now: never) {
  * sweeper keeps that set small) rather than from the people, since a courier may hold hundreds of
  * sessions; a give-back is one probe of the release index per person.
  */
+type HistoryValues = { now: number; since: number } & Record<Person, string>;
 type HistoryRow = { number: string; session_id: string | null };
 const historiesQuery = byShape(
   (n: number) => n,
   (n) =>
-    statement<Record<string, unknown>, HistoryRow>(['now', 'since', ...personNames(n)], (db, v) => {
-      const person = (i: number) => v[`person${i}`] as never;
-      const stale = staleSessions(db, v.now as never)
+    statement<HistoryValues, HistoryRow>(['now', 'since', ...personNames(n)], (db, v) => {
+      const people = personNames(n).map((name) => slot<string>(v, name));
+      const stale = staleSessions(db, v.now)
         .select(['p.number', 's.id as session_id'])
-        .where(
-          'p.number',
-          'in',
-          Array.from({ length: n }, (_, i) => person(i)),
-        )
+        .where('p.number', 'in', people)
         .where('p.active', '=', ACTIVE)
         .$castTo<HistoryRow>();
-      const gaveBack = (i: number) =>
+      const gaveBack = (person: Expression<string>) =>
         db
           .selectNoFrom([
             // A bare parameter has no type for PostgreSQL to give the union's column: it is cast.
-            sql<string>`cast(${sql.val(person(i))} as text)`.as('number'),
+            sql<string>`cast(${person} as text)`.as('number'),
             sql<string | null>`null`.as('session_id'),
           ])
           .where(({ exists, selectFrom }) =>
             exists(
               selectFrom('participants')
                 .select('id')
-                .where('number', '=', person(i))
-                .where('released_at', '>', v.since as never),
+                .where('number', '=', person)
+                .where('released_at', '>', v.since),
             ),
           );
-      return Array.from({ length: n }, (_, i) => i).reduce((query, i) => query.unionAll(gaveBack(i)), stale);
+      return people.reduce((query, person) => query.unionAll(gaveBack(person)), stale);
     }),
 );
 
@@ -205,21 +191,17 @@ export class SessionRepository {
    * Writes a new session: its row, its participants and the outbox event that announces it. Where
    * one statement can write several tables (PostgreSQL) it is one statement.
    */
-  async insertOpened(session: Session, fingerprint: string, event: EventValues): Promise<void> {
+  async insertOpened(session: Session, fingerprint: string, event: EventRow): Promise<void> {
     const n = session.participants.length;
-    const row = sessionValues(session, fingerprint);
+    const row = valuesOf(SESSION_COLUMNS, sessionRow(session, fingerprint));
     const participants = participantValues(session.tenantId, session.participants);
-    if (writesTablesInOneStatement(this.db)) {
-      await insertOpenedSession(n).run(this.db, [
-        ...row,
-        ...participants,
-        ...EVENT_NAMES.map((e) => event[e]),
-      ]);
+    if (dialectOf(this.db).writesTablesInOneStatement) {
+      await insertOpenedSession(n).run(this.db, [...row, ...participants, ...valuesOf(EVENT_COLUMNS, event)]);
       return;
     }
-    await insertSession.run(this.db, row);
+    await insertSession(1).run(this.db, row);
     if (n > 0) await insertParticipants(n).run(this.db, participants);
-    await appendEventValues(this.db, event);
+    await appendEventRow(this.db, event);
   }
 
   /** Inserts new participants of one session, in one statement. */
@@ -405,7 +387,7 @@ export class SessionRepository {
   }
 }
 
-/** The participants' values in the order of participantNames: each one's columns, one after another. */
+/** The participants' values, row after row, each in the order of PARTICIPANT_COLUMNS. */
 function participantValues(tenantId: string, participants: readonly Participant[]): unknown[] {
   return participants.flatMap((p) => {
     const row: ParticipantRow = {
@@ -423,13 +405,13 @@ function participantValues(tenantId: string, participants: readonly Participant[
       released_at: null,
       removed_at: null,
     };
-    return PARTICIPANT_COLUMNS.map((column) => row[column]);
+    return valuesOf(PARTICIPANT_COLUMNS, row);
   });
 }
 
-/** The session's values in the order of SESSION_COLUMNS. */
-function sessionValues(s: Session, fingerprint: string): unknown[] {
-  const row: SessionRow = {
+/** The session's row. */
+function sessionRow(s: Session, fingerprint: string): SessionRow {
+  return {
     id: s.id,
     tenant_id: s.tenantId,
     external_id: s.externalId,
@@ -450,7 +432,6 @@ function sessionValues(s: Session, fingerprint: string): unknown[] {
     updated_at: s.updatedAt,
     closed_at: s.closedAt,
   };
-  return SESSION_COLUMNS.map((column) => row[column]);
 }
 
 function toSession(r: SessionRow, participants: Participant[]): Session {

@@ -1,4 +1,4 @@
-import type { Db } from './db.ts';
+import type { Db } from './schema.ts';
 
 /** Installation-wide values kept in the database (so the CLI and every instance see the same). */
 export async function getSetting(db: Db, key: string): Promise<string | undefined> {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 import { interactionOf } from '../../src/domain/interaction.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
 import { InteractionLog } from '../../src/store/interactions.ts';
+import { openStore, type Store } from '../../src/store/store.ts';
 import { describeStores } from '../support/stores.ts';
 
 // A store for each test: the first counts every row of the table.

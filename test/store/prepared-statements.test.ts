@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { sql } from 'kysely';
-import { openStore, type Store } from '../../src/store/db.ts';
 import { statement } from '../../src/store/prepared.ts';
+import { openStore, type Store } from '../../src/store/store.ts';
 import { describeStores } from '../support/stores.ts';
 
 const settingValue = statement<{ key: string }, { value: string }>(['key'], (db, v) =>

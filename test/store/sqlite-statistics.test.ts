@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { openStore } from '../../src/store/db.ts';
+import { openStore } from '../../src/store/store.ts';
 
 describe('SQLite statistics', () => {
   it('per-value statistics left by a hand-run ANALYZE are dropped at start; per-index counts stay', async () => {

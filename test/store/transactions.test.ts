@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
-import { type Db, openStore, type Store } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/schema.ts';
 import { getSetting } from '../../src/store/settings.ts';
+import { openStore, type Store } from '../../src/store/store.ts';
 import { describeStores, storeKinds } from '../support/stores.ts';
 
 /**

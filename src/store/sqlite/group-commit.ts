@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely';
-import type { Db } from './db.ts';
+import type { Db } from '../schema.ts';
 
 /** Most units of work one transaction carries, so that a queue under load still commits often. */
 const MAX_BATCH = 64;

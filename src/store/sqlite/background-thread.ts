@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
-import { serveThread } from '../thread.ts';
-import type { SqliteBackground, SqliteBackgroundData, Statement } from './sqlite-background.ts';
+import { serveThread } from '../../thread.ts';
+import type { SqliteBackground, SqliteBackgroundData, Statement } from './background.ts';
 
-// SQLite's background thread (sqlite-background.ts): batches of writes and the checkpoints.
+// SQLite's background thread (background.ts): batches of writes and the checkpoints.
 await serveThread<SqliteBackground>(async (data, report) => {
   const { file, checkpointIntervalMs, walRestartFrames } = data as SqliteBackgroundData;
   const db = new Database(file);

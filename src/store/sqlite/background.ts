@@ -1,4 +1,4 @@
-import { Thread } from '../thread.ts';
+import { Thread } from '../../thread.ts';
 
 /** How often the WAL is copied back into the database file. */
 export const CHECKPOINT_INTERVAL_MS = 1_000;
@@ -17,7 +17,7 @@ export interface Statement {
   parameters: readonly unknown[];
 }
 
-/** What SQLite's background thread serves (sqlite-background-thread.ts). */
+/** What SQLite's background thread serves (background-thread.ts). */
 export interface SqliteBackground {
   /** Runs the statements in one transaction; resolves once committed. */
   write(batch: readonly Statement[]): Promise<void>;
@@ -46,7 +46,7 @@ export function startSqliteBackground(
 ): Promise<Thread<SqliteBackground>> {
   return Thread.start<SqliteBackground>({
     name: 'SQLite background',
-    module: new URL('./sqlite-background-thread.ts', import.meta.url),
+    module: new URL('./background-thread.ts', import.meta.url),
     workerData: {
       file,
       checkpointIntervalMs: CHECKPOINT_INTERVAL_MS,

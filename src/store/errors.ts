@@ -1,0 +1,22 @@
+import { UniqueViolationError } from '../domain/errors.ts';
+
+/** Translates a driver's unique-violation error into the domain's, leaving others untouched. */
+export function asUniqueViolation(error: unknown): UniqueViolationError | undefined {
+  const e = error as { code?: string; constraint?: string; message?: string };
+  if (e?.code === '23505') return new UniqueViolationError(e.constraint ?? 'unique');
+  if (e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    return new UniqueViolationError(/: (.*)$/.exec(e.message ?? '')?.[1] ?? 'unique');
+  }
+  return undefined;
+}
+
+/**
+ * True for the errors a concurrent writer can cause and a retry can cure: a unique index refusing
+ * a proxy another instance took a moment ago, a deadlock, a serialisation failure, a busy SQLite file.
+ */
+export function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return (
+    asUniqueViolation(error) !== undefined || code === '40P01' || code === '40001' || code === 'SQLITE_BUSY'
+  );
+}
