@@ -17,7 +17,7 @@ const MAX_BATCH = 250;
 /**
  * At most this long between a call and its row being written. Each commit also resets the page
  * cache of the routing reader on SQLite, so fewer, larger batches make lookups cheaper too
- * (CPU per routed call: 170 µs at 10 ms, 145 µs at 100 ms).
+ * (bench/HISTORY.md measures the CPU per routed call at several delays).
  */
 const MAX_DELAY_MS = 100;
 /** Rows per INSERT statement: batches are written in chunks of this size, each a prepared statement. */
@@ -109,8 +109,8 @@ export class InteractionLog {
 
   /**
    * Writes rows given as their values, row after row. The values were laid out when the entries
-   * were recorded: building them here from row objects, by column name, cost 2 ms of the event
-   * loop per batch of 250.
+   * were recorded, one at a time: laying out a batch of 250 here at once held the event loop for
+   * milliseconds (bench/HISTORY.md).
    */
   private async write(values: unknown[], slides: Map<string, number>): Promise<void> {
     if (values.length === 0 && slides.size === 0) return;

@@ -221,9 +221,9 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     if (shape.preference === 'least-loaded') search = search.orderBy('load', 'asc').orderBy('id', 'asc');
     if (shape.preference === 'most-loaded') search = search.orderBy('load', 'desc').orderBy('id', 'desc');
     if (shape.preference === 'first-fit') search = search.orderBy('id');
-    // A literal, not a parameter. Told only `limit ?`, SQLite's search took 85 µs instead of 11 (in a
-    // busy courier's area), and PostgreSQL costs a generic plan of `limit $n` as ten rows, so it
-    // would plan the search again on every run rather than reuse the plan of `limit 1`.
+    // A literal, not a parameter. Told only `limit ?`, SQLite plans the search for many rows (several
+    // times slower in a busy courier's area, bench/HISTORY.md), and PostgreSQL costs a generic plan of
+    // `limit $n` as ten rows, so it would plan the search again on every run rather than reuse `limit 1`'s.
     search = search.limit(sql.lit(1));
     if (lock === 'skip locked') search = search.forUpdate().skipLocked();
     if (lock === 'wait') search = search.forUpdate();
