@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
@@ -88,4 +89,31 @@ export async function testApp(
       await veil.close();
     },
   };
+}
+
+/**
+ * Sends a carrier webhook that must be refused (403) and returns the one warning it logged, parsed,
+ * with the raw log lines: the warning names the provider and the URL the signature was checked
+ * against (VEIL_PUBLIC_URL and the path, never the Host), and the carrier's secret is nowhere.
+ */
+export async function refusalLogged(
+  t: TestApp,
+  expected: { provider: string; path: string; secret: string },
+  send: () => Promise<{ statusCode: number; body: string }>,
+): Promise<{ warning: Record<string, unknown> & { reason: string }; raw: string }> {
+  const from = t.logs.length;
+  const r = await send();
+  assert.equal(r.statusCode, 403, r.body);
+  const raw = t.logs.slice(from).join('');
+  const warnings = t.logs
+    .slice(from)
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.msg === 'webhook signature refused');
+  assert.equal(warnings.length, 1, raw);
+  const [warning] = warnings;
+  assert.equal(warning.level, 40);
+  assert.equal(warning.provider, expected.provider);
+  assert.equal(warning.url, PUBLIC_URL + expected.path);
+  assert.ok(!raw.includes(expected.secret), 'the secret is in the log');
+  return { warning, raw };
 }

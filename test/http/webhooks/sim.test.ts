@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signSimRequest } from '../../../src/providers/sim/sim-adapter.ts';
-import { PUBLIC_URL, SIM_SECRET, type TestApp, testApp } from '../../support/app.ts';
+import { PUBLIC_URL, refusalLogged, SIM_SECRET, type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
 
 const PROXY_NUMBERS = ['+14155550300', '+14155550301'];
@@ -182,54 +182,36 @@ describeStores('simulator webhooks', (store) => {
     const path = '/webhooks/sim/voice';
     const call = () => ({ from: A, to: proxy(A), callId: nextCallId() });
 
-    /** Sends a request that must be refused; returns its one warning, parsed, and the raw log lines. */
-    async function refusalLogged(send: () => ReturnType<typeof post>) {
-      const from = t.logs.length;
-      const r = await send();
-      assert.equal(r.statusCode, 403, r.body);
-      const raw = t.logs.slice(from).join('');
-      const warnings = t.logs
-        .slice(from)
-        .map((l) => JSON.parse(l))
-        .filter((l) => l.msg === 'webhook signature refused');
-      assert.equal(warnings.length, 1, raw);
-      const [warning] = warnings;
-      assert.equal(warning.level, 40);
-      assert.equal(warning.provider, 'sim');
-      assert.equal(warning.url, PUBLIC_URL + path);
-      assert.ok(!raw.includes(SIM_SECRET), 'the secret is in the log');
-      return { warning, raw };
-    }
+    const refused = (send: () => Promise<{ statusCode: number; body: string }>) =>
+      refusalLogged(t, { provider: 'sim', path, secret: SIM_SECRET }, send);
 
     it('an unsigned request in production: both headers missing', async () => {
-      const { warning } = await refusalLogged(() => post(t, path, call(), 'unsigned'));
+      const { warning } = await refused(() => post(t, path, call(), 'unsigned'));
       assert.match(warning.reason, /^missing X-Sim-Signature and X-Sim-Timestamp headers/);
     });
 
     it('half a signature: the missing header named', async () => {
       const body = call();
       const full = signSimRequest(SIM_SECRET, JSON.stringify(body));
-      const noTimestamp = await refusalLogged(() =>
+      const noTimestamp = await refused(() =>
         post(t, path, body, { headers: { 'x-sim-signature': full['x-sim-signature'] as string } }),
       );
       assert.equal(noTimestamp.warning.reason, 'missing X-Sim-Timestamp header');
-      const noSignature = await refusalLogged(() =>
+      const noSignature = await refused(() =>
         post(t, path, body, { headers: { 'x-sim-timestamp': full['x-sim-timestamp'] as string } }),
       );
       assert.equal(noSignature.warning.reason, 'missing X-Sim-Signature header');
     });
 
     it('a stale timestamp: outside the window', async () => {
-      const { warning } = await refusalLogged(() =>
-        post(t, path, call(), { at: Date.now() - 6 * MINUTE_MS }),
-      );
+      const { warning } = await refused(() => post(t, path, call(), { at: Date.now() - 6 * MINUTE_MS }));
       assert.equal(warning.reason, 'X-Sim-Timestamp outside the 300 s window');
     });
 
     it('another secret: no match, and neither secret nor signature in the log', async () => {
       const body = call();
       const headers = signSimRequest('not-the-sim-secret', JSON.stringify(body));
-      const { warning, raw } = await refusalLogged(() => post(t, path, body, { headers }));
+      const { warning, raw } = await refused(() => post(t, path, body, { headers }));
       assert.equal(warning.reason, 'signature does not match the body');
       assert.ok(!raw.includes('not-the-sim-secret'));
       assert.ok(!raw.includes(headers['x-sim-signature'] as string), 'the signature is in the log');

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import twilio from 'twilio';
-import { PUBLIC_URL, type TestApp, TWILIO_SID, TWILIO_TOKEN, testApp } from '../../support/app.ts';
+import {
+  PUBLIC_URL,
+  refusalLogged,
+  type TestApp,
+  TWILIO_SID,
+  TWILIO_TOKEN,
+  testApp,
+} from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
 
 type Params = Record<string, string>;
@@ -277,28 +284,11 @@ describeStores('Twilio webhooks', (store) => {
   describe('a refused signature says why, in a warning', () => {
     const path = '/webhooks/twilio/voice';
 
-    /** Sends a request that must be refused; returns its one warning, parsed, and the raw log lines. */
-    async function refusalLogged(send: () => Promise<{ statusCode: number; body: string }>) {
-      const from = t.logs.length;
-      const r = await send();
-      assert.equal(r.statusCode, 403, r.body);
-      const raw = t.logs.slice(from).join('');
-      const warnings = t.logs
-        .slice(from)
-        .map((l) => JSON.parse(l))
-        .filter((l) => l.msg === 'webhook signature refused');
-      assert.equal(warnings.length, 1, raw);
-      const [warning] = warnings;
-      assert.equal(warning.level, 40);
-      assert.equal(warning.provider, 'twilio');
-      // The URL the signature was checked against: VEIL_PUBLIC_URL and the path, never the Host.
-      assert.equal(warning.url, PUBLIC_URL + path);
-      assert.ok(!raw.includes(TWILIO_TOKEN), 'the auth token is in the log');
-      return { warning, raw };
-    }
+    const refused = (send: () => Promise<{ statusCode: number; body: string }>) =>
+      refusalLogged(t, { provider: 'twilio', path, secret: TWILIO_TOKEN }, send);
 
     it('names the missing X-Twilio-Signature header', async () => {
-      const { warning } = await refusalLogged(() => post(path, voiceParams(A, proxy(A)), 'unsigned'));
+      const { warning } = await refused(() => post(path, voiceParams(A, proxy(A)), 'unsigned'));
       assert.equal(warning.reason, 'missing X-Twilio-Signature header');
       assert.equal(warning.signatureMatchesUrl, undefined);
     });
@@ -307,7 +297,7 @@ describeStores('Twilio webhooks', (store) => {
       const params = voiceParams(A, proxy(A));
       const other = 'another-accounts-auth-token-000000';
       const signature = twilio.getExpectedTwilioSignature(other, PUBLIC_URL + path, params);
-      const { warning, raw } = await refusalLogged(() => post(path, params, { token: other }));
+      const { warning, raw } = await refused(() => post(path, params, { token: other }));
       assert.equal(warning.reason, 'signature does not match the URL and parameters');
       assert.equal(warning.signatureMatchesUrl, undefined);
       assert.ok(!raw.includes(other), 'the token used is in the log');
@@ -316,14 +306,14 @@ describeStores('Twilio webhooks', (store) => {
 
     it('names the URL the signature is good for when it was signed for http:// instead of https://', async () => {
       const signedUrl = PUBLIC_URL.replace(/^https:/, 'http:') + path;
-      const { warning } = await refusalLogged(() => post(path, voiceParams(A, proxy(A)), { signedUrl }));
+      const { warning } = await refused(() => post(path, voiceParams(A, proxy(A)), { signedUrl }));
       assert.equal(warning.reason, 'signature does not match the URL and parameters');
       assert.equal(warning.signatureMatchesUrl, signedUrl);
     });
 
     it("names the URL of a proxy's forwarded host that the carrier signed instead", async () => {
       const signedUrl = `https://internal.example.test${path}`;
-      const { warning } = await refusalLogged(() =>
+      const { warning } = await refused(() =>
         post(path, voiceParams(A, proxy(A)), {
           signedUrl,
           headers: { 'x-forwarded-host': 'internal.example.test', 'x-forwarded-proto': 'https' },
