@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signSimRequest } from '../../../src/providers/sim/sim-adapter.ts';
-import { PUBLIC_URL, refusalLogged, SIM_SECRET, type TestApp, testApp } from '../../support/app.ts';
+import { refusalLogged, SIM_SECRET, type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
 
 const PROXY_NUMBERS = ['+14155550300', '+14155550301'];
