@@ -26,7 +26,7 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
   try {
     const tableSchema =
       schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
-    await migrate(db as Kysely<unknown>, tableSchema);
+    await migrateRetryingRaces(db as Kysely<unknown>, tableSchema);
   } catch (error) {
     await db.destroy();
     throw error;
@@ -44,6 +44,25 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
     unready: () => undefined,
     close: () => db.destroy(),
   };
+}
+
+/** PostgreSQL's "schema does not exist". */
+const INVALID_SCHEMA_NAME = '3F000';
+
+/**
+ * Migrates; again when the migrator's look at the catalogue met another schema being dropped at
+ * that moment. Kysely lists the tables of every schema to find its own, and a schema dropped
+ * between the listing's steps (another install's, another test file's) fails the listing.
+ */
+async function migrateRetryingRaces(db: Kysely<unknown>, tableSchema: string | undefined): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrate(db, tableSchema);
+    } catch (error) {
+      if ((error as { code?: string }).code !== INVALID_SCHEMA_NAME || attempt >= 5) throw error;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
 }
 
 /**
