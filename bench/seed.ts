@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import SqliteDatabase from 'better-sqlite3';
+import type { Selectable } from 'kysely';
 import pg from 'pg';
 import { DEFAULT_TENANT } from '../src/domain/tenants.ts';
+import { NUMBER_COLUMNS } from '../src/store/numbers.ts';
+import { valuesOf } from '../src/store/prepared.ts';
+import type { Schema } from '../src/store/schema.ts';
+import { PARTICIPANT_COLUMNS, SESSION_COLUMNS } from '../src/store/sessions.ts';
 import { type BenchDatabase, withStore } from './databases.ts';
 import {
   areaOfPerson,
@@ -50,19 +55,17 @@ const SQLITE_ROWS_PER_INSERT = 200;
 const POSTGRES_ROWS_PER_INSERT = 1_000;
 const DEFAULT_SAMPLE_SIZE = 10_000;
 
-/** Column lists in the order of the migration (src/store/migrations.ts), which the rows below follow. */
-const columns = (names: string) => names.split(' ');
-const NUMBER_COLUMNS = columns(
-  'id tenant_id number provider country region voice sms status tags max_sessions load created_at updated_at',
-);
-export const SESSION_COLUMNS = columns(
-  'id tenant_id external_id fingerprint mode status ttl_mode ttl_seconds expires_at record channels max_call_seconds geo_match sticky extension_fallback metadata created_at updated_at closed_at',
-);
-export const PARTICIPANT_COLUMNS = columns(
-  'id tenant_id session_id number label proxy_number_id proxy_number reveal_number can_initiate active created_at released_at',
-);
+type NumberRow = Selectable<Schema['numbers']>;
+export type SessionRow = Selectable<Schema['sessions']>;
+export type ParticipantRow = Selectable<Schema['participants']>;
 
-export type Row = (string | number | null)[];
+/** The tables the seeder fills, each with the store's list of its columns (the order values are bound in). */
+const COLUMNS: { [T in 'numbers' | 'sessions' | 'participants']: readonly (keyof Schema[T] & string)[] } = {
+  numbers: NUMBER_COLUMNS,
+  sessions: SESSION_COLUMNS,
+  participants: PARTICIPANT_COLUMNS,
+};
+type SeededTable = keyof typeof COLUMNS;
 
 /**
  * Fills a database the way months of service would leave it, far faster than the API could: the
@@ -82,15 +85,15 @@ export async function seed(database: BenchDatabase, options: SeedOptions): Promi
   try {
     const now = Date.now();
     const pool = poolRows(now);
-    await writer.transaction(() => writer.insert('numbers', NUMBER_COLUMNS, pool));
-    const poolIds = pool.map((row) => row[0] as string);
+    await writer.transaction(() => writer.insert('numbers', pool));
+    const poolIds = pool.map((row) => row.id);
     const plan = new SessionPlan(poolIds, now, options);
     for (let done = 0; done < options.openSessions; ) {
       await writer.transaction(async () => {
         for (let b = 0; b < BATCHES_PER_TRANSACTION && done < options.openSessions; b++) {
           const batch = plan.batch(Math.min(SESSIONS_PER_BATCH, options.openSessions - done));
-          await writer.insert('sessions', SESSION_COLUMNS, batch.sessions);
-          await writer.insert('participants', PARTICIPANT_COLUMNS, batch.participants);
+          await writer.insert('sessions', batch.sessions);
+          await writer.insert('participants', batch.participants);
           done += batch.sessions.length;
         }
       });
@@ -109,25 +112,26 @@ export async function seed(database: BenchDatabase, options: SeedOptions): Promi
   }
 }
 
-function poolRows(now: number): Row[] {
+/** The pool as NumberService.add leaves it: voice and SMS, active, untagged, uncapped, no load yet. */
+function poolRows(now: number): NumberRow[] {
   return Array.from({ length: POOL_SIZE }, (_, i) => {
     const { number, region } = poolNumber(i);
-    return [
-      idOf('num', now, Math.random),
-      DEFAULT_TENANT,
+    return {
+      id: idOf('num', now, Math.random),
+      tenant_id: DEFAULT_TENANT,
       number,
-      'twilio',
-      'US',
+      provider: 'twilio',
+      country: 'US',
       region,
-      1,
-      1,
-      'active',
-      '{}',
-      null,
-      0,
-      now,
-      now,
-    ];
+      voice: 1,
+      sms: 1,
+      status: 'active',
+      tags: '{}',
+      max_sessions: null,
+      load: 0,
+      created_at: now,
+      updated_at: now,
+    };
   });
 }
 
@@ -177,9 +181,9 @@ class SessionPlan {
     this.sampleSize = options.sampleSize ?? DEFAULT_SAMPLE_SIZE;
   }
 
-  batch(count: number): { sessions: Row[]; participants: Row[] } {
-    const sessions: Row[] = [];
-    const participants: Row[] = [];
+  batch(count: number): { sessions: SessionRow[]; participants: ParticipantRow[] } {
+    const sessions: SessionRow[] = [];
+    const participants: ParticipantRow[] = [];
     for (let i = 0; i < count; i++, this.made++) {
       const createdAt =
         this.now - CREATED_OVER_MS + Math.floor((this.made * CREATED_OVER_MS) / this.options.openSessions);
@@ -224,20 +228,14 @@ class SessionPlan {
     const proxy = proxyIndex(holding.person, holding.nth);
     const number = personNumber(holding.person);
     const proxyNumber = poolNumber(proxy).number;
-    const row: Row = [
-      idOf('par', createdAt, this.random),
-      DEFAULT_TENANT,
+    const row = participantRow({
+      id: idOf('par', createdAt, this.random),
       sessionId,
       number,
       label,
-      this.poolIds[proxy] as string,
-      proxyNumber,
-      0,
-      1,
-      1,
+      proxy: { id: this.poolIds[proxy] as string, number: proxyNumber },
       createdAt,
-      null,
-    ];
+    });
     return { row, proxy, number, proxyNumber };
   }
 }
@@ -267,34 +265,60 @@ export function sessionRow(
   createdAt: number,
   expiresAt: number,
   externalId: string | null = null,
-): Row {
-  const fingerprint = createHash('sha256').update(id).digest('base64url');
-  return [
+): SessionRow {
+  return {
     id,
-    DEFAULT_TENANT,
-    externalId,
-    fingerprint,
-    'per-participant',
-    'open',
-    'fixed',
-    SEED_TTL_SECONDS,
-    expiresAt,
-    0,
-    'voice,sms',
-    null,
-    'region',
-    'none',
-    0,
-    '{}',
-    createdAt,
-    createdAt,
-    null,
-  ];
+    tenant_id: DEFAULT_TENANT,
+    external_id: externalId,
+    fingerprint: createHash('sha256').update(id).digest('base64url'),
+    mode: 'per-participant',
+    status: 'open',
+    ttl_mode: 'fixed',
+    ttl_seconds: SEED_TTL_SECONDS,
+    expires_at: expiresAt,
+    record: 0,
+    channels: 'voice,sms',
+    max_call_seconds: null,
+    geo_match: 'region',
+    sticky: 'none',
+    extension_fallback: 0,
+    metadata: '{}',
+    created_at: createdAt,
+    updated_at: createdAt,
+    closed_at: null,
+  };
+}
+
+/** A participant as SessionService.create writes it with no options given: not revealed, may initiate, open. */
+export function participantRow(p: {
+  id: string;
+  sessionId: string;
+  number: string;
+  label: string | null;
+  proxy: { id: string; number: string };
+  createdAt: number;
+}): ParticipantRow {
+  return {
+    id: p.id,
+    tenant_id: DEFAULT_TENANT,
+    session_id: p.sessionId,
+    number: p.number,
+    label: p.label,
+    proxy_number_id: p.proxy.id,
+    proxy_number: p.proxy.number,
+    reveal_number: 0,
+    can_initiate: 1,
+    active: 1,
+    created_at: p.createdAt,
+    released_at: null,
+    removed_at: null,
+  };
 }
 
 /** Multi-row inserts in big transactions, for either dialect. */
 interface RowWriter {
-  insert(table: string, columns: readonly string[], rows: Row[]): Promise<void>;
+  /** Inserts the rows, each laid out in the order of its table's column list. */
+  insert<T extends SeededTable>(table: T, rows: readonly Schema[T][]): Promise<void>;
   setLoads(ids: string[], loads: number[]): Promise<void>;
   transaction(work: () => Promise<void>): Promise<void>;
   /**
@@ -325,20 +349,21 @@ function sqliteWriter(file: string): RowWriter {
   sqlite.pragma('synchronous = OFF');
   sqlite.pragma('foreign_keys = ON');
   const statements = new Map<string, SqliteDatabase.Statement>();
-  const statement = (table: string, columns: readonly string[], rows: number) => {
+  const statement = (table: SeededTable, rows: number) => {
     const key = `${table}/${rows}`;
     let stmt = statements.get(key);
     if (!stmt) {
-      stmt = sqlite.prepare(insertText(table, columns, rows, () => '?'));
+      stmt = sqlite.prepare(insertText(table, COLUMNS[table], rows, () => '?'));
       statements.set(key, stmt);
     }
     return stmt;
   };
   return {
-    async insert(table, columns, rows) {
+    async insert(table, rows) {
+      const columns = COLUMNS[table];
       for (let i = 0; i < rows.length; i += SQLITE_ROWS_PER_INSERT) {
         const chunk = rows.slice(i, i + SQLITE_ROWS_PER_INSERT);
-        statement(table, columns, chunk.length).run(chunk.flat());
+        statement(table, chunk.length).run(chunk.flatMap((row) => valuesOf(columns, row)));
       }
     },
     async setLoads(ids, loads) {
@@ -367,20 +392,24 @@ async function postgresWriter(url: string): Promise<RowWriter> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const texts = new Map<string, string>();
-  const text = (table: string, columns: readonly string[], rows: number) => {
+  const text = (table: SeededTable, rows: number) => {
     const key = `${table}/${rows}`;
     let t = texts.get(key);
     if (!t) {
-      t = insertText(table, columns, rows, (i) => `$${i + 1}`);
+      t = insertText(table, COLUMNS[table], rows, (i) => `$${i + 1}`);
       texts.set(key, t);
     }
     return t;
   };
   return {
-    async insert(table, columns, rows) {
+    async insert(table, rows) {
+      const columns = COLUMNS[table];
       for (let i = 0; i < rows.length; i += POSTGRES_ROWS_PER_INSERT) {
         const chunk = rows.slice(i, i + POSTGRES_ROWS_PER_INSERT);
-        await client.query(text(table, columns, chunk.length), chunk.flat());
+        await client.query(
+          text(table, chunk.length),
+          chunk.flatMap((row) => valuesOf(columns, row)),
+        );
       }
     },
     async setLoads(ids, loads) {

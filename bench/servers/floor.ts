@@ -3,18 +3,13 @@ import SqliteDatabase from 'better-sqlite3';
 import Fastify from 'fastify';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { newId } from '../../src/domain/ids.ts';
-import { DEFAULT_TENANT } from '../../src/domain/tenants.ts';
 import { element, response } from '../../src/providers/twilio/twiml.ts';
+import { valuesOf } from '../../src/store/prepared.ts';
 import { type ParticipationRow, participationOf, participationQuery } from '../../src/store/route-lookup.ts';
 import type { Schema } from '../../src/store/schema.ts';
+import { PARTICIPANT_COLUMNS, SESSION_COLUMNS } from '../../src/store/sessions.ts';
 import { CachedConnection } from '../../src/store/sqlite/connection.ts';
-import {
-  insertText,
-  PARTICIPANT_COLUMNS,
-  SESSION_COLUMNS,
-  type Row as SeedRow,
-  sessionRow,
-} from '../seed.ts';
+import { insertText, type ParticipantRow, participantRow, type SessionRow, sessionRow } from '../seed.ts';
 
 /**
  * The floor: the bare endpoints plus the least the service's work needs of the database, on the
@@ -108,15 +103,17 @@ function creates(sqlite: SqliteDatabase.Database) {
     given.set(person, n + 1);
     return pool[(hash(person) + n) % pool.length] as Proxy;
   };
-  const writeAll = sqlite.transaction((sessions: SeedRow[], participants: SeedRow[], taken: Proxy[]) => {
-    for (const row of sessions) insertSession.run(row);
-    for (const row of participants) insertParticipant.run(row);
-    for (const proxy of taken) take.run(proxy.id);
-  });
+  const writeAll = sqlite.transaction(
+    (sessions: SessionRow[], participants: ParticipantRow[], taken: Proxy[]) => {
+      for (const row of sessions) insertSession.run(valuesOf(SESSION_COLUMNS, row));
+      for (const row of participants) insertParticipant.run(valuesOf(PARTICIPANT_COLUMNS, row));
+      for (const proxy of taken) take.run(proxy.id);
+    },
+  );
   return perTurn((bodies: CreateShape[]) => {
     const now = Date.now();
-    const sessions: SeedRow[] = [];
-    const participants: SeedRow[] = [];
+    const sessions: SessionRow[] = [];
+    const participants: ParticipantRow[] = [];
     const taken: Proxy[] = [];
     const answers = bodies.map((body) => {
       const id = newId('ses', now);
@@ -124,9 +121,16 @@ function creates(sqlite: SqliteDatabase.Database) {
       const proxies = body.participants.map(({ number, label }) => {
         const proxy = proxyOf(number);
         taken.push(proxy);
-        // In PARTICIPANT_COLUMNS' order: not revealed, may initiate, active, never released.
-        const row = [newId('par', now), DEFAULT_TENANT, id, number, label ?? null, proxy.id, proxy.number];
-        participants.push([...row, 0, 1, 1, now, null]);
+        participants.push(
+          participantRow({
+            id: newId('par', now),
+            sessionId: id,
+            number,
+            label: label ?? null,
+            proxy,
+            createdAt: now,
+          }),
+        );
         return { number, proxyNumber: proxy.number };
       });
       return { id, participants: proxies };

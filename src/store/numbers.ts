@@ -3,11 +3,29 @@ import type { ProxySearch } from '../domain/allocation.ts';
 import type { NumberStatus, PoolNumber } from '../domain/pool.ts';
 import type { Channel } from '../domain/session.ts';
 import { dialectOf } from './dialect.ts';
-import { byShape, slot, statement } from './prepared.ts';
+import { byShape, columnList, slot, statement } from './prepared.ts';
 import type { Db } from './schema.ts';
 import { ACTIVE, type Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
+
+/** The numbers table's columns, in the migration's order. */
+export const NUMBER_COLUMNS = columnList<NumberRow>()([
+  'id',
+  'tenant_id',
+  'number',
+  'provider',
+  'country',
+  'region',
+  'voice',
+  'sms',
+  'status',
+  'tags',
+  'max_sessions',
+  'load',
+  'created_at',
+  'updated_at',
+]);
 
 export interface NumberFilter {
   tenantId: string;

@@ -17,7 +17,8 @@ import { ACTIVE, OPEN, type Schema } from './schema.ts';
 type SessionRow = Selectable<Schema['sessions']>;
 type ParticipantRow = Selectable<Schema['participants']>;
 
-const SESSION_COLUMNS = columnList<SessionRow>()([
+/** The sessions table's columns, in the migration's order. */
+export const SESSION_COLUMNS = columnList<SessionRow>()([
   'id',
   'tenant_id',
   'external_id',
@@ -38,7 +39,8 @@ const SESSION_COLUMNS = columnList<SessionRow>()([
   'updated_at',
   'closed_at',
 ]);
-const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
+/** The participants table's columns, in the migration's order. */
+export const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
   'id',
   'tenant_id',
   'session_id',
