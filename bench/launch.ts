@@ -29,11 +29,22 @@ export function startFloor(database: BenchDatabase): Promise<ServerProcess> {
   });
 }
 
-/** A Veil server in its own process, started as an operator starts it (`node --import tsx src/main.ts`). */
-export function startVeil(name: string, database: BenchDatabase): Promise<ServerProcess> {
+/**
+ * Another checkout of Veil to measure beside this one (`BENCH_BASELINE=/path/to/checkout`, with its
+ * dependencies installed): its server runs over the same SQLite databases, interleaved with the
+ * others, so that a change's before and after are read in one run. Its schema must be this one's.
+ */
+export const BASELINE = process.env.BENCH_BASELINE || undefined;
+
+/**
+ * A Veil server in its own process, started as an operator starts it (`node --import tsx src/main.ts`),
+ * from this checkout or from `cwd` (the baseline's).
+ */
+export function startVeil(name: string, database: BenchDatabase, cwd?: string): Promise<ServerProcess> {
   const profileDir = process.env.BENCH_CPU_PROF;
   return startServer({
     name,
+    cwd,
     script: 'src/main.ts',
     nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     env: {

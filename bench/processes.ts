@@ -36,6 +36,8 @@ export interface StartOptions {
   env: Record<string, string>;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: string[];
+  /** The checkout the script runs from (BENCH_BASELINE's for the baseline server); this one by default. */
+  cwd?: string;
 }
 
 const children = new Set<ChildProcess>();
@@ -66,7 +68,7 @@ export function freePort(): Promise<number> {
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',

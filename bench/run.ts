@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BenchDatabase, dropAllDatabases, postgresDatabase, sqliteDatabase } from './databases.ts';
-import { startBare, startFloor, startVeil } from './launch.ts';
+import { BASELINE, startBare, startFloor, startVeil } from './launch.ts';
 import { type BenchPlan, benchPlan } from './plan.ts';
 import { ROOT, type ServerProcess } from './processes.ts';
 import {
@@ -55,23 +55,30 @@ function command(plan: BenchPlan, postgresUrl: string | undefined): string {
 }
 
 /** Seeds a database and starts a Veil server over it, and on SQLite the floor. */
-async function routeFixture(
+async function routeFixtures(
   database: BenchDatabase,
   openSessions: number,
   servers: ServerProcess[],
-): Promise<RouteFixture> {
+): Promise<RouteFixture[]> {
   const label = `${openSessions.toLocaleString('en-US')} open sessions on ${database.label}`;
   const data = await step(`seeding ${label}`, () => seed(database, { openSessions }));
   const server = await startVeil(`Veil ${label}`, database);
   servers.push(server);
-  const floor = database.store.dialect === 'sqlite' ? await startFloor(database) : undefined;
-  if (floor) servers.push(floor);
-  return { store: database.label, openSessions, server, floor, data };
+  if (database.store.dialect !== 'sqlite') return [{ store: database.label, openSessions, server, data }];
+  const floor = await startFloor(database);
+  servers.push(floor);
+  const fixtures: RouteFixture[] = [{ store: database.label, openSessions, server, floor, data }];
+  if (BASELINE) {
+    const baseline = await startVeil(`Veil (baseline) ${label}`, database, BASELINE);
+    servers.push(baseline);
+    fixtures.push({ store: `${database.label} (baseline)`, openSessions, server: baseline, data });
+  }
+  return fixtures;
 }
 
 /** What §1 shows: every PostgreSQL server, and the SQLite ones of the headline sizes. */
 function headline(plan: BenchPlan): (fixture: RouteFixture) => boolean {
-  return (f) => f.store !== 'SQLite' || plan.headlineSizes.includes(f.openSessions);
+  return (f) => !f.store.startsWith('SQLite') || plan.headlineSizes.includes(f.openSessions);
 }
 
 /** §1 and §3: every routing server is up at once, so that their runs can be interleaved. */
@@ -89,12 +96,12 @@ async function routing(
     for (const size of plan.routeSizes) {
       const database = sqliteDatabase(workdir, `route-${size}`);
       databases.push(database);
-      fixtures.push(await routeFixture(database, size, servers));
+      fixtures.push(...(await routeFixtures(database, size, servers)));
     }
     if (postgresUrl) {
       const database = await postgresDatabase(postgresUrl);
       databases.push(database);
-      fixtures.push(await routeFixture(database, plan.postgresRouteSize, servers));
+      fixtures.push(...(await routeFixtures(database, plan.postgresRouteSize, servers)));
     }
     const json = await step('routing POST /v1/route, interleaved with bare Fastify', () =>
       measureRouting('json', bare, fixtures, plan, progress),

@@ -1,6 +1,6 @@
 import type autocannon from 'autocannon';
 import { analyzeDatabase, type BenchDatabase, checkInvariant, type InvariantCheck } from '../databases.ts';
-import { API_KEY, startFloor, startVeil } from '../launch.ts';
+import { API_KEY, BASELINE, startFloor, startVeil } from '../launch.ts';
 import { type LoadResult, runLoad } from '../load.ts';
 import type { BenchPlan } from '../plan.ts';
 import type { ServerProcess } from '../processes.ts';
@@ -69,6 +69,19 @@ export async function measureCreates(
     }));
     rows.push(floor);
     progress(`floor ${floor.store} ×${concurrency}: ${Math.round(floor.result.rps)} creates/s`);
+    if (!BASELINE) continue;
+    const baseline = await onFreshDatabase(newDatabase, async (database) => {
+      const result = await run(await startVeil(`Veil (baseline) creates`, database, BASELINE), database);
+      return {
+        kind: 'veil' as const,
+        store: `${database.label} (baseline)`,
+        concurrency,
+        result,
+        check: await checkInvariant(database),
+      };
+    });
+    rows.push(baseline);
+    progress(`${baseline.store} ×${concurrency}: ${Math.round(baseline.result.rps)} creates/s`);
   }
   return rows;
 }

@@ -1,7 +1,7 @@
 import type { InsertResult, Selectable, UpdateResult } from 'kysely';
 import type { Interaction } from '../domain/interaction.ts';
 import type { Channel } from '../domain/session.ts';
-import { byShape, columnList, Prepared, rowNames, rowsOf, valuesOf } from './prepared.ts';
+import { byShape, columnList, Prepared, rowNames, rowsOf } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
 import type { Store } from './store.ts';
 
@@ -88,7 +88,8 @@ export class InteractionLog {
   }
 
   record(interaction: Interaction, slide?: Slide): void {
-    for (const value of valuesOf(COLUMNS, rowOf(interaction))) this.pending.push(value);
+    const row = rowOf(interaction);
+    for (const column of COLUMNS) this.pending.push(row[column]);
     if (slide)
       this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
     if (this.pending.length >= MAX_BATCH * WIDTH) void this.flush();
