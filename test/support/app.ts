@@ -117,3 +117,24 @@ export async function refusalLogged(
   assert.ok(!raw.includes(expected.secret), 'the secret is in the log');
   return { warning, raw };
 }
+
+/** Every interaction row, once the interaction log has written what it holds. */
+export async function interactionRows(t: TestApp) {
+  await t.veil.interactions.flush();
+  return t.veil.store.db.selectFrom('interactions').selectAll().execute();
+}
+
+/** Asserts that `send` is answered 403 forbidden, naming the signature, and writes no interaction. */
+export async function assertWebhookRefused(
+  t: TestApp,
+  send: () => Promise<{ statusCode: number; json(): unknown; body: string }>,
+) {
+  const before = (await interactionRows(t)).length;
+  const r = await send();
+  assert.equal(r.statusCode, 403, r.body);
+  const body = r.json() as { error: { code: string; message: string } };
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.equal(body.error.code, 'forbidden');
+  assert.match(body.error.message, /signature/);
+  assert.equal((await interactionRows(t)).length, before, 'a refused webhook wrote an interaction');
+}

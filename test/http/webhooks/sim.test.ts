@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signSimRequest } from '../../../src/providers/sim/sim-adapter.ts';
-import { refusalLogged, SIM_SECRET, type TestApp, testApp } from '../../support/app.ts';
+import {
+  interactionRows as allInteractionRows,
+  assertWebhookRefused,
+  refusalLogged,
+  SIM_SECRET,
+  type TestApp,
+  testApp,
+} from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
 
 const PROXY_NUMBERS = ['+14155550300', '+14155550301'];
@@ -64,21 +71,9 @@ describeStores('simulator webhooks', (store) => {
     return app.app.inject({ method: 'POST', url: path, headers, payload: raw });
   }
 
-  async function interactionRows() {
-    await t.veil.interactions.flush();
-    return t.veil.store.db.selectFrom('interactions').selectAll().execute();
-  }
+  const interactionRows = () => allInteractionRows(t);
 
-  async function assertRefused(send: () => ReturnType<typeof post>) {
-    const before = (await interactionRows()).length;
-    const r = await send();
-    assert.equal(r.statusCode, 403, r.body);
-    const body = r.json() as { error: { code: string; message: string } };
-    assert.deepEqual(Object.keys(body), ['error']);
-    assert.equal(body.error.code, 'forbidden');
-    assert.match(body.error.message, /signature/);
-    assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
-  }
+  const assertRefused = (send: Parameters<typeof assertWebhookRefused>[1]) => assertWebhookRefused(t, send);
 
   describe('POST /webhooks/sim/voice', () => {
     it('answers a signed call with the neutral connect decision', async () => {

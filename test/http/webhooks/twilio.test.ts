@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import twilio from 'twilio';
 import {
+  interactionRows as allInteractionRows,
+  assertWebhookRefused,
   PUBLIC_URL,
   refusalLogged,
   type TestApp,
@@ -121,10 +123,7 @@ describeStores('Twilio webhooks', (store) => {
     NumMedia: '0',
   });
 
-  async function interactionRows() {
-    await t.veil.interactions.flush();
-    return t.veil.store.db.selectFrom('interactions').selectAll().execute();
-  }
+  const interactionRows = () => allInteractionRows(t);
 
   async function interactionsOf(sessionId: string) {
     const r = await t.api('GET', `/v1/sessions/${sessionId}/interactions?limit=200`);
@@ -132,17 +131,7 @@ describeStores('Twilio webhooks', (store) => {
     return r.json().data as { providerCallId: string; status: string; durationSeconds: number | null }[];
   }
 
-  /** Asserts that `send` is answered 403 forbidden and writes no interaction. */
-  async function assertRefused(send: () => Promise<{ statusCode: number; json(): unknown; body: string }>) {
-    const before = (await interactionRows()).length;
-    const r = await send();
-    assert.equal(r.statusCode, 403, r.body);
-    const body = r.json() as { error: { code: string; message: string } };
-    assert.deepEqual(Object.keys(body), ['error']);
-    assert.equal(body.error.code, 'forbidden');
-    assert.match(body.error.message, /signature/);
-    assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
-  }
+  const assertRefused = (send: Parameters<typeof assertWebhookRefused>[1]) => assertWebhookRefused(t, send);
 
   describe('POST /webhooks/twilio/voice', () => {
     it("connects a participant to the other's real number, shown the other's proxy", async () => {
