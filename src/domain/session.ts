@@ -14,6 +14,14 @@ export type Sticky = 'none' | 'prefer' | 'avoid';
 export const DEFAULT_TTL_SECONDS = 86_400;
 /** Sessions of these modes have exactly two participants while complete. */
 export const MAX_PARTICIPANTS = 2;
+/** The longest a session lives from now, given as ttlSeconds or as expiresAt: one year. */
+export const MAX_TTL_SECONDS = 31_536_000;
+/**
+ * How much free-form metadata a session keeps: levels of nesting (the object itself is one) and
+ * bytes as JSON. Deeper or larger is refused, so that no request can make the server or its
+ * threads recurse without end or carry megabytes with every read of the session.
+ */
+export const METADATA_LIMITS = { depth: 8, bytes: 16_384 } as const;
 
 /** What a session does, fixed at creation (record may change later). */
 export interface SessionPolicy {
@@ -144,7 +152,7 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
     extensionFallback: input.extensionFallback ?? false,
   };
   const externalId = input.externalId ?? null;
-  const metadata = input.metadata ?? {};
+  const metadata = checkMetadata(input.metadata ?? {});
   const fingerprint = fingerprintOf({
     externalId,
     policy,
@@ -199,10 +207,38 @@ export function lifetime(
     const at = Date.parse(input.expiresAt);
     if (Number.isNaN(at)) throw new InvalidRequestError('expiresAt must be an ISO-8601 time', 'expiresAt');
     if (at <= now) throw new InvalidRequestError('expiresAt must be in the future', 'expiresAt');
+    if (at - now > MAX_TTL_SECONDS * 1000) {
+      throw new InvalidRequestError(
+        `expiresAt must be at most ${MAX_TTL_SECONDS} seconds (one year) from now`,
+        'expiresAt',
+      );
+    }
     return { ttlSeconds: null, expiresAt: at };
   }
   const ttlSeconds = input.ttlSeconds ?? defaults.ttlSeconds;
   return { ttlSeconds, expiresAt: now + ttlSeconds * 1000 };
+}
+
+/**
+ * What is wrong with a session's metadata (too deep or too large), or undefined. The walk stops
+ * one level past the limit, so even a body nested thousands deep costs a few steps and no stack.
+ */
+export function metadataProblem(metadata: unknown): string | undefined {
+  const { depth, bytes } = METADATA_LIMITS;
+  const tooDeep = (value: unknown, level: number): boolean =>
+    value !== null &&
+    typeof value === 'object' &&
+    (level > depth || Object.values(value).some((v) => tooDeep(v, level + 1)));
+  if (tooDeep(metadata, 1)) return `must be nested at most ${depth} levels deep`;
+  if (Buffer.byteLength(JSON.stringify(metadata)) > bytes) return `must be at most ${bytes} bytes as JSON`;
+  return undefined;
+}
+
+/** The metadata itself when within METADATA_LIMITS; else InvalidRequestError naming the limit. */
+export function checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
+  const problem = metadataProblem(metadata);
+  if (problem) throw new InvalidRequestError(`metadata ${problem}`, 'metadata');
+  return metadata;
 }
 
 /** An open session past its expiry is expired, whether or not the sweeper has reached it yet. */

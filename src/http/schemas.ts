@@ -2,8 +2,9 @@ import { type Static, type TSchema, Type } from 'typebox';
 import { SCOPES } from '../domain/keys.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
 import { REJECT_REASONS } from '../domain/routing.ts';
-import { CHANNELS } from '../domain/session.ts';
+import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS } from '../domain/session.ts';
 import { PROVIDER_NAMES } from '../providers/registry.ts';
+import { METADATA_KEYWORD } from './validation.ts';
 
 /**
  * The API's shapes, in one place: they validate requests, serialise responses and produce the
@@ -46,7 +47,8 @@ const SessionStatus = Type.Enum(['open', 'closed', 'expired'], {
 });
 const Provider = Type.Enum(PROVIDER_NAMES, { description: 'the carrier the number belongs to' });
 const Metadata = Type.Record(Type.String(), Type.Unknown(), {
-  description: 'free-form JSON kept with the session',
+  description: `free-form JSON kept with the session: at most ${METADATA_LIMITS.depth} levels deep and ${METADATA_LIMITS.bytes} bytes`,
+  [METADATA_KEYWORD]: true,
 });
 const Tags = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), {
   description: 'labels for the number, e.g. {"city": "sf"}',
@@ -56,10 +58,10 @@ const MaxSessions = Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
 });
 const TtlSeconds = Type.Integer({
   minimum: 1,
-  maximum: 31_536_000,
+  maximum: MAX_TTL_SECONDS,
   description: 'life of the session in seconds from now (default VEIL_DEFAULT_TTL_SECONDS)',
 });
-const ExpiresAt = Time('when the session ends (instead of ttlSeconds)');
+const ExpiresAt = Time('when the session ends (instead of ttlSeconds), at most a year from now');
 const RecordCalls = (more = '') => Type.Boolean({ description: `record calls${more}` });
 const Limit = Type.Optional(
   Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'most items on the page' }),

@@ -2,6 +2,7 @@ import { NotFoundError } from '../domain/errors.ts';
 import type { Interaction } from '../domain/interaction.ts';
 import { type Page, pageOf } from '../domain/page.ts';
 import {
+  checkMetadata,
   effectiveStatus,
   lifetime,
   normalizeParticipant,
@@ -80,7 +81,7 @@ export class SessionService {
         ? { life: lifetime(changes, this.defaults, now) }
         : {}),
       ...(changes.record !== undefined ? { record: changes.record } : {}),
-      ...(changes.metadata !== undefined ? { metadata: changes.metadata } : {}),
+      ...(changes.metadata !== undefined ? { metadata: checkMetadata(changes.metadata) } : {}),
     };
     return this.writer.update(tenantId, id, update, now);
   }

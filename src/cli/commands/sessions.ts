@@ -2,6 +2,7 @@ import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber } from '../../domain/phone.ts';
 import {
   MAX_PARTICIPANTS,
+  MAX_TTL_SECONDS,
   normalizeSession,
   type Session,
   type SessionInput,
@@ -40,7 +41,7 @@ export async function create(options: CreateOptions, out: Output): Promise<void>
     participants: options.participant.map(participantOption),
     mode: options.mode,
     externalId: maxLength(options.externalId, '--external-id', 128),
-    ttlSeconds: integerOption(options.ttl, '--ttl', 1, 31_536_000),
+    ttlSeconds: integerOption(options.ttl, '--ttl', 1, MAX_TTL_SECONDS),
   }) as SessionInput;
   // The domain's own validation, before the database is even opened: bad input writes nothing.
   inOptionTerms(() =>
