@@ -29,7 +29,7 @@ export const Environment = Type.Object({
   NODE_ENV: Type.Optional(
     Type.String({
       description:
-        '`production` turns off the demo pool, the printed development key and unsigned sim webhooks; anything else is development',
+        '`production` turns off the demo pool and the printed development key; anything else is development',
     }),
   ),
   PORT: Type.Integer({

@@ -159,7 +159,7 @@ function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
   };
 }
 
-function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
+export function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
   const all = calls(data);
   return (endpoint === 'form' ? all.slice(0, SIGNED_BODIES) : all).map((call) => requestFor(endpoint, call));
 }

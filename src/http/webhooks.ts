@@ -1,5 +1,5 @@
-import { parse as parseForm } from 'node:querystring';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidRequestError } from '../domain/errors.ts';
 import type { CarrierAdapter, WebhookReply } from '../providers/carrier.ts';
 import type { Veil } from '../veil.ts';
 import { errorBody } from './errors.ts';
@@ -10,53 +10,120 @@ declare module 'fastify' {
   }
 }
 
+/** The one media type each body format arrives in (a charset parameter may follow). */
+const MEDIA_TYPE = {
+  form: 'application/x-www-form-urlencoded',
+  json: 'application/json',
+} as const;
+
+/**
+ * Most parameters a form webhook may carry. Twilio sends a few dozen; the bound keeps a body of
+ * many thousands (the 1 MiB body limit allows half a million) from costing a sort and an HMAC per
+ * candidate URL the signature is checked against.
+ */
+export const MAX_FORM_PARAMETERS = 1000;
+
 /**
  * /webhooks/:provider/voice, /sms and /status for every enabled carrier, through one mechanism:
- * verify the carrier's signature over the exact bytes received and the public URL (never the Host
- * header), translate to the neutral request, route, answer in the carrier's language. A request
- * that fails verification gets 403 and touches nothing.
+ * take the body only in the carrier's own format (else 415), verify the carrier's signature over
+ * what was received and the public URL (never the Host header), translate to the neutral request,
+ * route, answer in the carrier's language. A request that fails verification gets 403 and touches
+ * nothing.
  */
 export async function webhookRoutes(app: FastifyInstance, { veil }: { veil: Veil }): Promise<void> {
-  // Keep the raw body: signatures are computed over it.
+  for (const carrier of veil.carriers.values()) {
+    // One context per carrier, so each parses its own format and no other.
+    await app.register(async (routes) => carrierRoutes(routes, carrier, veil));
+  }
+}
+
+async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil: Veil): Promise<void> {
+  const accepted = MEDIA_TYPE[carrier.bodyFormat];
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    'application/x-www-form-urlencoded',
-    { parseAs: 'string' },
-    (request, body, done) => {
-      request.rawBody = body as string;
-      done(null, { ...parseForm(body as string) });
-    },
-  );
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser(accepted, { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     try {
-      const parsed = JSON.parse(body as string);
-      done(null, parsed && typeof parsed === 'object' ? parsed : {});
-    } catch {
-      done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
+      done(null, carrier.bodyFormat === 'form' ? formParameters(body as string) : jsonObject(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  // Before the body is read: a JSON body on a form route (or none at all) is never parsed.
+  app.addHook('onRequest', async (request, reply) => {
+    if (mediaType(request.headers['content-type']) !== accepted) {
+      return reply
+        .status(415)
+        .send(errorBody('unsupported_media_type', `${carrier.name} webhooks take ${accepted} only`));
     }
   });
 
-  for (const carrier of veil.carriers.values()) {
-    const base = `/webhooks/${carrier.name}`;
-    const verified = { preHandler: verifier(carrier, veil.config.publicUrl), schema: { hide: true } };
-    app.post(`${base}/voice`, verified, async (request, reply) => {
-      const { request: call, providerCallId } = carrier.voice(params(request));
-      const decision = await veil.router.route(call, { provider: carrier.name, providerCallId });
-      return send(reply, carrier.renderVoice(decision));
-    });
-    app.post(`${base}/sms`, verified, async (request, reply) => {
-      const { request: text, providerCallId } = carrier.sms(params(request));
-      const decision = await veil.router.route(text, { provider: carrier.name, providerCallId });
-      return send(reply, carrier.renderSms(decision));
-    });
-    app.post(`${base}/status`, verified, async (request, reply) => {
-      const report = carrier.status(params(request));
-      if (report)
-        await veil.router.status(carrier.name, report.providerCallId, report.status, report.durationSeconds);
-      return send(reply, carrier.acknowledge());
-    });
+  const base = `/webhooks/${carrier.name}`;
+  const verified = { preHandler: verifier(carrier, veil.config.publicUrl), schema: { hide: true } };
+  app.post(`${base}/voice`, verified, async (request, reply) => {
+    const { request: call, providerCallId } = carrier.voice(params(request));
+    const decision = await veil.router.route(call, { provider: carrier.name, providerCallId });
+    return send(reply, carrier.renderVoice(decision));
+  });
+  app.post(`${base}/sms`, verified, async (request, reply) => {
+    const { request: text, providerCallId } = carrier.sms(params(request));
+    const decision = await veil.router.route(text, { provider: carrier.name, providerCallId });
+    return send(reply, carrier.renderSms(decision));
+  });
+  app.post(`${base}/status`, verified, async (request, reply) => {
+    const report = carrier.status(params(request));
+    if (report) await veil.router.status(carrier.name, report);
+    return send(reply, carrier.acknowledge());
+  });
+}
+
+function mediaType(header: string | undefined): string | undefined {
+  return header?.split(';')[0]?.trim().toLowerCase();
+}
+
+/**
+ * An application/x-www-form-urlencoded body as the flat parameters it carries, each name once with
+ * one string value, decoded as the form encoding defines (`+` is a space, then percent-decoding as
+ * UTF-8). Twilio signs these decoded values, so a body re-encoded to the same values (`%2b` for
+ * `%2B`) carries the same request and verifies; what it must not do is change the parameters. So a
+ * name given twice is refused rather than merged (the twilio package would sign the distinct values
+ * of an array, letting a second `From` ride along), a malformed escape is refused rather than kept
+ * literally, and nothing else (query string, JSON, bracket nesting) adds to them.
+ */
+export function formParameters(body: string): Record<string, string> {
+  const pairs = body.split('&', MAX_FORM_PARAMETERS + 1);
+  if (pairs.length > MAX_FORM_PARAMETERS) {
+    throw new InvalidRequestError(`a webhook form carries at most ${MAX_FORM_PARAMETERS} parameters`);
   }
+  const parameters = new Map<string, string>();
+  for (const pair of pairs) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = formDecode(eq === -1 ? pair : pair.slice(0, eq));
+    // The name only, never the value: values are phone numbers and texts.
+    if (parameters.has(name))
+      throw new InvalidRequestError(`form parameter ${name} is given more than once`, name);
+    parameters.set(name, eq === -1 ? '' : formDecode(pair.slice(eq + 1)));
+  }
+  // fromEntries defines own properties: a parameter named __proto__ stays a parameter.
+  return Object.fromEntries(parameters);
+}
+
+function formDecode(text: string): string {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    throw new InvalidRequestError('the form body has a malformed percent-escape');
+  }
+}
+
+function jsonObject(body: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new InvalidRequestError('body is not valid JSON');
+  }
+  return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
 }
 
 function verifier(carrier: CarrierAdapter, publicUrl: string) {
@@ -80,7 +147,7 @@ function refusal(
   url: string,
 ): { reason: string; signatureMatchesUrl?: string } | undefined {
   const rawBody = request.rawBody;
-  if (rawBody === undefined) return { reason: 'no form or JSON body to verify' };
+  if (rawBody === undefined) return { reason: 'no body to verify' };
   const signedFor = (candidate: string) =>
     carrier.verify({ url: candidate, headers: request.headers, rawBody, params: params(request) });
   const verification = signedFor(url);

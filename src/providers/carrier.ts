@@ -1,10 +1,12 @@
 import type { RouteDecision, RouteRequest } from '../domain/routing.ts';
+import type { Channel } from '../domain/session.ts';
 
 /** A carrier's webhook as received: the URL the carrier called (public base + path), headers, body. */
 export interface WebhookRequest {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   rawBody: string;
+  /** The body's parameters; for a form, flat strings, each name once (webhooks.ts). */
   params: Record<string, unknown>;
 }
 
@@ -31,6 +33,13 @@ export interface StatusReport {
   providerCallId: string;
   status: string;
   durationSeconds: number | null;
+  /** The call's numbers, when the report gives them: enough to log a call whose row was lost. */
+  call?: RouteRequest;
+}
+
+/** The call a status report names, when it gives both numbers. */
+export function reportedCall(from: string, to: string, channel: Channel): { call?: RouteRequest } {
+  return from && to ? { call: { from, to, channel } } : {};
 }
 
 /**

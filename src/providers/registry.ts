@@ -14,7 +14,7 @@ export async function createCarriers(
   simSecret: string,
 ): Promise<Map<string, CarrierAdapter>> {
   const carriers = new Map<string, CarrierAdapter>();
-  carriers.set('sim', new SimAdapter(simSecret, !config.production));
+  carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
     carriers.set('twilio', new TwilioAdapter(config.twilio.authToken));

@@ -5,6 +5,14 @@ import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { NumberRepository } from '../store/numbers.ts';
 import type { RouteLookup } from '../store/route-lookup.ts';
 
+/** A carrier's report on a call or text after the fact, with the call's numbers when it gives them. */
+export interface CallStatus {
+  providerCallId: string;
+  status: string;
+  durationSeconds: number | null;
+  call?: RouteRequest;
+}
+
 export interface RouteContext {
   /** The API key's tenant; absent for carrier webhooks, where the dialled number says whose it is. */
   tenantId?: string;
@@ -27,6 +35,30 @@ export class Router {
 
   async route(request: RouteRequest, context: RouteContext): Promise<RouteDecision> {
     const now = this.clock();
+    const { decision, interaction, slide } = await this.decide(request, context, now);
+    this.log.record(interaction, slide);
+    return decision;
+  }
+
+  /**
+   * Applies a carrier's call or message status to the interaction it belongs to. When there is
+   * none (the process was killed between answering the call and writing its row, see
+   * InteractionLog), a report that names the call's numbers re-creates the row, decided again as
+   * of now: an answered call is never missing from the log. False when nothing could be applied.
+   */
+  async status(provider: string, report: CallStatus): Promise<boolean> {
+    const { providerCallId, status, durationSeconds, call } = report;
+    const now = this.clock();
+    if (await this.log.updateStatus(provider, providerCallId, status, durationSeconds, now)) return true;
+    if (!call) return false;
+    const { interaction } = await this.decide(call, { provider, providerCallId }, now);
+    this.log.record({ ...interaction, status, durationSeconds });
+    await this.log.flush();
+    return true;
+  }
+
+  /** The decision for a call or text and its log entry: one indexed lookup and the domain's rule. */
+  private async decide(request: RouteRequest, context: RouteContext, now: number) {
     let participation = await this.lookup.find(request.from, request.to);
     // Another tenant's session is as good as none: its numbers are not this key's to route.
     if (participation && context.tenantId !== undefined && participation.tenantId !== context.tenantId) {
@@ -43,28 +75,15 @@ export class Router {
     ) {
       slide = { sessionId: participation.sessionId, expiresAt: now + participation.ttlSeconds * 1000 };
     }
-    this.log.record(
-      interactionOf(
-        newId('int', now),
-        request,
-        decision,
-        tenantId,
-        context.provider,
-        context.providerCallId ?? null,
-        now,
-      ),
-      slide,
+    const interaction = interactionOf(
+      newId('int', now),
+      request,
+      decision,
+      tenantId,
+      context.provider,
+      context.providerCallId ?? null,
+      now,
     );
-    return decision;
-  }
-
-  /** Applies a carrier's call or message status to the interaction it belongs to. */
-  status(
-    provider: string,
-    providerCallId: string,
-    status: string,
-    durationSeconds: number | null,
-  ): Promise<boolean> {
-    return this.log.updateStatus(provider, providerCallId, status, durationSeconds, this.clock());
+    return { decision, interaction, slide };
   }
 }

@@ -4,6 +4,7 @@ import {
   type CarrierAdapter,
   field,
   type Inbound,
+  reportedCall,
   type StatusReport,
   seconds,
   signatureHeader,
@@ -30,7 +31,8 @@ export function signSimRequest(secret: string, rawBody: string, now = Date.now()
 /**
  * The built-in simulator: numbers that need no carrier. Webhooks are JSON
  * (`{"from","to","body"?,"callId"?}`), signed with SIM_WEBHOOK_SECRET, and answered with the
- * neutral decision itself. Unsigned requests pass only in development.
+ * neutral decision itself. Every request must be signed, in development too: the answer names the
+ * other participant's real number, so an unsigned path would let anyone look numbers up.
  */
 export class SimAdapter implements CarrierAdapter {
   readonly name = 'sim';
@@ -38,19 +40,12 @@ export class SimAdapter implements CarrierAdapter {
 
   constructor(
     private readonly secret: string,
-    private readonly allowUnsigned: boolean,
     private readonly clock: () => number = Date.now,
   ) {}
 
   verify(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): Verification {
     if (request.headers[SIGNATURE_HEADER] === undefined && request.headers[TIMESTAMP_HEADER] === undefined) {
-      return this.allowUnsigned
-        ? { ok: true }
-        : {
-            ok: false,
-            reason:
-              'missing X-Sim-Signature and X-Sim-Timestamp headers (unsigned passes only in development)',
-          };
+      return { ok: false, reason: 'missing X-Sim-Signature and X-Sim-Timestamp headers' };
     }
     const signature = signatureHeader(request.headers, 'X-Sim-Signature');
     if ('problem' in signature) return { ok: false, reason: signature.problem };
@@ -90,7 +85,16 @@ export class SimAdapter implements CarrierAdapter {
     const callId = field(params, 'callId');
     const status = field(params, 'status');
     return callId && status
-      ? { providerCallId: callId, status, durationSeconds: seconds(params, 'durationSeconds') }
+      ? {
+          providerCallId: callId,
+          status,
+          durationSeconds: seconds(params, 'durationSeconds'),
+          ...reportedCall(
+            field(params, 'from'),
+            field(params, 'to'),
+            field(params, 'channel') === 'sms' ? 'sms' : 'voice',
+          ),
+        }
       : undefined;
   }
 

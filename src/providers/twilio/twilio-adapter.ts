@@ -4,6 +4,7 @@ import {
   type CarrierAdapter,
   field,
   type Inbound,
+  reportedCall,
   type StatusReport,
   seconds,
   signatureHeader,
@@ -18,7 +19,8 @@ export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not availab
 
 /**
  * Twilio: form-encoded webhooks signed with X-Twilio-Signature (HMAC-SHA1 of URL and sorted
- * params, verified by the official package), answered with TwiML (twiml.ts: what the package's
+ * params, verified by the official package over the parameters of the form body alone, as
+ * webhooks.ts decodes them), answered with TwiML (twiml.ts: what the package's
  * builders write, without their cost).
  */
 export class TwilioAdapter implements CarrierAdapter {
@@ -34,6 +36,11 @@ export class TwilioAdapter implements CarrierAdapter {
   }): Verification {
     const signature = signatureHeader(request.headers, 'X-Twilio-Signature');
     if ('problem' in signature) return { ok: false, reason: signature.problem };
+    // Twilio signs each form parameter once, as a string. The package would also sign an array's
+    // distinct values, so a duplicated parameter could pass: only flat strings reach it.
+    if (!Object.values(request.params).every((value) => typeof value === 'string')) {
+      return { ok: false, reason: 'parameters are not flat form fields' };
+    }
     return twilio.validateRequest(this.authToken, signature.value, request.url, request.params)
       ? { ok: true }
       : { ok: false, reason: 'signature does not match the URL and parameters' };
@@ -63,12 +70,24 @@ export class TwilioAdapter implements CarrierAdapter {
     if (callSid) {
       const status = field(params, 'CallStatus');
       return status
-        ? { providerCallId: callSid, status, durationSeconds: seconds(params, 'CallDuration') }
+        ? {
+            providerCallId: callSid,
+            status,
+            durationSeconds: seconds(params, 'CallDuration'),
+            ...reportedCall(field(params, 'From'), field(params, 'To'), 'voice'),
+          }
         : undefined;
     }
     const messageSid = field(params, 'MessageSid') || field(params, 'SmsSid');
     const status = field(params, 'MessageStatus') || field(params, 'SmsStatus');
-    return messageSid && status ? { providerCallId: messageSid, status, durationSeconds: null } : undefined;
+    return messageSid && status
+      ? {
+          providerCallId: messageSid,
+          status,
+          durationSeconds: null,
+          ...reportedCall(field(params, 'From'), field(params, 'To'), 'sms'),
+        }
+      : undefined;
   }
 
   renderVoice(decision: RouteDecision): WebhookReply {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import twilio from 'twilio';
+import { formParameters, MAX_FORM_PARAMETERS } from '../../../src/http/webhooks.ts';
 import {
   interactionRows as allInteractionRows,
   assertWebhookRefused,
@@ -15,6 +16,8 @@ import {
 import { describeStores } from '../../support/stores.ts';
 
 type Params = Record<string, string>;
+
+const FORM = 'application/x-www-form-urlencoded';
 
 const PROXY_NUMBERS = ['+14155550200', '+14155550201'];
 const A = '+14155550101';
@@ -382,6 +385,31 @@ describeStores('Twilio webhooks', (store) => {
       assert.equal(done?.durationSeconds, 42);
     });
 
+    it("re-creates a call's lost interaction from its status callback, once", async () => {
+      const callSid = nextCallSid();
+      await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
+      await t.veil.interactions.flush();
+      // What a kill -9 between the answer and the batch write leaves: the call with no row.
+      await t.veil.store.db.deleteFrom('interactions').where('provider_call_id', '=', callSid).execute();
+      assert.equal(
+        (await interactionsOf(plainSession)).filter((i) => i.providerCallId === callSid).length,
+        0,
+      );
+
+      const withNumbers = { ...statusParams(callSid, 'completed', '42'), From: A, To: proxy(A) };
+      assert.equal((await post(path, withNumbers)).statusCode, 200);
+      assert.equal((await post(path, withNumbers)).statusCode, 200);
+      const rows = (await interactionsOf(plainSession)).filter((i) => i.providerCallId === callSid);
+      assert.equal(rows.length, 1, 'the callback re-created the row once, and updated it the second time');
+      assert.equal(rows[0]?.status, 'completed');
+      assert.equal(rows[0]?.durationSeconds, 42);
+
+      // Without the call's numbers there is nothing to re-create it from: acknowledged, not logged.
+      const other = nextCallSid();
+      assert.equal((await post(path, statusParams(other, 'completed', '5'))).statusCode, 200);
+      assert.equal((await interactionRows()).filter((i) => i.provider_call_id === other).length, 0);
+    });
+
     it('refuses an unsigned or forged status with 403 and changes nothing', async () => {
       const callSid = nextCallSid();
       await post('/webhooks/twilio/voice', voiceParams(A, proxy(A), callSid));
@@ -398,6 +426,167 @@ describeStores('Twilio webhooks', (store) => {
       const row = (await interactionsOf(plainSession)).find((i) => i.providerCallId === callSid);
       assert.equal(row?.status, 'routed');
       assert.equal(row?.durationSeconds, null);
+    });
+  });
+
+  describe('takes the form body alone, each parameter once', () => {
+    const path = '/webhooks/twilio/voice';
+    const signatureOf = (params: Record<string, string | string[]>, url = PUBLIC_URL + path) =>
+      twilio.getExpectedTwilioSignature(TWILIO_TOKEN, url, params);
+
+    /** A body sent byte for byte as given, with this content type (none when undefined). */
+    const postRaw = (payload: string, contentType: string | undefined, signature: string, url = path) =>
+      t.app.inject({
+        method: 'POST',
+        url,
+        headers: {
+          ...(contentType ? { 'content-type': contentType } : {}),
+          'x-twilio-signature': signature,
+        },
+        payload,
+      });
+
+    /** Asserts the error answer and that nothing was written; returns the error. */
+    async function assertError(
+      status: number,
+      code: string,
+      send: () => Promise<{ statusCode: number; body: string; json(): unknown }>,
+    ) {
+      const before = (await interactionRows()).length;
+      const r = await send();
+      assert.equal(r.statusCode, status, r.body);
+      const body = r.json() as { error: { code: string; message: string; field?: string } };
+      assert.deepEqual(Object.keys(body), ['error']);
+      assert.equal(body.error.code, code);
+      assert.equal((await interactionRows()).length, before, 'a refused webhook wrote an interaction');
+      for (const number of [...EVERY_REAL_NUMBER, STRANGER])
+        for (const form of digitsOf(number)) assert.ok(!r.body.includes(form), `answer reveals ${form}`);
+      return body.error;
+    }
+
+    const FORM_ONLY = 'twilio webhooks take application/x-www-form-urlencoded only';
+
+    it('refuses a captured request replayed as JSON with 415', async () => {
+      const params = voiceParams(A, proxy(A));
+      const signature = signatureOf(params);
+      const error = await assertError(415, 'unsupported_media_type', () =>
+        postRaw(JSON.stringify(params), 'application/json', signature),
+      );
+      assert.equal(error.message, FORM_ONLY);
+      // The control: the same request as Twilio sent it.
+      const r = await postRaw(new URLSearchParams(params).toString(), FORM, signature);
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(r.body, /<Dial/);
+    });
+
+    it('refuses any other media type, or none, with 415', async () => {
+      const params = voiceParams(A, proxy(A));
+      const form = new URLSearchParams(params).toString();
+      const signature = signatureOf(params);
+      for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/xml', undefined]) {
+        const error = await assertError(415, 'unsupported_media_type', () => postRaw(form, type, signature));
+        assert.equal(error.message, FORM_ONLY);
+      }
+      await assertError(415, 'unsupported_media_type', () => postRaw('', undefined, signature));
+    });
+
+    it('accepts the form with a charset parameter', async () => {
+      const params = voiceParams(A, proxy(A));
+      const r = await postRaw(
+        new URLSearchParams(params).toString(),
+        `${FORM}; charset=utf-8`,
+        signatureOf(params),
+      );
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(r.body, /<Dial/);
+    });
+
+    it('verifies a body re-encoded to the same parameters, as Twilio signs decoded values', async () => {
+      const params = smsParams(A, proxy(A), 'at the door + 5');
+      const signature = twilio.getExpectedTwilioSignature(
+        TWILIO_TOKEN,
+        `${PUBLIC_URL}/webhooks/twilio/sms`,
+        params,
+      );
+      // Other order, lower-case escapes, %20 for a space: the same parameters.
+      const reencoded = Object.entries(params)
+        .reverse()
+        .map(([name, value]) => `${name}=${encodeURIComponent(value).replace(/%2B/g, '%2b')}`)
+        .join('&');
+      assert.notEqual(reencoded, new URLSearchParams(params).toString());
+      const r = await postRaw(reencoded, FORM, signature, '/webhooks/twilio/sms');
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(r.body, new RegExp(`<Message to="\\${B}"[^>]*>at the door \\+ 5</Message>`));
+    });
+
+    it('refuses a parameter given twice with 400, naming it and not its values', async () => {
+      const params = voiceParams(STRANGER, proxy(A));
+      const form = new URLSearchParams(params).toString();
+      // The twilio package signs an array's distinct values, sorted: a second From would pass.
+      for (const from of [
+        [STRANGER, A],
+        [STRANGER, STRANGER],
+      ]) {
+        const signature = signatureOf({ ...params, From: from });
+        const error = await assertError(400, 'invalid_request', () =>
+          postRaw(`${form}&From=${encodeURIComponent(from[1] as string)}`, FORM, signature),
+        );
+        assert.equal(error.message, 'form parameter From is given more than once');
+        assert.equal(error.field, 'From');
+      }
+      // Unsigned too: the shape is refused before the signature is looked at.
+      await assertError(400, 'invalid_request', () => postRaw(`${form}&CallSid=CA1`, FORM, ''));
+    });
+
+    it('takes no parameter from the query string', async () => {
+      // Signed for a URL whose query names A as caller: the query is part of the URL, not a parameter.
+      const url = `${path}?From=${encodeURIComponent(A)}`;
+      const params = voiceParams(STRANGER, proxy(A));
+      const r = await postRaw(
+        new URLSearchParams(params).toString(),
+        FORM,
+        signatureOf(params, PUBLIC_URL + url),
+        url,
+      );
+      assert.equal(r.statusCode, 200, r.body);
+      assert.match(r.body, /<Hangup\/>/);
+      assert.doesNotMatch(r.body, /<Dial/);
+      // Nor does a signature over the query's parameters pass.
+      await assertRefused(() =>
+        postRaw(
+          new URLSearchParams(params).toString(),
+          FORM,
+          signatureOf({ ...params, From: A }, PUBLIC_URL + url),
+          url,
+        ),
+      );
+    });
+
+    it('refuses a malformed percent-escape with 400', async () => {
+      const params = voiceParams(A, proxy(A));
+      const form = `${new URLSearchParams(params).toString()}&Caller=%E2%82`;
+      const error = await assertError(400, 'invalid_request', () => postRaw(form, FORM, signatureOf(params)));
+      assert.equal(error.message, 'the form body has a malformed percent-escape');
+    });
+
+    it(`accepts up to ${MAX_FORM_PARAMETERS} parameters and refuses more with 400, quickly`, async () => {
+      const pad = (count: number): Params => ({
+        ...voiceParams(A, proxy(A)),
+        ...Object.fromEntries(Array.from({ length: count }, (_, i) => [`X${i}`, 'x'])),
+      });
+      const most = pad(MAX_FORM_PARAMETERS - Object.keys(voiceParams(A, proxy(A))).length);
+      assert.equal(Object.keys(most).length, MAX_FORM_PARAMETERS);
+      const ok = await postRaw(new URLSearchParams(most).toString(), FORM, signatureOf(most));
+      assert.equal(ok.statusCode, 200, ok.body);
+      const tooMany = pad(MAX_FORM_PARAMETERS);
+      await assertError(400, 'invalid_request', () =>
+        postRaw(new URLSearchParams(tooMany).toString(), FORM, signatureOf(tooMany)),
+      );
+      // Half a million parameters in just under 1 MiB, forged: refused without sorting them.
+      const huge = 'a&'.repeat(500_000);
+      const started = performance.now();
+      await assertError(400, 'invalid_request', () => postRaw(huge, FORM, 'forged'));
+      assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
     });
   });
 
@@ -433,5 +622,29 @@ describeStores('Twilio webhooks', (store) => {
       await restarted.veil.interactions.flush();
       assert.equal((await interactionRows()).length, before);
     });
+  });
+});
+
+describe('formParameters', () => {
+  it('decodes each name and value as the form encoding does', () => {
+    assert.deepEqual(formParameters('From=%2B14155550101&Body=at+the%20door%2b&Empty=&Flag'), {
+      From: '+14155550101',
+      Body: 'at the door+',
+      Empty: '',
+      Flag: '',
+    });
+  });
+
+  it('keeps bracketed and prototype names as flat string parameters', () => {
+    const params = formParameters('From[]=a&From[x]=b&__proto__=c&constructor=d');
+    assert.deepEqual(Object.keys(params), ['From[]', 'From[x]', '__proto__', 'constructor']);
+    assert.ok(Object.values(params).every((v) => typeof v === 'string'));
+    assert.equal(params.From, undefined);
+    assert.equal(Object.getPrototypeOf(params), Object.prototype);
+  });
+
+  it('refuses a name given twice, even with the same value', () => {
+    assert.throws(() => formParameters('From=a&To=b&From=a'), /form parameter From is given more than once/);
+    assert.throws(() => formParameters('From=a&Fr%6Fm=b'), /From is given more than once/);
   });
 });
