@@ -25,6 +25,17 @@ export interface Interaction {
   updatedAt: number;
 }
 
+/**
+ * A number as the log keeps it: a carrier's field may hold anything, but a row keeps no control
+ * characters (PostgreSQL refuses NUL in text, and one bad row would hold back its whole batch)
+ * and no more than an E.164 number's length with room to spare.
+ */
+const MAX_LOGGED_NUMBER = 32;
+function asLogged(number: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+  return number.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, MAX_LOGGED_NUMBER);
+}
+
 /** The log entry for a routing decision. */
 export function interactionOf(
   id: string,
@@ -41,8 +52,8 @@ export function interactionOf(
     tenantId,
     sessionId: decision.sessionId,
     channel: request.channel,
-    from: request.from,
-    to: request.to,
+    from: asLogged(request.from),
+    to: asLogged(request.to),
     target: refused ? null : decision.to,
     callerId:
       decision.action === 'connect'

@@ -24,46 +24,37 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
 };
 
+/** The body of every error answer. Its message is masked here, so no path can echo a real number. */
 export function errorBody(code: string, message: string, field?: string) {
-  return { error: { code, message, ...(field ? { field } : {}) } };
+  return { error: { code, message: maskNumbersInText(message), ...(field ? { field } : {}) } };
 }
 
 /**
  * The one error handler: domain errors map to their status by code, validation errors become
  * 400 invalid_request naming the field, and anything unexpected is logged and answered 500
- * without details. Messages are masked so a real number never travels back in an error.
+ * without details. errorBody masks the messages, so a real number never travels back in an error.
  */
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | VeilError, request, reply) => {
     if (error instanceof VeilError) {
       const field = error instanceof InvalidRequestError ? error.field : undefined;
-      return reply
-        .status(STATUS[error.code] ?? 400)
-        .send(errorBody(error.code, maskNumbersInText(error.message), field));
+      return reply.status(STATUS[error.code] ?? 400).send(errorBody(error.code, error.message, field));
     }
     if ('validation' in error && error.validation) {
       const { field, problem } = describeValidation(error.validation);
       const where = `${error.validationContext ?? 'body'}${field ? `/${field}` : ''}`;
-      return reply
-        .status(400)
-        .send(errorBody('invalid_request', maskNumbersInText(`${where} ${problem}`), field));
+      return reply.status(400).send(errorBody('invalid_request', `${where} ${problem}`, field));
     }
     const code = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (code) return reply.status(STATUS[code] ?? 400).send(errorBody(code, error.message));
     if (error.statusCode && error.statusCode < 500) {
-      return reply
-        .status(error.statusCode)
-        .send(errorBody('invalid_request', maskNumbersInText(error.message)));
+      return reply.status(error.statusCode).send(errorBody('invalid_request', error.message));
     }
     request.log.error({ err: error }, 'request failed');
     return reply.status(500).send(errorBody('internal', 'internal error'));
   });
   app.setNotFoundHandler((request, reply) => {
-    reply
-      .status(404)
-      .send(
-        errorBody('not_found', maskNumbersInText(`no route ${request.method} ${request.url.split('?')[0]}`)),
-      );
+    reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 }
 

@@ -75,15 +75,22 @@ export function signatureHeader(
   return { value };
 }
 
-/** A webhook field as a string ('' when absent or not a string). */
+/**
+ * A webhook field as a string ('' when absent or not a string), without NUL characters: no carrier
+ * sends them, and PostgreSQL refuses them in text, so one would fail the write that carries it.
+ */
 export function field(params: Record<string, unknown>, name: string): string {
   const v = params[name];
-  return typeof v === 'string' ? v : '';
+  return typeof v === 'string' ? v.replaceAll('\u0000', '') : '';
 }
 
-/** A webhook field as a whole number of seconds, or null. */
+/** The most seconds a duration column holds (a 32-bit integer on PostgreSQL): ~68 years. */
+const MAX_SECONDS = 2_147_483_647;
+
+/** A webhook field as a whole number of seconds, or null (also when it is past any real call's). */
 export function seconds(params: Record<string, unknown>, name: string): number | null {
   const v = params[name];
-  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : null;
-  return typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null;
+  const n =
+    typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : Number.NaN;
+  return Number.isInteger(n) && n >= 0 && n <= MAX_SECONDS ? n : null;
 }

@@ -1,5 +1,6 @@
 import { newId } from '../domain/ids.ts';
 import { interactionOf } from '../domain/interaction.ts';
+import { isE164 } from '../domain/phone.ts';
 import { decideRoute, type OutOfSession, type RouteDecision, type RouteRequest } from '../domain/routing.ts';
 import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { NumberRepository } from '../store/numbers.ts';
@@ -59,14 +60,20 @@ export class Router {
 
   /** The decision for a call or text and its log entry: one indexed lookup and the domain's rule. */
   private async decide(request: RouteRequest, context: RouteContext, now: number) {
-    let participation = await this.lookup.find(request.from, request.to);
+    // A carrier may send anything as a number ("anonymous", junk): what is not E.164 is in no
+    // session and owned by no one, and is not worth a lookup.
+    const known = isE164(request.from) && isE164(request.to);
+    let participation = known ? await this.lookup.find(request.from, request.to) : undefined;
     // Another tenant's session is as good as none: its numbers are not this key's to route.
     if (participation && context.tenantId !== undefined && participation.tenantId !== context.tenantId) {
       participation = undefined;
     }
     const decision = decideRoute(request, participation, now, this.outOfSession);
     const tenantId =
-      participation?.tenantId ?? context.tenantId ?? (await this.numbers.tenantOf(request.to)) ?? null;
+      participation?.tenantId ??
+      context.tenantId ??
+      (isE164(request.to) ? await this.numbers.tenantOf(request.to) : undefined) ??
+      null;
     let slide: Slide | undefined;
     if (
       participation?.ttlMode === 'sliding' &&
