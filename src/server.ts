@@ -1,10 +1,22 @@
 import type { FastifyInstance } from 'fastify';
 import { type Config, ConfigError, localUrl } from './config.ts';
 import { seedDemoPool } from './demo.ts';
-import { buildApp } from './http/app.ts';
+import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
 import { startSweeper } from './workers/sweeper.ts';
+
+/** How long a stop lets requests in flight finish before it cuts their connections. */
+export const STOP_GRACE_MS = 10_000;
+
+/** While stopping, how long a connection whose answer went out may stay idle (Node adds a second). */
+const STOP_KEEP_ALIVE_MS = 500;
+
+/** For tests: shorter timeouts and grace than production's. */
+export interface ServerOptions {
+  timeouts?: HttpTimeouts;
+  stopGraceMs?: number;
+}
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -12,6 +24,10 @@ export interface RunningServer {
   url: string;
   /** The development key printed at start, when one was generated. */
   developmentKey?: string;
+  /**
+   * Stops gracefully, within the stop grace: no new connection is accepted, every request already
+   * read is answered, idle connections are closed; then the core closes (flushing the interaction log).
+   */
   stop(): Promise<void>;
 }
 
@@ -20,7 +36,10 @@ export interface RunningServer {
  * production it refuses (a ConfigError naming VEIL_API_KEY) to start when no unrevoked key would
  * let anyone in; whenever it fails, it leaves nothing open or running behind.
  */
-export async function startServer(config: Config): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  { timeouts = HTTP_TIMEOUTS, stopGraceMs = STOP_GRACE_MS }: ServerOptions = {},
+): Promise<RunningServer> {
   const logger = createLogger(config.logLevel);
   const veil = await createVeil(config, { logger, sessionThread: true });
   let developmentKey: string | undefined;
@@ -35,7 +54,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const seeded = await seedDemoPool(veil);
       if (seeded > 0) logger.info({ numbers: seeded }, 'seeded the demo pool of simulator numbers');
     }
-    app = await buildApp(veil, logger);
+    app = await buildApp(veil, logger, timeouts);
     sweeper = startSweeper(veil.sessions, logger);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -57,13 +76,33 @@ export async function startServer(config: Config): Promise<RunningServer> {
     developmentKey,
     stop() {
       stopping ??= (async () => {
-        await sweeper.stop();
-        await app.close();
+        await Promise.all([sweeper.stop(), closeHttp(app, stopGraceMs)]);
         await veil.close();
       })();
       return stopping;
     },
   };
+}
+
+/**
+ * Closes HTTP within `graceMs`: stop listening, close idle connections, answer the requests in
+ * flight and close each connection once idle; what is left when the grace ends is cut.
+ */
+async function closeHttp(app: FastifyInstance, graceMs: number): Promise<void> {
+  // Node closes the connections idle when close begins; one that goes idle later (its answer sent)
+  // would stay open until the keep-alive timeout. Its client gets a moment to send one last request
+  // (answered with `Connection: close`): closed sooner, it might send it just as the connection
+  // closes, and have it reset unanswered.
+  app.server.keepAliveTimeout = STOP_KEEP_ALIVE_MS;
+  const cut = setTimeout(() => {
+    app.log.warn('requests still in flight after the stop grace; closing their connections');
+    app.server.closeAllConnections();
+  }, graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
 }
 
 /** Why production will not start: with no usable key, nothing could be managed through the API. */

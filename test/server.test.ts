@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Config, ConfigError, loadConfig } from '../src/config.ts';
@@ -263,3 +263,86 @@ for (const kind of storeKinds()) {
     });
   });
 }
+
+// A timeout: a socket left open for ever fails the suite rather than hangs it.
+describe('startServer: HTTP timeouts (sqlite)', { timeout: 30_000 }, () => {
+  const timeouts = { headersMs: 300, requestMs: 600, keepAliveMs: 5000, silenceMs: 5000 };
+  let store: TestStore;
+  let server: RunningServer;
+  before(async () => {
+    const [sqlite] = storeKinds();
+    assert.ok(sqlite);
+    store = await sqlite.create();
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      DATABASE_URL: databaseUrl(store),
+      VEIL_API_KEY: OPERATOR_KEY,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+    });
+    server = await startServer(config, { timeouts });
+  });
+  after(async () => {
+    await server?.stop();
+    await store?.drop();
+  });
+
+  /**
+   * Connects, then `send`s on the socket; resolves once the server closes it, with what it sent
+   * back and how long after connecting.
+   */
+  function exchange(send: (socket: Socket) => void): Promise<{ answer: string; ms: number }> {
+    const { hostname, port } = new URL(server.url);
+    const started = performance.now();
+    const socket = createConnection(Number(port), hostname, () => send(socket));
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    socket.on('error', () => {});
+    return new Promise((done) => socket.on('close', () => done({ answer, ms: performance.now() - started })));
+  }
+
+  // With a valid key: without one the request is answered 401 before its body is awaited.
+  const POST_HEAD = [
+    'POST /v1/route HTTP/1.1',
+    'Host: veil',
+    `Authorization: Bearer ${OPERATOR_KEY}`,
+    'Content-Type: application/json',
+    'Content-Length: 100',
+    '',
+    '',
+  ].join('\r\n');
+
+  /** Answered 408 and closed once `timeoutMs` has passed (Node looks every `headersMs` at most). */
+  function assertTimedOut({ answer, ms }: { answer: string; ms: number }, timeoutMs: number) {
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    assert.ok(ms >= timeoutMs - 50 && ms < timeoutMs + 1000, `closed after ${Math.round(ms)} ms`);
+  }
+
+  it('answers a request sent in full (the control)', async () => {
+    const { answer } = await exchange((socket) =>
+      socket.write('GET /healthz HTTP/1.1\r\nHost: veil\r\nConnection: close\r\n\r\n'),
+    );
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+  });
+
+  it('answers 408 and closes a connection that sends nothing, once the headers timeout passes', async () => {
+    assertTimedOut(await exchange(() => {}), timeouts.headersMs);
+  });
+
+  it('answers 408 and closes a request whose body stops halfway, once the request timeout passes', async () => {
+    assertTimedOut(await exchange((socket) => socket.write(`${POST_HEAD}{"from":`)), timeouts.requestMs);
+  });
+
+  it('answers 408 and closes a body sent a byte at a time (slowloris) once the request timeout passes', async () => {
+    let trickle: NodeJS.Timeout | undefined;
+    const result = await exchange((socket) => {
+      socket.write(POST_HEAD);
+      trickle = setInterval(() => socket.writable && socket.write(' '), 50);
+    });
+    clearInterval(trickle);
+    assertTimedOut(result, timeouts.requestMs);
+  });
+});

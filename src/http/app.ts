@@ -16,13 +16,50 @@ import { webhookRoutes } from './webhooks.ts';
 /** Largest request body accepted (a number import of a few thousand entries fits). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
+/**
+ * How long a client may hold a connection, so that no socket waits for ever (README "Timeouts").
+ * Fixed rather than configured: carriers give up on a webhook after about 15 s, and a legitimate
+ * client sends a whole request (at most BODY_LIMIT_BYTES) in far less than these.
+ */
+export const HTTP_TIMEOUTS = {
+  /** Request line and headers; a connection that sends nothing is answered 408 and closed too. */
+  headersMs: 10_000,
+  /** The whole request, body included: a client sending its body slowly (slowloris) is cut off. */
+  requestMs: 30_000,
+  /** Between requests on a keep-alive connection: longer than load balancers' 60 s, so they close first. */
+  keepAliveMs: 72_000,
+  /** No traffic either way, whatever the socket waits for (a client that stops reading its answer). */
+  silenceMs: 60_000,
+};
+export type HttpTimeouts = typeof HTTP_TIMEOUTS;
+
+/**
+ * How often Node looks for requests past `headersMs` or `requestMs` (its default, 30 s, would let
+ * a stalled request stay up to 30 s longer); more often when those are shorter, in tests.
+ */
+const TIMEOUT_CHECK_MS = 1_000;
+
 /** The HTTP server over the core: the API at /v1, carrier webhooks, health and docs. */
-export async function buildApp(veil: Veil, logger: Logger): Promise<FastifyInstance> {
+export async function buildApp(
+  veil: Veil,
+  logger: Logger,
+  timeouts: HttpTimeouts = HTTP_TIMEOUTS,
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // No info line per request: routing is on the path of every call (DESIGN "The routing hot path").
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
+    http: {
+      headersTimeout: timeouts.headersMs,
+      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, timeouts.headersMs),
+    },
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionTimeout: timeouts.silenceMs,
+    // A request read while the server stops is answered as any other (with `Connection: close`),
+    // not 503: it may be a live call's webhook, and the core stays open until HTTP has closed.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // The API speaks JSON only: text/plain must be 415, not a string handed to the body schema.

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../config.ts';
 import { type RunningServer, startServer } from '../../server.ts';
 import { cliConfig } from '../core.ts';
-import { CliError, type Output } from '../output.ts';
+import { CliError, EXIT, type Output } from '../output.ts';
 
 /** `veil serve`: the server exactly as `npm start` runs it, until SIGTERM or SIGINT. */
 export async function serve(out: Output): Promise<void> {
@@ -17,12 +17,20 @@ export async function serve(out: Output): Promise<void> {
     );
   }
   const shutdown = async (signal: string) => {
-    server.app.log.info({ signal }, 'shutting down');
-    await server.stop();
+    const { log } = server.app;
+    log.info({ signal }, 'shutting down');
+    try {
+      await server.stop();
+    } catch (error) {
+      log.error({ err: error }, 'failed to stop cleanly');
+      process.exit(EXIT.software);
+    }
+    log.info('stopped');
     process.exit(0);
   };
   // Before announcing: whoever reads "listening" may signal at once, and a signal with no
-  // handler yet would kill the process without closing the database.
+  // handler yet would kill the process without closing the database. Once only: a second signal
+  // kills the process at once, for an operator who will not wait for the stop grace.
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
   announce(server, out);
