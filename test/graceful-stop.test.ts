@@ -11,7 +11,7 @@ import { HTTP_TIMEOUTS, type HttpTimeouts } from '../src/http/app.ts';
 import { createLogger } from '../src/logger.ts';
 import { type RunningServer, STOP_GRACE_MS, startServer } from '../src/server.ts';
 import { createVeil } from '../src/veil.ts';
-import { storeKinds, type TestStore } from './support/stores.ts';
+import { databaseUrl, storeKinds, type TestStore } from './support/stores.ts';
 
 const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
 const API_KEY = 'graceful-stop-key-0123456789';
@@ -26,14 +26,6 @@ const ROUTE_HEAD = [
   '',
   '',
 ].join('\r\n');
-
-/** DATABASE_URL for a test store, as an operator would write it (the schema goes in the URL). */
-function databaseUrl(store: TestStore): string {
-  if (store.config.dialect === 'sqlite') return `sqlite:${store.config.file}`;
-  const url = new URL(store.config.url);
-  url.searchParams.set('options', `-c search_path=${store.schema}`);
-  return url.toString();
-}
 
 /** Interactions the store holds: one per routing decision the server made and logged. */
 async function interactionCount(store: TestStore): Promise<number> {

@@ -11,20 +11,12 @@ import { DEFAULT_TENANT } from '../src/domain/tenants.ts';
 import { createLogger } from '../src/logger.ts';
 import { type RunningServer, startServer } from '../src/server.ts';
 import { createVeil } from '../src/veil.ts';
-import { storeKinds, type TestStore } from './support/stores.ts';
+import { databaseUrl, storeKinds, type TestStore } from './support/stores.ts';
 
 const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
 const OPERATOR_KEY = 'operator-key-0123456789abcdef';
 /** EX_CONFIG: what `veil serve` exits with on a configuration it cannot start with. */
 const EXIT_CONFIG = 78;
-
-/** DATABASE_URL for a test store, as an operator would write it (the schema goes in the URL). */
-function databaseUrl(store: TestStore): string {
-  if (store.config.dialect === 'sqlite') return `sqlite:${store.config.file}`;
-  const url = new URL(store.config.url);
-  url.searchParams.set('options', `-c search_path=${store.schema}`);
-  return url.toString();
-}
 
 /** A key stored in the database beforehand (as `POST /v1/keys` on an earlier run would). */
 async function storeKey(store: TestStore): Promise<{ id: string; secret: string }> {

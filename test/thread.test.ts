@@ -48,7 +48,7 @@ describe('a thread that cannot answer', () => {
 
   it('fails a call whose answer cannot cross at once, and keeps serving', async () => {
     const started = performance.now();
-    await assert.rejects(thread.api.tooDeep(100_000), /Maximum call stack|too deep|stack/i);
+    await assert.rejects(thread.api.unanswerable(), /BigInt/);
     assert.ok(performance.now() - started < CALL_TIMEOUT_MS, 'it did not wait for the timeout');
     assert.equal(await thread.api.ping(), 'pong');
     assert.equal(thread.failure, undefined);

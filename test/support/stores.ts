@@ -115,3 +115,11 @@ async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T
     await client.end();
   }
 }
+
+/** DATABASE_URL for a test store, as an operator would write it (the schema goes in the URL). */
+export function databaseUrl(store: TestStore): string {
+  if (store.config.dialect === 'sqlite') return `sqlite:${store.config.file}`;
+  const url = new URL(store.config.url);
+  url.searchParams.set('options', `-c search_path=${store.schema}`);
+  return url.toString();
+}

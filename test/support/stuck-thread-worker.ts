@@ -5,8 +5,8 @@ import { serveThread } from '../../src/thread.ts';
 export interface StuckApi {
   /** Appends `text` to `file`, then never answers: a write done whose answer is lost. */
   writeAndHang(file: string, text: string): Promise<void>;
-  /** Answers a value nested too deep to cross back as JSON. */
-  tooDeep(levels: number): Promise<unknown>;
+  /** Answers a value that cannot cross back as JSON (a BigInt). */
+  unanswerable(): Promise<unknown>;
   ping(): Promise<string>;
 }
 
@@ -16,10 +16,8 @@ await serveThread<StuckApi>(async () => ({
       appendFileSync(file, text);
       return new Promise(() => {});
     },
-    async tooDeep(levels) {
-      let value: unknown = 1;
-      for (let i = 0; i < levels; i++) value = { a: value };
-      return value;
+    async unanswerable() {
+      return { count: 1n };
     },
     async ping() {
       return 'pong';
