@@ -26,15 +26,12 @@ export interface Interaction {
 }
 
 /**
- * A number as the log keeps it: a carrier's field may hold anything, but a row keeps no control
- * characters (PostgreSQL refuses NUL in text, and one bad row would hold back its whole batch)
- * and no more than an E.164 number's length with room to spare.
+ * A number as the log keeps it: a carrier's field may hold anything (the carrier adapters have
+ * already dropped the NUL that PostgreSQL refuses), but a row keeps no more than an E.164 number's
+ * length with room to spare.
  */
 const MAX_LOGGED_NUMBER = 32;
-function asLogged(number: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
-  return number.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, MAX_LOGGED_NUMBER);
-}
+const asLogged = (number: string) => number.slice(0, MAX_LOGGED_NUMBER);
 
 /** The log entry for a routing decision. */
 export function interactionOf(

@@ -24,9 +24,18 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
 };
 
-/** The body of every error answer. Its message is masked here, so no path can echo a real number. */
+/**
+ * The body of every error answer. Its message and field are masked here, so no path can echo a real
+ * number (a field is named by the client: a number sent as a field name would come back in it).
+ */
 export function errorBody(code: string, message: string, field?: string) {
-  return { error: { code, message: maskNumbersInText(message), ...(field ? { field } : {}) } };
+  return {
+    error: {
+      code,
+      message: maskNumbersInText(message),
+      ...(field ? { field: maskNumbersInText(field) } : {}),
+    },
+  };
 }
 
 /**

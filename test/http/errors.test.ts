@@ -103,6 +103,13 @@ describeStores('error responses', (store) => {
     it('do not echo a number URL-encoded with a lower-case %2b', async () => {
       await assertNoEcho('/nope/%2b14155550131');
     });
+
+    it('do not echo a number given as a field name, in the message or in `field`', async () => {
+      const r = await postSession(JSON.stringify({ ...SESSION, '+14155550131': 'x' }), 'application/json');
+      assertError(r, 400, 'invalid_request');
+      assert.ok(!r.body.includes('14155550131'), r.body);
+      assert.match(r.json().error.field, /^\+1415\*+31$/);
+    });
   });
 
   describe('bodies the API cannot take', () => {
