@@ -131,6 +131,7 @@ function poolRows(now: number): NumberRow[] {
       load: 0,
       created_at: now,
       updated_at: now,
+      dedicated_to: null,
     };
   });
 }
@@ -312,6 +313,7 @@ export function participantRow(p: {
     created_at: p.createdAt,
     released_at: null,
     removed_at: null,
+    extension: '',
   };
 }
 

@@ -2,12 +2,13 @@ import { resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { type Static, type TSchema, Type } from 'typebox';
 import { Value } from 'typebox/value';
-import type { OutOfSession } from './domain/routing.ts';
+import { DEFAULT_GATHER_PROMPT, type OutOfSession } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
 
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
+export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
 const MAX_SECONDS = 31_536_000;
 
 /**
@@ -93,6 +94,23 @@ export const Environment = Type.Object({
     expected: 'reject or forward:+E164',
     description: 'what a call outside any session meets: `reject`, or `forward:+E164` to a support line',
   }),
+  VEIL_CALLBACK_WINDOW_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: MAX_SECONDS,
+    default: DEFAULT_CALLBACK_WINDOW_SECONDS,
+    description: 'how long, in seconds, a dedicated number’s owner can call back the most recent caller',
+  }),
+  VEIL_EXTENSION_FALLBACK: Type.Boolean({
+    default: false,
+    description:
+      'whether a session that gives no extensionFallback may share a number with an extension code when none is free',
+  }),
+  VEIL_GATHER_PROMPT: Type.String({
+    minLength: 1,
+    maxLength: 500,
+    default: DEFAULT_GATHER_PROMPT,
+    description: 'what a caller hears on a number shared by extension, before keying their code',
+  }),
   TWILIO_ACCOUNT_SID: Type.Optional(
     Type.String({
       pattern: '^AC[0-9a-fA-F]{32}$',
@@ -135,6 +153,9 @@ export interface Config {
   defaultTtlSeconds: Environment['VEIL_DEFAULT_TTL_SECONDS'];
   reuseCooldownSeconds: Environment['VEIL_REUSE_COOLDOWN_SECONDS'];
   outOfSession: OutOfSession;
+  callbackWindowSeconds: Environment['VEIL_CALLBACK_WINDOW_SECONDS'];
+  extensionFallback: Environment['VEIL_EXTENSION_FALLBACK'];
+  gatherPrompt: Environment['VEIL_GATHER_PROMPT'];
   twilio?: { accountSid: string; authToken: string };
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
@@ -173,6 +194,9 @@ export function loadConfig(env: Env = process.env): Config {
     defaultTtlSeconds: e.VEIL_DEFAULT_TTL_SECONDS,
     reuseCooldownSeconds: e.VEIL_REUSE_COOLDOWN_SECONDS,
     outOfSession: outOfSession(e.VEIL_OUT_OF_SESSION),
+    callbackWindowSeconds: e.VEIL_CALLBACK_WINDOW_SECONDS,
+    extensionFallback: e.VEIL_EXTENSION_FALLBACK,
+    gatherPrompt: e.VEIL_GATHER_PROMPT,
     twilio: twilioConfig(e),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,

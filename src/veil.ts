@@ -1,4 +1,5 @@
 import type { Config } from './config.ts';
+import { EXTENSION_DIGITS } from './domain/session.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
@@ -10,7 +11,6 @@ import { type SessionWriter, StoreSessionWriter } from './services/session-write
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
 import { InteractionLog } from './store/interactions.ts';
-import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
 import { openStore, ping, type Store } from './store/store.ts';
 import type { Thread } from './thread.ts';
@@ -74,14 +74,21 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     store,
     interactions,
     writer,
-    { ttlSeconds: config.defaultTtlSeconds, defaultCountry: config.defaultCountry },
+    {
+      ttlSeconds: config.defaultTtlSeconds,
+      defaultCountry: config.defaultCountry,
+      extensionFallback: config.extensionFallback,
+    },
     clock,
   );
   const router = new Router(
     new RouteLookup(store),
-    new NumberRepository(store.reader),
     interactions,
-    config.outOfSession,
+    {
+      outOfSession: config.outOfSession,
+      callbackWindowSeconds: config.callbackWindowSeconds,
+      gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt },
+    },
     clock,
   );
   return {

@@ -26,6 +26,7 @@ export function numberView(n: PoolNumber): Static<typeof Api.PoolNumber> {
     tags: n.tags,
     maxSessions: n.maxSessions,
     load: n.load,
+    dedicatedTo: n.dedicatedTo,
     createdAt: iso(n.createdAt),
     updatedAt: iso(n.updatedAt),
   };
@@ -39,6 +40,7 @@ export function participantView(p: Participant): Static<typeof Api.Participant> 
     proxyNumber: p.proxyNumber,
     revealNumber: p.revealNumber,
     canInitiate: p.canInitiate,
+    ...(p.extension !== null ? { extension: p.extension } : {}),
     binding: 'bound',
   };
 }
@@ -47,8 +49,7 @@ export function sessionView(s: Session): Static<typeof Api.Session> {
   return {
     id: s.id,
     externalId: s.externalId,
-    // No dedicated session can be opened yet.
-    mode: s.mode as Static<typeof Api.Session>['mode'],
+    mode: s.mode,
     status: s.status,
     ttlMode: s.ttlMode,
     ttlSeconds: s.ttlSeconds,
@@ -57,6 +58,8 @@ export function sessionView(s: Session): Static<typeof Api.Session> {
     channels: s.channels,
     maxCallSeconds: s.maxCallSeconds,
     geoMatch: s.geoMatch,
+    sticky: s.sticky,
+    extensionFallback: s.extensionFallback,
     metadata: s.metadata,
     participants: s.participants.map(participantView),
     createdAt: iso(s.createdAt),

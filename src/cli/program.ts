@@ -121,6 +121,7 @@ export function buildProgram(): Command {
     .description('place a call on the simulator through the running server; show how it was routed')
     .requiredOption('--from <E.164>', 'the caller’s real number')
     .requiredOption('--to <E.164>', 'the proxy number dialled')
+    .option('--digits <code>', 'the extension to key, when the number asks for one')
     .option(server, serverHelp)
     .addOption(jsonOption())
     .action((options) =>

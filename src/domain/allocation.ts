@@ -26,11 +26,23 @@ export function preferenceFor(mode: SessionMode): ProxyPreference {
 }
 
 /**
+ * What a proxy is taken for:
+ * - `direct`: an ordinary proxy, under the number's cap, that none of the people holds;
+ * - `dedicated`: a number no open session holds, which the session then owns alone (AXN);
+ * - `extension`: a number shared with other sessions and told apart by a code (AXE), whatever its
+ *   load, that none of the people holds directly (a person dialling it must be asked for a code).
+ * No direct or extension participation ever lands on a dedicated number.
+ */
+export type ProxyUse = 'direct' | 'dedicated' | 'extension';
+
+/**
  * One attempt to find a proxy number: the store answers it with the active number of the country
- * (and region, when given) that has room under its cap, that none of `people` holds in an open
- * session (nor released since `releasedSince`, when given), and that comes first by the preference.
+ * (and region, when given) that fits the use, that none of `people` holds in an open session (nor
+ * released since `releasedSince`, when given, nor among `avoid`), and that comes first by the
+ * preference; or, with `number`, that number alone if it fits.
  */
 export interface ProxySearch {
+  use: ProxyUse;
   tenantId: string;
   country: string;
   region?: string;
@@ -39,10 +51,15 @@ export interface ProxySearch {
   people: readonly string[];
   /** Also pass over the numbers they gave back since this time (the reuse cooldown). */
   releasedSince?: number;
+  /** Also pass over these numbers (ids): the proxies a `sticky: avoid` pair had before. */
+  avoid?: readonly string[];
+  /** Only this number: one a participant asked for, or the proxy a `sticky: prefer` pair had. */
+  number?: string;
   preference: ProxyPreference;
 }
 
 export interface ProxyRequest {
+  use: ProxyUse;
   tenantId: string;
   /** The people who will all dial the number: one in `per-participant`, both in `shared`. */
   people: readonly PhoneNumber[];
@@ -51,6 +68,8 @@ export interface ProxyRequest {
   preference: ProxyPreference;
   /** Start of the reuse cooldown, when one of the people gave a number back since: avoided when possible. */
   coolingSince?: number;
+  /** Numbers (ids) to pass over while another fits (`sticky: avoid`). */
+  avoid?: readonly string[];
 }
 
 /**
@@ -60,15 +79,28 @@ export interface ProxyRequest {
  * (caller ID must be local).
  */
 export function proxySearchPlan(request: ProxyRequest): ProxySearch[] {
-  const { tenantId, people, geoMatch, channels, preference, coolingSince } = request;
+  const { use, tenantId, people, geoMatch, channels, preference, coolingSince } = request;
   const country = people[0]?.country ?? '';
   const numbers = people.map((p) => p.e164);
   const regions = geoMatch === 'country' ? [] : [...new Set(people.map((p) => p.region).filter(Boolean))];
   const scopes: (string | undefined)[] = geoMatch === 'region-strict' ? regions : [...regions, undefined];
+  const avoids = request.avoid?.length ? [request.avoid, undefined] : [undefined];
   const plan: ProxySearch[] = [];
-  for (const releasedSince of coolingSince === undefined ? [undefined] : [coolingSince, undefined]) {
-    for (const region of scopes) {
-      plan.push({ tenantId, country, region, channels, people: numbers, releasedSince, preference });
+  for (const avoid of avoids) {
+    for (const releasedSince of coolingSince === undefined ? [undefined] : [coolingSince, undefined]) {
+      for (const region of scopes) {
+        plan.push({
+          use,
+          tenantId,
+          country,
+          region,
+          channels,
+          people: numbers,
+          releasedSince,
+          avoid,
+          preference,
+        });
+      }
     }
   }
   return plan;

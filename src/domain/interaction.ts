@@ -44,6 +44,7 @@ export function interactionOf(
   now: number,
 ): Interaction {
   const refused = decision.action === 'reject';
+  const routed = decision.action === 'connect' || decision.action === 'forward';
   return {
     id,
     tenantId,
@@ -51,7 +52,7 @@ export function interactionOf(
     channel: request.channel,
     from: asLogged(request.from),
     to: asLogged(request.to),
-    target: refused ? null : decision.to,
+    target: routed ? decision.to : null,
     callerId:
       decision.action === 'connect'
         ? decision.callerId

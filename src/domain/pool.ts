@@ -18,6 +18,8 @@ export interface PoolNumber {
   maxSessions: number | null;
   /** Open sessions holding the number now. */
   load: number;
+  /** The open `dedicated` session that owns the number alone, if any. */
+  dedicatedTo: string | null;
   createdAt: number;
   updatedAt: number;
 }

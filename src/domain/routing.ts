@@ -1,4 +1,4 @@
-import type { Channel } from './session.ts';
+import type { Channel, SessionMode } from './session.ts';
 
 /** A call or text to route, in the neutral form every carrier webhook is translated into. */
 export interface RouteRequest {
@@ -6,6 +6,8 @@ export interface RouteRequest {
   to: string;
   channel: Channel;
   body?: string;
+  /** The extension the caller keyed, when a shared number asked for one. */
+  digits?: string;
 }
 
 /** The open participation of the caller on the dialed proxy, with its session and counterpart. */
@@ -13,6 +15,7 @@ export interface Participation {
   participantId: string;
   sessionId: string;
   tenantId: string;
+  mode: SessionMode;
   expiresAt: number;
   record: boolean;
   channels: readonly Channel[];
@@ -25,7 +28,13 @@ export interface Participation {
   other: { participantId: string; number: string; proxyNumber: string } | null;
 }
 
-export const REJECT_REASONS = ['no_session', 'channel_not_allowed', 'not_allowed', 'no_counterpart'] as const;
+export const REJECT_REASONS = [
+  'no_session',
+  'channel_not_allowed',
+  'not_allowed',
+  'no_counterpart',
+  'wrong_extension',
+] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export type RouteDecision =
@@ -38,7 +47,16 @@ export type RouteDecision =
       maxCallSeconds: number | null;
     }
   | { action: 'forward'; to: string; from: string; body: string; sessionId: string | null }
+  | { action: 'gather'; numDigits: number; prompt: string; sessionId: null }
   | { action: 'reject'; reason: RejectReason; sessionId: string | null };
+
+export const DEFAULT_GATHER_PROMPT = 'Please enter the extension you were given.';
+
+/** What a caller is asked on a shared number (extension fallback). */
+export interface Gather {
+  numDigits: number;
+  prompt: string;
+}
 
 /** Where calls from outside any session go: refused (default) or a fixed number such as a support line. */
 export type OutOfSession = { action: 'reject' } | { action: 'forward'; to: string };
@@ -73,6 +91,53 @@ export function decideRoute(
     sessionId,
     record: participation.record,
     maxCallSeconds: participation.maxCallSeconds,
+  };
+}
+
+/**
+ * A call to a number shared by extension with no direct participation of the caller: the caller is
+ * asked for their code, and the code leads only to their own participation on that number. A
+ * wrong code and a stranger's code are refused alike, so that guessing tells nothing.
+ */
+export function decideExtension(
+  request: RouteRequest,
+  keyed: Participation | undefined,
+  now: number,
+  gather: Gather,
+  outOfSession: OutOfSession,
+): RouteDecision {
+  if (request.digits === undefined) return { action: 'gather', ...gather, sessionId: null };
+  if (!keyed || keyed.number !== request.from) {
+    return { action: 'reject', reason: 'wrong_extension', sessionId: null };
+  }
+  return decideRoute(request, keyed, now, outOfSession);
+}
+
+/**
+ * A `dedicated` session's number as a caller meets it. Anyone who is not the owner reaches the
+ * owner, shown the number they dialled; the owner reaches the most recent caller (within the
+ * callback window, which the caller of this function applied), shown it too, or nobody.
+ */
+export function dedicatedParticipation<P extends Participation>(
+  owner: P,
+  caller: string,
+  dialled: string,
+  lastCaller: string | undefined,
+): P {
+  if (caller === owner.number) {
+    return {
+      ...owner,
+      other: lastCaller
+        ? { participantId: owner.participantId, number: lastCaller, proxyNumber: dialled }
+        : null,
+    };
+  }
+  return {
+    ...owner,
+    number: caller,
+    canInitiate: true,
+    revealNumber: false,
+    other: { participantId: owner.participantId, number: owner.number, proxyNumber: dialled },
   };
 }
 

@@ -12,8 +12,15 @@ export type GeoMatch = 'region' | 'region-strict' | 'country';
 export type Sticky = 'none' | 'prefer' | 'avoid';
 
 export const DEFAULT_TTL_SECONDS = 86_400;
-/** Sessions of these modes have exactly two participants while complete. */
+/** Sessions of these modes have exactly two participants while complete; a `dedicated` one has one. */
 export const MAX_PARTICIPANTS = 2;
+/** Digits of an extension code on a shared number (extension fallback). */
+export const EXTENSION_DIGITS = 4;
+
+/** How many participants a complete session of the mode has: the owner alone in `dedicated`. */
+export function participantsOf(mode: SessionMode): number {
+  return mode === 'dedicated' ? 1 : MAX_PARTICIPANTS;
+}
 /** The longest a session lives from now, given as ttlSeconds or as expiresAt: one year. */
 export const MAX_TTL_SECONDS = 31_536_000;
 /**
@@ -46,6 +53,8 @@ export interface Participant {
   proxyNumber: string;
   revealNumber: boolean;
   canInitiate: boolean;
+  /** The code this participant keys after dialling a shared proxy (extension fallback), else null. */
+  extension: string | null;
   createdAt: number;
 }
 
@@ -65,6 +74,8 @@ export interface Session extends SessionPolicy {
 /** A participant as asked for, before a proxy number is chosen. */
 export interface ParticipantRequest {
   phone: PhoneNumber;
+  /** The pool number asked for as this participant's proxy, if any (Alibaba's PhoneNoX). */
+  proxyNumber?: PhoneNumber;
   label: string | null;
   revealNumber: boolean;
   canInitiate: boolean;
@@ -83,6 +94,7 @@ export interface NewSession {
 
 export interface ParticipantInput {
   number: string;
+  proxyNumber?: string;
   label?: string;
   revealNumber?: boolean;
   canInitiate?: boolean;
@@ -107,6 +119,8 @@ export interface SessionInput {
 export interface SessionDefaults {
   ttlSeconds: number;
   defaultCountry?: string;
+  /** Whether sessions that give no `extensionFallback` may fall back to a shared number and a code. */
+  extensionFallback?: boolean;
 }
 
 /** Validates a create request and applies defaults. Throws InvalidRequestError naming the field. */
@@ -115,18 +129,19 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
   if (!SESSION_MODES.includes(mode)) {
     throw new InvalidRequestError(`mode must be one of ${SESSION_MODES.join(', ')}`, 'mode');
   }
-  if (mode === 'dedicated') throw new InvalidRequestError('mode dedicated is not available yet', 'mode');
-  if (input.sticky && input.sticky !== 'none') {
-    throw new InvalidRequestError(`sticky ${input.sticky} is not available yet`, 'sticky');
-  }
-  if (input.extensionFallback) {
-    throw new InvalidRequestError('extensionFallback is not available yet', 'extensionFallback');
+  if (mode === 'dedicated' && input.extensionFallback) {
+    throw new InvalidRequestError(
+      'a dedicated number is never shared: no extensionFallback',
+      'extensionFallback',
+    );
   }
   const participants = input.participants.map((p, i) =>
     normalizeParticipant(p, `participants/${i}`, defaults),
   );
-  if (participants.length !== MAX_PARTICIPANTS) {
-    throw new InvalidRequestError(`a ${mode} session takes exactly two participants`, 'participants');
+  const count = participantsOf(mode);
+  if (participants.length !== count) {
+    const what = count === 1 ? 'exactly one participant, the owner' : 'exactly two participants';
+    throw new InvalidRequestError(`a ${mode} session takes ${what}`, 'participants');
   }
   assertDistinct(participants);
   if (mode === 'shared' && participants[0]?.phone.country !== participants[1]?.phone.country) {
@@ -149,7 +164,8 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
     maxCallSeconds: input.maxCallSeconds ?? null,
     geoMatch: input.geoMatch ?? 'region',
     sticky: input.sticky ?? 'none',
-    extensionFallback: input.extensionFallback ?? false,
+    extensionFallback:
+      mode !== 'dedicated' && (input.extensionFallback ?? defaults.extensionFallback ?? false),
   };
   const externalId = input.externalId ?? null;
   const metadata = checkMetadata(input.metadata ?? {});
@@ -159,7 +175,14 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
     // A retry that sends the same ttlSeconds a moment later is the same request.
     expiresAt: input.expiresAt ? life.expiresAt : null,
     metadata,
-    participants: participants.map((p) => [p.phone.e164, p.label, p.revealNumber, p.canInitiate]),
+    // A proxy asked for joins the list only when given, so that earlier sessions' retries still match.
+    participants: participants.map((p) => [
+      p.phone.e164,
+      p.label,
+      p.revealNumber,
+      p.canInitiate,
+      ...(p.proxyNumber ? [p.proxyNumber.e164] : []),
+    ]),
   });
   return { externalId, policy, expiresAt: life.expiresAt, metadata, participants, fingerprint };
 }
@@ -171,6 +194,9 @@ export function normalizeParticipant(
 ): ParticipantRequest {
   return {
     phone: parsePhone(input.number, `${field}/number`, defaults.defaultCountry),
+    ...(input.proxyNumber !== undefined
+      ? { proxyNumber: parsePhone(input.proxyNumber, `${field}/proxyNumber`, defaults.defaultCountry) }
+      : {}),
     label: input.label ?? null,
     revealNumber: input.revealNumber ?? false,
     canInitiate: input.canInitiate ?? true,

@@ -2,7 +2,7 @@ import { type Static, type TSchema, Type } from 'typebox';
 import { SCOPES } from '../domain/keys.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
 import { REJECT_REASONS } from '../domain/routing.ts';
-import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS } from '../domain/session.ts';
+import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS, SESSION_MODES } from '../domain/session.ts';
 import { PROVIDER_NAMES } from '../providers/registry.ts';
 import { METADATA_KEYWORD } from './validation.ts';
 
@@ -22,17 +22,23 @@ const PhoneNumber = (whose: string) =>
     examples: ['+14155550100'],
   });
 
-/** The modes a session can be opened in today (`dedicated` joins when it is built). */
-const AVAILABLE_MODES = ['per-participant', 'shared'] as const;
-
 const Time = (description: string) => Type.String({ format: 'date-time', description });
 const Created = Time('when it was created');
 const Updated = Time('when it last changed');
 const Channel = Type.Enum(CHANNELS, { description: 'voice calls or sms texts' });
 const Channels = (description: string) =>
   Type.Array(Channel, { minItems: 1, maxItems: 2, uniqueItems: true, description });
-const MODES = 'per-participant: each participant gets a proxy of their own; shared: one proxy for both';
-const Mode = (more = '') => Type.Enum(AVAILABLE_MODES, { description: MODES + more });
+const MODES =
+  'per-participant: each participant gets a proxy of their own; shared: one proxy for both; dedicated: the one participant (the owner) gets a number of their own that anyone may call, and calls back the most recent caller';
+const Mode = (more = '') => Type.Enum(SESSION_MODES, { description: MODES + more });
+const Sticky = Type.Enum(['none', 'prefer', 'avoid'], {
+  description:
+    'the proxies the same two people had before: prefer gives them again when the invariant allows, avoid never while another fits (default none)',
+});
+const ExtensionFallback = Type.Boolean({
+  description:
+    'when no number is free, share one with other sessions and give the participant an extension code to key (default from VEIL_EXTENSION_FALLBACK)',
+});
 const TTL_MODES = 'fixed: expiresAt stays; sliding: expiresAt moves to the last interaction + ttlSeconds';
 const TtlMode = (more = '') => Type.Enum(['fixed', 'sliding'], { description: TTL_MODES + more });
 const GeoMatch = Type.Enum(['region', 'region-strict', 'country'], {
@@ -146,6 +152,9 @@ export const PoolNumber = Type.Object({
   tags: Tags,
   maxSessions: MaxSessions,
   load: Type.Integer({ description: 'open sessions holding the number now' }),
+  dedicatedTo: Type.Union([Type.String(), Type.Null()], {
+    description: 'the open dedicated session that owns the number alone; null otherwise',
+  }),
   createdAt: Created,
   updatedAt: Updated,
 });
@@ -160,6 +169,11 @@ const ParticipantFields = {
   ),
   canInitiate: Type.Optional(
     Type.Boolean({ description: 'false: may receive but not start calls and texts (default true)' }),
+  ),
+  proxyNumber: Type.Optional(
+    PhoneNumber(
+      'a pool number to have as proxy: given when the invariant allows, else 409 saying why; 400 if not in the pool',
+    ),
   ),
 };
 export const ParticipantBody = Type.Object(ParticipantFields, { additionalProperties: false });
@@ -179,11 +193,13 @@ export const SessionBody = Type.Object(
       Type.Integer({ minimum: 1, maximum: 86_400, description: 'longest call allowed, in seconds' }),
     ),
     geoMatch: Type.Optional(GeoMatch),
+    sticky: Type.Optional(Sticky),
+    extensionFallback: Type.Optional(ExtensionFallback),
     metadata: Type.Optional(Metadata),
     participants: Type.Array(ParticipantBody, {
-      minItems: 2,
+      minItems: 1,
       maxItems: 2,
-      description: 'the two people who talk through the session',
+      description: 'the two people who talk through the session; the owner alone in dedicated mode',
     }),
   },
   { additionalProperties: false },
@@ -215,6 +231,12 @@ export const Participant = Type.Object({
   proxyNumber: Type.String({ description: 'the number this participant dials, and sees calls from' }),
   revealNumber: Type.Boolean({ description: 'this real number is shown as caller id to the other side' }),
   canInitiate: Type.Boolean({ description: 'false: may receive but not start calls and texts' }),
+  extension: Type.Optional(
+    Type.String({
+      description:
+        'on a shared number (extension fallback): the code this participant keys after dialling proxyNumber',
+    }),
+  ),
   binding: Type.Enum(['bound'], { description: '`bound` for carriers that route through Veil' }),
 });
 
@@ -234,6 +256,8 @@ export const Session = Type.Object({
     description: 'longest call allowed, in seconds; null: no limit',
   }),
   geoMatch: GeoMatch,
+  sticky: Sticky,
+  extensionFallback: ExtensionFallback,
   metadata: Metadata,
   participants: Type.Array(Participant, { description: 'the people in the session' }),
   createdAt: Created,
@@ -243,8 +267,8 @@ export const Session = Type.Object({
   }),
 });
 
-const Action = Type.Enum(['connect', 'forward', 'reject'], {
-  description: 'connect the call, forward the text, or reject',
+const Action = Type.Enum(['connect', 'forward', 'gather', 'reject'], {
+  description: 'connect the call, forward the text, ask for an extension (gather), or reject',
 });
 const RejectReason = Type.Enum(REJECT_REASONS, { description: 'why it was rejected' });
 
@@ -285,6 +309,12 @@ export const RouteBody = Type.Object(
     to: PhoneNumber('the proxy number dialled'),
     channel: Channel,
     body: Type.Optional(Type.String({ maxLength: 1600, description: 'the text, for sms' })),
+    digits: Type.Optional(
+      Type.String({
+        pattern: '^[0-9]{1,16}$',
+        description: 'the extension the caller keyed, after a gather answer',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -301,6 +331,8 @@ export const RouteDecision = Type.Object({
     Type.Union([Type.Integer(), Type.Null()], { description: 'connect: longest call allowed, in seconds' }),
   ),
   reason: Type.Optional(RejectReason),
+  numDigits: Type.Optional(Type.Integer({ description: 'gather: how many digits to collect' })),
+  prompt: Type.Optional(Type.String({ description: 'gather: what to say to the caller' })),
 });
 
 const Scopes = Type.Array(

@@ -60,9 +60,12 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
   const base = `/webhooks/${carrier.name}`;
   const verified = { preHandler: verifier(carrier, veil.config.publicUrl), schema: { hide: true } };
   app.post(`${base}/voice`, verified, async (request, reply) => {
-    const { request: call, providerCallId } = carrier.voice(params(request));
-    const decision = await veil.router.route(call, { provider: carrier.name, providerCallId });
-    return send(reply, carrier.renderVoice(decision));
+    const inbound = carrier.voice(params(request), request.query as Record<string, unknown>);
+    const decision = await veil.router.route(inbound.request, {
+      provider: carrier.name,
+      providerCallId: inbound.providerCallId,
+    });
+    return send(reply, carrier.renderVoice(decision, inbound));
   });
   app.post(`${base}/sms`, verified, async (request, reply) => {
     const { request: text, providerCallId } = carrier.sms(params(request));

@@ -26,7 +26,12 @@ export interface WebhookReply {
 export interface Inbound {
   request: RouteRequest;
   providerCallId?: string;
+  /** Which time this call is asked for an extension, counting from 1: a carrier's own retry count. */
+  attempt?: number;
 }
+
+/** Times a caller is asked for an extension before the call ends. */
+export const GATHER_ATTEMPTS = 3;
 
 /** A call or message status the carrier reports after the fact. */
 export interface StatusReport {
@@ -52,10 +57,12 @@ export interface CarrierAdapter {
   readonly bodyFormat: 'form' | 'json';
   /** Ok when the request carries a valid signature of this carrier for exactly this URL and body. */
   verify(request: WebhookRequest): Verification;
-  voice(params: Record<string, unknown>): Inbound;
+  /** `query`: the webhook URL's query string, which carries state Veil gave the carrier (a gather's attempt). */
+  voice(params: Record<string, unknown>, query?: Record<string, unknown>): Inbound;
   sms(params: Record<string, unknown>): Inbound;
   status(params: Record<string, unknown>): StatusReport | undefined;
-  renderVoice(decision: RouteDecision): WebhookReply;
+  /** The answer to a call; `inbound` is the call as received, for state kept across its requests. */
+  renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply;
   renderSms(decision: RouteDecision): WebhookReply;
   /** The answer to a status callback (and to a request that carries no usable call). */
   acknowledge(): WebhookReply;

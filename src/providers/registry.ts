@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { EXTENSION_DIGITS } from '../domain/session.ts';
 import type { CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
@@ -17,7 +18,13 @@ export async function createCarriers(
   carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
-    carriers.set('twilio', new TwilioAdapter(config.twilio.authToken));
+    carriers.set(
+      'twilio',
+      new TwilioAdapter(config.twilio.authToken, config.publicUrl, {
+        numDigits: EXTENSION_DIGITS,
+        prompt: config.gatherPrompt,
+      }),
+    );
   }
   return carriers;
 }

@@ -1,17 +1,48 @@
-import { type ProxyPreference, proxySearchPlan } from '../domain/allocation.ts';
+import { randomInt } from 'node:crypto';
+import {
+  type ProxyPreference,
+  type ProxySearch,
+  type ProxyUse,
+  proxySearchPlan,
+} from '../domain/allocation.ts';
 import { ConflictError, InvalidRequestError, PoolExhaustedError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import { parsePhone } from '../domain/phone.ts';
-import type { Participant, ParticipantRequest, Session } from '../domain/session.ts';
+import {
+  EXTENSION_DIGITS,
+  type Participant,
+  type ParticipantRequest,
+  type Session,
+} from '../domain/session.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import { endSession } from './session-end.ts';
 
+/** A number taken for a participant; `byExtension` when it is shared and reached with a code. */
+interface Proxy {
+  id: string;
+  number: string;
+  byExtension: boolean;
+}
+
+/** What the same two people had before, for `sticky`: each one's latest proxy, and all of them. */
+interface FormerProxies {
+  latest: Map<string, string>;
+  all: string[];
+}
+
+/** How many past sessions of the same two people `sticky` looks at. */
+const STICKY_HISTORY = 20;
+/** Codes tried on a shared number before it counts as full (each try is one index probe). */
+const EXTENSION_TRIES = 50;
+
 /**
  * Chooses proxy numbers for new participants of one session, inside its transaction. It first
  * expires the people's stale sessions (so a session past its expiry holds nothing even before the
- * sweeper runs), then walks the search plan of the domain, taking the first number that fits.
+ * sweeper runs), then takes, for each participant: the number they asked for (`proxyNumber`), or
+ * the one they had with the same counterpart (`sticky: prefer`), or the first number of the search
+ * plan that fits; failing all, a shared number with an extension code when the session allows it.
  * The caller writes the participants it returns.
  */
 export class Allocator {
@@ -32,16 +63,19 @@ export class Allocator {
 
   async allocate(requests: readonly ParticipantRequest[]): Promise<Participant[]> {
     const cooling = await this.histories(requests.map((r) => r.phone.e164));
+    const former = await this.formerProxies(requests);
     const held = new Set(this.session.participants.map((p) => p.proxyNumberId));
     const sharedPick =
       this.session.mode !== 'shared'
         ? undefined
         : this.session.participants[0]
           ? await this.joinShared(this.session.participants[0], requests)
-          : await this.pick(requests, cooling, held, 'participants');
+          : await this.pick(requests, cooling, former, held, 'participants');
     const participants: Participant[] = [];
+    const codes = new Set<string>();
     for (const [i, request] of requests.entries()) {
-      const proxy = sharedPick ?? (await this.pick([request], cooling, held, `participants/${i}`));
+      const proxy = sharedPick ?? (await this.pick([request], cooling, former, held, `participants/${i}`));
+      const extension = proxy.byExtension ? await this.freeExtension(proxy.number, codes) : null;
       const participant: Participant = {
         id: newId('par', this.now),
         sessionId: this.session.id,
@@ -51,6 +85,7 @@ export class Allocator {
         proxyNumber: proxy.number,
         revealNumber: request.revealNumber,
         canInitiate: request.canInitiate,
+        extension,
         createdAt: this.now,
       };
       held.add(proxy.id);
@@ -63,10 +98,7 @@ export class Allocator {
    * A shared session keeps its one proxy for life: a newcomer gets the number the session has,
    * which must be local to them and not already theirs in another open session.
    */
-  private async joinShared(
-    member: Participant,
-    requests: readonly ParticipantRequest[],
-  ): Promise<{ id: string; number: string }> {
+  private async joinShared(member: Participant, requests: readonly ParticipantRequest[]): Promise<Proxy> {
     const country = parsePhone(member.proxyNumber, 'proxyNumber').country;
     for (const request of requests) {
       if (request.phone.country !== country) {
@@ -75,11 +107,14 @@ export class Allocator {
           'number',
         );
       }
+      if (request.proxyNumber && request.proxyNumber.e164 !== member.proxyNumber) {
+        throw new ConflictError('a shared session has one proxy; the newcomer cannot ask for another');
+      }
       if (await this.sessions.holds(request.phone.e164, member.proxyNumber)) {
         throw new ConflictError('the newcomer already holds this shared session’s proxy in another session');
       }
     }
-    return { id: member.proxyNumberId, number: member.proxyNumber };
+    return { id: member.proxyNumberId, number: member.proxyNumber, byExtension: member.extension !== null };
   }
 
   /** Numbers given back after this moment are within the reuse cooldown. */
@@ -102,26 +137,128 @@ export class Allocator {
     return new Set([...gaveBack, ...stale.map((h) => h.number)]);
   }
 
+  /**
+   * For a sticky session of two people, the proxies they had in their past sessions together,
+   * newest first (read after the stale sessions ended, so those count as past).
+   */
+  private async formerProxies(requests: readonly ParticipantRequest[]): Promise<FormerProxies | undefined> {
+    const pair = [...this.session.participants.map((p) => p.number), ...requests.map((r) => r.phone.e164)];
+    const [a, b] = pair;
+    if (this.session.sticky === 'none' || pair.length !== 2 || !a || !b) return undefined;
+    const rows = await this.sessions.formerProxies(a, b, STICKY_HISTORY);
+    const latest = new Map<string, string>();
+    for (const row of rows) {
+      if (!latest.has(a)) latest.set(a, row.proxyA);
+      if (!latest.has(b)) latest.set(b, row.proxyB);
+    }
+    return { latest, all: [...new Set(rows.flatMap((r) => [r.proxyIdA, r.proxyIdB]))] };
+  }
+
   /** The best number for these people (one, or both of a shared session), counted as taken. */
   private async pick(
     requests: readonly ParticipantRequest[],
     cooling: ReadonlySet<string>,
-    heldBySession: ReadonlySet<string>,
+    former: FormerProxies | undefined,
+    held: ReadonlySet<string>,
     field: string,
-  ): Promise<{ id: string; number: string }> {
-    const plan = proxySearchPlan({
+  ): Promise<Proxy> {
+    const use: ProxyUse = this.session.mode === 'dedicated' ? 'dedicated' : 'direct';
+    const session = { id: this.session.id, held };
+    const wanted = requests.find((r) => r.proxyNumber)?.proxyNumber;
+    if (wanted) return this.takeWanted(requests, wanted.e164, use, session, field);
+    const take = async (search: ProxySearch) => {
+      const found = await this.numbers.takeProxy(search, session, this.now);
+      return found && { ...found, byExtension: search.use === 'extension' };
+    };
+    const request = {
+      use,
       tenantId: this.tenantId,
       people: requests.map((r) => r.phone),
       geoMatch: this.session.geoMatch,
       channels: this.session.channels,
       preference: this.preference,
-      coolingSince: requests.some((r) => cooling.has(r.phone.e164)) ? this.coolingSince : undefined,
-    });
-    for (const search of plan) {
-      const found = await this.numbers.takeProxy(search, heldBySession, this.now);
+    };
+    const [first] = proxySearchPlan(request);
+    // The same two people again: their former proxy first, even over less loaded numbers and
+    // within the cooldown (which keeps a redial from reaching a stranger; this is no stranger).
+    const formerNumber =
+      this.session.sticky === 'prefer' && former?.latest.get(requests[0]?.phone.e164 ?? '');
+    if (first && formerNumber) {
+      const found = await take({ ...first, region: undefined, number: formerNumber });
       if (found) return found;
+    }
+    const coolingSince = requests.some((r) => cooling.has(r.phone.e164)) ? this.coolingSince : undefined;
+    const avoid = this.session.sticky === 'avoid' ? former?.all : undefined;
+    for (const search of proxySearchPlan({ ...request, coolingSince, avoid })) {
+      const found = await take(search);
+      if (found) return found;
+    }
+    if (use === 'direct' && this.session.extensionFallback) {
+      for (const search of proxySearchPlan({ ...request, use: 'extension', preference: 'least-loaded' })) {
+        const found = await take(search);
+        if (found) return found;
+      }
     }
     const where = requests[0]?.phone.country ?? '';
     throw new PoolExhaustedError(`no proxy number in ${where} is free for ${field}`);
+  }
+
+  /**
+   * The pool number a participant asked for (Alibaba's PhoneNoX): taken when it keeps the
+   * invariant and has room, else the request fails saying why. Other people holding it do not
+   * matter; neither does the cooldown (the participant chose it).
+   */
+  private async takeWanted(
+    requests: readonly ParticipantRequest[],
+    number: string,
+    use: ProxyUse,
+    session: { id: string; held: ReadonlySet<string> },
+    field: string,
+  ): Promise<Proxy> {
+    const at = `${field}/proxyNumber`;
+    const pool = await this.numbers.findByNumber(number);
+    if (!pool || pool.tenantId !== this.tenantId || pool.status === 'retired') {
+      throw new InvalidRequestError(`${number} is not a number of the pool`, at);
+    }
+    const country = requests[0]?.phone.country;
+    if (pool.country !== country) {
+      throw new InvalidRequestError(`${number} is not local to the participant (${country})`, at);
+    }
+    const missing = this.session.channels.find((c) => !pool.capabilities.includes(c));
+    if (missing) throw new InvalidRequestError(`${number} cannot carry ${missing}`, at);
+    const search: ProxySearch = {
+      use,
+      tenantId: this.tenantId,
+      country: pool.country,
+      channels: this.session.channels,
+      people: requests.map((r) => r.phone.e164),
+      preference: this.preference,
+      number,
+    };
+    const found = await this.numbers.takeProxy(search, session, this.now);
+    if (found) return { ...found, byExtension: false };
+    for (const r of requests) {
+      if (await this.sessions.holds(r.phone.e164, number)) {
+        throw new ConflictError(`${field} already holds ${number} in another open session`);
+      }
+    }
+    if (pool.status === 'draining')
+      throw new ConflictError(`${number} is draining: it takes no new sessions`);
+    if (pool.dedicatedTo) throw new ConflictError(`${number} is dedicated to another open session`);
+    if (use === 'dedicated')
+      throw new ConflictError(`${number} is held by open sessions: it cannot be dedicated`);
+    throw new ConflictError(`${number} carries all the sessions its cap allows`);
+  }
+
+  /** A code for a participation on a shared number that no open participation on it has. */
+  private async freeExtension(proxyNumber: string, taken: Set<string>): Promise<string> {
+    const low = 10 ** (EXTENSION_DIGITS - 1);
+    for (let i = 0; i < EXTENSION_TRIES; i++) {
+      const code = String(randomInt(low, low * 10));
+      if (taken.has(code) || (await this.sessions.extensionTaken(proxyNumber, code))) continue;
+      taken.add(code);
+      return code;
+    }
+    throw new PoolExhaustedError(`${proxyNumber} has no free extension left`);
   }
 }

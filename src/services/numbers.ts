@@ -108,6 +108,7 @@ export class NumberService {
       tags: input.tags ?? {},
       maxSessions: input.maxSessions ?? null,
       load: 0,
+      dedicatedTo: null,
       createdAt: now,
       updatedAt: now,
     };

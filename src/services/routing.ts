@@ -1,10 +1,17 @@
 import { newId } from '../domain/ids.ts';
 import { interactionOf } from '../domain/interaction.ts';
 import { isE164 } from '../domain/phone.ts';
-import { decideRoute, type OutOfSession, type RouteDecision, type RouteRequest } from '../domain/routing.ts';
+import {
+  decideExtension,
+  decideRoute,
+  dedicatedParticipation,
+  type Gather,
+  type OutOfSession,
+  type RouteDecision,
+  type RouteRequest,
+} from '../domain/routing.ts';
 import type { InteractionLog, Slide } from '../store/interactions.ts';
-import type { NumberRepository } from '../store/numbers.ts';
-import type { RouteLookup } from '../store/route-lookup.ts';
+import type { RouteLookup, RouteParticipation } from '../store/route-lookup.ts';
 
 /** A carrier's report on a call or text after the fact, with the call's numbers when it gives them. */
 export interface CallStatus {
@@ -21,16 +28,26 @@ export interface RouteContext {
   providerCallId?: string;
 }
 
+/** How the routing rule is applied beyond a session's own policy (DESIGN §6). */
+export interface RoutingPolicy {
+  outOfSession: OutOfSession;
+  /** How long a `dedicated` owner can call back the most recent caller. */
+  callbackWindowSeconds: number;
+  /** What a caller on a number shared by extension is asked. */
+  gather: Gather;
+}
+
 /**
  * Routes calls and texts: one indexed lookup, the domain's decision, and an interaction entry
- * recorded without waiting for the write (see InteractionLog).
+ * recorded without waiting for the write (see InteractionLog). A call that finds no direct
+ * participation of the caller looks at the number dialled: a dedicated number reaches its owner,
+ * a number shared by extension asks for a code.
  */
 export class Router {
   constructor(
     private readonly lookup: RouteLookup,
-    private readonly numbers: NumberRepository,
     private readonly log: InteractionLog,
-    private readonly outOfSession: OutOfSession,
+    private readonly policy: RoutingPolicy,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -60,6 +77,7 @@ export class Router {
 
   /** The decision for a call or text and its log entry: one indexed lookup and the domain's rule. */
   private async decide(request: RouteRequest, context: RouteContext, now: number) {
+    const { outOfSession } = this.policy;
     // A carrier may send anything as a number ("anonymous", junk): what is not E.164 is in no
     // session and owned by no one, and is not worth a lookup.
     const known = isE164(request.from) && isE164(request.to);
@@ -68,17 +86,36 @@ export class Router {
     if (participation && context.tenantId !== undefined && participation.tenantId !== context.tenantId) {
       participation = undefined;
     }
-    const decision = decideRoute(request, participation, now, this.outOfSession);
-    const tenantId =
-      participation?.tenantId ??
-      context.tenantId ??
-      (isE164(request.to) ? await this.numbers.tenantOf(request.to) : undefined) ??
-      null;
+    let decision: RouteDecision;
+    let tenantId = participation?.tenantId ?? context.tenantId ?? null;
+    const dialled = !participation && known ? await this.lookup.numberUse(request.to) : undefined;
+    if (dialled && (context.tenantId === undefined || dialled.tenantId === context.tenantId)) {
+      tenantId = dialled.tenantId;
+      if (dialled.dedicatedTo) {
+        const owner = await this.lookup.ownerOf(dialled.dedicatedTo);
+        participation = owner && dedicatedParticipation(owner, request.from, request.to, undefined);
+        decision = decideRoute(request, participation, now, outOfSession);
+      } else if (dialled.extensions) {
+        const keyed =
+          request.digits === undefined
+            ? undefined
+            : await this.lookup.byExtension(request.to, request.digits);
+        decision = decideExtension(request, keyed, now, this.policy.gather, outOfSession);
+        if (decision.action !== 'reject' && decision.action !== 'gather') participation = keyed;
+      } else {
+        decision = decideRoute(request, undefined, now, outOfSession);
+      }
+    } else {
+      if (participation?.mode === 'dedicated' && participation.other === null) {
+        participation = await this.withCallback(participation, request, now);
+      }
+      decision = decideRoute(request, participation, now, outOfSession);
+    }
     let slide: Slide | undefined;
     if (
       participation?.ttlMode === 'sliding' &&
       participation.ttlSeconds !== null &&
-      decision.action !== 'reject'
+      (decision.action === 'connect' || decision.action === 'forward')
     ) {
       slide = { sessionId: participation.sessionId, expiresAt: now + participation.ttlSeconds * 1000 };
     }
@@ -92,5 +129,19 @@ export class Router {
       now,
     );
     return { decision, interaction, slide };
+  }
+
+  /**
+   * A `dedicated` owner dialling their own number: the most recent caller within the callback
+   * window becomes the counterpart, or nobody.
+   */
+  private async withCallback(
+    owner: RouteParticipation,
+    request: RouteRequest,
+    now: number,
+  ): Promise<RouteParticipation> {
+    const since = now - this.policy.callbackWindowSeconds * 1000;
+    const lastCaller = await this.log.lastCaller(owner.sessionId, owner.number, since);
+    return dedicatedParticipation(owner, request.from, request.to, lastCaller);
   }
 }

@@ -3,10 +3,10 @@ import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/err
 import { newId } from '../domain/ids.ts';
 import {
   effectiveStatus,
-  MAX_PARTICIPANTS,
   type NewSession,
   type Participant,
   type ParticipantRequest,
+  participantsOf,
   type Session,
 } from '../domain/session.ts';
 import { eventRow } from '../store/events.ts';
@@ -143,8 +143,8 @@ export class StoreSessionWriter implements SessionWriter {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
       const session = await openSession(sessions, tenantId, id, now);
-      if (session.participants.length >= MAX_PARTICIPANTS) {
-        throw new ConflictError('the session already has two participants; remove one first');
+      if (session.participants.length >= participantsOf(session.mode)) {
+        throw new ConflictError(`the ${session.mode} session is complete; remove a participant first`);
       }
       if (session.participants.some((p) => p.number === request.phone.e164)) {
         throw new ConflictError('that number is already a participant of the session');

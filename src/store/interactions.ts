@@ -151,6 +151,25 @@ export class InteractionLog {
     return rows.map(toInteraction);
   }
 
+  /**
+   * The most recent number other than `owner` that was put through in this session since `since`:
+   * whom a `dedicated` owner calls back. Newest first along the session's index.
+   */
+  async lastCaller(sessionId: string, owner: string, since: number): Promise<string | undefined> {
+    await this.flush();
+    const row = await this.store.db
+      .selectFrom('interactions')
+      .select('from_number')
+      .where('session_id', '=', sessionId)
+      .where('from_number', '<>', owner)
+      .where('action', 'in', ['connect', 'forward'])
+      .where('created_at', '>=', since)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.from_number;
+  }
+
   /** Applies a carrier's status callback; undefined when no interaction has that call id. */
   async updateStatus(
     provider: string,

@@ -204,6 +204,38 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_modes': {
+    async up(db: Kysely<unknown>) {
+      // Extension fallback (DESIGN §1 AXE): a participation may hold a number with an extension
+      // code ('' for a direct one). A person holds a number once directly, or by several codes,
+      // never both: the invariant's index takes the code in, so the routing lookup of a direct
+      // participation probes (number, proxy, '') and an allocation's check of what people hold
+      // still probes the (number, proxy) prefix.
+      await db.schema
+        .alterTable('participants')
+        .addColumn('extension', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.dropIndex('participants_open_proxy').execute();
+      await db.schema
+        .createIndex('participants_open_proxy')
+        .unique()
+        .on('participants')
+        .columns(['number', 'proxy_number', 'extension'])
+        .where(sql.ref('active'), '=', 1)
+        .execute();
+      // A code names one participation on its number. Only extension rows have entries here, so
+      // an ordinary create writes nothing to it.
+      await db.schema
+        .createIndex('participants_open_extension')
+        .unique()
+        .on('participants')
+        .columns(['proxy_number', 'extension'])
+        .where(sql<boolean>`active = 1 and extension <> ''`)
+        .execute();
+      // The open `dedicated` session that owns a number alone, cleared when it lets go.
+      await db.schema.alterTable('numbers').addColumn('dedicated_to', 'text').execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

@@ -5,7 +5,7 @@ import type { Channel } from '../domain/session.ts';
 import { dialectOf } from './dialect.ts';
 import { byShape, columnList, slot, statement } from './prepared.ts';
 import type { Db } from './schema.ts';
-import { ACTIVE, type Schema } from './schema.ts';
+import { ACTIVE, DIRECT, type Schema } from './schema.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
 
@@ -25,6 +25,7 @@ export const NUMBER_COLUMNS = columnList<NumberRow>()([
   'load',
   'created_at',
   'updated_at',
+  'dedicated_to',
 ]);
 
 export interface NumberFilter {
@@ -46,7 +47,7 @@ export class NumberRepository {
 
   /** Puts a retired number back in the pool with new attributes (same id, load 0). */
   async reactivate(n: PoolNumber): Promise<void> {
-    const { id, created_at: _created, ...row } = toRow(n);
+    const { id, created_at: _created, dedicated_to: _dedicated, ...row } = toRow(n);
     await this.db.updateTable('numbers').set(row).where('id', '=', id).execute();
   }
 
@@ -90,30 +91,32 @@ export class NumberRepository {
   }
 
   async update(n: PoolNumber): Promise<void> {
-    const { id, created_at: _created, load: _load, ...row } = toRow(n);
+    // Load and ownership change only with the sessions that hold the number.
+    const { id, created_at: _created, load: _load, dedicated_to: _dedicated, ...row } = toRow(n);
     await this.db.updateTable('numbers').set(row).where('id', '=', id).execute();
   }
 
   /**
    * Takes the active number that answers the search and comes first by its preference: counts one
-   * more open session on it and returns it, or undefined when none fits. Search and take are one
-   * statement, so nothing can fill the number up in between (PostgreSQL locks the row it picks;
-   * SQLite runs one write transaction at a time). Where the database locks rows the search first
-   * passes over numbers other transactions are taking right now, so that concurrent allocations
-   * spread instead of queueing on one row; only a search that then waits for them may conclude
-   * nothing fits.
+   * more open session on it (a dedicated session becomes its owner) and returns it, or undefined
+   * when none fits. Search and take are one statement, so nothing can fill the number up in
+   * between (PostgreSQL locks the row it picks; SQLite runs one write transaction at a time). Where
+   * the database locks rows the search first passes over numbers other transactions are taking
+   * right now, so that concurrent allocations spread instead of queueing on one row; only a search
+   * that then waits for them may conclude nothing fits.
    *
-   * `held`: numbers this session already holds. One of them may be picked again (two participants
-   * of a session can share a proxy), but a session counts once in a number's load.
+   * `session`: the session taking it, and the numbers it already holds. One of those may be picked
+   * again (two participants of a session can share a proxy), but a session counts once in a
+   * number's load.
    */
   async takeProxy(
     search: ProxySearch,
-    held: ReadonlySet<string>,
+    session: { id: string; held: ReadonlySet<string> },
     now: number,
   ): Promise<{ id: string; number: string } | undefined> {
     const run = (lock: Lock) =>
-      proxyQuery({ search, held: held.size, lock }).execute(this.db, search, held, now);
-    if (!dialectOf(this.db).locksRows) return first(await run(''));
+      proxyQuery({ search, held: session.held.size, lock }).execute(this.db, search, session, now);
+    if (!dialectOf(this.db).locksRows || search.number !== undefined) return first(await run(''));
     return first(await run('skip locked')) ?? first(await run('wait'));
   }
 
@@ -123,7 +126,8 @@ export class NumberRepository {
     if (list.length === 0) return;
     await this.db
       .updateTable('numbers')
-      .set((eb) => ({ load: eb('load', '-', 1), updated_at: now }))
+      // Only its own session holds a dedicated number: once it lets go, nobody owns the number.
+      .set((eb) => ({ load: eb('load', '-', 1), dedicated_to: null, updated_at: now }))
       .where('id', 'in', list)
       .execute();
     await this.db
@@ -142,17 +146,21 @@ const underCap = (eb: ExpressionBuilder<Schema, 'numbers'>) =>
 type Lock = '' | 'skip locked' | 'wait';
 
 /**
- * The statement that takes a proxy: its text depends on the search's shape (region or not, the
- * channels, how many people, cooldown or not, the preference), on how many numbers the session
- * holds and on the lock, so each shape is prepared once and the values change from run to run.
+ * The statement that takes a proxy: its text depends on the search's shape (its use, region or
+ * not, one number or the best, the channels, how many people, cooldown or not, how many to avoid,
+ * the preference), on how many numbers the session holds and on the lock, so each shape is
+ * prepared once and the values change from run to run.
  */
 const proxyQuery = byShape(
   ({ search, held, lock }: { search: ProxySearch; held: number; lock: Lock }) =>
     [
+      search.use,
       search.region !== undefined,
+      search.number !== undefined,
       search.channels.join('+'),
       search.people.length,
       search.releasedSince !== undefined,
+      search.avoid?.length ?? 0,
       search.preference,
       held,
       lock,
@@ -165,9 +173,11 @@ type ProxyValues = {
   tenantId: string;
   country: string;
   region: string;
+  number: string;
   releasedSince: number;
+  sessionId: string;
   now: number;
-} & Record<`person${number}` | `held${number}`, string>;
+} & Record<`person${number}` | `held${number}` | `avoid${number}`, string>;
 
 /**
  * `update numbers … where id = (the search) returning id, number`: the search picks one number
@@ -176,23 +186,34 @@ type ProxyValues = {
 function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   const people = shape.people.map((_, i) => `person${i}` as const);
   const sessionHolds = Array.from({ length: heldCount }, (_, i) => `held${i}` as const);
+  const avoided = Array.from({ length: shape.avoid?.length ?? 0 }, (_, i) => `avoid${i}` as const);
   const region = shape.region !== undefined;
+  const one = shape.number !== undefined;
   const cooling = shape.releasedSince !== undefined;
+  const dedicated = shape.use === 'dedicated';
   const names: (keyof ProxyValues & string)[] = [
     'tenantId',
     'country',
     ...(region ? ['region' as const] : []),
+    ...(one ? ['number' as const] : []),
     ...people,
   ];
   if (cooling) names.push('releasedSince');
-  names.push(...sessionHolds, 'now');
+  names.push(...avoided, ...sessionHolds, 'now');
+  if (dedicated) names.push('sessionId');
   // The values in the order of the names.
-  const inOrder = (v: ProxySearch, held: ReadonlySet<string>, now: number): unknown[] => {
+  const inOrder = (
+    v: ProxySearch,
+    session: { id: string; held: ReadonlySet<string> },
+    now: number,
+  ): unknown[] => {
     const list: unknown[] = [v.tenantId, v.country];
     if (region) list.push(v.region);
+    if (one) list.push(v.number);
     list.push(...v.people);
     if (cooling) list.push(v.releasedSince);
-    list.push(...held, now);
+    list.push(...(v.avoid ?? []), ...session.held, now);
+    if (dedicated) list.push(session.id);
     return list;
   };
   const prepared = statement<ProxyValues, { id: string; number: string }>(names, (db, v) => {
@@ -203,23 +224,24 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
       .where('tenant_id', '=', v.tenantId)
       .where('country', '=', v.country)
       .where('status', '=', 'active')
-      .where(underCap);
+      .where(fits(shape.use));
     if (region) search = search.where('region', '=', v.region);
+    if (one) search = search.where('number', '=', v.number);
     for (const channel of shape.channels) search = search.where(channel, '=', 1);
     // What the people hold is checked number by number, in the search's order, by a probe of the
     // invariant's unique index: the search stops at the first number that fits, however many
-    // sessions a courier holds.
-    search = search.where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('participants as held')
-            .select('held.id')
-            .where('held.number', 'in', who)
-            .whereRef('held.proxy_number', '=', 'numbers.number')
-            .where('held.active', '=', ACTIVE),
-        ),
-      ),
-    );
+    // sessions a courier holds. A direct proxy must be one they hold in no way; a number they
+    // reach by extension must be one they do not hold directly (their call to it would connect
+    // without asking for a code).
+    search = search.where(({ not, exists, selectFrom }) => {
+      let held = selectFrom('participants as held')
+        .select('held.id')
+        .where('held.number', 'in', who)
+        .whereRef('held.proxy_number', '=', 'numbers.number')
+        .where('held.active', '=', ACTIVE);
+      if (shape.use === 'extension') held = held.where('held.extension', '=', DIRECT);
+      return not(exists(held));
+    });
     if (cooling) {
       // Number by number too, a probe of the release index per person.
       search = search.where(({ not, exists, selectFrom }) =>
@@ -234,11 +256,20 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
         ),
       );
     }
-    // Ties go to the oldest number when spreading and the newest when packing: either way the
-    // order is the index's own (load, id), read forwards or backwards.
-    if (shape.preference === 'least-loaded') search = search.orderBy('load', 'asc').orderBy('id', 'asc');
-    if (shape.preference === 'most-loaded') search = search.orderBy('load', 'desc').orderBy('id', 'desc');
-    if (shape.preference === 'first-fit') search = search.orderBy('id');
+    if (avoided.length > 0) {
+      search = search.where(
+        'id',
+        'not in',
+        avoided.map((name) => slot<string>(v, name)),
+      );
+    }
+    if (!one) {
+      // Ties go to the oldest number when spreading and the newest when packing: either way the
+      // order is the index's own (load, id), read forwards or backwards.
+      if (shape.preference === 'least-loaded') search = search.orderBy('load', 'asc').orderBy('id', 'asc');
+      if (shape.preference === 'most-loaded') search = search.orderBy('load', 'desc').orderBy('id', 'desc');
+      if (shape.preference === 'first-fit') search = search.orderBy('id');
+    }
     // A literal, not a parameter. Told only `limit ?`, SQLite plans the search for many rows (several
     // times slower in a busy courier's area, bench/HISTORY.md), and PostgreSQL costs a generic plan of
     // `limit $n` as ten rows, so it would plan the search again on every run rather than reuse `limit 1`'s.
@@ -266,18 +297,33 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
                     .else(1)
                     .end(),
                 ),
+          ...(dedicated ? { dedicated_to: v.sessionId } : {}),
           updated_at: v.now,
         }))
         .where('id', '=', search)
-        // The search already asks this; said again on the row written, the cap holds by this update alone.
+        // The search already asks this; said again on the row written, the use's limits hold by
+        // this update alone.
         .where('status', '=', 'active')
-        .where(underCap)
+        .where(fits(shape.use))
         .returning(['id', 'number'])
     );
   });
   return {
-    execute: (db: Db, search: ProxySearch, held: ReadonlySet<string>, now: number) =>
-      prepared.run(db, inOrder(search, held, now)),
+    execute: (db: Db, search: ProxySearch, session: { id: string; held: ReadonlySet<string> }, now: number) =>
+      prepared.run(db, inOrder(search, session, now)),
+  };
+}
+
+/**
+ * Whether a number can be taken for a use: a direct proxy needs room under the cap, a dedicated
+ * one no session at all; a number serving by extension takes any load (its sessions are told apart
+ * by their codes, which is the point when no number has room). None lands on a dedicated number.
+ */
+function fits(use: ProxySearch['use']) {
+  return (eb: ExpressionBuilder<Schema, 'numbers'>) => {
+    if (use === 'dedicated') return eb('load', '=', 0);
+    const unowned = eb('dedicated_to', 'is', null);
+    return use === 'extension' ? unowned : eb.and([unowned, underCap(eb)]);
   };
 }
 
@@ -301,6 +347,7 @@ function toRow(n: PoolNumber): NumberRow {
     load: n.load,
     created_at: n.createdAt,
     updated_at: n.updatedAt,
+    dedicated_to: n.dedicatedTo,
   };
 }
 
@@ -322,5 +369,6 @@ function toNumber(row: NumberRow): PoolNumber {
     load: row.load,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    dedicatedTo: row.dedicated_to,
   };
 }

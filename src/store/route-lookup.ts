@@ -1,8 +1,8 @@
 import { type Expression, type InferResult, sql } from 'kysely';
 import type { Participation } from '../domain/routing.ts';
-import type { Channel, TtlMode } from '../domain/session.ts';
+import type { Channel, SessionMode, TtlMode } from '../domain/session.ts';
 import { Prepared } from './prepared.ts';
-import { ACTIVE, type Db } from './schema.ts';
+import { ACTIVE, type Db, DIRECT } from './schema.ts';
 import type { Store } from './store.ts';
 
 /** The caller's participation with what routing and a sliding TTL need. */
@@ -23,6 +23,7 @@ const PARTICIPATION = [
   'p.number as number',
   'p.can_initiate as canInitiate',
   'p.reveal_number as revealNumber',
+  's.mode as mode',
   's.expires_at as expiresAt',
   's.record as record',
   's.channels as channels',
@@ -34,12 +35,8 @@ const PARTICIPATION = [
   'o.proxy_number as otherProxy',
 ] as const;
 
-/**
- * The open participation of `from` on proxy `to` (the unique index of the invariant finds it),
- * joined to its session and the other participant: one row, or none. (The benchmark's floor
- * server runs this query too, bare.)
- */
-export function participationQuery(db: Db, from: Expression<string>, to: Expression<string>) {
+/** Open participations (`p`) joined to their session and the other participant. */
+function participations(db: Db) {
   return db
     .selectFrom('participants as p')
     .innerJoin('sessions as s', 's.id', 'p.session_id')
@@ -47,9 +44,19 @@ export function participationQuery(db: Db, from: Expression<string>, to: Express
       join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', ACTIVE).onRef('o.id', '<>', 'p.id'),
     )
     .select(PARTICIPATION)
+    .where('p.active', '=', ACTIVE);
+}
+
+/**
+ * The open direct participation of `from` on proxy `to` (the unique index of the invariant finds
+ * it), joined to its session and the other participant: one row, or none. (The benchmark's floor
+ * server runs this query too, bare.)
+ */
+export function participationQuery(db: Db, from: Expression<string>, to: Expression<string>) {
+  return participations(db)
     .where('p.number', '=', from)
     .where('p.proxy_number', '=', to)
-    .where('p.active', '=', ACTIVE);
+    .where('p.extension', '=', DIRECT);
 }
 
 /** A participation as the lookup reads it. */
@@ -68,6 +75,7 @@ function participationsQuery(db: Db, froms: Expression<string[]>, tos: Expressio
       join
         .onRef('p.number', '=', 'q.caller')
         .onRef('p.proxy_number', '=', 'q.proxy')
+        .on('p.extension', '=', DIRECT)
         .on('p.active', '=', ACTIVE),
     )
     .innerJoin('sessions as s', 's.id', 'p.session_id')
@@ -75,6 +83,35 @@ function participationsQuery(db: Db, froms: Expression<string[]>, tos: Expressio
       join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', ACTIVE).onRef('o.id', '<>', 'p.id'),
     )
     .select(['q.caller', 'q.proxy', ...PARTICIPATION]);
+}
+
+/** A pool number as routing sees it. */
+export interface NumberUse {
+  tenantId: string;
+  dedicatedTo: string | null;
+  extensions: boolean;
+}
+
+/** The pool number dialled, with whether any open participation holds it by extension code. */
+function numberUseQuery(db: Db, number: Expression<string>) {
+  return db
+    .selectFrom('numbers as n')
+    .select((eb) => [
+      'n.tenant_id as tenantId',
+      'n.dedicated_to as dedicatedTo',
+      eb
+        .exists(
+          eb
+            .selectFrom('participants as x')
+            .select('x.id')
+            .whereRef('x.proxy_number', '=', 'n.number')
+            .where('x.extension', '<>', DIRECT)
+            .where('x.active', '=', ACTIVE),
+        )
+        .$castTo<number | boolean>()
+        .as('extensions'),
+    ])
+    .where('n.number', '=', number);
 }
 
 /** A lookup waiting for the end of the event loop's turn. */
@@ -102,11 +139,25 @@ export class RouteLookup {
   private readonly many:
     | Prepared<{ froms: string[]; tos: string[] }, ParticipationRow & { caller: string; proxy: string }>
     | undefined;
+  private readonly number: Prepared<{ number: string }, NumberUse>;
+  private readonly keyed: Prepared<{ proxy: string; extension: string }, ParticipationRow>;
+  private readonly owner: Prepared<{ sessionId: string }, ParticipationRow>;
   private waiting: Waiting[] = [];
 
   constructor(private readonly store: Store) {
     const db = store.reader;
     this.one = new Prepared(['from', 'to'], (v) => participationQuery(db, v.from, v.to));
+    this.number = new Prepared(['number'], (v) => numberUseQuery(db, v.number));
+    this.keyed = new Prepared(['proxy', 'extension'], (v) =>
+      participations(db)
+        .where('p.proxy_number', '=', v.proxy)
+        .where('p.extension', '=', v.extension)
+        // The term of the code index's predicate, so that it is the index used.
+        .where('p.extension', '<>', DIRECT),
+    );
+    this.owner = new Prepared(['sessionId'], (v) =>
+      participations(db).where('p.session_id', '=', v.sessionId).limit(sql.lit(1)),
+    );
     this.many = store.dialect.batchesLookups
       ? new Prepared(['froms', 'tos'], (v) => participationsQuery(db, v.froms, v.tos))
       : undefined;
@@ -117,6 +168,27 @@ export class RouteLookup {
       this.waiting.push({ from, to, resolve, reject });
       if (this.waiting.length === 1) setImmediate(this.answer);
     });
+  }
+
+  /**
+   * What a dialled number is, for a call that found no direct participation: whose pool it is in,
+   * the dedicated session that owns it, and whether it serves sessions by extension.
+   */
+  async numberUse(number: string): Promise<NumberUse | undefined> {
+    const [row] = await this.store.readRows(this.number.bind([number]));
+    return row && { ...row, extensions: Boolean(row.extensions) };
+  }
+
+  /** The open participation that holds this extension code on a shared number. */
+  async byExtension(proxy: string, extension: string): Promise<RouteParticipation | undefined> {
+    const [row] = await this.store.readRows(this.keyed.bind([proxy, extension]));
+    return row && participationOf(row);
+  }
+
+  /** The owner's participation in a `dedicated` session (its only one). */
+  async ownerOf(sessionId: string): Promise<RouteParticipation | undefined> {
+    const [row] = await this.store.readRows(this.owner.bind([sessionId]));
+    return row && participationOf(row);
   }
 
   private readonly answer = (): void => {
@@ -160,6 +232,7 @@ export function participationOf(row: ParticipationRow): RouteParticipation {
     participantId: row.participantId,
     sessionId: row.sessionId,
     tenantId: row.tenantId,
+    mode: row.mode as SessionMode,
     number: row.number,
     canInitiate: row.canInitiate === 1,
     revealNumber: row.revealNumber === 1,

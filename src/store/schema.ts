@@ -31,6 +31,8 @@ export interface Schema {
     load: number;
     created_at: number;
     updated_at: number;
+    /** The open `dedicated` session that owns the number alone, if any. */
+    dedicated_to: string | null;
   };
   sessions: {
     id: string;
@@ -70,6 +72,8 @@ export interface Schema {
     released_at: number | null;
     /** When the participant was taken out of a still open session (replaced): no longer shown in it. */
     removed_at: number | null;
+    /** The code a caller keys on a shared number (extension fallback); '' for a direct participation. */
+    extension: string;
   };
   interactions: {
     id: string;
@@ -100,6 +104,8 @@ export interface Schema {
  */
 export const ACTIVE = sql.lit<number>(1);
 export const OPEN = sql.lit<'open'>('open');
+/** The extension of a direct participation (no code). */
+export const DIRECT = sql.lit<string>('');
 
 /** The database as the repositories use it: Kysely over the schema (or a transaction of it). */
 export type Db = Kysely<Schema>;

@@ -12,7 +12,7 @@ import { dialectOf } from './dialect.ts';
 import { appendEventRow, EVENT_COLUMNS, type EventRow } from './events.ts';
 import { byShape, columnList, insertRows, rowNames, rowsOf, slot, statement, valuesOf } from './prepared.ts';
 import type { Db } from './schema.ts';
-import { ACTIVE, OPEN, type Schema } from './schema.ts';
+import { ACTIVE, DIRECT, OPEN, type Schema } from './schema.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
 type ParticipantRow = Selectable<Schema['participants']>;
@@ -54,6 +54,7 @@ export const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
   'created_at',
   'released_at',
   'removed_at',
+  'extension',
 ]);
 
 // The statements of a session's creation, prepared once (a create runs each of them).
@@ -364,6 +365,47 @@ export class SessionRepository {
     return row !== undefined;
   }
 
+  /**
+   * The proxies two people had in their past sessions together, newest first: from `a`'s released
+   * participations (the history index), each checked for `b` in the same session.
+   */
+  async formerProxies(
+    a: string,
+    b: string,
+    limit: number,
+  ): Promise<{ proxyA: string; proxyIdA: string; proxyB: string; proxyIdB: string }[]> {
+    return this.db
+      .selectFrom('participants as pa')
+      .innerJoin('participants as pb', (join) =>
+        join.onRef('pb.session_id', '=', 'pa.session_id').on('pb.number', '=', b),
+      )
+      .select([
+        'pa.proxy_number as proxyA',
+        'pa.proxy_number_id as proxyIdA',
+        'pb.proxy_number as proxyB',
+        'pb.proxy_number_id as proxyIdB',
+      ])
+      .where('pa.number', '=', a)
+      .where('pa.released_at', 'is not', null)
+      .orderBy('pa.released_at', 'desc')
+      .limit(limit)
+      .execute();
+  }
+
+  /** Whether an open participation on this shared number has this extension code. */
+  async extensionTaken(proxyNumber: string, extension: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('participants')
+      .select('id')
+      .where('proxy_number', '=', proxyNumber)
+      .where('extension', '=', extension)
+      // The terms of the code index's predicate, so that it is the index used.
+      .where('extension', '<>', DIRECT)
+      .where('active', '=', ACTIVE)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   private async withParticipants(rows: SessionRow[]): Promise<Session[]> {
     if (rows.length === 0) return [];
     const participants = await this.db
@@ -406,6 +448,7 @@ function participantValues(tenantId: string, participants: readonly Participant[
       created_at: p.createdAt,
       released_at: null,
       removed_at: null,
+      extension: p.extension ?? '',
     };
     return valuesOf(PARTICIPANT_COLUMNS, row);
   });
@@ -470,6 +513,7 @@ export function toParticipant(r: ParticipantRow): Participant {
     proxyNumber: r.proxy_number,
     revealNumber: r.reveal_number === 1,
     canInitiate: r.can_initiate === 1,
+    extension: r.extension === '' ? null : r.extension,
     createdAt: r.created_at,
   };
 }

@@ -8,6 +8,7 @@ const ny = parsePhone('+12125550187', 'n');
 
 function request(overrides: Partial<ProxyRequest> = {}): ProxyRequest {
   return {
+    use: 'direct',
     tenantId: 't',
     people: [sf],
     geoMatch: 'region',

@@ -7,6 +7,7 @@ const participation: Participation = {
   participantId: 'p1',
   sessionId: 's1',
   tenantId: 't',
+  mode: 'per-participant',
   expiresAt: NOW + 1,
   record: true,
   channels: ['voice', 'sms'],

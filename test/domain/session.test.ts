@@ -45,7 +45,12 @@ describe('normalizeSession', () => {
       assert.fail('expected an error');
     };
     assert.equal(field({ mode: 'x', participants }), 'mode');
-    assert.equal(field({ mode: 'dedicated', participants }), 'mode');
+    // A dedicated session has its owner alone.
+    assert.equal(field({ mode: 'dedicated', participants }), 'participants');
+    assert.equal(
+      field({ mode: 'dedicated', extensionFallback: true, participants: participants.slice(0, 1) }),
+      'extensionFallback',
+    );
     assert.equal(
       field({ participants: [{ number: '+1' }, { number: '+14155550187' }] }),
       'participants/0/number',
@@ -56,7 +61,6 @@ describe('normalizeSession', () => {
       'ttlSeconds',
     );
     assert.equal(field({ channels: [], participants }), 'channels');
-    assert.equal(field({ sticky: 'avoid', participants }), 'sticky');
   });
 });
 

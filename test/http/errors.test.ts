@@ -187,9 +187,9 @@ describeStores('error responses', (store) => {
       [
         'POST',
         '/v1/sessions',
-        { ...SESSION, mode: 'dedicated' },
+        { ...SESSION, mode: 'private' },
         'mode',
-        'body/mode must be one of per-participant, shared',
+        'body/mode must be one of per-participant, shared, dedicated',
       ],
       [
         'POST',
@@ -250,16 +250,16 @@ describeStores('error responses', (store) => {
       [
         'POST',
         '/v1/sessions',
-        { ...SESSION, sticky: 'prefer' },
+        { ...SESSION, sticky: 'always' },
         'sticky',
-        'body/sticky is not a field of this request',
+        'body/sticky must be one of none, prefer, avoid',
       ],
       [
         'POST',
         '/v1/sessions',
-        { ...SESSION, extensionFallback: true },
+        { ...SESSION, extensionFallback: 'yes' },
         'extensionFallback',
-        'body/extensionFallback is not a field of this request',
+        'body/extensionFallback must be boolean',
       ],
       ['POST', '/v1/sessions', { mode: 'shared' }, 'participants', 'body/participants is required'],
     ];
@@ -271,16 +271,24 @@ describeStores('error responses', (store) => {
       });
     }
 
-    it('a session takes exactly two participants', async () => {
+    it('a session takes exactly two participants, a dedicated one its owner alone', async () => {
       const [a, b] = SESSION.participants;
-      for (const participants of [[a], [a, b, { number: '+14155550133' }]]) {
-        const r = await assertRefused(
-          () => t.api('POST', '/v1/sessions', { participants }),
-          400,
-          'invalid_request',
-        );
+      const cases = [
+        [{ participants: [a] }, /^a per-participant session takes exactly two participants$/],
+        [
+          { participants: [a, b, { number: '+14155550133' }] },
+          /^body\/participants must NOT have more than 2 items$/,
+        ],
+        [
+          { mode: 'dedicated', participants: [a, b] },
+          /^a dedicated session takes exactly one participant, the owner$/,
+        ],
+        [{ mode: 'dedicated', participants: [] }, /^body\/participants must NOT have fewer than 1 items$/],
+      ] as const;
+      for (const [body, message] of cases) {
+        const r = await assertRefused(() => t.api('POST', '/v1/sessions', body), 400, 'invalid_request');
         assert.equal(r.json().error.field, 'participants');
-        assert.match(r.json().error.message, /^body\/participants must NOT have (fewer|more) than 2 items$/);
+        assert.match(r.json().error.message, message);
       }
     });
   });

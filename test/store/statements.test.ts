@@ -42,6 +42,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
         load: 0,
         createdAt: now,
         updatedAt: now,
+        dedicatedTo: null,
       });
     }
   });
@@ -49,8 +50,11 @@ describeStores('hot statements round-trip every field', (testStore) => {
     await store.close();
   });
 
-  /** A session whose every field differs from its neighbours' and from the defaults. */
-  const session = (id: string, people: [string, string]): Session => ({
+  /**
+   * A session whose every field differs from its neighbours' and from the defaults; its second
+   * participant holds the proxy by `extension` when one is given.
+   */
+  const session = (id: string, people: [string, string], extension?: string): Session => ({
     id,
     tenantId: DEFAULT_TENANT,
     externalId: `order-${id}`,
@@ -78,6 +82,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
       proxyNumber: proxies[i] as string,
       revealNumber: i === 0,
       canInitiate: i === 1,
+      extension: i === 1 ? (extension ?? null) : null,
       createdAt: now + i,
     })),
   });
@@ -132,6 +137,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
       participantId: self.id,
       sessionId: written.id,
       tenantId: DEFAULT_TENANT,
+      mode: written.mode,
       number: self.number,
       canInitiate: self.canInitiate,
       revealNumber: self.revealNumber,
@@ -155,6 +161,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
     const taken = await store.transaction((trx) =>
       new NumberRepository(trx).takeProxy(
         {
+          use: 'direct',
           tenantId: DEFAULT_TENANT,
           country: 'US',
           region: '415',
@@ -162,7 +169,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
           people: [parsePhone('+14155550107', 'n').e164],
           preference: 'first-fit',
         },
-        new Set(),
+        { id: 'ses_taking', held: new Set() },
         now + 5,
       ),
     );

@@ -15,6 +15,8 @@ export interface SimulateOptions {
   from: string;
   to: string;
   body?: string;
+  /** The extension keyed, when the number asked for one. */
+  digits?: string;
   url?: string;
 }
 
@@ -33,8 +35,9 @@ export async function simulate(channel: Channel, options: SimulateOptions, out: 
     ? 'SIM_WEBHOOK_SECRET'
     : `the secret stored in ${databaseName(config)}`;
   const callId = `sim-${randomBytes(8).toString('hex')}`;
+  const digits = options.digits !== undefined ? { digits: options.digits } : {};
   const rawBody = JSON.stringify(
-    channel === 'sms' ? { from, to, body: options.body ?? '', callId } : { from, to, callId },
+    channel === 'sms' ? { from, to, body: options.body ?? '', callId } : { from, to, callId, ...digits },
   );
   const url = `${base}/webhooks/sim/${channel === 'voice' ? 'voice' : 'sms'}`;
   let response: Response;
@@ -88,6 +91,8 @@ export function describeDecision(decision: RouteDecision): string {
       return `connect → ${maskNumber(decision.to)} showing ${decision.callerId} (${where})`;
     case 'forward':
       return `forward → ${maskNumber(decision.to)} from ${decision.from}: ${JSON.stringify(decision.body)} (${where})`;
+    case 'gather':
+      return `gather: the caller is asked for a ${decision.numDigits}-digit extension (call again with --digits)`;
     case 'reject':
       return `reject (${decision.reason}${decision.sessionId ? `, session ${decision.sessionId}` : ''})`;
   }

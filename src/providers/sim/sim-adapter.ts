@@ -30,7 +30,7 @@ export function signSimRequest(secret: string, rawBody: string, now = Date.now()
 
 /**
  * The built-in simulator: numbers that need no carrier. Webhooks are JSON
- * (`{"from","to","body"?,"callId"?}`), signed with SIM_WEBHOOK_SECRET, and answered with the
+ * (`{"from","to","body"?,"digits"?,"callId"?}`), signed with SIM_WEBHOOK_SECRET, and answered with the
  * neutral decision itself. Every request must be signed, in development too: the answer names the
  * other participant's real number, so an unsigned path would let anyone look numbers up.
  */
@@ -63,8 +63,14 @@ export class SimAdapter implements CarrierAdapter {
   }
 
   voice(params: Record<string, unknown>): Inbound {
+    const digits = field(params, 'digits');
     return {
-      request: { from: field(params, 'from'), to: field(params, 'to'), channel: 'voice' },
+      request: {
+        from: field(params, 'from'),
+        to: field(params, 'to'),
+        channel: 'voice',
+        ...(digits ? { digits } : {}),
+      },
       providerCallId: field(params, 'callId') || undefined,
     };
   }
