@@ -81,6 +81,18 @@ export interface ParticipantRequest {
   canInitiate: boolean;
 }
 
+/** A change to a participant: only the fields given change (a label of null removes it). */
+export interface ParticipantChanges {
+  label?: string | null;
+  revealNumber?: boolean;
+  canInitiate?: boolean;
+}
+
+/** Who takes a participant's place; the fields not given are kept from the one replaced. */
+export interface ParticipantReplacement extends ParticipantChanges {
+  phone: PhoneNumber;
+}
+
 /** A validated create request: what the store needs to open the session. */
 export interface NewSession {
   externalId: string | null;
@@ -201,6 +213,46 @@ export function normalizeParticipant(
     revealNumber: input.revealNumber ?? false,
     canInitiate: input.canInitiate ?? true,
   };
+}
+
+export interface ParticipantChangesInput {
+  label?: string | null;
+  revealNumber?: boolean;
+  canInitiate?: boolean;
+}
+
+export interface ParticipantReplacementInput extends ParticipantChangesInput {
+  number: string;
+}
+
+/** Validates a change to a participant: at least one field, and only the fields given. */
+export function normalizeParticipantChanges(input: ParticipantChangesInput): ParticipantChanges {
+  const changes = onlyGiven(input);
+  if (Object.keys(changes).length === 0) {
+    throw new InvalidRequestError('give at least one of label, revealNumber, canInitiate to change');
+  }
+  return changes;
+}
+
+/** Validates who replaces a participant; the fields not given stay as they were. */
+export function normalizeParticipantReplacement(
+  input: ParticipantReplacementInput,
+  defaults: Pick<SessionDefaults, 'defaultCountry'>,
+): ParticipantReplacement {
+  return { phone: parsePhone(input.number, 'number', defaults.defaultCountry), ...onlyGiven(input) };
+}
+
+function onlyGiven(input: ParticipantChangesInput): ParticipantChanges {
+  return {
+    ...(input.label !== undefined ? { label: input.label } : {}),
+    ...(input.revealNumber !== undefined ? { revealNumber: input.revealNumber } : {}),
+    ...(input.canInitiate !== undefined ? { canInitiate: input.canInitiate } : {}),
+  };
+}
+
+/** The participant with the changes applied. */
+export function changedParticipant(participant: Participant, changes: ParticipantChanges): Participant {
+  return { ...participant, ...onlyGiven(changes) };
 }
 
 function assertDistinct(participants: ParticipantRequest[]): void {

@@ -99,6 +99,8 @@ export function describeValidation(errors: readonly ValidationError[]): {
       return { field, problem: 'is not a field of this request' };
     case 'required':
       return { field, problem: 'is required' };
+    case 'minProperties':
+      return { field, problem: 'must give at least one field' };
     default:
       return { field, problem: first.message ?? 'is invalid' };
   }

@@ -178,6 +178,35 @@ const ParticipantFields = {
 };
 export const ParticipantBody = Type.Object(ParticipantFields, { additionalProperties: false });
 
+/** What PATCH and PUT of a participant may change; a field not given stays as it is. */
+const ParticipantChangeFields = {
+  label: Type.Optional(
+    Type.Union([Type.String({ maxLength: 64 }), Type.Null()], {
+      description: 'who this is, e.g. courier; null removes the label',
+    }),
+  ),
+  revealNumber: Type.Optional(
+    Type.Boolean({ description: 'show this real number as caller id to the other side' }),
+  ),
+  canInitiate: Type.Optional(
+    Type.Boolean({ description: 'false: may receive but not start calls and texts' }),
+  ),
+};
+
+export const ParticipantPatch = Type.Object(ParticipantChangeFields, {
+  additionalProperties: false,
+  minProperties: 1,
+  description: 'the fields to change, at least one; the others stay as they are',
+});
+
+export const ParticipantReplaceBody = Type.Object(
+  { number: PhoneNumber("the newcomer's real number"), ...ParticipantChangeFields },
+  {
+    additionalProperties: false,
+    description: 'who takes the participant’s place; label, revealNumber and canInitiate not given are kept',
+  },
+);
+
 export const SessionBody = Type.Object(
   {
     externalId: Type.Optional(

@@ -1,15 +1,21 @@
 import { preferenceFor } from '../domain/allocation.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
+import type { PhoneNumber } from '../domain/phone.ts';
 import {
+  changedParticipant,
   effectiveStatus,
   type NewSession,
   type Participant,
+  type ParticipantChanges,
+  type ParticipantReplacement,
   type ParticipantRequest,
   participantsOf,
   type Session,
 } from '../domain/session.ts';
-import { eventRow } from '../store/events.ts';
+import { dialectOf } from '../store/dialect.ts';
+import { WriteRaceError } from '../store/errors.ts';
+import { appendEvent, eventRow } from '../store/events.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
@@ -33,7 +39,10 @@ export interface SessionUpdate {
  * server runs that same class on a thread of its own (session-thread.ts), behind this interface.
  */
 export interface SessionWriter {
-  /** Opens a session, or returns the open one with the same externalId and the same request. */
+  /**
+   * Opens a session, or returns the one its externalId names (open, closed or expired, as it is)
+   * when the request is the same; a different request with that externalId is a conflict.
+   */
   create(tenantId: string, request: NewSession, now: number): Promise<{ session: Session; created: boolean }>;
   /** Renews and changes record or metadata of an open session. */
   update(tenantId: string, id: string, update: SessionUpdate, now: number): Promise<Session>;
@@ -48,6 +57,26 @@ export interface SessionWriter {
   ): Promise<Participant>;
   /** Takes a participant out of an open session, releasing the proxy if nobody else in it holds it. */
   removeParticipant(tenantId: string, id: string, participantId: string, now: number): Promise<Session>;
+  /** Changes the label, revealNumber or canInitiate of a participant of an open session. */
+  updateParticipant(
+    tenantId: string,
+    id: string,
+    participantId: string,
+    changes: ParticipantChanges,
+    now: number,
+  ): Promise<Session>;
+  /**
+   * Puts someone in a participant's place in one step (the courier changes): the one replaced is
+   * released and the newcomer added, with the same proxy when the invariant allows, or nothing
+   * changes. A retry of a replacement already made returns the session as it is.
+   */
+  replaceParticipant(
+    tenantId: string,
+    id: string,
+    participantId: string,
+    replacement: ParticipantReplacement,
+    now: number,
+  ): Promise<Session>;
   /** Expires up to `limit` open sessions past their expiry; returns how many it ended. */
   expireDue(now: number, limit: number): Promise<number>;
 }
@@ -69,22 +98,25 @@ export class StoreSessionWriter implements SessionWriter {
   ): Promise<{ session: Session; created: boolean }> {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
-      if (request.externalId !== null) {
-        const existing = await sessions.findOpenByExternalId(tenantId, request.externalId);
-        if (existing && existing.session.expiresAt > now) {
+      const { externalId } = request;
+      if (externalId !== null) {
+        // An externalId names one session for ever: the same request again gets it as it is, even
+        // closed or expired, so that a late retry never opens a finished order again.
+        const existing = await sessions.findByExternalId(tenantId, externalId);
+        if (existing) {
           if (existing.fingerprint !== request.fingerprint) {
             throw new ConflictError(
-              `an open session with externalId ${request.externalId} has a different request`,
+              `session ${existing.session.id} has externalId ${externalId} and was opened by a different request`,
             );
           }
-          return { session: existing.session, created: false };
+          const { session } = existing;
+          return { session: { ...session, status: effectiveStatus(session, now) }, created: false };
         }
-        if (existing) await endSession(trx, existing.session, 'expired', now);
       }
       const session: Session = {
         id: newId('ses', now),
         tenantId,
-        externalId: request.externalId,
+        externalId,
         status: 'open',
         expiresAt: request.expiresAt,
         metadata: request.metadata,
@@ -100,6 +132,17 @@ export class StoreSessionWriter implements SessionWriter {
         request.fingerprint,
         eventRow(tenantId, 'session.created', session, now),
       );
+      // Where writers run side by side (PostgreSQL), a create of the same externalId may have
+      // committed after the look above and been closed since: the unique index covers open
+      // sessions only, so this insert passed. Looked for again it is seen, and the retry answers
+      // with it. (SQLite runs one write transaction at a time: the look above saw it.)
+      if (
+        externalId !== null &&
+        dialectOf(trx).locksRows &&
+        (await sessions.externalIdTaken(tenantId, externalId, session.id))
+      ) {
+        throw new WriteRaceError('a concurrent create took the externalId');
+      }
       return { session, created: true };
     });
   }
@@ -173,6 +216,77 @@ export class StoreSessionWriter implements SessionWriter {
     });
   }
 
+  updateParticipant(
+    tenantId: string,
+    id: string,
+    participantId: string,
+    changes: ParticipantChanges,
+    now: number,
+  ): Promise<Session> {
+    return inTransaction(this.store, async (trx) => {
+      const session = await openSession(new SessionRepository(trx), tenantId, id, now);
+      const participant = session.participants.find((p) => p.id === participantId);
+      if (!participant) throw new NotFoundError('participant', participantId);
+      return this.changeParticipant(trx, session, participant, changes, now);
+    });
+  }
+
+  replaceParticipant(
+    tenantId: string,
+    id: string,
+    participantId: string,
+    replacement: ParticipantReplacement,
+    now: number,
+  ): Promise<Session> {
+    return inTransaction(this.store, async (trx) => {
+      const sessions = new SessionRepository(trx);
+      const session = await openSession(sessions, tenantId, id, now);
+      const { phone, ...changes } = replacement;
+      const old = session.participants.find((p) => p.id === participantId);
+      if (!old) {
+        // A retry of a replacement already made: the one replaced is out, the newcomer in.
+        const done =
+          session.participants.some((p) => p.number === phone.e164) &&
+          (await sessions.wasRemoved(id, participantId));
+        if (done) return session;
+        throw new NotFoundError('participant', participantId);
+      }
+      if (old.number === phone.e164) {
+        // The same person again: nobody is replaced, the fields given change.
+        return Object.keys(changes).length === 0
+          ? session
+          : this.changeParticipant(trx, session, old, changes, now);
+      }
+      if (session.participants.some((p) => p.number === phone.e164)) {
+        throw new ConflictError('that number is already a participant of the session');
+      }
+      if (!(await sessions.releaseParticipant(old.id, now))) throw new NotFoundError('participant', old.id);
+      const rest = session.participants.filter((p) => p.id !== old.id);
+      const kept = changedParticipant(old, changes);
+      let newcomer: Participant;
+      if (await this.mayTakeOver(trx, session, old, phone)) {
+        // The session goes on holding the proxy, through the newcomer now: its load is unchanged.
+        newcomer = { ...kept, id: newId('par', now), number: phone.e164, createdAt: now };
+      } else {
+        // The session holds the old proxy no more, unless the other participant has it too: its
+        // load is given back before the search, which may then take it again.
+        if (!rest.some((p) => p.proxyNumberId === old.proxyNumberId)) {
+          await new NumberRepository(trx).release([old.proxyNumberId], now);
+        }
+        const request: ParticipantRequest = {
+          phone,
+          label: kept.label,
+          revealNumber: kept.revealNumber,
+          canInitiate: kept.canInitiate,
+        };
+        const allocator = this.allocator(trx, { ...session, participants: rest }, now);
+        newcomer = (await allocator.allocate([request]))[0] as Participant;
+      }
+      await sessions.insertParticipants(tenantId, [newcomer]);
+      return this.changed(trx, session, [...rest, newcomer], now);
+    });
+  }
+
   async expireDue(now: number, limit: number): Promise<number> {
     const due = await new SessionRepository(this.store.db).dueForExpiry(now, limit);
     let ended = 0;
@@ -195,6 +309,53 @@ export class StoreSessionWriter implements SessionWriter {
       this.reuseCooldownSeconds,
       preferenceFor(session.mode),
     );
+  }
+
+  /**
+   * Whether a newcomer may take over the proxy of the participant they replace: local to them as
+   * the session's geoMatch asks, and not theirs already in an open session (the invariant). In a
+   * shared session that proxy is the session's one, which the allocator gives them or refuses.
+   */
+  private async mayTakeOver(
+    trx: Db,
+    session: Session,
+    old: Participant,
+    phone: PhoneNumber,
+  ): Promise<boolean> {
+    const proxy = await new NumberRepository(trx).get(session.tenantId, old.proxyNumberId);
+    if (!proxy || proxy.country !== phone.country) return false;
+    if (session.geoMatch === 'region-strict' && proxy.region !== phone.region) return false;
+    return !(await new SessionRepository(trx).holds(phone.e164, old.proxyNumber));
+  }
+
+  /** Changes one participant of an open session. */
+  private async changeParticipant(
+    trx: Db,
+    session: Session,
+    participant: Participant,
+    changes: ParticipantChanges,
+    now: number,
+  ): Promise<Session> {
+    if (!(await new SessionRepository(trx).updateParticipant(participant.id, changes))) {
+      throw new NotFoundError('participant', participant.id);
+    }
+    const participants = session.participants.map((p) =>
+      p.id === participant.id ? changedParticipant(p, changes) : p,
+    );
+    return this.changed(trx, session, participants, now);
+  }
+
+  /** Records that the session's participants changed (its time, the event); the session as it now is. */
+  private async changed(
+    trx: Db,
+    session: Session,
+    participants: Participant[],
+    now: number,
+  ): Promise<Session> {
+    await new SessionRepository(trx).update(session.id, {}, now);
+    const changed = { ...session, participants, updatedAt: now };
+    await appendEvent(trx, session.tenantId, 'session.updated', changed, now);
+    return changed;
   }
 }
 

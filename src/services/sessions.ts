@@ -6,9 +6,13 @@ import {
   effectiveStatus,
   lifetime,
   normalizeParticipant,
+  normalizeParticipantChanges,
+  normalizeParticipantReplacement,
   normalizeSession,
   type Participant,
+  type ParticipantChangesInput,
   type ParticipantInput,
+  type ParticipantReplacementInput,
   type Session,
   type SessionDefaults,
   type SessionInput,
@@ -43,7 +47,10 @@ export class SessionService {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** Opens a session, or returns the open one with the same externalId and the same request. */
+  /**
+   * Opens a session, or returns the one its externalId names (open, closed or expired, as it is)
+   * when the request is the same; a different request with that externalId is a conflict.
+   */
   create(tenantId: string, input: SessionInput): Promise<{ session: Session; created: boolean }> {
     const now = this.clock();
     return this.writer.create(tenantId, normalizeSession(input, this.defaults, now), now);
@@ -100,6 +107,32 @@ export class SessionService {
   /** Takes a participant out of an open session, releasing the proxy if nobody else in it holds it. */
   removeParticipant(tenantId: string, id: string, participantId: string): Promise<Session> {
     return this.writer.removeParticipant(tenantId, id, participantId, this.clock());
+  }
+
+  /** Changes the label, revealNumber or canInitiate of a participant of an open session. */
+  updateParticipant(
+    tenantId: string,
+    id: string,
+    participantId: string,
+    input: ParticipantChangesInput,
+  ): Promise<Session> {
+    const changes = normalizeParticipantChanges(input);
+    return this.writer.updateParticipant(tenantId, id, participantId, changes, this.clock());
+  }
+
+  /**
+   * Puts someone in a participant's place in one step (the courier changes); the fields not given
+   * are kept from the one replaced. All or nothing: if the newcomer can get no proxy, the one
+   * replaced stays.
+   */
+  replaceParticipant(
+    tenantId: string,
+    id: string,
+    participantId: string,
+    input: ParticipantReplacementInput,
+  ): Promise<Session> {
+    const replacement = normalizeParticipantReplacement(input, this.defaults);
+    return this.writer.replaceParticipant(tenantId, id, participantId, replacement, this.clock());
   }
 
   async interactions(

@@ -11,12 +11,28 @@ export function asUniqueViolation(error: unknown): UniqueViolationError | undefi
 }
 
 /**
+ * Thrown by a write that finds, before it commits, that a concurrent writer made it wrong in a way
+ * no constraint catches: the transaction is rolled back and run again, and then sees that write.
+ */
+export class WriteRaceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WriteRaceError';
+  }
+}
+
+/**
  * True for the errors a concurrent writer can cause and a retry can cure: a unique index refusing
- * a proxy another instance took a moment ago, a deadlock, a serialisation failure, a busy SQLite file.
+ * a proxy another instance took a moment ago, a deadlock, a serialisation failure, a busy SQLite
+ * file, a race found by the write itself (WriteRaceError).
  */
 export function isRetryable(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   return (
-    asUniqueViolation(error) !== undefined || code === '40P01' || code === '40001' || code === 'SQLITE_BUSY'
+    error instanceof WriteRaceError ||
+    asUniqueViolation(error) !== undefined ||
+    code === '40P01' ||
+    code === '40001' ||
+    code === 'SQLITE_BUSY'
   );
 }

@@ -204,6 +204,21 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_external_ids': {
+    async up(db: Kysely<unknown>) {
+      // An externalId names one session for ever (DESIGN §2): a create looks it up whatever the
+      // session's status, newest first (`id` sorts by creation). Not unique, since databases from
+      // before this rule may hold an order's closed session and the one opened after it; the unique
+      // index over open sessions still stops two concurrent creates opening two. Partial: a session
+      // without an externalId costs it no entry.
+      await db.schema
+        .createIndex('sessions_external_id')
+        .on('sessions')
+        .columns(['tenant_id', 'external_id', 'id'])
+        .where(sql.ref('external_id'), 'is not', null)
+        .execute();
+    },
+  },
   '0006_modes': {
     async up(db: Kysely<unknown>) {
       // Extension fallback (DESIGN §1 AXE): a participation may hold a number with an extension

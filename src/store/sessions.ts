@@ -3,6 +3,7 @@ import type {
   Channel,
   GeoMatch,
   Participant,
+  ParticipantChanges,
   Session,
   SessionStatus,
   Sticky,
@@ -159,7 +160,8 @@ const historiesQuery = byShape(
     }),
 );
 
-const openByExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
+/** The newest session of an externalId, whatever its status: the one the externalId names. */
+const byExternalId = statement<{ tenantId: string; externalId: string }, SessionRow>(
   ['tenantId', 'externalId'],
   (db, v) =>
     db
@@ -167,7 +169,8 @@ const openByExternalId = statement<{ tenantId: string; externalId: string }, Ses
       .selectAll()
       .where('tenant_id', '=', v.tenantId)
       .where('external_id', '=', v.externalId)
-      .where('status', '=', OPEN),
+      .orderBy('id', 'desc')
+      .limit(sql.lit(1)),
 );
 
 export interface SessionFilter {
@@ -238,15 +241,30 @@ export class SessionRepository {
     return touched.numUpdatedRows === 1n ? this.get(tenantId, id) : undefined;
   }
 
-  /** The open session holding an externalId, with the fingerprint of the request that created it. */
-  async findOpenByExternalId(
+  /**
+   * The session an externalId names (the newest, should a database from before that rule hold
+   * several), whatever its status, with the fingerprint of the request that created it.
+   */
+  async findByExternalId(
     tenantId: string,
     externalId: string,
   ): Promise<{ session: Session; fingerprint: string } | undefined> {
-    const [row] = (await openByExternalId.execute(this.db, { tenantId, externalId })).rows;
+    const [row] = (await byExternalId.execute(this.db, { tenantId, externalId })).rows;
     if (!row) return undefined;
     const [session] = await this.withParticipants([row]);
     return session && { session, fingerprint: row.fingerprint };
+  }
+
+  /** Whether a session other than `id` has this externalId: one probe of its index. */
+  async externalIdTaken(tenantId: string, externalId: string, id: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('external_id', '=', externalId)
+      .where('id', '<>', id)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Newest first. `status` is the effective one: an open session past its expiry counts as expired. */
@@ -317,6 +335,33 @@ export class SessionRepository {
       .where('active', '=', ACTIVE)
       .executeTakeFirst();
     return r.numUpdatedRows === 1n;
+  }
+
+  /** Changes what an active participant may do and how it is labelled; true when it was still in. */
+  async updateParticipant(id: string, changes: ParticipantChanges): Promise<boolean> {
+    const r = await this.db
+      .updateTable('participants')
+      .set({
+        ...(changes.label !== undefined ? { label: changes.label } : {}),
+        ...(changes.revealNumber !== undefined ? { reveal_number: changes.revealNumber ? 1 : 0 } : {}),
+        ...(changes.canInitiate !== undefined ? { can_initiate: changes.canInitiate ? 1 : 0 } : {}),
+      })
+      .where('id', '=', id)
+      .where('active', '=', ACTIVE)
+      .executeTakeFirst();
+    return r.numUpdatedRows === 1n;
+  }
+
+  /** Whether this participant was in the session and was taken out of it (removed or replaced). */
+  async wasRemoved(sessionId: string, participantId: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('participants')
+      .select('id')
+      .where('id', '=', participantId)
+      .where('session_id', '=', sessionId)
+      .where('removed_at', 'is not', null)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Open sessions past their expiry, oldest first: the sweeper's work list. */

@@ -18,6 +18,8 @@ const V1_ROUTES: [string, string][] = [
   ['PATCH', '/v1/sessions/:id'],
   ['DELETE', '/v1/sessions/:id'],
   ['POST', '/v1/sessions/:id/participants'],
+  ['PUT', '/v1/sessions/:id/participants/:pid'],
+  ['PATCH', '/v1/sessions/:id/participants/:pid'],
   ['DELETE', '/v1/sessions/:id/participants/:pid'],
   ['GET', '/v1/sessions/:id/interactions'],
   ['POST', '/v1/route'],
@@ -127,7 +129,7 @@ describe('GET /docs', () => {
       const op = operation(method, path);
       const inPath = (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name);
       assert.deepEqual(inPath.sort(), [...path.matchAll(/:(\w+)/g)].map((m) => m[1]).sort(), path);
-      if (method === 'POST' || method === 'PATCH') body(method, path);
+      if (method === 'POST' || method === 'PUT' || method === 'PATCH') body(method, path);
       assert.ok(op.responses['4XX'], `${method} ${path} documents no error answer`);
     }
     assert.deepEqual(
@@ -138,6 +140,16 @@ describe('GET /docs', () => {
     assert.equal(participants?.minItems, 1, 'a dedicated session has its owner alone');
     assert.equal(participants?.maxItems, 2);
     assert.deepEqual(body('POST', '/v1/route').properties?.channel?.enum, ['voice', 'sms']);
+    // A participant's changes are strict: a field of another request is refused, not ignored.
+    for (const method of ['PUT', 'PATCH']) {
+      const participant = body(method, '/v1/sessions/:id/participants/:pid');
+      assert.equal(participant.additionalProperties, false, method);
+      assert.deepEqual(
+        Object.keys(participant.properties ?? {}).sort(),
+        [...(method === 'PUT' ? ['number'] : []), 'canInitiate', 'label', 'revealNumber'].sort(),
+        method,
+      );
+    }
   });
 
   it('offers mode and sticky as enums of their values', () => {

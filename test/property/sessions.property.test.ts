@@ -6,8 +6,8 @@ import { type TestApp, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 
 /**
- * Random sequences of create / close / expire / sweep / renew / add / remove / replace / route /
- * read, driven through the HTTP API against a model of which sessions are open. After every step:
+ * Random sequences of create / close / expire / sweep / renew / add / remove / replace (in two
+ * steps, or in one with PUT) / route / read, driven through the HTTP API against a model of which sessions are open. After every step:
  * the invariant of DESIGN §1 (from the model and from the participants table), numbers.load against
  * the rows that hold each number, and the database against the model. Routing must connect exactly
  * what the model says and reveal no real number otherwise; pool_exhausted must come exactly when
@@ -80,6 +80,7 @@ type Op =
   | { kind: 'add'; s: number; p: number }
   | { kind: 'remove'; s: number; p: number }
   | { kind: 'replace'; s: number; p: number; q: number }
+  | { kind: 'put'; s: number; p: number; q: number }
   | { kind: 'route'; hit: number; from: number; to: number; sms: boolean }
   | { kind: 'get'; s: number };
 
@@ -121,6 +122,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.record({ kind: fc.constant('replace' as const), s: fc.nat(), p: fc.nat(), q: fc.nat() }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('put' as const), s: fc.nat(), p: fc.nat(), q: fc.nat() }),
   },
   {
     weight: 6,
@@ -203,6 +208,8 @@ class Run {
         return this.remove(op.s, op.p);
       case 'replace':
         return this.replace(op.s, op.p, op.q);
+      case 'put':
+        return this.put(op.s, op.p, op.q);
       case 'route':
         return this.route(op);
       case 'get':
@@ -347,13 +354,89 @@ class Run {
     await this.addTo(s, q);
   }
 
-  private async addTo(s: ModelSession, p: number): Promise<void> {
-    // A third of the time someone from another country than the member: a shared session must refuse them.
+  /**
+   * The courier is replaced in one step (PUT): all or nothing. The newcomer takes over the proxy
+   * when it is local to them and not theirs already; otherwise a shared session (whose one proxy
+   * it is) refuses them, and any other gets them a proxy as an add would.
+   */
+  private async put(i: number, p: number, q: number): Promise<void> {
+    // Mostly open sessions with someone in them; now and then any session, or someone already out.
+    const live = this.open().filter((o) => o.participants.length > 0);
+    const s = pick(i % 5 !== 0 && live.length > 0 ? live : this.sessions, i >> 3);
+    const target = s && pick(p % 6 === 0 && s.removed.length > 0 ? s.removed : s.participants, p);
+    if (!s || !target) return;
+    const person = this.newcomerFor(s, q);
+    const state = this.state(s);
+    const current = s.participants.includes(target);
+    const cooling = await this.cooling([person.number]);
+    const r = await this.t.api('PUT', `/v1/sessions/${s.id}/participants/${target.id}`, {
+      number: person.number,
+    });
+    this.trace.push(
+      `put ${person.number} for ${target.number} in ${s.label} (${state}, ${s.mode}${current ? '' : ', already out'}) → ${r.statusCode} ${summary(r)}`,
+    );
+    if (state !== 'open') {
+      expectError(r, 409, 'conflict');
+      return;
+    }
+    const inSession = s.participants.some((o) => o.number === person.number);
+    if (!current) {
+      // A retry of a replacement made finds its newcomer in: the session as it is.
+      if (!inSession) {
+        expectError(r, 404, 'not_found');
+        return;
+      }
+      assert.equal(r.statusCode, 200, r.body);
+      this.expectParticipants(s, r.json().participants);
+      return;
+    }
+    if (person.number === target.number) {
+      assert.equal(r.statusCode, 200, r.body);
+      this.expectParticipants(s, r.json().participants);
+      return;
+    }
+    if (inSession) {
+      expectError(r, 409, 'conflict');
+      return;
+    }
+    const rest = s.participants.filter((o) => o !== target);
+    const proxyCountry = this.pool.find((n) => n.number === target.proxy)?.country;
+    const held = this.held(person.number);
+    const takesOver = proxyCountry === person.country && !held.has(target.proxy);
+    if (!takesOver && s.mode === 'shared' && rest.length > 0) {
+      if (proxyCountry !== person.country) {
+        assert.ok(
+          r.statusCode === 400 || r.statusCode === 409,
+          `a shared session's proxy is local to one country: got ${r.statusCode} ${r.body}`,
+        );
+      } else expectError(r, 409, 'conflict');
+      return;
+    }
+    if (!takesOver && held.size >= this.countryPool(person.country).length) {
+      expectError(r, 503, 'pool_exhausted');
+      return;
+    }
+    assert.equal(r.statusCode, 200, `put must succeed while the newcomer can get a proxy: ${r.body}`);
+    const shown = r.json().participants as { id: string; number: string; proxyNumber: string }[];
+    const newcomer = shown[shown.length - 1] as (typeof shown)[0];
+    assert.equal(newcomer.number, person.number);
+    if (takesOver) assert.equal(newcomer.proxyNumber, target.proxy, 'the newcomer takes over the proxy');
+    else this.expectPreferred(newcomer.proxyNumber, [person], cooling);
+    s.participants = [...rest, { id: newcomer.id, number: newcomer.number, proxy: newcomer.proxyNumber }];
+    s.removed.push(target);
+    this.expectParticipants(s, shown);
+  }
+
+  /** Someone to join a session: a third of the time from another country than its first member. */
+  private newcomerFor(s: ModelSession, p: number): Person {
     const member = s.participants[0] && personOf(s.participants[0].number);
     const foreign = PEOPLE.filter((q) => member && q.country !== member.country);
-    const person = (
-      p % 3 === 0 && foreign.length > 0 ? pick(foreign, p >> 2) : PEOPLE[p % PEOPLE.length]
-    ) as Person;
+    return (p % 3 === 0 && foreign.length > 0 ? pick(foreign, p >> 2) : PEOPLE[p % PEOPLE.length]) as Person;
+  }
+
+  private async addTo(s: ModelSession, p: number): Promise<void> {
+    // A third of the time someone from another country than the member: a shared session must refuse them.
+    const person = this.newcomerFor(s, p);
     const state = this.state(s);
     const cooling = await this.cooling([person.number]);
     const r = await this.t.api('POST', `/v1/sessions/${s.id}/participants`, { number: person.number });

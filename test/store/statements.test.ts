@@ -93,7 +93,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
     await store.transaction((trx) => new SessionRepository(trx).insertOpened(written, 'fp-1', event));
     const read = await new SessionRepository(store.db).get(DEFAULT_TENANT, written.id);
     assert.deepEqual(read, written);
-    const found = await new SessionRepository(store.db).findOpenByExternalId(
+    const found = await new SessionRepository(store.db).findByExternalId(
       DEFAULT_TENANT,
       'order-ses_round_trip',
     );

@@ -56,7 +56,9 @@ export async function create(options: CreateOptions, out: Output): Promise<void>
     ...details(session),
     ...(created
       ? tryIt(session)
-      : [`  (already open with external id ${session.externalId}: the same request)`]),
+      : [
+          `  (already created with external id ${session.externalId} by the same request; it is ${session.status})`,
+        ]),
   ]);
 }
 

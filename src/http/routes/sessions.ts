@@ -7,6 +7,8 @@ import {
   Participant,
   ParticipantBody,
   ParticipantParams,
+  ParticipantPatch,
+  ParticipantReplaceBody,
   page,
   Session,
   SessionBody,
@@ -114,6 +116,45 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (a
       sessionView(
         await veil.sessions.removeParticipant(request.apiKey.tenantId, request.params.id, request.params.pid),
       ),
+  );
+
+  app.put(
+    '/sessions/:id/participants/:pid',
+    {
+      schema: {
+        tags,
+        summary:
+          'Replace a participant in one step (the courier changes): the newcomer keeps the proxy when allowed; all or nothing',
+        params: ParticipantParams,
+        body: ParticipantReplaceBody,
+        response: withErrors({ 200: Session }),
+      },
+      config,
+    },
+    async (request) => {
+      const { id, pid } = request.params;
+      const session = await veil.sessions.replaceParticipant(request.apiKey.tenantId, id, pid, request.body);
+      return sessionView(session);
+    },
+  );
+
+  app.patch(
+    '/sessions/:id/participants/:pid',
+    {
+      schema: {
+        tags,
+        summary: 'Change what a participant may do (canInitiate, revealNumber) or its label',
+        params: ParticipantParams,
+        body: ParticipantPatch,
+        response: withErrors({ 200: Session }),
+      },
+      config,
+    },
+    async (request) => {
+      const { id, pid } = request.params;
+      const session = await veil.sessions.updateParticipant(request.apiKey.tenantId, id, pid, request.body);
+      return sessionView(session);
+    },
   );
 
   app.get(

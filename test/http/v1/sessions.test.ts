@@ -37,6 +37,11 @@ describeStores('/v1/sessions', { perTest: true }, (store) => {
       ).n,
     );
   const create = (body: Record<string, unknown>) => t.api('POST', '/v1/sessions', body);
+  /** The open sessions counted on the pool's numbers, as GET /v1/numbers shows them. */
+  const totalLoad = async () =>
+    (await t.api('GET', '/v1/numbers?limit=100'))
+      .json()
+      .data.reduce((sum: number, n: { load: number }) => sum + n.load, 0);
   const pair = (a = CUSTOMER, b = COURIER) => [
     { number: a, label: 'customer' },
     { number: b, label: 'courier' },
@@ -75,12 +80,98 @@ describeStores('/v1/sessions', { perTest: true }, (store) => {
       assert.equal(other.statusCode, 409);
       assert.equal(other.json().error.code, 'conflict');
       assert.equal(await rows('sessions'), sessions);
-      // Once closed, the externalId may open a new session.
       await t.api('DELETE', `/v1/sessions/${first.json().id}`);
-      const reopened = await create(body);
-      assert.equal(reopened.statusCode, 201);
-      assert.notEqual(reopened.json().id, first.json().id);
-      await t.api('DELETE', `/v1/sessions/${reopened.json().id}`);
+    });
+
+    // An externalId names one session for ever (DESIGN §2). This replaces the earlier rule, under
+    // which a closed or expired order's externalId opened a new session: a retry that arrived late
+    // then reopened a finished order.
+    describe('externalId of a finished session', () => {
+      const body = { externalId: 'order-7', ttlSeconds: 600, participants: pair() };
+      const state = async () => ({
+        sessions: await rows('sessions'),
+        participants: await rows('participants'),
+        events: await rows('events'),
+        load: await totalLoad(),
+      });
+
+      it('answers a retry after the close with 200 and the closed session, taking no proxy', async () => {
+        const first = (await create(body)).json();
+        const closed = (await t.api('DELETE', `/v1/sessions/${first.id}`)).json();
+        const before = await state();
+        assert.equal(before.load, 0);
+        t.clock.advance(3600);
+        const retry = await create(body);
+        assert.equal(retry.statusCode, 200, retry.body);
+        assert.deepEqual(retry.json(), closed);
+        assert.equal(retry.json().status, 'closed');
+        assert.deepEqual(await state(), before, 'no session, participant, event or load was added');
+        const call = await t.api('POST', '/v1/route', {
+          from: CUSTOMER,
+          to: first.participants[0].proxyNumber,
+          channel: 'voice',
+        });
+        assert.equal(call.json().action, 'reject', 'the finished order routes nothing');
+      });
+
+      it('answers a retry after the expiry with 200 and status expired, swept or not, never reopening', async () => {
+        const first = (await create(body)).json();
+        t.clock.advance(601);
+        const before = await state();
+        // Not swept yet: the row is still open, the session is expired all the same.
+        const lingering = await create(body);
+        assert.equal(lingering.statusCode, 200, lingering.body);
+        assert.equal(lingering.json().id, first.id);
+        assert.equal(lingering.json().status, 'expired');
+        assert.deepEqual(await state(), before);
+        assert.equal(await t.veil.sessions.expireDue(), 1);
+        const swept = await create(body);
+        assert.equal(swept.statusCode, 200, swept.body);
+        assert.equal(swept.json().id, first.id);
+        assert.equal(swept.json().status, 'expired');
+        assert.ok(swept.json().closedAt);
+        assert.equal(await rows('sessions'), before.sessions);
+        assert.equal(await totalLoad(), 0);
+      });
+
+      it('refuses a different body for a finished session’s externalId with 409, writing nothing', async () => {
+        const first = (await create(body)).json();
+        await t.api('DELETE', `/v1/sessions/${first.id}`);
+        const before = await state();
+        const other = await create({ ...body, participants: pair(CUSTOMER, COURIER_2) });
+        assert.equal(other.statusCode, 409, other.body);
+        assert.equal(other.json().error.code, 'conflict');
+        assert.match(other.json().error.message, new RegExp(first.id));
+        assert.deepEqual(await state(), before);
+        const listed = (await t.api('GET', '/v1/sessions?externalId=order-7')).json();
+        assert.deepEqual(
+          listed.data.map((s: { id: string }) => s.id),
+          [first.id],
+        );
+      });
+
+      it('opens one session for concurrent creates of one externalId; the rest get it (200) or 409', async () => {
+        const other = { ...body, participants: pair(CUSTOMER, COURIER_2) };
+        const bodies = Array.from({ length: 12 }, (_, i) => (i % 4 === 3 ? other : body));
+        const answers = await Promise.all(bodies.map(create));
+        const all = answers.map((r) => `${r.statusCode} ${r.body}`).join('\n');
+        const opened = answers.findIndex((r) => r.statusCode === 201);
+        assert.ok(opened >= 0, all);
+        const winner = answers[opened]?.json();
+        answers.forEach((r, i) => {
+          if (i === opened) return;
+          if (bodies[i] === bodies[opened]) {
+            assert.equal(r.statusCode, 200, all);
+            assert.equal(r.json().id, winner.id);
+          } else {
+            assert.equal(r.statusCode, 409, all);
+            assert.equal(r.json().error.code, 'conflict');
+          }
+        });
+        assert.equal(await rows('sessions'), 1);
+        assert.equal(await rows('participants'), 2);
+        assert.equal(await totalLoad(), 2);
+      });
     });
 
     it('uses one proxy for both participants in shared mode', async () => {
