@@ -2,6 +2,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
+import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
@@ -9,6 +10,7 @@ import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
+import { BlocklistRepository } from './store/blocklist.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { NumberRepository } from './store/numbers.ts';
 import { RouteLookup } from './store/route-lookup.ts';
@@ -21,6 +23,7 @@ export interface Veil {
   store: Store;
   sessions: SessionService;
   numbers: NumberService;
+  blocklist: BlocklistService;
   router: Router;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
@@ -80,6 +83,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   const router = new Router(
     new RouteLookup(store),
     new NumberRepository(store.reader),
+    new BlocklistRepository(store.reader),
     interactions,
     config.outOfSession,
     clock,
@@ -89,6 +93,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     store,
     sessions,
     numbers: new NumberService(store, PROVIDER_NAMES, config.defaultCountry, clock),
+    blocklist: new BlocklistService(store, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),
     carriers,

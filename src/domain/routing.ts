@@ -21,11 +21,21 @@ export interface Participation {
   revealNumber: boolean;
   /** The caller's real number. */
   number: string;
+  /** The caller's real number is on the tenant's blocklist. */
+  callerBlocked: boolean;
   /** The other participant, absent while a replacement is pending. */
   other: { participantId: string; number: string; proxyNumber: string } | null;
+  /** The other participant's real number is on the tenant's blocklist (false without one). */
+  otherBlocked: boolean;
 }
 
-export const REJECT_REASONS = ['no_session', 'channel_not_allowed', 'not_allowed', 'no_counterpart'] as const;
+export const REJECT_REASONS = [
+  'no_session',
+  'channel_not_allowed',
+  'not_allowed',
+  'no_counterpart',
+  'blocked',
+] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export type RouteDecision =
@@ -47,15 +57,26 @@ export type OutOfSession = { action: 'reject' } | { action: 'forward'; to: strin
  * The routing rule of DESIGN §1. A call from F to P is connected only within F's open session on P,
  * to the other participant, showing the proxy that participant knows. Anything else is refused or
  * sent to the out-of-session destination: never to a participant of some other session.
+ *
+ * A number on the blocklist is never connected: not as the caller, not as the one called, and not
+ * to the out-of-session destination. `strangerBlocked` says whether a caller in no session is on
+ * the blocklist of the dialled number's tenant; it matters only when out-of-session calls are not
+ * simply refused, and the caller of a session that has ended is judged by its participation.
  */
 export function decideRoute(
   request: RouteRequest,
   participation: Participation | undefined,
   now: number,
   outOfSession: OutOfSession,
+  strangerBlocked = false,
 ): RouteDecision {
-  if (!participation || participation.expiresAt <= now) return outside(request, outOfSession);
+  if (!participation || participation.expiresAt <= now) {
+    return outside(request, outOfSession, participation ? participation.callerBlocked : strangerBlocked);
+  }
   const sessionId = participation.sessionId;
+  if (participation.callerBlocked || participation.otherBlocked) {
+    return { action: 'reject', reason: 'blocked', sessionId };
+  }
   if (!participation.channels.includes(request.channel)) {
     return { action: 'reject', reason: 'channel_not_allowed', sessionId };
   }
@@ -76,8 +97,9 @@ export function decideRoute(
   };
 }
 
-function outside(request: RouteRequest, outOfSession: OutOfSession): RouteDecision {
+function outside(request: RouteRequest, outOfSession: OutOfSession, callerBlocked: boolean): RouteDecision {
   if (outOfSession.action === 'reject') return { action: 'reject', reason: 'no_session', sessionId: null };
+  if (callerBlocked) return { action: 'reject', reason: 'blocked', sessionId: null };
   // The caller reaches the configured line, shown the proxy they dialled: their own number is not passed on.
   if (request.channel === 'sms') {
     return {

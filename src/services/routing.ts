@@ -2,6 +2,7 @@ import { newId } from '../domain/ids.ts';
 import { interactionOf } from '../domain/interaction.ts';
 import { isE164 } from '../domain/phone.ts';
 import { decideRoute, type OutOfSession, type RouteDecision, type RouteRequest } from '../domain/routing.ts';
+import type { BlocklistRepository } from '../store/blocklist.ts';
 import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { NumberRepository } from '../store/numbers.ts';
 import type { RouteLookup } from '../store/route-lookup.ts';
@@ -29,6 +30,7 @@ export class Router {
   constructor(
     private readonly lookup: RouteLookup,
     private readonly numbers: NumberRepository,
+    private readonly blocklist: BlocklistRepository,
     private readonly log: InteractionLog,
     private readonly outOfSession: OutOfSession,
     private readonly clock: () => number = Date.now,
@@ -68,12 +70,20 @@ export class Router {
     if (participation && context.tenantId !== undefined && participation.tenantId !== context.tenantId) {
       participation = undefined;
     }
-    const decision = decideRoute(request, participation, now, this.outOfSession);
     const tenantId =
       participation?.tenantId ??
       context.tenantId ??
       (isE164(request.to) ? await this.numbers.tenantOf(request.to) : undefined) ??
       null;
+    // A stranger is looked up on the blocklist of the dialled number's tenant only when being in
+    // no session is not reason enough to refuse: the lookup has already read a participant's.
+    const strangerBlocked =
+      !participation &&
+      this.outOfSession.action !== 'reject' &&
+      tenantId !== null &&
+      isE164(request.from) &&
+      (await this.blocklist.has(tenantId, request.from));
+    const decision = decideRoute(request, participation, now, this.outOfSession, strangerBlocked);
     let slide: Slide | undefined;
     if (
       participation?.ttlMode === 'sliding' &&
