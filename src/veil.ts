@@ -3,6 +3,7 @@ import { EXTENSION_DIGITS } from './domain/session.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
+import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
@@ -10,6 +11,7 @@ import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
+import { BlocklistRepository } from './store/blocklist.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { RouteLookup } from './store/route-lookup.ts';
 import { openStore, ping, type Store } from './store/store.ts';
@@ -21,6 +23,7 @@ export interface Veil {
   store: Store;
   sessions: SessionService;
   numbers: NumberService;
+  blocklist: BlocklistService;
   router: Router;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
@@ -83,6 +86,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   );
   const router = new Router(
     new RouteLookup(store),
+    new BlocklistRepository(store.reader),
     interactions,
     {
       outOfSession: config.outOfSession,
@@ -96,6 +100,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     store,
     sessions,
     numbers: new NumberService(store, PROVIDER_NAMES, config.defaultCountry, clock),
+    blocklist: new BlocklistService(store, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),
     carriers,

@@ -1,4 +1,5 @@
 import type { Static } from 'typebox';
+import type { BlocklistEntry } from './domain/blocklist.ts';
 import type { Interaction } from './domain/interaction.ts';
 import type { ApiKey } from './domain/keys.ts';
 import type { PoolNumber } from './domain/pool.ts';
@@ -97,4 +98,8 @@ export function keyView(k: ApiKey): Static<typeof Api.ApiKey> {
     createdAt: iso(k.createdAt),
     revokedAt: isoOrNull(k.revokedAt),
   };
+}
+
+export function blocklistView(b: BlocklistEntry): Static<typeof Api.BlocklistEntry> {
+  return { number: b.number, reason: b.reason, createdAt: iso(b.createdAt) };
 }

@@ -62,6 +62,36 @@ export function buildProgram(): Command {
       guarded(options.json, async (out) => (await import('./commands/numbers.ts')).retire(ref, out)),
     );
 
+  const blocklist = program
+    .command('blocklist')
+    .description('real numbers never connected: their calls and texts, and calls and texts to them');
+  blocklist
+    .command('add')
+    .description('block a number')
+    .argument('<number>', 'the real number, E.164 (+14155550123)')
+    .option('--reason <text>', 'why, for your records')
+    .addOption(jsonOption())
+    .action((number: string, options) =>
+      guarded(options.json, async (out) =>
+        (await import('./commands/blocklist.ts')).add(number, options, out),
+      ),
+    );
+  listing(
+    blocklist
+      .command('list')
+      .description('list the blocked numbers in number order (masked; --json shows them)'),
+  ).action((options) =>
+    guarded(options.json, async (out) => (await import('./commands/blocklist.ts')).list(options, out)),
+  );
+  blocklist
+    .command('remove')
+    .description('unblock a number')
+    .argument('<number>', 'the blocked number, E.164')
+    .addOption(jsonOption())
+    .action((number: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/blocklist.ts')).remove(number, out)),
+    );
+
   const sessions = program
     .command('sessions')
     .description('sessions: two people talking through proxy numbers');

@@ -24,8 +24,12 @@ export interface Participation {
   revealNumber: boolean;
   /** The caller's real number. */
   number: string;
+  /** The caller's real number is on the tenant's blocklist. */
+  callerBlocked: boolean;
   /** The other participant, absent while a replacement is pending. */
   other: { participantId: string; number: string; proxyNumber: string } | null;
+  /** The other participant's real number is on the tenant's blocklist (false without one). */
+  otherBlocked: boolean;
 }
 
 export const REJECT_REASONS = [
@@ -34,6 +38,7 @@ export const REJECT_REASONS = [
   'not_allowed',
   'no_counterpart',
   'wrong_extension',
+  'blocked',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -65,15 +70,26 @@ export type OutOfSession = { action: 'reject' } | { action: 'forward'; to: strin
  * The routing rule of DESIGN §1. A call from F to P is connected only within F's open session on P,
  * to the other participant, showing the proxy that participant knows. Anything else is refused or
  * sent to the out-of-session destination: never to a participant of some other session.
+ *
+ * A number on the blocklist is never connected: not as the caller, not as the one called, and not
+ * to the out-of-session destination. `strangerBlocked` says whether a caller in no session is on
+ * the blocklist of the dialled number's tenant; it matters only when out-of-session calls are not
+ * simply refused, and the caller of a session that has ended is judged by its participation.
  */
 export function decideRoute(
   request: RouteRequest,
   participation: Participation | undefined,
   now: number,
   outOfSession: OutOfSession,
+  strangerBlocked = false,
 ): RouteDecision {
-  if (!participation || participation.expiresAt <= now) return outside(request, outOfSession);
+  if (!participation || participation.expiresAt <= now) {
+    return outside(request, outOfSession, participation ? participation.callerBlocked : strangerBlocked);
+  }
   const sessionId = participation.sessionId;
+  if (participation.callerBlocked || participation.otherBlocked) {
+    return { action: 'reject', reason: 'blocked', sessionId };
+  }
   if (!participation.channels.includes(request.channel)) {
     return { action: 'reject', reason: 'channel_not_allowed', sessionId };
   }
@@ -117,16 +133,20 @@ export function decideExtension(
  * A `dedicated` session's number as a caller meets it. Anyone who is not the owner reaches the
  * owner, shown the number they dialled; the owner reaches the most recent caller (within the
  * callback window, which the caller of this function applied), shown it too, or nobody.
+ * `blocked`: whether the one who is not the owner (the caller, or the one called back) is on the
+ * blocklist.
  */
 export function dedicatedParticipation<P extends Participation>(
   owner: P,
   caller: string,
   dialled: string,
   lastCaller: string | undefined,
+  blocked = false,
 ): P {
   if (caller === owner.number) {
     return {
       ...owner,
+      otherBlocked: blocked,
       other: lastCaller
         ? { participantId: owner.participantId, number: lastCaller, proxyNumber: dialled }
         : null,
@@ -135,14 +155,17 @@ export function dedicatedParticipation<P extends Participation>(
   return {
     ...owner,
     number: caller,
+    callerBlocked: blocked,
+    otherBlocked: owner.callerBlocked,
     canInitiate: true,
     revealNumber: false,
     other: { participantId: owner.participantId, number: owner.number, proxyNumber: dialled },
   };
 }
 
-function outside(request: RouteRequest, outOfSession: OutOfSession): RouteDecision {
+function outside(request: RouteRequest, outOfSession: OutOfSession, callerBlocked: boolean): RouteDecision {
   if (outOfSession.action === 'reject') return { action: 'reject', reason: 'no_session', sessionId: null };
+  if (callerBlocked) return { action: 'reject', reason: 'blocked', sessionId: null };
   // The caller reaches the configured line, shown the proxy they dialled: their own number is not passed on.
   if (request.channel === 'sms') {
     return {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
+import { blocklistRoutes } from './routes/blocklist.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { numberRoutes } from './routes/numbers.ts';
 import { routeRoutes } from './routes/route.ts';
@@ -92,6 +93,7 @@ export async function buildApp(
       await v1.register(sessionRoutes, { veil });
       await v1.register(routeRoutes, { veil });
       await v1.register(keyRoutes, { veil });
+      await v1.register(blocklistRoutes, { veil });
     },
     { prefix: '/v1' },
   );

@@ -364,6 +364,26 @@ export const RouteDecision = Type.Object({
   prompt: Type.Optional(Type.String({ description: 'gather: what to say to the caller' })),
 });
 
+export const BlocklistBody = Type.Object(
+  {
+    number: PhoneNumber('the real number to block'),
+    reason: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: 'why it is blocked, for your records' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const BlocklistParams = Type.Object({
+  number: PhoneNumber('the blocked number, URL-encoded (%2B14155550100)'),
+});
+
+export const BlocklistEntry = Type.Object({
+  number: Type.String({ description: 'the blocked number, E.164: never connected, calling or called' }),
+  reason: Type.Union([Type.String(), Type.Null()], { description: 'why it is blocked; null when not given' }),
+  createdAt: Time('when it was blocked'),
+});
+
 const Scopes = Type.Array(
   Type.Enum(SCOPES, {
     description: 'admin: everything; sessions: sessions and routing; route: routing decisions; read: reading',

@@ -10,6 +10,7 @@ import {
   type RouteDecision,
   type RouteRequest,
 } from '../domain/routing.ts';
+import type { BlocklistRepository } from '../store/blocklist.ts';
 import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { RouteLookup, RouteParticipation } from '../store/route-lookup.ts';
 
@@ -46,6 +47,7 @@ export interface RoutingPolicy {
 export class Router {
   constructor(
     private readonly lookup: RouteLookup,
+    private readonly blocklist: BlocklistRepository,
     private readonly log: InteractionLog,
     private readonly policy: RoutingPolicy,
     private readonly clock: () => number = Date.now,
@@ -93,8 +95,9 @@ export class Router {
       tenantId = dialled.tenantId;
       if (dialled.dedicatedTo) {
         const owner = await this.lookup.ownerOf(dialled.dedicatedTo);
-        participation = owner && dedicatedParticipation(owner, request.from, request.to, undefined);
-        decision = decideRoute(request, participation, now, outOfSession);
+        const blocked = await this.blocklist.has(dialled.tenantId, request.from);
+        participation = owner && dedicatedParticipation(owner, request.from, request.to, undefined, blocked);
+        decision = decideRoute(request, participation, now, outOfSession, blocked);
       } else if (dialled.extensions) {
         const keyed =
           request.digits === undefined
@@ -103,13 +106,25 @@ export class Router {
         decision = decideExtension(request, keyed, now, this.policy.gather, outOfSession);
         if (decision.action !== 'reject' && decision.action !== 'gather') participation = keyed;
       } else {
-        decision = decideRoute(request, undefined, now, outOfSession);
+        decision = decideRoute(
+          request,
+          undefined,
+          now,
+          outOfSession,
+          await this.strangerBlocked(request, tenantId),
+        );
       }
     } else {
       if (participation?.mode === 'dedicated' && participation.other === null) {
         participation = await this.withCallback(participation, request, now);
       }
-      decision = decideRoute(request, participation, now, outOfSession);
+      decision = decideRoute(
+        request,
+        participation,
+        now,
+        outOfSession,
+        !participation && (await this.strangerBlocked(request, tenantId)),
+      );
     }
     let slide: Slide | undefined;
     if (
@@ -142,6 +157,20 @@ export class Router {
   ): Promise<RouteParticipation> {
     const since = now - this.policy.callbackWindowSeconds * 1000;
     const lastCaller = await this.log.lastCaller(owner.sessionId, owner.number, since);
-    return dedicatedParticipation(owner, request.from, request.to, lastCaller);
+    const blocked = lastCaller !== undefined && (await this.blocklist.has(owner.tenantId, lastCaller));
+    return dedicatedParticipation(owner, request.from, request.to, lastCaller, blocked);
+  }
+
+  /**
+   * Whether a caller in no session is on the blocklist of the dialled number's tenant, looked up
+   * only when being in no session is not reason enough to refuse.
+   */
+  private async strangerBlocked(request: RouteRequest, tenantId: string | null): Promise<boolean> {
+    return (
+      this.policy.outOfSession.action !== 'reject' &&
+      tenantId !== null &&
+      isE164(request.from) &&
+      this.blocklist.has(tenantId, request.from)
+    );
   }
 }

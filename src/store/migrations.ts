@@ -204,6 +204,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_blocklist': {
+    async up(db: Kysely<unknown>) {
+      // Numbers never connected, per tenant. The routing lookup probes the primary key's index for
+      // both people of a call in the same statement, so a route costs no second round trip.
+      await db.schema
+        .createTable('blocklist')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('number', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('blocklist_pkey', ['tenant_id', 'number'])
+        .execute();
+    },
+  },
   '0005_external_ids': {
     async up(db: Kysely<unknown>) {
       // An externalId names one session for ever (DESIGN §2): a create looks it up whatever the

@@ -1,8 +1,8 @@
-import { type Expression, type InferResult, sql } from 'kysely';
+import { type Expression, type ExpressionBuilder, type InferResult, sql } from 'kysely';
 import type { Participation } from '../domain/routing.ts';
 import type { Channel, SessionMode, TtlMode } from '../domain/session.ts';
 import { Prepared } from './prepared.ts';
-import { ACTIVE, type Db, DIRECT } from './schema.ts';
+import { ACTIVE, type Db, DIRECT, type Schema } from './schema.ts';
 import type { Store } from './store.ts';
 
 /** The caller's participation with what routing and a sliding TTL need. */
@@ -33,7 +33,29 @@ const PARTICIPATION = [
   'o.id as otherId',
   'o.number as otherNumber',
   'o.proxy_number as otherProxy',
+  (eb: Lookup) => onBlocklist(eb, 'p.number').as('callerBlocked'),
+  (eb: Lookup) => onBlocklist(eb, 'o.number').as('otherBlocked'),
 ] as const;
+
+/** What the lookup's columns can refer to: the caller's participation, its session, the other participant. */
+type Lookup = ExpressionBuilder<
+  Schema & { p: Schema['participants']; s: Schema['sessions']; o: Schema['participants'] },
+  'p' | 's' | 'o'
+>;
+
+/**
+ * Whether a person of the call is on the blocklist of the participation's tenant: one probe of the
+ * blocklist's primary key, in the lookup's own statement (no second round trip on the hot path).
+ */
+function onBlocklist(eb: Lookup, number: 'p.number' | 'o.number') {
+  return eb.exists(
+    eb
+      .selectFrom('blocklist as b')
+      .select('b.number')
+      .whereRef('b.tenant_id', '=', 'p.tenant_id')
+      .whereRef('b.number', '=', number),
+  );
+}
 
 /** Open participations (`p`) joined to their session and the other participant. */
 function participations(db: Db) {
@@ -234,6 +256,8 @@ export function participationOf(row: ParticipationRow): RouteParticipation {
     tenantId: row.tenantId,
     mode: row.mode as SessionMode,
     number: row.number,
+    // An exists is a boolean on PostgreSQL, 0 or 1 on SQLite.
+    callerBlocked: Boolean(row.callerBlocked),
     canInitiate: row.canInitiate === 1,
     revealNumber: row.revealNumber === 1,
     expiresAt: row.expiresAt,
@@ -246,5 +270,6 @@ export function participationOf(row: ParticipationRow): RouteParticipation {
       otherId && otherNumber && otherProxy
         ? { participantId: otherId, number: otherNumber, proxyNumber: otherProxy }
         : null,
+    otherBlocked: Boolean(row.otherBlocked),
   };
 }

@@ -94,6 +94,8 @@ export interface Schema {
     updated_at: number;
   };
   events: { id: string; tenant_id: string; type: string; payload: string; created_at: number };
+  /** Numbers a tenant never connects; the primary key is (tenant_id, number). */
+  blocklist: { tenant_id: string; number: string; reason: string | null; created_at: number };
   settings: { key: string; value: string };
 }
 

@@ -190,6 +190,76 @@ describe('veil (the command line)', { concurrency: true }, () => {
     });
   });
 
+  describe('veil blocklist', { concurrency: 1 }, () => {
+    const ws = new Workspace();
+    let core: Veil;
+    before(async () => {
+      core = await openCore(ws);
+    });
+    after(async () => {
+      await core.close();
+      ws.remove();
+    });
+    const blocked = async () => (await core.blocklist.list(DEFAULT_TENANT, { limit: 500 })).data;
+
+    it('blocks numbers, masked in its words, in full with --json; a repeat changes nothing', async () => {
+      const [plain, full] = await Promise.all([
+        ws.veil(['blocklist', 'add', CUSTOMER]),
+        ws.veil(['blocklist', 'add', STRANGER, '--reason', 'fraud', '--json']),
+      ]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(plain.stdout, /^blocked \+1415\*{5}01: /);
+      assert.equal(full.code, 0, full.stderr);
+      assert.deepEqual(
+        { ...json<Record<string, unknown>>(full), createdAt: undefined },
+        { number: STRANGER, reason: 'fraud', createdAt: undefined },
+      );
+      const again = await ws.veil(['blocklist', 'add', STRANGER, '--reason', 'other']);
+      assert.equal(again.stdout, '+1415*****99 was already blocked\n');
+      assert.deepEqual(
+        (await blocked()).map((e) => [e.number, e.reason]),
+        [
+          [CUSTOMER, null],
+          [STRANGER, 'fraud'],
+        ],
+      );
+      const bad = await ws.veil(['blocklist', 'add', '4155550154']);
+      assert.ok(refused(bad), JSON.stringify(bad));
+      assert.match(bad.stderr, /^veil: number must be an E\.164 number/);
+      assert.equal((await blocked()).length, 2);
+    });
+
+    it('lists them masked, or as the API’s page; removes one, and refuses one not blocked', async () => {
+      const [table, page] = await Promise.all([
+        ws.veil(['blocklist', 'list']),
+        ws.veil(['blocklist', 'list', '--limit', '1', '--json']),
+      ]);
+      assert.equal(table.code, 0, table.stderr);
+      const [header, ...lines] = table.stdout.trim().split('\n');
+      assert.match(header as string, /^NUMBER +BLOCKED AT +REASON$/);
+      assert.deepEqual(
+        lines.map((l) => l.split(/ +/).filter((_, i) => i !== 1)),
+        [
+          ['+1415*****01', '-'],
+          ['+1415*****99', 'fraud'],
+        ],
+      );
+      assert.ok(!table.stdout.includes(CUSTOMER.slice(1)), 'the listing shows a number in clear');
+      assert.deepEqual(json<{ nextCursor: string }>(page).nextCursor, CUSTOMER);
+
+      const removed = await ws.veil(['blocklist', 'remove', CUSTOMER]);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.equal(removed.stdout, 'unblocked +1415*****01\n');
+      const missing = await ws.veil(['blocklist', 'remove', CUSTOMER]);
+      assert.ok(refused(missing), JSON.stringify(missing));
+      assert.ok(!missing.stderr.includes(CUSTOMER.slice(1)), missing.stderr);
+      assert.deepEqual(
+        (await blocked()).map((e) => e.number),
+        [STRANGER],
+      );
+    });
+  });
+
   describe('veil sessions', { concurrency: 1 }, () => {
     const ws = new Workspace();
     let core: Veil;

@@ -15,7 +15,9 @@ const participation: Participation = {
   canInitiate: true,
   revealNumber: false,
   number: '+14155550123',
+  callerBlocked: false,
   other: { participantId: 'p2', number: '+14155550187', proxyNumber: '+14155550151' },
+  otherBlocked: false,
 };
 const call = { from: '+14155550123', to: '+14155550150', channel: 'voice' as const };
 const reject = { action: 'reject' as const };
@@ -67,6 +69,53 @@ describe('decideRoute', () => {
       from: '+14155550123',
       body: 'hi',
       sessionId: 's1',
+    });
+  });
+
+  describe('the blocklist', () => {
+    const sms = { ...call, channel: 'sms' as const, body: 'hi' };
+    const forward = { action: 'forward' as const, to: '+14155550000' };
+
+    it('refuses a blocked caller and a call to a blocked participant, before any other reason', () => {
+      for (const blocked of [{ callerBlocked: true }, { otherBlocked: true }]) {
+        for (const p of [
+          { ...participation, ...blocked },
+          { ...participation, ...blocked, canInitiate: false, channels: ['sms' as const] },
+        ]) {
+          for (const request of [call, sms]) {
+            assert.deepEqual(decideRoute(request, p, NOW, reject), {
+              action: 'reject',
+              reason: 'blocked',
+              sessionId: 's1',
+            });
+          }
+        }
+      }
+    });
+
+    it('never forwards a blocked stranger out of session, but forwards one who is not blocked', () => {
+      const refused = { action: 'reject', reason: 'blocked', sessionId: null };
+      assert.deepEqual(decideRoute(call, undefined, NOW, forward, true), refused);
+      assert.deepEqual(decideRoute(sms, undefined, NOW, forward, true), refused);
+      assert.equal(decideRoute(call, undefined, NOW, forward, false).action, 'connect');
+      assert.equal(decideRoute(sms, undefined, NOW, forward).action, 'forward');
+    });
+
+    it('judges the caller of an ended session by their own number, not the other participant’s', () => {
+      const ended = { ...participation, expiresAt: NOW };
+      const refused = { action: 'reject', reason: 'blocked', sessionId: null };
+      assert.deepEqual(decideRoute(call, { ...ended, callerBlocked: true }, NOW, forward), refused);
+      const other = decideRoute(call, { ...ended, otherBlocked: true }, NOW, forward);
+      assert.deepEqual([other.action, 'to' in other && other.to], ['connect', '+14155550000']);
+    });
+
+    it('refuses a stranger as no_session when out-of-session calls are refused, blocked or not', () => {
+      const refused = { action: 'reject', reason: 'no_session', sessionId: null };
+      assert.deepEqual(decideRoute(call, undefined, NOW, reject, true), refused);
+      assert.deepEqual(
+        decideRoute(call, { ...participation, expiresAt: NOW, callerBlocked: true }, NOW, reject),
+        refused,
+      );
     });
   });
 });

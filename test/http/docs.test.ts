@@ -26,6 +26,9 @@ const V1_ROUTES: [string, string][] = [
   ['POST', '/v1/keys'],
   ['GET', '/v1/keys'],
   ['DELETE', '/v1/keys/:id'],
+  ['GET', '/v1/blocklist'],
+  ['POST', '/v1/blocklist'],
+  ['DELETE', '/v1/blocklist/:number'],
 ];
 /** Options DESIGN names that are not built yet: the document must not offer them. */
 

@@ -93,6 +93,7 @@ describeStores('hostile bodies at every route', (store) => {
       body: bodyOf(['status', 'tags', 'maxSessions', 'capabilities']),
     },
     { method: 'POST', url: '/v1/keys', as: 'api', body: bodyOf(['name', 'scopes', 'tenantId']) },
+    { method: 'POST', url: '/v1/blocklist', as: 'api', body: bodyOf(['number', 'reason']) },
     { method: 'POST', url: '/webhooks/sim/voice', as: 'sim', body: bodyOf(['from', 'to', 'callId']) },
     {
       method: 'POST',
@@ -159,6 +160,7 @@ describeStores('hostile bodies at every route', (store) => {
       keys: await db.selectFrom('api_keys').selectAll().orderBy('id').execute(),
       interactions: await db.selectFrom('interactions').selectAll().orderBy('id').execute(),
       events: await db.selectFrom('events').select('id').orderBy('id').execute(),
+      blocklist: await db.selectFrom('blocklist').selectAll().orderBy('number').execute(),
     };
   }
 

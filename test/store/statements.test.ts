@@ -147,13 +147,34 @@ describeStores('hot statements round-trip every field', (testStore) => {
       maxCallSeconds: written.maxCallSeconds,
       ttlMode: written.ttlMode,
       ttlSeconds: written.ttlSeconds,
+      callerBlocked: false,
       other: { participantId: other.id, number: other.number, proxyNumber: other.proxyNumber },
+      otherBlocked: false,
     });
     assert.deepEqual(fromA, expected(a, b));
     assert.deepEqual(fromB, expected(b, a));
     assert.equal(stranger, undefined);
     // Alone in its turn, the same answer.
     assert.deepEqual(await lookup.find(a.number, a.proxyNumber), expected(a, b));
+
+    // With B blocked by the session's tenant (and A by another tenant, which changes nothing here).
+    await store.db.insertInto('tenants').values({ id: 'other', name: 'other', created_at: now }).execute();
+    await store.db
+      .insertInto('blocklist')
+      .values([
+        { tenant_id: DEFAULT_TENANT, number: b.number, reason: null, created_at: now },
+        { tenant_id: 'other', number: a.number, reason: 'elsewhere', created_at: now },
+      ])
+      .execute();
+    const blocked = await Promise.all([
+      lookup.find(a.number, a.proxyNumber),
+      lookup.find(b.number, b.proxyNumber),
+    ]);
+    const alone = [await lookup.find(a.number, a.proxyNumber), await lookup.find(b.number, b.proxyNumber)];
+    for (const [fromA, fromB] of [blocked, alone]) {
+      assert.deepEqual(fromA, { ...expected(a, b), otherBlocked: true });
+      assert.deepEqual(fromB, { ...expected(b, a), callerBlocked: true });
+    }
   });
 
   it('a proxy search takes the number it answers and counts it', async () => {
