@@ -6,6 +6,8 @@ export interface RouteRequest {
   to: string;
   channel: Channel;
   body?: string;
+  /** An MMS's media URLs, for sms: at most MAX_MEDIA, each a media URL (src/domain/media.ts). */
+  media?: readonly string[];
 }
 
 /** The open participation of the caller on the dialed proxy, with its session and counterpart. */
@@ -37,7 +39,15 @@ export type RouteDecision =
       record: boolean;
       maxCallSeconds: number | null;
     }
-  | { action: 'forward'; to: string; from: string; body: string; sessionId: string | null }
+  | {
+      action: 'forward';
+      to: string;
+      from: string;
+      body: string;
+      /** The media to relay with the text; present only for an MMS. */
+      media?: string[];
+      sessionId: string | null;
+    }
   | { action: 'reject'; reason: RejectReason; sessionId: string | null };
 
 /** Where calls from outside any session go: refused (default) or a fixed number such as a support line. */
@@ -64,7 +74,14 @@ export function decideRoute(
   if (!other) return { action: 'reject', reason: 'no_counterpart', sessionId };
   const callerId = participation.revealNumber ? participation.number : other.proxyNumber;
   if (request.channel === 'sms') {
-    return { action: 'forward', to: other.number, from: callerId, body: request.body ?? '', sessionId };
+    return {
+      action: 'forward',
+      to: other.number,
+      from: callerId,
+      body: request.body ?? '',
+      ...mediaOf(request),
+      sessionId,
+    };
   }
   return {
     action: 'connect',
@@ -85,6 +102,7 @@ function outside(request: RouteRequest, outOfSession: OutOfSession): RouteDecisi
       to: outOfSession.to,
       from: request.to,
       body: request.body ?? '',
+      ...mediaOf(request),
       sessionId: null,
     };
   }
@@ -96,4 +114,9 @@ function outside(request: RouteRequest, outOfSession: OutOfSession): RouteDecisi
     record: false,
     maxCallSeconds: null,
   };
+}
+
+/** A text's media for its forward decision: none for a plain text, so that its decision stays as it was. */
+function mediaOf(request: RouteRequest): { media?: string[] } {
+  return request.media?.length ? { media: [...request.media] } : {};
 }

@@ -17,7 +17,7 @@ export async function createCarriers(
   carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
-    carriers.set('twilio', new TwilioAdapter(config.twilio.authToken));
+    carriers.set('twilio', new TwilioAdapter(config.twilio.authToken, config.publicUrl));
   }
   return carriers;
 }
