@@ -85,6 +85,8 @@ export function interactionView(i: Interaction): Static<typeof Api.Interaction> 
     providerCallId: i.providerCallId,
     status: i.status,
     durationSeconds: i.durationSeconds,
+    media: i.media,
+    recording: i.recording,
     createdAt: iso(i.createdAt),
     updatedAt: iso(i.updatedAt),
   };

@@ -21,8 +21,21 @@ export interface Interaction {
   /** `routed` or `refused` at first; then the carrier's own call or message status. */
   status: string;
   durationSeconds: number | null;
+  /** An MMS's media URLs, as received; empty for a call or a plain text. */
+  media: string[];
+  /** The call's recording, once the carrier has reported on it; null until then, and for a text. */
+  recording: Recording | null;
   createdAt: number;
   updatedAt: number;
+}
+
+/** A call's recording as the carrier reports it (the carrier keeps the audio; Veil keeps where it is). */
+export interface Recording {
+  /** Where the carrier serves the audio; null when it has none (a recording `absent` or `failed`). */
+  url: string | null;
+  durationSeconds: number | null;
+  /** The carrier's recording status, e.g. `completed` or `absent`. */
+  status: string;
 }
 
 /**
@@ -65,6 +78,8 @@ export function interactionOf(
     providerCallId,
     status: refused ? 'refused' : 'routed',
     durationSeconds: null,
+    media: request.channel === 'sms' && request.media ? [...request.media] : [],
+    recording: null,
     createdAt: now,
     updatedAt: now,
   };

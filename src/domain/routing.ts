@@ -8,6 +8,8 @@ export interface RouteRequest {
   body?: string;
   /** The extension the caller keyed, when a shared number asked for one. */
   digits?: string;
+  /** An MMS's media URLs, for sms: at most MAX_MEDIA, each a media URL (src/domain/media.ts). */
+  media?: readonly string[];
 }
 
 /** The open participation of the caller on the dialed proxy, with its session and counterpart. */
@@ -51,7 +53,15 @@ export type RouteDecision =
       record: boolean;
       maxCallSeconds: number | null;
     }
-  | { action: 'forward'; to: string; from: string; body: string; sessionId: string | null }
+  | {
+      action: 'forward';
+      to: string;
+      from: string;
+      body: string;
+      /** The media to relay with the text; present only for an MMS. */
+      media?: string[];
+      sessionId: string | null;
+    }
   | { action: 'gather'; numDigits: number; prompt: string; sessionId: null }
   | { action: 'reject'; reason: RejectReason; sessionId: string | null };
 
@@ -98,7 +108,14 @@ export function decideRoute(
   if (!other) return { action: 'reject', reason: 'no_counterpart', sessionId };
   const callerId = participation.revealNumber ? participation.number : other.proxyNumber;
   if (request.channel === 'sms') {
-    return { action: 'forward', to: other.number, from: callerId, body: request.body ?? '', sessionId };
+    return {
+      action: 'forward',
+      to: other.number,
+      from: callerId,
+      body: request.body ?? '',
+      ...mediaOf(request),
+      sessionId,
+    };
   }
   return {
     action: 'connect',
@@ -173,6 +190,7 @@ function outside(request: RouteRequest, outOfSession: OutOfSession, callerBlocke
       to: outOfSession.to,
       from: request.to,
       body: request.body ?? '',
+      ...mediaOf(request),
       sessionId: null,
     };
   }
@@ -184,4 +202,9 @@ function outside(request: RouteRequest, outOfSession: OutOfSession, callerBlocke
     record: false,
     maxCallSeconds: null,
   };
+}
+
+/** A text's media for its forward decision: none for a plain text, so that its decision stays as it was. */
+function mediaOf(request: RouteRequest): { media?: string[] } {
+  return request.media?.length ? { media: [...request.media] } : {};
 }

@@ -1,5 +1,6 @@
 import { type Static, type TSchema, Type } from 'typebox';
 import { SCOPES } from '../domain/keys.ts';
+import { MAX_MEDIA, MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from '../domain/media.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
 import { REJECT_REASONS } from '../domain/routing.ts';
 import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS, SESSION_MODES } from '../domain/session.ts';
@@ -300,6 +301,26 @@ const Action = Type.Enum(['connect', 'forward', 'gather', 'reject'], {
   description: 'connect the call, forward the text, ask for an extension (gather), or reject',
 });
 const RejectReason = Type.Enum(REJECT_REASONS, { description: 'why it was rejected' });
+const MediaUrl = Type.String({
+  maxLength: MAX_MEDIA_URL_LENGTH,
+  pattern: MEDIA_URL_PATTERN,
+  description: 'an http(s) URL of a picture or other media',
+  examples: ['https://example.com/door.jpg'],
+});
+const Media = (description: string) => Type.Array(MediaUrl, { maxItems: MAX_MEDIA, description });
+const Recording = Type.Object(
+  {
+    url: Type.Union([Type.String(), Type.Null()], {
+      description:
+        "where the carrier serves the audio (fetched with the carrier's credentials); null when it has none",
+    }),
+    durationSeconds: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'how long the recording lasts',
+    }),
+    status: Type.String({ description: "the carrier's recording status, e.g. completed or absent" }),
+  },
+  { description: "the call's recording" },
+);
 
 export const Interaction = Type.Object({
   id: Id('interaction'),
@@ -319,6 +340,10 @@ export const Interaction = Type.Object({
   }),
   status: Type.String({ description: "routed or refused at first, then the carrier's call status" }),
   durationSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'how long the call lasted' }),
+  media: Media("an MMS's media URLs; empty for a call or a plain text"),
+  recording: Type.Union([Recording, Type.Null()], {
+    description: "the call's recording, once the carrier has reported it; null until then, and for a text",
+  }),
   createdAt: Created,
   updatedAt: Updated,
 });
@@ -338,6 +363,7 @@ export const RouteBody = Type.Object(
     to: PhoneNumber('the proxy number dialled'),
     channel: Channel,
     body: Type.Optional(Type.String({ maxLength: 1600, description: 'the text, for sms' })),
+    media: Type.Optional(Media('media URLs of an MMS, for sms')),
     digits: Type.Optional(
       Type.String({
         pattern: '^[0-9]{1,16}$',
@@ -354,6 +380,11 @@ export const RouteDecision = Type.Object({
   from: Type.Optional(Type.String({ description: 'forward: the proxy number the text comes from' })),
   callerId: Type.Optional(Type.String({ description: 'connect: the caller id to show' })),
   body: Type.Optional(Type.String({ description: 'forward: the text' })),
+  media: Type.Optional(
+    Type.Array(Type.String(), {
+      description: 'forward: the media URLs to relay with the text (an MMS only)',
+    }),
+  ),
   sessionId: Type.Union([Type.String(), Type.Null()], { description: 'the session; null for a stranger' }),
   record: Type.Optional(Type.Boolean({ description: 'connect: record the call' })),
   maxCallSeconds: Type.Optional(

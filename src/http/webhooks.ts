@@ -24,7 +24,8 @@ const MEDIA_TYPE = {
 export const MAX_FORM_PARAMETERS = 1000;
 
 /**
- * /webhooks/:provider/voice, /sms and /status for every enabled carrier, through one mechanism:
+ * /webhooks/:provider/voice, /sms and /status for every enabled carrier, and /recording for one
+ * that reports recordings, through one mechanism:
  * take the body only in the carrier's own format (else 415), verify the carrier's signature over
  * what was received and the public URL (never the Host header), translate to the neutral request,
  * route, answer in the carrier's language. A request that fails verification gets 403 and touches
@@ -77,6 +78,22 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
     if (report) await veil.router.status(carrier.name, report);
     return send(reply, carrier.acknowledge());
   });
+  const recording = carrier.recording?.bind(carrier);
+  if (recording) {
+    app.post(`${base}/recording`, verified, async (request, reply) => {
+      const report = recording(params(request));
+      if (report && !(await veil.router.recording(carrier.name, report))) {
+        // Acknowledged all the same: an error would only have the carrier retry, or report a
+        // failure, for a call Veil has no row of. The report names no number; its call id says
+        // which call it was (cut to a call id's length, whatever was sent).
+        request.log.warn(
+          { provider: carrier.name, providerCallId: report.providerCallId.slice(0, 64) },
+          'recording reported for a call with no interaction',
+        );
+      }
+      return send(reply, carrier.acknowledge());
+    });
+  }
 }
 
 function mediaType(header: string | undefined): string | undefined {

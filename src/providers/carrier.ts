@@ -1,3 +1,5 @@
+import type { Recording } from '../domain/interaction.ts';
+import { isMediaUrl } from '../domain/media.ts';
 import type { RouteDecision, RouteRequest } from '../domain/routing.ts';
 import type { Channel } from '../domain/session.ts';
 
@@ -42,6 +44,37 @@ export interface StatusReport {
   call?: RouteRequest;
 }
 
+/** A call's recording the carrier reports after the fact (Twilio's recordingStatusCallback). */
+export interface RecordingReport {
+  providerCallId: string;
+  recording: Recording;
+}
+
+/** Longest recording status kept: carriers' are words like `completed` or `absent`. */
+const MAX_RECORDING_STATUS = 32;
+
+/**
+ * A recording report from a carrier's fields, or undefined without a call id and a status. A URL
+ * that is not a media URL (src/domain/media.ts) is kept as none: the status still says what became
+ * of the recording.
+ */
+export function recordingReport(
+  providerCallId: string,
+  url: string,
+  durationSeconds: number | null,
+  status: string,
+): RecordingReport | undefined {
+  if (!providerCallId || !status) return undefined;
+  return {
+    providerCallId,
+    recording: {
+      url: isMediaUrl(url) ? url : null,
+      durationSeconds,
+      status: status.slice(0, MAX_RECORDING_STATUS),
+    },
+  };
+}
+
 /** The call a status report names, when it gives both numbers. */
 export function reportedCall(from: string, to: string, channel: Channel): { call?: RouteRequest } {
   return from && to ? { call: { from, to, channel } } : {};
@@ -61,6 +94,11 @@ export interface CarrierAdapter {
   voice(params: Record<string, unknown>, query?: Record<string, unknown>): Inbound;
   sms(params: Record<string, unknown>): Inbound;
   status(params: Record<string, unknown>): StatusReport | undefined;
+  /**
+   * A recording callback, for a carrier that records calls and reports on them separately
+   * (served at /webhooks/<name>/recording); undefined when the request reports none.
+   */
+  recording?(params: Record<string, unknown>): RecordingReport | undefined;
   /** The answer to a call; `inbound` is the call as received, for state kept across its requests. */
   renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply;
   renderSms(decision: RouteDecision): WebhookReply;

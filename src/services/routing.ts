@@ -1,5 +1,5 @@
 import { newId } from '../domain/ids.ts';
-import { interactionOf } from '../domain/interaction.ts';
+import { interactionOf, type Recording } from '../domain/interaction.ts';
 import { isE164 } from '../domain/phone.ts';
 import {
   decideExtension,
@@ -20,6 +20,12 @@ export interface CallStatus {
   status: string;
   durationSeconds: number | null;
   call?: RouteRequest;
+}
+
+/** A carrier's report on a call's recording, after the call. */
+export interface CallRecording {
+  providerCallId: string;
+  recording: Recording;
 }
 
 export interface RouteContext {
@@ -75,6 +81,15 @@ export class Router {
     this.log.record({ ...interaction, status, durationSeconds });
     await this.log.flush();
     return true;
+  }
+
+  /**
+   * Keeps a call's recording, as the carrier reports it, on the call's interaction. False when no
+   * interaction has that call id: a recording report names no numbers, so unlike a status it
+   * cannot re-create a lost row.
+   */
+  async recording(provider: string, report: CallRecording): Promise<boolean> {
+    return this.log.updateRecording(provider, report.providerCallId, report.recording, this.clock());
   }
 
   /** The decision for a call or text and its log entry: one indexed lookup and the domain's rule. */

@@ -1,11 +1,16 @@
 import type { InsertResult, Selectable, UpdateResult } from 'kysely';
-import type { Interaction } from '../domain/interaction.ts';
+import type { Interaction, Recording } from '../domain/interaction.ts';
 import type { Channel } from '../domain/session.ts';
 import { byShape, columnList, Prepared, rowNames, rowsOf } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
 import type { Store } from './store.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
+/**
+ * An entry's row as routing writes it: all but the recording, which the carrier reports after the
+ * call (updateRecording), so that the insert on the routing path binds no columns it never fills.
+ */
+type LoggedRow = Omit<InteractionRow, 'recording_url' | 'recording_duration_seconds' | 'recording_status'>;
 
 /** A sliding session's new expiry, applied with the batch that logs the interaction behind it. */
 export interface Slide {
@@ -22,7 +27,7 @@ const MAX_BATCH = 250;
 const MAX_DELAY_MS = 100;
 /** Rows per INSERT statement: batches are written in chunks of this size, each a prepared statement. */
 const CHUNK = 50;
-const COLUMNS = columnList<InteractionRow>()([
+const COLUMNS = columnList<LoggedRow>()([
   'id',
   'tenant_id',
   'session_id',
@@ -37,6 +42,7 @@ const COLUMNS = columnList<InteractionRow>()([
   'provider_call_id',
   'status',
   'duration_seconds',
+  'media',
   'created_at',
   'updated_at',
 ]);
@@ -192,6 +198,32 @@ export class InteractionLog {
     return r.numUpdatedRows > 0n;
   }
 
+  /**
+   * Keeps a call's recording on its interaction (the carrier's latest report replaces an earlier
+   * one); false when no call has that id. A text has no recording: only a call's row is touched.
+   */
+  async updateRecording(
+    provider: string,
+    providerCallId: string,
+    recording: Recording,
+    now: number,
+  ): Promise<boolean> {
+    await this.flush();
+    const r = await this.store.db
+      .updateTable('interactions')
+      .set({
+        recording_url: recording.url,
+        recording_duration_seconds: recording.durationSeconds,
+        recording_status: recording.status,
+        updated_at: now,
+      })
+      .where('provider', '=', provider)
+      .where('provider_call_id', '=', providerCallId)
+      .where('channel', '=', 'voice')
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
   /** Flushes and stops the timer: call on shutdown. */
   async close(): Promise<void> {
     await this.flush();
@@ -200,8 +232,8 @@ export class InteractionLog {
   }
 }
 
-/** An interaction's row. */
-function rowOf(i: Interaction): InteractionRow {
+/** An interaction's row as routing writes it. */
+function rowOf(i: Interaction): LoggedRow {
   return {
     id: i.id,
     tenant_id: i.tenantId,
@@ -217,6 +249,8 @@ function rowOf(i: Interaction): InteractionRow {
     provider_call_id: i.providerCallId,
     status: i.status,
     duration_seconds: i.durationSeconds,
+    // Null for the calls and plain texts that are nearly all of the log: nothing to encode.
+    media: i.media.length > 0 ? JSON.stringify(i.media) : null,
     created_at: i.createdAt,
     updated_at: i.updatedAt,
   };
@@ -238,6 +272,15 @@ function toInteraction(r: InteractionRow): Interaction {
     providerCallId: r.provider_call_id,
     status: r.status,
     durationSeconds: r.duration_seconds,
+    media: r.media === null ? [] : (JSON.parse(r.media) as string[]),
+    recording:
+      r.recording_status === null
+        ? null
+        : {
+            url: r.recording_url,
+            durationSeconds: r.recording_duration_seconds,
+            status: r.recording_status,
+          },
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

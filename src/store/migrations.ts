@@ -204,6 +204,16 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_interaction_media': {
+    async up(db: Kysely<unknown>) {
+      // An MMS's media URLs (a JSON array; null for a call or a plain text) and a call's recording
+      // as the carrier reports it. One column per statement: SQLite adds one at a time.
+      await db.schema.alterTable('interactions').addColumn('media', 'text').execute();
+      await db.schema.alterTable('interactions').addColumn('recording_url', 'text').execute();
+      await db.schema.alterTable('interactions').addColumn('recording_duration_seconds', 'integer').execute();
+      await db.schema.alterTable('interactions').addColumn('recording_status', 'text').execute();
+    },
+  },
   '0004_blocklist': {
     async up(db: Kysely<unknown>) {
       // Numbers never connected, per tenant. The routing lookup probes the primary key's index for

@@ -90,6 +90,12 @@ export interface Schema {
     provider_call_id: string | null;
     status: string;
     duration_seconds: number | null;
+    /** An MMS's media URLs as a JSON array; null when there are none. */
+    media: string | null;
+    /** The call's recording, set by the carrier's recording callback; recording_status null until then. */
+    recording_url: string | null;
+    recording_duration_seconds: number | null;
+    recording_status: string | null;
     created_at: number;
     updated_at: number;
   };

@@ -78,7 +78,7 @@ describeStores('hostile bodies at every route', (store) => {
       as: 'api',
       body: bodyOf(['number', 'label', 'revealNumber', 'canInitiate']),
     },
-    { method: 'POST', url: '/v1/route', as: 'api', body: bodyOf(['from', 'to', 'channel', 'body']) },
+    { method: 'POST', url: '/v1/route', as: 'api', body: bodyOf(['from', 'to', 'channel', 'body', 'media']) },
     {
       method: 'POST',
       url: '/v1/numbers',
@@ -100,6 +100,40 @@ describeStores('hostile bodies at every route', (store) => {
       url: '/webhooks/sim/status',
       as: 'sim',
       body: bodyOf(['callId', 'status', 'durationSeconds', 'from', 'to', 'channel']),
+    },
+    {
+      method: 'POST',
+      url: '/webhooks/sim/recording',
+      as: 'sim',
+      body: bodyOf(['callId', 'status', 'url', 'durationSeconds']),
+    },
+    { method: 'POST', url: '/webhooks/sim/sms', as: 'sim', body: bodyOf(['from', 'to', 'body', 'media']) },
+    {
+      method: 'POST',
+      url: '/webhooks/twilio/recording',
+      as: 'twilio',
+      body: fc.dictionary(
+        fc.constantFrom('CallSid', 'RecordingSid', 'RecordingUrl', 'RecordingStatus', 'RecordingDuration'),
+        hostileString,
+      ),
+    },
+    {
+      method: 'POST',
+      url: '/webhooks/twilio/sms',
+      as: 'twilio',
+      body: fc.dictionary(
+        fc.constantFrom(
+          'From',
+          'To',
+          'MessageSid',
+          'Body',
+          'NumMedia',
+          'MediaUrl0',
+          'MediaUrl1',
+          'MediaUrl9',
+        ),
+        hostileString,
+      ),
     },
     {
       method: 'POST',

@@ -9,7 +9,8 @@ import { NOT_AVAILABLE_MESSAGE, TwilioAdapter } from '../../src/providers/twilio
  * Veil writes its TwiML directly; the `twilio` package's builders are the oracle it must match
  * byte for byte, for every decision and every text a sender may type.
  */
-const adapter = new TwilioAdapter('token');
+const PUBLIC_URL = 'https://veil.example.test';
+const adapter = new TwilioAdapter('token', PUBLIC_URL);
 const e164 = fc.stringMatching(/^\+[1-9]\d{7,14}$/);
 /** XML 1.0's characters: what the package's builders accept. */
 const isXmlChar = (c: string) => {
@@ -23,7 +24,13 @@ function packageVoice(decision: RouteDecision): string {
   if (decision.action === 'connect') {
     const dial = response.dial({
       callerId: decision.callerId,
-      ...(decision.record ? { record: 'record-from-answer-dual' as const } : {}),
+      ...(decision.record
+        ? {
+            record: 'record-from-answer-dual' as const,
+            recordingStatusCallback: `${PUBLIC_URL}/webhooks/twilio/recording`,
+            recordingStatusCallbackEvent: ['completed' as const, 'absent' as const],
+          }
+        : {}),
       ...(decision.maxCallSeconds ? { timeLimit: decision.maxCallSeconds } : {}),
     });
     dial.number(decision.to);
@@ -36,8 +43,14 @@ function packageVoice(decision: RouteDecision): string {
 
 function packageSms(decision: RouteDecision): string {
   const response = new twilio.twiml.MessagingResponse();
-  if (decision.action === 'forward')
+  if (decision.action === 'forward' && decision.media?.length) {
+    // An MMS: the text in a Body (none when there is no text), then each Media.
+    const message = response.message({ to: decision.to, from: decision.from }, undefined as never);
+    if (decision.body) message.body(decision.body);
+    for (const url of decision.media) message.media(url);
+  } else if (decision.action === 'forward') {
     response.message({ to: decision.to, from: decision.from }, decision.body);
+  }
   return response.toString();
 }
 
@@ -89,6 +102,59 @@ describe('TwiML', () => {
       sessionId: null,
     };
     assert.equal(adapter.renderSms(tricky).body, packageSms(tricky));
+  });
+
+  it('a forwarded MMS is the Message with Body and Media nouns the package builds', () => {
+    const url = fc.webUrl({ withQueryParameters: true, withFragments: true });
+    fc.assert(
+      fc.property(
+        e164,
+        e164,
+        xmlText,
+        fc.array(url, { minLength: 1, maxLength: 10 }),
+        (to, from, body, media) => {
+          const decision: RouteDecision = { action: 'forward', to, from, body, media, sessionId: 'ses_1' };
+          assert.equal(adapter.renderSms(decision).body, packageSms(decision));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const photos: RouteDecision = {
+      action: 'forward',
+      to: '+14155550101',
+      from: '+14155550150',
+      body: 'at the door',
+      media: ['https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1?a=1&b=2'],
+      sessionId: null,
+    };
+    assert.equal(
+      adapter.renderSms(photos).body,
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Message to="+14155550101" from="+14155550150">' +
+        '<Body>at the door</Body>' +
+        '<Media>https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1?a=1&amp;b=2</Media>' +
+        '</Message></Response>',
+    );
+    // Pictures alone: no Body at all.
+    assert.equal(adapter.renderSms({ ...photos, body: '' }).body, packageSms({ ...photos, body: '' }));
+    assert.doesNotMatch(adapter.renderSms({ ...photos, body: '' }).body, /<Body/);
+  });
+
+  it('a recorded call names the recording callback under VEIL_PUBLIC_URL; an unrecorded one names none', () => {
+    const decision: RouteDecision = {
+      action: 'connect',
+      to: '+14155550101',
+      callerId: '+14155550150',
+      record: true,
+      maxCallSeconds: null,
+      sessionId: 'ses_1',
+    };
+    assert.equal(
+      adapter.renderVoice(decision).body,
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Dial callerId="+14155550150" record="record-from-answer-dual" ' +
+        'recordingStatusCallback="https://veil.example.test/webhooks/twilio/recording" ' +
+        'recordingStatusCallbackEvent="completed absent"><Number>+14155550101</Number></Dial></Response>',
+    );
+    assert.doesNotMatch(adapter.renderVoice({ ...decision, record: false }).body, /record/);
   });
 
   it('a refused text and a status acknowledgement are empty responses', () => {

@@ -53,7 +53,13 @@ describeStores('InteractionLog', { perTest: true }, (test) => {
     const now = Date.now();
     const entry = interactionOf(
       'int_field_by_field',
-      { from: '+14155550123', to: '+14155550150', channel: 'sms', body: 'hi' },
+      {
+        from: '+14155550123',
+        to: '+14155550150',
+        channel: 'sms',
+        body: 'hi',
+        media: ['https://media.example/1.jpg', 'https://media.example/2.jpg'],
+      },
       { action: 'forward', to: '+14155550187', from: '+14155550151', body: 'hi', sessionId: 'ses_fields' },
       'default',
       'twilio',
@@ -64,5 +70,34 @@ describeStores('InteractionLog', { perTest: true }, (test) => {
     await log.close();
     const [read] = await log.listForSession('default', 'ses_fields', undefined, 10);
     assert.deepEqual(read, entry);
+    assert.deepEqual(read?.media, ['https://media.example/1.jpg', 'https://media.example/2.jpg']);
+  });
+
+  it("keeps a recording on a call's entry still waiting to be written; not on a text, nor an unknown call", async () => {
+    const log = new InteractionLog(store, (e) => assert.fail(String(e)));
+    const now = Date.now();
+    const entry = (id: string, channel: 'voice' | 'sms') =>
+      interactionOf(
+        id,
+        { from: '+14155550123', to: '+14155550150', channel },
+        { action: 'reject', reason: 'no_session', sessionId: 'ses_recorded' },
+        'default',
+        'twilio',
+        `${id}-sid`,
+        now,
+      );
+    log.record(entry('int_call', 'voice'));
+    log.record(entry('int_text', 'sms'));
+    const recording = { url: 'https://media.example/rec.wav', durationSeconds: 61, status: 'completed' };
+    assert.equal(await log.updateRecording('twilio', 'int_call-sid', recording, now + 1), true);
+    assert.equal(await log.updateRecording('twilio', 'int_text-sid', recording, now + 1), false);
+    assert.equal(await log.updateRecording('sim', 'int_call-sid', recording, now + 1), false);
+    assert.equal(await log.updateRecording('twilio', 'unknown', recording, now + 1), false);
+    const [call, text] = await log.listForSession('default', 'ses_recorded', undefined, 10);
+    assert.deepEqual(call?.recording, recording);
+    assert.equal(call?.updatedAt, now + 1);
+    assert.equal(text?.recording, null);
+    assert.deepEqual(text?.media, []);
+    await log.close();
   });
 });

@@ -1,9 +1,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mediaUrls } from '../../domain/media.ts';
 import type { RouteDecision } from '../../domain/routing.ts';
 import {
   type CarrierAdapter,
   field,
   type Inbound,
+  type RecordingReport,
+  recordingReport,
   reportedCall,
   type StatusReport,
   seconds,
@@ -30,8 +33,8 @@ export function signSimRequest(secret: string, rawBody: string, now = Date.now()
 
 /**
  * The built-in simulator: numbers that need no carrier. Webhooks are JSON
- * (`{"from","to","body"?,"digits"?,"callId"?}`), signed with SIM_WEBHOOK_SECRET, and answered with the
- * neutral decision itself. Every request must be signed, in development too: the answer names the
+ * (`{"from","to","body"?,"media"?,"digits"?,"callId"?}`, a recording `{"callId","status","url"?,"durationSeconds"?}`),
+ * signed with SIM_WEBHOOK_SECRET, and answered with the neutral decision itself. Every request must be signed, in development too: the answer names the
  * other participant's real number, so an unsigned path would let anyone look numbers up.
  */
 export class SimAdapter implements CarrierAdapter {
@@ -82,6 +85,7 @@ export class SimAdapter implements CarrierAdapter {
         to: field(params, 'to'),
         channel: 'sms',
         body: field(params, 'body'),
+        media: mediaUrls(Array.isArray(params.media) ? params.media : []),
       },
       providerCallId: field(params, 'callId') || undefined,
     };
@@ -102,6 +106,15 @@ export class SimAdapter implements CarrierAdapter {
           ),
         }
       : undefined;
+  }
+
+  recording(params: Record<string, unknown>): RecordingReport | undefined {
+    return recordingReport(
+      field(params, 'callId'),
+      field(params, 'url'),
+      seconds(params, 'durationSeconds'),
+      field(params, 'status'),
+    );
   }
 
   renderVoice(decision: RouteDecision): WebhookReply {

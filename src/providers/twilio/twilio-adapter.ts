@@ -1,4 +1,5 @@
 import twilio from 'twilio';
+import { MAX_MEDIA, mediaUrls } from '../../domain/media.ts';
 import { DEFAULT_GATHER_PROMPT, type Gather, type RouteDecision } from '../../domain/routing.ts';
 import { EXTENSION_DIGITS } from '../../domain/session.ts';
 import {
@@ -6,6 +7,8 @@ import {
   field,
   GATHER_ATTEMPTS,
   type Inbound,
+  type RecordingReport,
+  recordingReport,
   reportedCall,
   type StatusReport,
   seconds,
@@ -21,6 +24,8 @@ export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not availab
 /** Spoken before the prompt again when a keyed extension leads nowhere. */
 export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
 const VOICE_PATH = '/webhooks/twilio/voice';
+/** The recording events Twilio is asked to report: the audio is ready (`completed`), or none was made (`absent`). */
+const RECORDING_EVENTS = 'completed absent';
 
 /**
  * Twilio: form-encoded webhooks signed with X-Twilio-Signature (HMAC-SHA1 of URL and sorted
@@ -31,16 +36,20 @@ const VOICE_PATH = '/webhooks/twilio/voice';
 export class TwilioAdapter implements CarrierAdapter {
   readonly name = 'twilio';
   readonly bodyFormat = 'form';
+  /** Where Twilio reports a recorded call's recording: signed, like every webhook, for this URL. */
+  private readonly recordingCallback: string;
 
   /**
-   * `publicUrl`: the base Twilio calls, where a Gather sends the keyed digits (signed like every
-   * webhook); `retry`: what a caller who keyed a wrong extension is asked again.
+   * `publicUrl`: VEIL_PUBLIC_URL, the base Twilio calls back (and signs) webhooks at: a Gather's
+   * digits and a recording's report; `retry`: what a caller who keyed a wrong extension is asked again.
    */
   constructor(
     private readonly authToken: string,
-    private readonly publicUrl = '',
+    private readonly publicUrl: string,
     private readonly retry: Gather = { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
-  ) {}
+  ) {
+    this.recordingCallback = `${publicUrl}/webhooks/twilio/recording`;
+  }
 
   verify(request: {
     url: string;
@@ -82,9 +91,19 @@ export class TwilioAdapter implements CarrierAdapter {
         to: field(params, 'To'),
         channel: 'sms',
         body: field(params, 'Body'),
+        media: media(params),
       },
       providerCallId: field(params, 'MessageSid') || field(params, 'SmsSid') || undefined,
     };
+  }
+
+  recording(params: Record<string, unknown>): RecordingReport | undefined {
+    return recordingReport(
+      field(params, 'CallSid'),
+      field(params, 'RecordingUrl'),
+      seconds(params, 'RecordingDuration'),
+      field(params, 'RecordingStatus'),
+    );
   }
 
   status(params: Record<string, unknown>): StatusReport | undefined {
@@ -121,6 +140,8 @@ export class TwilioAdapter implements CarrierAdapter {
         {
           callerId: decision.callerId,
           record: decision.record ? 'record-from-answer-dual' : undefined,
+          recordingStatusCallback: decision.record ? this.recordingCallback : undefined,
+          recordingStatusCallbackEvent: decision.record ? RECORDING_EVENTS : undefined,
           timeLimit: decision.maxCallSeconds || undefined,
         },
         element('Number', {}, text(decision.to)),
@@ -159,14 +180,37 @@ export class TwilioAdapter implements CarrierAdapter {
 
   renderSms(decision: RouteDecision): WebhookReply {
     // A refused text gets no reply at all: nothing tells a stranger what the number is.
-    const body =
-      decision.action === 'forward'
-        ? element('Message', { to: decision.to, from: decision.from }, text(decision.body))
-        : '';
+    const body = decision.action === 'forward' ? message(decision) : '';
     return { contentType: TWIML, body: response(body) };
   }
 
   acknowledge(): WebhookReply {
     return { contentType: TWIML, body: response() };
   }
+}
+
+/**
+ * An MMS's media: MediaUrl0 to MediaUrl{NumMedia-1}. Twilio sends at most MAX_MEDIA, so no
+ * slot past that is read, however large NumMedia says it is.
+ */
+function media(params: Record<string, unknown>): string[] {
+  const given = field(params, 'NumMedia');
+  const count = /^\d+$/.test(given) ? Math.min(Number(given), MAX_MEDIA) : 0;
+  return mediaUrls(Array.from({ length: count }, (_, i) => field(params, `MediaUrl${i}`)));
+}
+
+/**
+ * A forwarded text. A plain text is the Message's own content; an MMS carries its text in a Body
+ * (none when it is only pictures) and each media URL in a Media of its own.
+ */
+function message(decision: Extract<RouteDecision, { action: 'forward' }>): string {
+  const attributes = { to: decision.to, from: decision.from };
+  if (!decision.media?.length) return element('Message', attributes, text(decision.body));
+  const body = text(decision.body);
+  return element(
+    'Message',
+    attributes,
+    (body ? element('Body', {}, body) : '') +
+      decision.media.map((url) => element('Media', {}, text(url))).join(''),
+  );
 }

@@ -76,6 +76,43 @@ describeStores('POST /v1/route', (store) => {
     });
   });
 
+  it("forwards a text's media (an MMS) and keeps it on the interaction", async () => {
+    const media = ['https://media.example/door.jpg', 'http://media.example/parcel.png?size=large'];
+    const r = (await route({ from: A, to: a.proxyNumber, channel: 'sms', body: 'here', media })).json();
+    assert.deepEqual(r, { action: 'forward', to: B, from: b.proxyNumber, body: 'here', media, sessionId });
+    const log = (await t.api('GET', `/v1/sessions/${sessionId}/interactions?limit=500`)).json().data;
+    const texts = log.filter((i: { media: string[] }) => i.media.length > 0);
+    assert.equal(texts.length, 1);
+    assert.deepEqual(texts[0].media, media);
+    assert.equal(texts[0].recording, null);
+    assert.ok(log.every((i: { recording: unknown }) => i.recording === null));
+    // A call carries no media, whatever the request says.
+    const call = (await route({ from: A, to: a.proxyNumber, channel: 'voice', media })).json();
+    assert.equal(call.media, undefined);
+  });
+
+  it('refuses more than 10 media, a URL too long or one that is not http(s) (400), writing nothing', async () => {
+    await t.veil.interactions.flush();
+    const before = await t.veil.store.db.selectFrom('interactions').select('id').execute();
+    const text = { from: A, to: a.proxyNumber, channel: 'sms', body: 'x' };
+    const ok = 'https://media.example/a.jpg';
+    for (const [media, field] of [
+      [Array.from({ length: 11 }, () => ok), 'media'],
+      [[ok, `https://media.example/${'a'.repeat(2048)}`], 'media/1'],
+      [['javascript:alert(1)'], 'media/0'],
+      [[ok, ok, 'ftp://media.example/a.jpg'], 'media/2'],
+      [['https://media.example/a b.jpg'], 'media/0'],
+      [[42], 'media/0'],
+    ] as const) {
+      const r = await route({ ...text, media });
+      assert.equal(r.statusCode, 400, r.body);
+      assert.equal(r.json().error.code, 'invalid_request');
+      assert.equal(r.json().error.field, field);
+    }
+    await t.veil.interactions.flush();
+    assert.deepEqual(await t.veil.store.db.selectFrom('interactions').select('id').execute(), before);
+  });
+
   it('refuses a stranger, and a participant dialling a proxy that is not theirs, revealing no number', async () => {
     // The case the name is about needs B's proxy to be another number than A's (least-loaded
     // allocation over three free numbers gives them two): A holds B's proxy in no session.

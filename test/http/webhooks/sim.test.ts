@@ -259,6 +259,51 @@ describeStores('simulator webhooks', (store) => {
     });
   });
 
+  describe('POST /webhooks/sim/recording', () => {
+    it("keeps a signed report's recording on the call, and refuses an unsigned one", async () => {
+      const callId = nextCallId();
+      await post(t, '/webhooks/sim/voice', { from: A, to: proxy(A), callId });
+      const find = async () => (await interactionRows()).find((i) => i.provider_call_id === callId);
+      const report = { callId, status: 'completed', url: 'https://sim.example/rec/1', durationSeconds: 12 };
+
+      const refused = await post(t, '/webhooks/sim/recording', report, 'unsigned');
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal((await find())?.recording_status, null);
+
+      const r = await post(t, '/webhooks/sim/recording', report);
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(r.json(), { ok: true });
+      const log = await t.api('GET', `/v1/sessions/${sessionId}/interactions?limit=200`);
+      const call = log.json().data.find((i: { providerCallId: string }) => i.providerCallId === callId);
+      assert.deepEqual(call.recording, {
+        url: 'https://sim.example/rec/1',
+        durationSeconds: 12,
+        status: 'completed',
+      });
+    });
+  });
+
+  describe('POST /webhooks/sim/sms with media', () => {
+    it('forwards the media it keeps (http(s) URLs, at most 10) in the decision', async () => {
+      const ok = Array.from({ length: 11 }, (_, i) => `https://sim.example/m/${i}.jpg`);
+      const r = await post(t, '/webhooks/sim/sms', {
+        from: B,
+        to: proxy(B),
+        body: 'look',
+        media: ['javascript:alert(1)', 7, ...ok],
+      });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(r.json(), {
+        action: 'forward',
+        to: A,
+        from: proxy(A),
+        body: 'look',
+        media: ok.slice(0, 10),
+        sessionId,
+      });
+    });
+  });
+
   describe('takes JSON only', () => {
     const path = '/webhooks/sim/voice';
 

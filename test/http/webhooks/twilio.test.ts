@@ -185,13 +185,15 @@ describeStores('Twilio webhooks', (store) => {
       assert.doesNotMatch(r.body, /<Dial/);
     });
 
-    it('records the call when the session asks for it, and only then', async () => {
+    it('records the call when the session asks for it, reported at VEIL_PUBLIC_URL, and only then', async () => {
       const r = await post('/webhooks/twilio/voice', voiceParams(C, proxy(C)));
       assert.equal(r.statusCode, 200, r.body);
       assert.match(
         r.body,
         new RegExp(
-          `<Dial callerId="\\${proxy(D)}" record="record-from-answer[^"]*"><Number>\\${D}</Number></Dial>`,
+          `<Dial callerId="\\${proxy(D)}" record="record-from-answer[^"]*" ` +
+            `recordingStatusCallback="${PUBLIC_URL}/webhooks/twilio/recording" ` +
+            `recordingStatusCallbackEvent="completed absent"><Number>\\${D}</Number></Dial>`,
         ),
       );
       const plain = await post('/webhooks/twilio/voice', voiceParams(A, proxy(A)));
