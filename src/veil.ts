@@ -2,6 +2,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
+import { createRouteHooks } from './services/app-hooks.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Router } from './services/routing.ts';
@@ -61,6 +62,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
   const carriers = await createCarriers(config, simSecret);
+  const hooks = await createRouteHooks(config, store, logger);
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const thread =
     options.sessionThread && config.store.dialect === 'sqlite' && config.store.file !== ':memory:'
@@ -83,6 +85,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     interactions,
     config.outOfSession,
     clock,
+    hooks,
   );
   return {
     config,

@@ -25,7 +25,13 @@ export interface Participation {
   other: { participantId: string; number: string; proxyNumber: string } | null;
 }
 
-export const REJECT_REASONS = ['no_session', 'channel_not_allowed', 'not_allowed', 'no_counterpart'] as const;
+export const REJECT_REASONS = [
+  'no_session',
+  'channel_not_allowed',
+  'not_allowed',
+  'no_counterpart',
+  'intercepted',
+] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export type RouteDecision =
@@ -40,8 +46,15 @@ export type RouteDecision =
   | { action: 'forward'; to: string; from: string; body: string; sessionId: string | null }
   | { action: 'reject'; reason: RejectReason; sessionId: string | null };
 
-/** Where calls from outside any session go: refused (default) or a fixed number such as a support line. */
-export type OutOfSession = { action: 'reject' } | { action: 'forward'; to: string };
+/**
+ * Where calls from outside any session go: refused (default), a fixed number such as a support
+ * line, or where the app's webhook at `url` says. The rule here refuses what is to be asked: that
+ * is the answer when the app gives none (the Router asks, services/app-hooks.ts).
+ */
+export type OutOfSession =
+  | { action: 'reject' }
+  | { action: 'forward'; to: string }
+  | { action: 'ask'; url: string };
 
 /**
  * The routing rule of DESIGN §1. A call from F to P is connected only within F's open session on P,
@@ -77,7 +90,7 @@ export function decideRoute(
 }
 
 function outside(request: RouteRequest, outOfSession: OutOfSession): RouteDecision {
-  if (outOfSession.action === 'reject') return { action: 'reject', reason: 'no_session', sessionId: null };
+  if (outOfSession.action !== 'forward') return { action: 'reject', reason: 'no_session', sessionId: null };
   // The caller reaches the configured line, shown the proxy they dialled: their own number is not passed on.
   if (request.channel === 'sms') {
     return {

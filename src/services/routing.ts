@@ -5,6 +5,7 @@ import { decideRoute, type OutOfSession, type RouteDecision, type RouteRequest }
 import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { NumberRepository } from '../store/numbers.ts';
 import type { RouteLookup } from '../store/route-lookup.ts';
+import type { RouteHooks } from './app-hooks.ts';
 
 /** A carrier's report on a call or text after the fact, with the call's numbers when it gives them. */
 export interface CallStatus {
@@ -32,11 +33,13 @@ export class Router {
     private readonly log: InteractionLog,
     private readonly outOfSession: OutOfSession,
     private readonly clock: () => number = Date.now,
+    /** The app's webhooks (ask, intercept), when configured: they have their say on each route. */
+    private readonly hooks?: RouteHooks,
   ) {}
 
   async route(request: RouteRequest, context: RouteContext): Promise<RouteDecision> {
     const now = this.clock();
-    const { decision, interaction, slide } = await this.decide(request, context, now);
+    const { decision, interaction, slide } = await this.decide(request, context, now, this.hooks);
     this.log.record(interaction, slide);
     return decision;
   }
@@ -58,8 +61,11 @@ export class Router {
     return true;
   }
 
-  /** The decision for a call or text and its log entry: one indexed lookup and the domain's rule. */
-  private async decide(request: RouteRequest, context: RouteContext, now: number) {
+  /**
+   * The decision for a call or text and its log entry: one indexed lookup and the domain's rule,
+   * then the app's say when `hooks` gives it one (not for a status report's re-decision).
+   */
+  private async decide(request: RouteRequest, context: RouteContext, now: number, hooks?: RouteHooks) {
     // A carrier may send anything as a number ("anonymous", junk): what is not E.164 is in no
     // session and owned by no one, and is not worth a lookup.
     const known = isE164(request.from) && isE164(request.to);
@@ -68,12 +74,13 @@ export class Router {
     if (participation && context.tenantId !== undefined && participation.tenantId !== context.tenantId) {
       participation = undefined;
     }
-    const decision = decideRoute(request, participation, now, this.outOfSession);
+    let decision = decideRoute(request, participation, now, this.outOfSession);
     const tenantId =
       participation?.tenantId ??
       context.tenantId ??
       (isE164(request.to) ? await this.numbers.tenantOf(request.to) : undefined) ??
       null;
+    if (hooks?.consults(decision)) decision = await hooks.review(request, decision, tenantId);
     let slide: Slide | undefined;
     if (
       participation?.ttlMode === 'sliding' &&
