@@ -89,10 +89,11 @@ export const Environment = Type.Object({
     description: "how long, in seconds, a person's released proxy number is avoided for them",
   }),
   VEIL_OUT_OF_SESSION: Type.String({
-    pattern: '^(reject|forward:\\+[1-9]\\d{6,14})$',
+    pattern: '^(reject|forward:\\+[1-9]\\d{6,14}|ask:.+)$',
     default: 'reject',
-    expected: 'reject or forward:+E164',
-    description: 'what a call outside any session meets: `reject`, or `forward:+E164` to a support line',
+    expected: 'reject, forward:+E164 or ask:https://URL',
+    description:
+      'what a call outside any session meets: `reject`, `forward:+E164` to a support line, or `ask:https://URL`, the app’s webhook, which answers where it goes',
   }),
   VEIL_CALLBACK_WINDOW_SECONDS: Type.Integer({
     minimum: 0,
@@ -111,6 +112,12 @@ export const Environment = Type.Object({
     default: DEFAULT_GATHER_PROMPT,
     description: 'what a caller hears on a number shared by extension, before keying their code',
   }),
+  VEIL_INTERCEPT_URL: Type.Optional(
+    Type.String({
+      description:
+        'the app’s webhook that may veto each call or text about to be connected (https:// in production)',
+    }),
+  ),
   TWILIO_ACCOUNT_SID: Type.Optional(
     Type.String({
       pattern: '^AC[0-9a-fA-F]{32}$',
@@ -156,6 +163,8 @@ export interface Config {
   callbackWindowSeconds: Environment['VEIL_CALLBACK_WINDOW_SECONDS'];
   extensionFallback: Environment['VEIL_EXTENSION_FALLBACK'];
   gatherPrompt: Environment['VEIL_GATHER_PROMPT'];
+  /** The app's webhook that may veto each call or text about to be connected. */
+  interceptUrl?: string;
   twilio?: { accountSid: string; authToken: string };
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
@@ -193,7 +202,11 @@ export function loadConfig(env: Env = process.env): Config {
     defaultCountry: defaultCountry(e.VEIL_DEFAULT_COUNTRY),
     defaultTtlSeconds: e.VEIL_DEFAULT_TTL_SECONDS,
     reuseCooldownSeconds: e.VEIL_REUSE_COOLDOWN_SECONDS,
-    outOfSession: outOfSession(e.VEIL_OUT_OF_SESSION),
+    outOfSession: outOfSession(e.VEIL_OUT_OF_SESSION, production),
+    interceptUrl:
+      e.VEIL_INTERCEPT_URL === undefined
+        ? undefined
+        : hookUrl('VEIL_INTERCEPT_URL', e.VEIL_INTERCEPT_URL, production),
     callbackWindowSeconds: e.VEIL_CALLBACK_WINDOW_SECONDS,
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,
@@ -288,10 +301,35 @@ function defaultCountry(code: string | undefined): string | undefined {
   return code;
 }
 
-function outOfSession(value: string): OutOfSession {
-  return value.startsWith('forward:')
-    ? { action: 'forward', to: value.slice('forward:'.length) }
-    : { action: 'reject' };
+function outOfSession(value: string, production: boolean): OutOfSession {
+  if (value.startsWith('forward:')) return { action: 'forward', to: value.slice('forward:'.length) };
+  if (value.startsWith('ask:')) {
+    return { action: 'ask', url: hookUrl('VEIL_OUT_OF_SESSION', value.slice('ask:'.length), production) };
+  }
+  return { action: 'reject' };
+}
+
+/**
+ * The URL of one of the app's webhooks, which are sent real numbers: https in production (http
+ * only in development, for an app on the same machine). The value is not echoed: a URL may carry
+ * a token.
+ */
+function hookUrl(key: string, value: string, production: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(key, 'is not a URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError(key, 'must be an https:// URL');
+  }
+  if (production && url.protocol !== 'https:') {
+    throw new ConfigError(key, 'must be an https:// URL in production: it is sent real numbers');
+  }
+  // fetch refuses such a URL at the first call; say so at start instead.
+  if (url.username || url.password) throw new ConfigError(key, 'must not carry a user name or password');
+  return value;
 }
 
 function twilioConfig(e: Environment): Config['twilio'] {

@@ -3,6 +3,7 @@ import { EXTENSION_DIGITS } from './domain/session.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
+import { createRouteHooks } from './services/app-hooks.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
@@ -64,6 +65,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
   const carriers = await createCarriers(config, simSecret);
+  const hooks = await createRouteHooks(config, store, logger);
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const thread =
     options.sessionThread && config.store.dialect === 'sqlite' && config.store.file !== ':memory:'
@@ -94,6 +96,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
       gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt },
     },
     clock,
+    hooks,
   );
   return {
     config,

@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       assert.equal(config.defaultTtlSeconds, 86_400);
       assert.equal(config.reuseCooldownSeconds, 3600);
       assert.deepEqual(config.outOfSession, { action: 'reject' });
+      assert.equal(config.interceptUrl, undefined);
       assert.equal(config.logLevel, 'info');
       assert.equal(config.defaultCountry, undefined);
       assert.equal(config.twilio, undefined);
@@ -103,6 +104,25 @@ describe('loadConfig', () => {
       assert.equal(loadConfig({ VEIL_DEMO_POOL: 'false' }).demoPool, false);
     });
 
+    it('VEIL_OUT_OF_SESSION=ask:URL and VEIL_INTERCEPT_URL: https always, http in development only', () => {
+      const ask = 'https://app.example.com/veil/ask?token=t';
+      const intercept = 'https://app.example.com/veil/intercept';
+      const production = loadConfig({
+        NODE_ENV: 'production',
+        VEIL_OUT_OF_SESSION: `ask:${ask}`,
+        VEIL_INTERCEPT_URL: intercept,
+      });
+      assert.deepEqual(production.outOfSession, { action: 'ask', url: ask });
+      assert.equal(production.interceptUrl, intercept);
+      const development = loadConfig({
+        VEIL_OUT_OF_SESSION: 'ask:http://127.0.0.1:8080/ask',
+        VEIL_INTERCEPT_URL: 'http://localhost:8080/intercept',
+      });
+      assert.deepEqual(development.outOfSession, { action: 'ask', url: 'http://127.0.0.1:8080/ask' });
+      assert.equal(development.interceptUrl, 'http://localhost:8080/intercept');
+      assert.equal(loadConfig({ VEIL_INTERCEPT_URL: '' }).interceptUrl, undefined);
+    });
+
     it('VEIL_PUBLIC_URL wins over HOST:PORT, without its trailing slash', () => {
       const env = { HOST: '10.0.0.5', PORT: '8080' };
       assert.equal(
@@ -166,13 +186,57 @@ describe('loadConfig', () => {
       ['VEIL_DEFAULT_COUNTRY', ['us', 'USA', 'U', '1']],
       ['VEIL_DEFAULT_TTL_SECONDS', ['0', '-60', 'abc', '1.5', '31536001']],
       ['VEIL_REUSE_COOLDOWN_SECONDS', ['-1', 'soon']],
-      ['VEIL_OUT_OF_SESSION', ['drop', 'forward:', 'forward:4155550100', 'forward:+1 415 555 0100']],
+      [
+        'VEIL_OUT_OF_SESSION',
+        [
+          'drop',
+          'forward:',
+          'forward:4155550100',
+          'forward:+1 415 555 0100',
+          'ask:',
+          'ask:not a url',
+          'ask:ftp://app.example.com/hook',
+          'ask:https://user:pw@app.example.com/hook',
+          'ASK:https://app.example.com/hook',
+        ],
+      ],
+      [
+        'VEIL_INTERCEPT_URL',
+        [
+          'app.example.com/hook',
+          'javascript:alert(1)',
+          'ftp://app.example.com',
+          'https://user:pw@app.example.com/',
+        ],
+      ],
     ];
     for (const [key, values] of cases) {
       it(key, () => {
         for (const value of values) assertRefused({ [key]: value }, key);
       });
     }
+
+    it('an app webhook that is not https in production, saying why and not echoing the URL', () => {
+      const http = 'http://app.example.com/hook?token=s3cret-token';
+      assertRefused(
+        { NODE_ENV: 'production', VEIL_OUT_OF_SESSION: `ask:${http}` },
+        'VEIL_OUT_OF_SESSION',
+        's3cret-token',
+      );
+      assertRefused(
+        { NODE_ENV: 'production', VEIL_INTERCEPT_URL: http },
+        'VEIL_INTERCEPT_URL',
+        's3cret-token',
+      );
+      // Loopback is no exception: outside development it is https or nothing.
+      assertRefused(
+        { NODE_ENV: 'production', VEIL_INTERCEPT_URL: 'http://127.0.0.1:8080/hook' },
+        'VEIL_INTERCEPT_URL',
+      );
+      assert.throws(() => loadConfig({ NODE_ENV: 'production', VEIL_INTERCEPT_URL: http }), {
+        message: 'VEIL_INTERCEPT_URL: must be an https:// URL in production: it is sent real numbers',
+      });
+    });
 
     it('VEIL_DEFAULT_COUNTRY that is not a country', () => {
       // Shaped like one, but libphonenumber knows no such country: every national number would fail.
@@ -195,7 +259,10 @@ describe('loadConfig', () => {
           'VEIL_DEFAULT_TTL_SECONDS: must be an integer from 1 to 31536000, got "0"',
         ],
         [{ VEIL_DEMO_POOL: 'yes' }, 'VEIL_DEMO_POOL: must be true or false, got "yes"'],
-        [{ VEIL_OUT_OF_SESSION: 'drop' }, 'VEIL_OUT_OF_SESSION: must be reject or forward:+E164, got "drop"'],
+        [
+          { VEIL_OUT_OF_SESSION: 'drop' },
+          'VEIL_OUT_OF_SESSION: must be reject, forward:+E164 or ask:https://URL, got "drop"',
+        ],
         [
           { VEIL_DEFAULT_COUNTRY: 'us' },
           'VEIL_DEFAULT_COUNTRY: must be an ISO country code like US, got "us"',

@@ -144,6 +144,18 @@ export function buildProgram(): Command {
     guarded(options.json, async (out) => (await import('./commands/sessions.ts')).list(options, out)),
   );
 
+  program
+    .command('hooks')
+    .description('the app’s webhooks: ask (VEIL_OUT_OF_SESSION=ask:URL) and intercept (VEIL_INTERCEPT_URL)')
+    .command('secret')
+    .description(
+      'print the secret their requests are signed with (Standard Webhooks, whsec_...); made and kept in the database on first use',
+    )
+    .addOption(jsonOption())
+    .action((options: { json?: boolean }) =>
+      guarded(options.json, async (out) => (await import('./commands/hooks.ts')).secret(out)),
+    );
+
   const server = '--url <base>';
   const serverHelp = 'the running server (default: VEIL_PUBLIC_URL, else http://HOST:PORT)';
   program

@@ -36,3 +36,11 @@ export function newId(prefix: string, now = Date.now()): string {
 export function generateSecret(prefix = ''): string {
   return prefix + randomBytes(24).toString('base64url');
 }
+
+/**
+ * A Standard Webhooks signing secret: `whsec_` and 32 random bytes in standard base64 (the form
+ * the `standardwebhooks` packages of every language read).
+ */
+export function generateWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}

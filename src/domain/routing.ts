@@ -41,6 +41,7 @@ export const REJECT_REASONS = [
   'no_counterpart',
   'wrong_extension',
   'blocked',
+  'intercepted',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -73,8 +74,15 @@ export interface Gather {
   prompt: string;
 }
 
-/** Where calls from outside any session go: refused (default) or a fixed number such as a support line. */
-export type OutOfSession = { action: 'reject' } | { action: 'forward'; to: string };
+/**
+ * Where calls from outside any session go: refused (default), a fixed number such as a support
+ * line, or where the app's webhook at `url` says. The rule here refuses what is to be asked: that
+ * is the answer when the app gives none (the Router asks, services/app-hooks.ts).
+ */
+export type OutOfSession =
+  | { action: 'reject' }
+  | { action: 'forward'; to: string }
+  | { action: 'ask'; url: string };
 
 /**
  * The routing rule of DESIGN §1. A call from F to P is connected only within F's open session on P,
@@ -183,6 +191,8 @@ export function dedicatedParticipation<P extends Participation>(
 function outside(request: RouteRequest, outOfSession: OutOfSession, callerBlocked: boolean): RouteDecision {
   if (outOfSession.action === 'reject') return { action: 'reject', reason: 'no_session', sessionId: null };
   if (callerBlocked) return { action: 'reject', reason: 'blocked', sessionId: null };
+  // Refused here, the Router then asks the app (services/app-hooks.ts).
+  if (outOfSession.action === 'ask') return { action: 'reject', reason: 'no_session', sessionId: null };
   // The caller reaches the configured line, shown the proxy they dialled: their own number is not passed on.
   if (request.channel === 'sms') {
     return {

@@ -13,6 +13,7 @@ import {
 import type { BlocklistRepository } from '../store/blocklist.ts';
 import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { RouteLookup, RouteParticipation } from '../store/route-lookup.ts';
+import type { RouteHooks } from './app-hooks.ts';
 
 /** A carrier's report on a call or text after the fact, with the call's numbers when it gives them. */
 export interface CallStatus {
@@ -57,11 +58,13 @@ export class Router {
     private readonly log: InteractionLog,
     private readonly policy: RoutingPolicy,
     private readonly clock: () => number = Date.now,
+    /** The app's webhooks (ask, intercept), when configured: they have their say on each route. */
+    private readonly hooks?: RouteHooks,
   ) {}
 
   async route(request: RouteRequest, context: RouteContext): Promise<RouteDecision> {
     const now = this.clock();
-    const { decision, interaction, slide } = await this.decide(request, context, now);
+    const { decision, interaction, slide } = await this.decide(request, context, now, this.hooks);
     this.log.record(interaction, slide);
     return decision;
   }
@@ -92,8 +95,11 @@ export class Router {
     return this.log.updateRecording(provider, report.providerCallId, report.recording, this.clock());
   }
 
-  /** The decision for a call or text and its log entry: one indexed lookup and the domain's rule. */
-  private async decide(request: RouteRequest, context: RouteContext, now: number) {
+  /**
+   * The decision for a call or text and its log entry: one indexed lookup and the domain's rule,
+   * then the app's say when `hooks` gives it one (not for a status report's re-decision).
+   */
+  private async decide(request: RouteRequest, context: RouteContext, now: number, hooks?: RouteHooks) {
     const { outOfSession } = this.policy;
     // A carrier may send anything as a number ("anonymous", junk): what is not E.164 is in no
     // session and owned by no one, and is not worth a lookup.
@@ -141,6 +147,7 @@ export class Router {
         !participation && (await this.strangerBlocked(request, tenantId)),
       );
     }
+    if (hooks?.consults(decision)) decision = await hooks.review(request, decision, tenantId);
     let slide: Slide | undefined;
     if (
       participation?.ttlMode === 'sliding' &&
