@@ -127,7 +127,7 @@ export class Allocator {
    * and says which of the people gave a number back within the reuse cooldown, those stale
    * sessions' numbers included: they are given back now.
    */
-  private async histories(people: string[]): Promise<Set<string>> {
+  async histories(people: string[]): Promise<Set<string>> {
     const { stale, gaveBack } = await this.sessions.histories(people, this.now, this.coolingSince);
     for (const sessionId of new Set(stale.map((h) => h.sessionId))) {
       const session = await this.sessions.get(this.tenantId, sessionId);

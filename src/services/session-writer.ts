@@ -263,6 +263,9 @@ export class StoreSessionWriter implements SessionWriter {
       if (!(await sessions.releaseParticipant(old.id, now))) throw new NotFoundError('participant', old.id);
       const rest = session.participants.filter((p) => p.id !== old.id);
       const kept = changedParticipant(old, changes);
+      const allocator = this.allocator(trx, { ...session, participants: rest }, now);
+      // The newcomer's sessions past their expiry hold nothing, even before the sweeper runs.
+      await allocator.histories([phone.e164]);
       let newcomer: Participant;
       if (await this.mayTakeOver(trx, session, old, phone)) {
         // The session goes on holding the proxy, through the newcomer now: its load is unchanged.
@@ -279,7 +282,6 @@ export class StoreSessionWriter implements SessionWriter {
           revealNumber: kept.revealNumber,
           canInitiate: kept.canInitiate,
         };
-        const allocator = this.allocator(trx, { ...session, participants: rest }, now);
         newcomer = (await allocator.allocate([request]))[0] as Participant;
       }
       await sessions.insertParticipants(tenantId, [newcomer]);

@@ -320,6 +320,24 @@ describeStores('/v1/sessions/:id/participants/:pid', { perTest: true }, (store) 
       assert.deepEqual(await call(COURIER, courier.proxyNumber), ['reject', 'no_session']);
     });
 
+    it('lets the newcomer take over the proxy they held in a session now past its expiry, swept or not', async () => {
+      const s = await create({ participants: pair() });
+      const courier = s.participants[1] as ParticipantView;
+      // The newcomer holds the courier's proxy in another session, which lapses unswept.
+      const other = await create({
+        ttlSeconds: 60,
+        participants: [{ number: COURIER_2, proxyNumber: courier.proxyNumber }, { number: '+14155550300' }],
+      });
+      assert.equal(other.participants[0]?.proxyNumber, courier.proxyNumber);
+      t.clock.advance(61);
+
+      const r = await t.api('PUT', url(s, courier), { number: COURIER_2 });
+      assert.equal(r.statusCode, 200, r.body);
+      const newcomer = r.json().participants[1] as ParticipantView;
+      assert.equal(newcomer.proxyNumber, courier.proxyNumber, 'the session keeps its proxy');
+      assert.equal((await t.api('GET', `/v1/sessions/${other.id}`)).json().status, 'expired');
+      await assertLoadsMatchSessions();
+    });
     it('answers 503 pool_exhausted when no proxy is free for the newcomer, and nothing changes', async () => {
       // COURIER_2 holds every US number: none is left for them, the courier's proxy included.
       for (let i = 0; i < pool.length; i++) {
