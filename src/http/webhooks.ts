@@ -71,7 +71,7 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
   app.post(`${base}/sms`, verified, async (request, reply) => {
     const { request: text, providerCallId } = carrier.sms(params(request));
     const decision = await veil.router.route(text, { provider: carrier.name, providerCallId });
-    return send(reply, carrier.renderSms(decision));
+    return send(reply, await carrier.renderSms(decision));
   });
   app.post(`${base}/status`, verified, async (request, reply) => {
     const report = carrier.status(params(request));

@@ -101,7 +101,12 @@ export interface CarrierAdapter {
   recording?(params: Record<string, unknown>): RecordingReport | undefined;
   /** The answer to a call; `inbound` is the call as received, for state kept across its requests. */
   renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply;
-  renderSms(decision: RouteDecision): WebhookReply;
+  /**
+   * The answer to a text. A carrier that relays texts through its API rather than in the reply
+   * (Vonage's Messages API, Telnyx's) sends the relayed text here, within its own time bound, and
+   * answers with an acknowledgement.
+   */
+  renderSms(decision: RouteDecision): WebhookReply | Promise<WebhookReply>;
   /** The answer to a status callback (and to a request that carries no usable call). */
   acknowledge(): WebhookReply;
 }
