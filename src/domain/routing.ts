@@ -63,8 +63,21 @@ export type RouteDecision =
       media?: string[];
       sessionId: string | null;
     }
-  | { action: 'gather'; numDigits: number; prompt: string; sessionId: null }
-  | { action: 'reject'; reason: RejectReason; sessionId: string | null };
+  | { action: 'gather'; numDigits: number; prompt: string; message?: Announcement; sessionId: null }
+  | { action: 'reject'; reason: RejectReason; message?: Announcement; sessionId: string | null };
+
+/**
+ * What a caller hears: `text` spoken in `language` with `voice` (both as the carrier names them,
+ * e.g. `en-GB`, `Polly.Amy`), or the recording at `audioUrl` played instead, `text` then being
+ * what it says. On a decision, `message` is what the caller is told before the call ends (a
+ * reject) or is asked (a gather, whose `prompt` is its text); absent, the carrier's default.
+ */
+export interface Announcement {
+  text: string;
+  language?: string;
+  voice?: string;
+  audioUrl?: string;
+}
 
 export const DEFAULT_GATHER_PROMPT = 'Please enter the extension you were given.';
 
