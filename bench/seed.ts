@@ -287,6 +287,7 @@ export function sessionRow(
     created_at: createdAt,
     updated_at: createdAt,
     closed_at: null,
+    reject_message: null,
   };
 }
 

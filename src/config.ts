@@ -2,7 +2,14 @@ import { resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { type Static, type TSchema, Type } from 'typebox';
 import { Value } from 'typebox/value';
-import { DEFAULT_GATHER_PROMPT, type OutOfSession } from './domain/routing.ts';
+import { MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from './domain/media.ts';
+import {
+  ANNOUNCEMENT_LIMITS,
+  type Announcement,
+  DEFAULT_GATHER_PROMPT,
+  DEFAULT_REJECT_MESSAGE,
+  type OutOfSession,
+} from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
 
 export const DEFAULT_PORT = 3000;
@@ -112,6 +119,42 @@ export const Environment = Type.Object({
     default: DEFAULT_GATHER_PROMPT,
     description: 'what a caller hears on a number shared by extension, before keying their code',
   }),
+  VEIL_GATHER_AUDIO_URL: Type.Optional(
+    Type.String({
+      maxLength: MAX_MEDIA_URL_LENGTH,
+      pattern: MEDIA_URL_PATTERN,
+      expected: 'an http(s) URL',
+      description: 'a recording played instead of speaking VEIL_GATHER_PROMPT',
+    }),
+  ),
+  VEIL_REJECT_MESSAGE: Type.String({
+    minLength: 1,
+    maxLength: ANNOUNCEMENT_LIMITS.text,
+    default: DEFAULT_REJECT_MESSAGE,
+    description: 'what a refused caller hears before the call ends (a session may say its own)',
+  }),
+  VEIL_REJECT_AUDIO_URL: Type.Optional(
+    Type.String({
+      maxLength: MAX_MEDIA_URL_LENGTH,
+      pattern: MEDIA_URL_PATTERN,
+      expected: 'an http(s) URL',
+      description: 'a recording played instead of speaking VEIL_REJECT_MESSAGE',
+    }),
+  ),
+  VEIL_VOICE_LANGUAGE: Type.Optional(
+    Type.String({
+      pattern: ANNOUNCEMENT_LIMITS.language,
+      expected: 'a language tag such as en-GB',
+      description: 'the language the messages and prompts are spoken in, as the carriers name it',
+    }),
+  ),
+  VEIL_VOICE: Type.Optional(
+    Type.String({
+      pattern: ANNOUNCEMENT_LIMITS.voice,
+      expected: 'a voice name such as Polly.Amy',
+      description: 'the carriers’ voice that speaks the messages and prompts',
+    }),
+  ),
   VEIL_INTERCEPT_URL: Type.Optional(
     Type.String({
       description:
@@ -163,6 +206,10 @@ export interface Config {
   callbackWindowSeconds: Environment['VEIL_CALLBACK_WINDOW_SECONDS'];
   extensionFallback: Environment['VEIL_EXTENSION_FALLBACK'];
   gatherPrompt: Environment['VEIL_GATHER_PROMPT'];
+  /** The gather prompt as heard: VEIL_GATHER_PROMPT in the configured voice, or its recording. */
+  gather: Announcement;
+  /** What a refused caller hears, unless their session says otherwise. */
+  rejectMessage: Announcement;
   /** The app's webhook that may veto each call or text about to be connected. */
   interceptUrl?: string;
   twilio?: { accountSid: string; authToken: string };
@@ -210,6 +257,8 @@ export function loadConfig(env: Env = process.env): Config {
     callbackWindowSeconds: e.VEIL_CALLBACK_WINDOW_SECONDS,
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,
+    gather: announcement(e, e.VEIL_GATHER_PROMPT, e.VEIL_GATHER_AUDIO_URL),
+    rejectMessage: announcement(e, e.VEIL_REJECT_MESSAGE, e.VEIL_REJECT_AUDIO_URL),
     twilio: twilioConfig(e),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
@@ -330,6 +379,16 @@ function hookUrl(key: string, value: string, production: boolean): string {
   // fetch refuses such a URL at the first call; say so at start instead.
   if (url.username || url.password) throw new ConfigError(key, 'must not carry a user name or password');
   return value;
+}
+
+/** A message of the installation's, in its voice when one is configured. */
+function announcement(e: Environment, text: string, audioUrl: string | undefined): Announcement {
+  return {
+    text,
+    ...(e.VEIL_VOICE_LANGUAGE ? { language: e.VEIL_VOICE_LANGUAGE } : {}),
+    ...(e.VEIL_VOICE ? { voice: e.VEIL_VOICE } : {}),
+    ...(audioUrl ? { audioUrl } : {}),
+  };
 }
 
 function twilioConfig(e: Environment): Config['twilio'] {

@@ -2,7 +2,7 @@ import type { Config } from './config.ts';
 import { EXTENSION_DIGITS } from './domain/session.ts';
 import type { Logger } from './logger.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
-import { createCarriers, PROVIDER_NAMES } from './providers/registry.ts';
+import { acceptedProviders, createCarriers } from './providers/registry.ts';
 import { createRouteHooks } from './services/app-hooks.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
@@ -66,15 +66,15 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   );
   const carriers = await createCarriers(config, simSecret);
   const hooks = await createRouteHooks(config, store, logger);
+  const allocation = { reuseCooldownSeconds: config.reuseCooldownSeconds, carriers: [...carriers.keys()] };
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const thread =
     options.sessionThread && config.store.dialect === 'sqlite' && config.store.file !== ':memory:'
-      ? await startSessionThread(
-          { store: config.store, reuseCooldownSeconds: config.reuseCooldownSeconds },
-          (error) => logger.error({ err: error }, 'session writer thread failed'),
+      ? await startSessionThread({ store: config.store, allocation }, (error) =>
+          logger.error({ err: error }, 'session writer thread failed'),
         )
       : undefined;
-  const writer = thread?.api ?? new StoreSessionWriter(store, config.reuseCooldownSeconds);
+  const writer = thread?.api ?? new StoreSessionWriter(store, allocation);
   const sessions = new SessionService(
     store,
     interactions,
@@ -93,7 +93,8 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     {
       outOfSession: config.outOfSession,
       callbackWindowSeconds: config.callbackWindowSeconds,
-      gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt },
+      gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
+      rejectMessage: config.rejectMessage,
     },
     clock,
     hooks,
@@ -102,7 +103,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     config,
     store,
     sessions,
-    numbers: new NumberService(store, PROVIDER_NAMES, config.defaultCountry, clock),
+    numbers: new NumberService(store, acceptedProviders(config), config.defaultCountry, clock),
     blocklist: new BlocklistService(store, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),

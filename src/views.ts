@@ -61,6 +61,7 @@ export function sessionView(s: Session): Static<typeof Api.Session> {
     geoMatch: s.geoMatch,
     sticky: s.sticky,
     extensionFallback: s.extensionFallback,
+    rejectMessage: s.rejectMessage,
     metadata: s.metadata,
     participants: s.participants.map(participantView),
     createdAt: iso(s.createdAt),

@@ -123,6 +123,26 @@ describe('loadConfig', () => {
       assert.equal(loadConfig({ VEIL_INTERCEPT_URL: '' }).interceptUrl, undefined);
     });
 
+    it('what callers hear: the reject message and gather prompt, in a language and voice, or recorded', () => {
+      const plain = loadConfig({});
+      assert.deepEqual(plain.rejectMessage, { text: 'The number you have dialled is not available.' });
+      assert.deepEqual(plain.gather, { text: 'Please enter the extension you were given.' });
+      const spoken = loadConfig({
+        VEIL_REJECT_MESSAGE: 'Nobody here.',
+        VEIL_REJECT_AUDIO_URL: 'https://cdn.example/closed.mp3',
+        VEIL_GATHER_PROMPT: 'Your code?',
+        VEIL_VOICE_LANGUAGE: 'en-GB',
+        VEIL_VOICE: 'Polly.Amy',
+      });
+      assert.deepEqual(spoken.rejectMessage, {
+        text: 'Nobody here.',
+        language: 'en-GB',
+        voice: 'Polly.Amy',
+        audioUrl: 'https://cdn.example/closed.mp3',
+      });
+      assert.deepEqual(spoken.gather, { text: 'Your code?', language: 'en-GB', voice: 'Polly.Amy' });
+    });
+
     it('VEIL_PUBLIC_URL wins over HOST:PORT, without its trailing slash', () => {
       const env = { HOST: '10.0.0.5', PORT: '8080' };
       assert.equal(
@@ -200,6 +220,11 @@ describe('loadConfig', () => {
           'ASK:https://app.example.com/hook',
         ],
       ],
+      ['VEIL_VOICE_LANGUAGE', ['english', 'en_GB', 'e', 'en-GB;x']],
+      ['VEIL_VOICE', ['Polly Amy', '<voice>', 'x'.repeat(65)]],
+      ['VEIL_REJECT_MESSAGE', ['x'.repeat(501)]],
+      ['VEIL_REJECT_AUDIO_URL', ['closed.mp3', 'javascript:alert(1)', 'https://cdn.example/a b.mp3']],
+      ['VEIL_GATHER_AUDIO_URL', ['ftp://cdn.example/code.mp3']],
       [
         'VEIL_INTERCEPT_URL',
         [

@@ -128,11 +128,18 @@ class PreferenceWriter extends StoreSessionWriter {
     store: Store,
     private readonly preference: ProxyPreference,
   ) {
-    super(store, 0);
+    super(store, { reuseCooldownSeconds: 0, carriers: ['sim'] });
   }
 
   protected override allocator(trx: Db, session: Session, now: number): Allocator {
-    return new Allocator(trx, session.tenantId, session, now, 0, this.preference);
+    return new Allocator(
+      trx,
+      session.tenantId,
+      session,
+      now,
+      { reuseCooldownSeconds: 0, carriers: ['sim'] },
+      this.preference,
+    );
   }
 }
 

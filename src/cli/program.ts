@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { maskNumbersInText } from '../domain/phone.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
+import { PROVIDER_NAMES } from '../providers/registry.ts';
 import { collect } from './input.ts';
 import { guarded, jsonOption } from './output.ts';
 
@@ -34,7 +35,11 @@ export function buildProgram(): Command {
     .command('add')
     .description('add a proxy number to the pool')
     .argument('<number>', 'the proxy number, E.164 (+14155550150)')
-    .option('--provider <name>', 'its carrier: sim, twilio', 'sim')
+    .option(
+      '--provider <name>',
+      `its carrier: ${PROVIDER_NAMES.join(', ')} (sim is refused in production)`,
+      'sim',
+    )
     .option('--region <code>', 'area code (derived from the number when not given)')
     .option('--tag <key=value>', 'a tag such as city=sf; repeat for more', collect, [])
     .option('--max-sessions <n>', 'most open sessions it may serve at once (default: no cap)')

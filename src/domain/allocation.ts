@@ -37,13 +37,18 @@ export type ProxyUse = 'direct' | 'dedicated' | 'extension';
 
 /**
  * One attempt to find a proxy number: the store answers it with the active number of the country
- * (and region, when given) that fits the use, that none of `people` holds in an open session (nor
+ * (and region, when given) and of one of `carriers` that fits the use, that none of `people` holds in an open session (nor
  * released since `releasedSince`, when given, nor among `avoid`), and that comes first by the
  * preference; or, with `number`, that number alone if it fits.
  */
 export interface ProxySearch {
   use: ProxyUse;
   tenantId: string;
+  /**
+   * The carriers the number may belong to: those that route, or the one carrier a session's other
+   * proxies belong to (a call's outbound leg can only show a caller ID its carrier owns).
+   */
+  carriers: readonly string[];
   country: string;
   region?: string;
   channels: readonly Channel[];
@@ -61,6 +66,7 @@ export interface ProxySearch {
 export interface ProxyRequest {
   use: ProxyUse;
   tenantId: string;
+  carriers: readonly string[];
   /** The people who will all dial the number: one in `per-participant`, both in `shared`. */
   people: readonly PhoneNumber[];
   geoMatch: GeoMatch;
@@ -79,7 +85,7 @@ export interface ProxyRequest {
  * (caller ID must be local).
  */
 export function proxySearchPlan(request: ProxyRequest): ProxySearch[] {
-  const { use, tenantId, people, geoMatch, channels, preference, coolingSince } = request;
+  const { use, tenantId, carriers, people, geoMatch, channels, preference, coolingSince } = request;
   const country = people[0]?.country ?? '';
   const numbers = people.map((p) => p.e164);
   const regions = geoMatch === 'country' ? [] : [...new Set(people.map((p) => p.region).filter(Boolean))];
@@ -92,6 +98,7 @@ export function proxySearchPlan(request: ProxyRequest): ProxySearch[] {
         plan.push({
           use,
           tenantId,
+          carriers,
           country,
           region,
           channels,

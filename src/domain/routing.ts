@@ -79,12 +79,24 @@ export interface Announcement {
   audioUrl?: string;
 }
 
+/** Bounds of an announcement's fields, shared by the API's schema and the configuration. */
+export const ANNOUNCEMENT_LIMITS = {
+  text: 500,
+  /** A BCP 47 tag as carriers take them: `en`, `en-GB`, `cmn-Hans-CN`. */
+  language: '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$',
+  /** A carrier's voice name: `alice`, `Polly.Amy`, `en-GB-Standard-A`, `WOMAN`. */
+  voice: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+} as const;
+
 export const DEFAULT_GATHER_PROMPT = 'Please enter the extension you were given.';
+export const DEFAULT_REJECT_MESSAGE = 'The number you have dialled is not available.';
 
 /** What a caller is asked on a shared number (extension fallback). */
 export interface Gather {
   numDigits: number;
   prompt: string;
+  /** The prompt as heard: its text in a language and voice, or a recording. */
+  message?: Announcement;
 }
 
 /**

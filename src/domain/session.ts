@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidRequestError } from './errors.ts';
 import { type PhoneNumber, parsePhone } from './phone.ts';
+import type { Announcement } from './routing.ts';
 
 export const SESSION_MODES = ['per-participant', 'shared', 'dedicated'] as const;
 export type SessionMode = (typeof SESSION_MODES)[number];
@@ -62,6 +63,8 @@ export interface Session extends SessionPolicy {
   id: string;
   tenantId: string;
   externalId: string | null;
+  /** What a caller refused within this session hears, instead of the installation's message. */
+  rejectMessage: Announcement | null;
   status: SessionStatus;
   expiresAt: number;
   metadata: Record<string, unknown>;
@@ -97,6 +100,7 @@ export interface ParticipantReplacement extends ParticipantChanges {
 export interface NewSession {
   externalId: string | null;
   policy: SessionPolicy;
+  rejectMessage: Announcement | null;
   expiresAt: number;
   metadata: Record<string, unknown>;
   participants: ParticipantRequest[];
@@ -124,6 +128,7 @@ export interface SessionInput {
   geoMatch?: GeoMatch;
   sticky?: Sticky;
   extensionFallback?: boolean;
+  rejectMessage?: Announcement;
   metadata?: Record<string, unknown>;
   participants: ParticipantInput[];
 }
@@ -181,9 +186,12 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
   };
   const externalId = input.externalId ?? null;
   const metadata = checkMetadata(input.metadata ?? {});
+  const rejectMessage = input.rejectMessage ?? null;
   const fingerprint = fingerprintOf({
     externalId,
     policy,
+    // Only when given, so that earlier sessions' retries still match.
+    ...(rejectMessage ? { rejectMessage } : {}),
     // A retry that sends the same ttlSeconds a moment later is the same request.
     expiresAt: input.expiresAt ? life.expiresAt : null,
     metadata,
@@ -196,7 +204,15 @@ export function normalizeSession(input: SessionInput, defaults: SessionDefaults,
       ...(p.proxyNumber ? [p.proxyNumber.e164] : []),
     ]),
   });
-  return { externalId, policy, expiresAt: life.expiresAt, metadata, participants, fingerprint };
+  return {
+    externalId,
+    policy,
+    rejectMessage,
+    expiresAt: life.expiresAt,
+    metadata,
+    participants,
+    fingerprint,
+  };
 }
 
 export function normalizeParticipant(

@@ -2,7 +2,7 @@ import { type Static, type TSchema, Type } from 'typebox';
 import { SCOPES } from '../domain/keys.ts';
 import { MAX_MEDIA, MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from '../domain/media.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
-import { REJECT_REASONS } from '../domain/routing.ts';
+import { ANNOUNCEMENT_LIMITS, REJECT_REASONS } from '../domain/routing.ts';
 import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS, SESSION_MODES } from '../domain/session.ts';
 import { PROVIDER_NAMES } from '../providers/registry.ts';
 import { METADATA_KEYWORD } from './validation.ts';
@@ -208,6 +208,42 @@ export const ParticipantReplaceBody = Type.Object(
   },
 );
 
+/** What a caller hears (domain/routing.ts Announcement). */
+const Announcement = (description: string) =>
+  Type.Object(
+    {
+      text: Type.String({
+        minLength: 1,
+        maxLength: ANNOUNCEMENT_LIMITS.text,
+        description: 'what is said; with audioUrl, what the recording says',
+      }),
+      language: Type.Optional(
+        Type.String({
+          pattern: ANNOUNCEMENT_LIMITS.language,
+          description: 'the language it is spoken in, as the carrier names it (en-GB)',
+        }),
+      ),
+      voice: Type.Optional(
+        Type.String({
+          pattern: ANNOUNCEMENT_LIMITS.voice,
+          description: 'the carrier’s voice to speak it with (Polly.Amy)',
+        }),
+      ),
+      audioUrl: Type.Optional(
+        Type.String({
+          maxLength: MAX_MEDIA_URL_LENGTH,
+          pattern: MEDIA_URL_PATTERN,
+          description: 'a recording to play instead of speaking the text',
+        }),
+      ),
+    },
+    { additionalProperties: false, description },
+  );
+
+const REJECT_MESSAGE = 'what a caller refused within the session hears';
+const RejectMessage = (nullable: string) =>
+  Type.Union([Announcement(REJECT_MESSAGE), Type.Null()], { description: `${REJECT_MESSAGE}${nullable}` });
+
 export const SessionBody = Type.Object(
   {
     externalId: Type.Optional(
@@ -225,6 +261,7 @@ export const SessionBody = Type.Object(
     geoMatch: Type.Optional(GeoMatch),
     sticky: Type.Optional(Sticky),
     extensionFallback: Type.Optional(ExtensionFallback),
+    rejectMessage: Type.Optional(Announcement(`${REJECT_MESSAGE} (default: the installation’s)`)),
     metadata: Type.Optional(Metadata),
     participants: Type.Array(ParticipantBody, {
       minItems: 1,
@@ -240,6 +277,7 @@ export const SessionPatch = Type.Object(
     ttlSeconds: Type.Optional(TtlSeconds),
     expiresAt: Type.Optional(ExpiresAt),
     record: Type.Optional(RecordCalls()),
+    rejectMessage: Type.Optional(RejectMessage('; null: the installation’s (VEIL_REJECT_MESSAGE)')),
     metadata: Type.Optional(Metadata),
   },
   { additionalProperties: false },
@@ -288,6 +326,7 @@ export const Session = Type.Object({
   geoMatch: GeoMatch,
   sticky: Sticky,
   extensionFallback: ExtensionFallback,
+  rejectMessage: RejectMessage('; null: the installation’s'),
   metadata: Metadata,
   participants: Type.Array(Participant, { description: 'the people in the session' }),
   createdAt: Created,
@@ -393,6 +432,11 @@ export const RouteDecision = Type.Object({
   reason: Type.Optional(RejectReason),
   numDigits: Type.Optional(Type.Integer({ description: 'gather: how many digits to collect' })),
   prompt: Type.Optional(Type.String({ description: 'gather: what to say to the caller' })),
+  message: Type.Optional(
+    Announcement(
+      'reject (a call) or gather: what the caller hears, as the carrier is told to say or play it',
+    ),
+  ),
 });
 
 export const BlocklistBody = Type.Object(

@@ -7,7 +7,16 @@ import { SimAdapter } from './sim/sim-adapter.ts';
 export const PROVIDER_NAMES = ['sim', 'twilio'] as const;
 
 /**
- * The enabled carriers: the simulator always, the others when their credentials are configured.
+ * The carriers whose numbers may be added in this installation: all but the simulator in
+ * production, where a call through it would reach nobody.
+ */
+export function acceptedProviders(config: Pick<Config, 'production'>): readonly string[] {
+  return config.production ? PROVIDER_NAMES.filter((name) => name !== 'sim') : PROVIDER_NAMES;
+}
+
+/**
+ * The enabled carriers, which route and whose numbers are allocated: the simulator outside
+ * production, the others when their credentials are configured.
  * A carrier's SDK is loaded only when it is enabled (twilio alone costs a quarter second at start).
  */
 export async function createCarriers(
@@ -15,14 +24,14 @@ export async function createCarriers(
   simSecret: string,
 ): Promise<Map<string, CarrierAdapter>> {
   const carriers = new Map<string, CarrierAdapter>();
-  carriers.set('sim', new SimAdapter(simSecret));
+  if (!config.production) carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
     carriers.set(
       'twilio',
       new TwilioAdapter(config.twilio.authToken, config.publicUrl, {
-        numDigits: EXTENSION_DIGITS,
-        prompt: config.gatherPrompt,
+        gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
+        reject: config.rejectMessage,
       }),
     );
   }

@@ -23,7 +23,17 @@ import { endSession } from './session-end.ts';
 interface Proxy {
   id: string;
   number: string;
+  /** Its carrier, or undefined for a shared session's proxy, which the session already holds. */
+  provider?: string;
   byExtension: boolean;
+}
+
+/** What allocation is told by the installation. */
+export interface AllocationSettings {
+  /** Seconds a number given back is passed over for the people who had it (DESIGN §1). */
+  reuseCooldownSeconds: number;
+  /** The carriers that route, whose numbers may be taken: never `sim` in production. */
+  carriers: readonly string[];
 }
 
 /** What the same two people had before, for `sticky`: each one's latest proxy, and all of them. */
@@ -43,7 +53,9 @@ const EXTENSION_TRIES = 50;
  * sweeper runs), then takes, for each participant: the number they asked for (`proxyNumber`), or
  * the one they had with the same counterpart (`sticky: prefer`), or the first number of the search
  * plan that fits; failing all, a shared number with an extension code when the session allows it.
- * The caller writes the participants it returns.
+ * All proxies of a session come from one carrier, since a call's outbound leg can only show a
+ * caller ID its carrier owns: the session's first proxy chooses it. The caller writes the
+ * participants it returns.
  */
 export class Allocator {
   private readonly sessions: SessionRepository;
@@ -54,7 +66,7 @@ export class Allocator {
     private readonly tenantId: string,
     private readonly session: Session,
     private readonly now: number,
-    private readonly cooldownSeconds: number,
+    private readonly settings: AllocationSettings,
     private readonly preference: ProxyPreference,
   ) {
     this.sessions = new SessionRepository(trx);
@@ -64,17 +76,59 @@ export class Allocator {
   async allocate(requests: readonly ParticipantRequest[]): Promise<Participant[]> {
     const cooling = await this.histories(requests.map((r) => r.phone.e164));
     const former = await this.formerProxies(requests);
+    const own = await this.sessionCarrier();
+    if (own) return this.allocateOn([own], requests, cooling, former, []);
+    // A new session: if its first proxy's carrier has none for the others, what it took there is
+    // given back and the session tried on each other carrier in turn (unless a number asked for
+    // chose the carrier).
+    const asked = requests.some((r) => r.proxyNumber);
+    let carriers = this.settings.carriers;
+    let first: unknown;
+    for (;;) {
+      const taken: Proxy[] = [];
+      try {
+        return await this.allocateOn(carriers, requests, cooling, former, taken);
+      } catch (error) {
+        // What the first carrier lacked says most about the pool: that is the error told.
+        first ??= error;
+        const tried = taken[0]?.provider;
+        if (!(error instanceof PoolExhaustedError) || !tried || asked) throw first;
+        await this.numbers.release(new Set(taken.map((p) => p.id)), this.now);
+        carriers = carriers.filter((c) => c !== tried);
+        if (carriers.length === 0) throw first;
+      }
+    }
+  }
+
+  /** The carrier of the proxies the session holds already; undefined for a new session. */
+  private async sessionCarrier(): Promise<string | undefined> {
+    const member = this.session.participants[0];
+    return member && (await this.numbers.get(this.tenantId, member.proxyNumberId))?.provider;
+  }
+
+  /** The participants' proxies from `carriers`, then from the first one's; each taken is kept in `taken`. */
+  private async allocateOn(
+    carriers: readonly string[],
+    requests: readonly ParticipantRequest[],
+    cooling: ReadonlySet<string>,
+    former: FormerProxies | undefined,
+    taken: Proxy[],
+  ): Promise<Participant[]> {
     const held = new Set(this.session.participants.map((p) => p.proxyNumberId));
     const sharedPick =
       this.session.mode !== 'shared'
         ? undefined
         : this.session.participants[0]
           ? await this.joinShared(this.session.participants[0], requests)
-          : await this.pick(requests, cooling, former, held, 'participants');
+          : await this.pick(carriers, requests, cooling, former, held, 'participants');
+    if (sharedPick) taken.push(sharedPick);
     const participants: Participant[] = [];
     const codes = new Set<string>();
     for (const [i, request] of requests.entries()) {
-      const proxy = sharedPick ?? (await this.pick([request], cooling, former, held, `participants/${i}`));
+      const on = taken[0]?.provider ? [taken[0].provider] : carriers;
+      const proxy =
+        sharedPick ?? (await this.pick(on, [request], cooling, former, held, `participants/${i}`));
+      if (!sharedPick) taken.push(proxy);
       const extension = proxy.byExtension ? await this.freeExtension(proxy.number, codes) : null;
       const participant: Participant = {
         id: newId('par', this.now),
@@ -119,7 +173,7 @@ export class Allocator {
 
   /** Numbers given back after this moment are within the reuse cooldown. */
   private get coolingSince(): number {
-    return this.now - this.cooldownSeconds * 1000;
+    return this.now - this.settings.reuseCooldownSeconds * 1000;
   }
 
   /**
@@ -156,6 +210,7 @@ export class Allocator {
 
   /** The best number for these people (one, or both of a shared session), counted as taken. */
   private async pick(
+    carriers: readonly string[],
     requests: readonly ParticipantRequest[],
     cooling: ReadonlySet<string>,
     former: FormerProxies | undefined,
@@ -165,7 +220,7 @@ export class Allocator {
     const use: ProxyUse = this.session.mode === 'dedicated' ? 'dedicated' : 'direct';
     const session = { id: this.session.id, held };
     const wanted = requests.find((r) => r.proxyNumber)?.proxyNumber;
-    if (wanted) return this.takeWanted(requests, wanted.e164, use, session, field);
+    if (wanted) return this.takeWanted(carriers, requests, wanted.e164, use, session, field);
     const take = async (search: ProxySearch) => {
       const found = await this.numbers.takeProxy(search, session, this.now);
       return found && { ...found, byExtension: search.use === 'extension' };
@@ -173,6 +228,7 @@ export class Allocator {
     const request = {
       use,
       tenantId: this.tenantId,
+      carriers,
       people: requests.map((r) => r.phone),
       geoMatch: this.session.geoMatch,
       channels: this.session.channels,
@@ -209,6 +265,7 @@ export class Allocator {
    * matter; neither does the cooldown (the participant chose it).
    */
   private async takeWanted(
+    carriers: readonly string[],
     requests: readonly ParticipantRequest[],
     number: string,
     use: ProxyUse,
@@ -226,9 +283,19 @@ export class Allocator {
     }
     const missing = this.session.channels.find((c) => !pool.capabilities.includes(c));
     if (missing) throw new InvalidRequestError(`${number} cannot carry ${missing}`, at);
+    if (!carriers.includes(pool.provider)) {
+      throw carriers.length === 1 &&
+        carriers[0] !== pool.provider &&
+        this.settings.carriers.includes(pool.provider)
+        ? new ConflictError(
+            `${number} is a ${pool.provider} number; this session's proxies are ${carriers[0]}'s`,
+          )
+        : new InvalidRequestError(`${number} belongs to ${pool.provider}, which does not route here`, at);
+    }
     const search: ProxySearch = {
       use,
       tenantId: this.tenantId,
+      carriers: [pool.provider],
       country: pool.country,
       channels: this.session.channels,
       people: requests.map((r) => r.phone.e164),

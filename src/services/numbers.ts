@@ -92,7 +92,7 @@ export class NumberService {
     const phone = parsePhone(input.number, `${field}number`, this.defaultCountry);
     if (!this.providers.includes(input.provider)) {
       throw new InvalidRequestError(
-        `provider must be one of ${this.providers.join(', ')}`,
+        `provider must be one of ${this.providers.join(', ')}${input.provider === 'sim' ? ' (the simulator’s numbers reach nobody: refused in production)' : ''}`,
         `${field}provider`,
       );
     }

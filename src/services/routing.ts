@@ -2,6 +2,7 @@ import { newId } from '../domain/ids.ts';
 import { interactionOf, type Recording } from '../domain/interaction.ts';
 import { isE164 } from '../domain/phone.ts';
 import {
+  type Announcement,
   decideExtension,
   decideRoute,
   dedicatedParticipation,
@@ -43,6 +44,8 @@ export interface RoutingPolicy {
   callbackWindowSeconds: number;
   /** What a caller on a number shared by extension is asked. */
   gather: Gather;
+  /** What a refused caller hears, unless their session says otherwise. */
+  rejectMessage: Announcement;
 }
 
 /**
@@ -66,7 +69,13 @@ export class Router {
     const now = this.clock();
     const { decision, interaction, slide } = await this.decide(request, context, now, this.hooks);
     this.log.record(interaction, slide);
-    return decision;
+    return request.channel === 'voice' && decision.action === 'reject' ? this.said(decision) : decision;
+  }
+
+  /** A refused call with what the caller hears: their session's message, or the installation's. */
+  private async said(decision: Extract<RouteDecision, { action: 'reject' }>): Promise<RouteDecision> {
+    const own = decision.sessionId === null ? undefined : await this.lookup.rejectMessage(decision.sessionId);
+    return { ...decision, message: own ?? this.policy.rejectMessage };
   }
 
   /**

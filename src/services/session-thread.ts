@@ -1,11 +1,12 @@
 import type { StoreConfig } from '../config.ts';
 import { Thread } from '../thread.ts';
+import type { AllocationSettings } from './allocator.ts';
 import type { SessionWriter } from './session-writer.ts';
 
 /** What the session writer thread opens (session-thread-worker.ts). */
 export interface SessionThreadData {
   store: Extract<StoreConfig, { dialect: 'sqlite' }>;
-  reuseCooldownSeconds: number;
+  allocation: AllocationSettings;
 }
 
 /**

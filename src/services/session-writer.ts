@@ -2,6 +2,7 @@ import { preferenceFor } from '../domain/allocation.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import type { PhoneNumber } from '../domain/phone.ts';
+import type { Announcement } from '../domain/routing.ts';
 import {
   changedParticipant,
   effectiveStatus,
@@ -21,7 +22,7 @@ import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
-import { Allocator } from './allocator.ts';
+import { type AllocationSettings, Allocator } from './allocator.ts';
 import { endSession } from './session-end.ts';
 
 /** A change to an open session, checked and worked out by SessionService. */
@@ -30,6 +31,8 @@ export interface SessionUpdate {
   life?: { expiresAt: number; ttlSeconds: number | null };
   record?: boolean;
   metadata?: Record<string, unknown>;
+  /** The session's own reject message, or null to go back to the installation's. */
+  rejectMessage?: Announcement | null;
 }
 
 /**
@@ -88,7 +91,7 @@ export interface SessionWriter {
 export class StoreSessionWriter implements SessionWriter {
   constructor(
     private readonly store: Store,
-    private readonly reuseCooldownSeconds: number,
+    private readonly settings: AllocationSettings,
   ) {}
 
   create(
@@ -120,6 +123,7 @@ export class StoreSessionWriter implements SessionWriter {
         status: 'open',
         expiresAt: request.expiresAt,
         metadata: request.metadata,
+        rejectMessage: request.rejectMessage,
         participants: [],
         createdAt: now,
         updatedAt: now,
@@ -151,7 +155,7 @@ export class StoreSessionWriter implements SessionWriter {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
       const session = await openSession(sessions, tenantId, id, now);
-      const { life, record, metadata } = update;
+      const { life, record, metadata, rejectMessage } = update;
       if (life && session.ttlMode === 'sliding' && life.ttlSeconds === null) {
         throw new InvalidRequestError('a sliding session is renewed with ttlSeconds', 'ttlSeconds');
       }
@@ -160,6 +164,7 @@ export class StoreSessionWriter implements SessionWriter {
         ...(life && life.ttlSeconds !== null ? { ttlSeconds: life.ttlSeconds } : {}),
         ...(record !== undefined ? { record } : {}),
         ...(metadata !== undefined ? { metadata } : {}),
+        ...(rejectMessage !== undefined ? { rejectMessage } : {}),
       };
       await sessions.update(id, changes, now);
       return { ...session, ...changes, updatedAt: now };
@@ -303,14 +308,7 @@ export class StoreSessionWriter implements SessionWriter {
 
   /** The allocator for one session's new participants, allocating with its mode's preference. */
   protected allocator(trx: Db, session: Session, now: number): Allocator {
-    return new Allocator(
-      trx,
-      session.tenantId,
-      session,
-      now,
-      this.reuseCooldownSeconds,
-      preferenceFor(session.mode),
-    );
+    return new Allocator(trx, session.tenantId, session, now, this.settings, preferenceFor(session.mode));
   }
 
   /**

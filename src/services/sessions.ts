@@ -1,6 +1,7 @@
 import { NotFoundError } from '../domain/errors.ts';
 import type { Interaction } from '../domain/interaction.ts';
 import { type Page, pageOf } from '../domain/page.ts';
+import type { Announcement } from '../domain/routing.ts';
 import {
   checkMetadata,
   effectiveStatus,
@@ -28,6 +29,7 @@ export interface SessionChanges {
   expiresAt?: string;
   record?: boolean;
   metadata?: Record<string, unknown>;
+  rejectMessage?: Announcement | null;
 }
 
 /** Sessions expired per call of expireDue: a sweep ends them a batch at a time. */
@@ -89,6 +91,7 @@ export class SessionService {
         : {}),
       ...(changes.record !== undefined ? { record: changes.record } : {}),
       ...(changes.metadata !== undefined ? { metadata: checkMetadata(changes.metadata) } : {}),
+      ...(changes.rejectMessage !== undefined ? { rejectMessage: changes.rejectMessage } : {}),
     };
     return this.writer.update(tenantId, id, update, now);
   }

@@ -275,6 +275,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('numbers').addColumn('dedicated_to', 'text').execute();
     },
   },
+  '0007_reject_message': {
+    async up(db: Kysely<unknown>) {
+      // What a caller refused within the session hears (JSON), when not the installation's.
+      await db.schema.alterTable('sessions').addColumn('reject_message', 'text').execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

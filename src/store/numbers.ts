@@ -113,7 +113,7 @@ export class NumberRepository {
     search: ProxySearch,
     session: { id: string; held: ReadonlySet<string> },
     now: number,
-  ): Promise<{ id: string; number: string } | undefined> {
+  ): Promise<TakenProxy | undefined> {
     const run = (lock: Lock) =>
       proxyQuery({ search, held: session.held.size, lock }).execute(this.db, search, session, now);
     if (!dialectOf(this.db).locksRows || search.number !== undefined) return first(await run(''));
@@ -140,6 +140,13 @@ export class NumberRepository {
   }
 }
 
+/** A number taken as a proxy: which one, and whose. */
+export interface TakenProxy {
+  id: string;
+  number: string;
+  provider: string;
+}
+
 const underCap = (eb: ExpressionBuilder<Schema, 'numbers'>) =>
   eb.or([eb('max_sessions', 'is', null), eb('load', '<', eb.ref('max_sessions'))]);
 
@@ -155,6 +162,7 @@ const proxyQuery = byShape(
   ({ search, held, lock }: { search: ProxySearch; held: number; lock: Lock }) =>
     [
       search.use,
+      search.carriers.length,
       search.region !== undefined,
       search.number !== undefined,
       search.channels.join('+'),
@@ -177,13 +185,14 @@ type ProxyValues = {
   releasedSince: number;
   sessionId: string;
   now: number;
-} & Record<`person${number}` | `held${number}` | `avoid${number}`, string>;
+} & Record<`carrier${number}` | `person${number}` | `held${number}` | `avoid${number}`, string>;
 
 /**
  * `update numbers … where id = (the search) returning id, number`: the search picks one number
  * and the update counts the session on it, in one statement and one round trip.
  */
 function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
+  const carriers = shape.carriers.map((_, i) => `carrier${i}` as const);
   const people = shape.people.map((_, i) => `person${i}` as const);
   const sessionHolds = Array.from({ length: heldCount }, (_, i) => `held${i}` as const);
   const avoided = Array.from({ length: shape.avoid?.length ?? 0 }, (_, i) => `avoid${i}` as const);
@@ -194,6 +203,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   const names: (keyof ProxyValues & string)[] = [
     'tenantId',
     'country',
+    ...carriers,
     ...(region ? ['region' as const] : []),
     ...(one ? ['number' as const] : []),
     ...people,
@@ -207,7 +217,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     session: { id: string; held: ReadonlySet<string> },
     now: number,
   ): unknown[] => {
-    const list: unknown[] = [v.tenantId, v.country];
+    const list: unknown[] = [v.tenantId, v.country, ...v.carriers];
     if (region) list.push(v.region);
     if (one) list.push(v.number);
     list.push(...v.people);
@@ -216,7 +226,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     if (dedicated) list.push(session.id);
     return list;
   };
-  const prepared = statement<ProxyValues, { id: string; number: string }>(names, (db, v) => {
+  const prepared = statement<ProxyValues, TakenProxy>(names, (db, v) => {
     const who = people.map((name) => slot<string>(v, name));
     let search = db
       .selectFrom('numbers')
@@ -224,6 +234,11 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
       .where('tenant_id', '=', v.tenantId)
       .where('country', '=', v.country)
       .where('status', '=', 'active')
+      .where(
+        'provider',
+        'in',
+        carriers.map((name) => slot<string>(v, name)),
+      )
       .where(fits(shape.use));
     if (region) search = search.where('region', '=', v.region);
     if (one) search = search.where('number', '=', v.number);
@@ -305,7 +320,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
         // this update alone.
         .where('status', '=', 'active')
         .where(fits(shape.use))
-        .returning(['id', 'number'])
+        .returning(['id', 'number', 'provider'])
     );
   });
   return {

@@ -1,5 +1,5 @@
 import { type Expression, type ExpressionBuilder, type InferResult, sql } from 'kysely';
-import type { Participation } from '../domain/routing.ts';
+import type { Announcement, Participation } from '../domain/routing.ts';
 import type { Channel, SessionMode, TtlMode } from '../domain/session.ts';
 import { Prepared } from './prepared.ts';
 import { ACTIVE, type Db, DIRECT, type Schema } from './schema.ts';
@@ -164,6 +164,7 @@ export class RouteLookup {
   private readonly number: Prepared<{ number: string }, NumberUse>;
   private readonly keyed: Prepared<{ proxy: string; extension: string }, ParticipationRow>;
   private readonly owner: Prepared<{ sessionId: string }, ParticipationRow>;
+  private readonly rejecting: Prepared<{ sessionId: string }, { message: string | null }>;
   private waiting: Waiting[] = [];
 
   constructor(private readonly store: Store) {
@@ -179,6 +180,9 @@ export class RouteLookup {
     );
     this.owner = new Prepared(['sessionId'], (v) =>
       participations(db).where('p.session_id', '=', v.sessionId).limit(sql.lit(1)),
+    );
+    this.rejecting = new Prepared(['sessionId'], (v) =>
+      db.selectFrom('sessions').select('reject_message as message').where('id', '=', v.sessionId),
     );
     this.many = store.dialect.batchesLookups
       ? new Prepared(['froms', 'tos'], (v) => participationsQuery(db, v.froms, v.tos))
@@ -211,6 +215,12 @@ export class RouteLookup {
   async ownerOf(sessionId: string): Promise<RouteParticipation | undefined> {
     const [row] = await this.store.readRows(this.owner.bind([sessionId]));
     return row && participationOf(row);
+  }
+
+  /** The session's own reject message, if it has one (read only for a call refused within it). */
+  async rejectMessage(sessionId: string): Promise<Announcement | undefined> {
+    const [row] = await this.store.readRows(this.rejecting.bind([sessionId]));
+    return row?.message ? (JSON.parse(row.message) as Announcement) : undefined;
   }
 
   private readonly answer = (): void => {

@@ -54,6 +54,7 @@ export interface Schema {
     created_at: number;
     updated_at: number;
     closed_at: number | null;
+    reject_message: string | null;
   };
   participants: {
     id: string;

@@ -39,6 +39,7 @@ export const SESSION_COLUMNS = columnList<SessionRow>()([
   'created_at',
   'updated_at',
   'closed_at',
+  'reject_message',
 ]);
 /** The participants table's columns, in the migration's order. */
 export const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
@@ -288,7 +289,7 @@ export class SessionRepository {
 
   async update(
     id: string,
-    changes: Partial<Pick<Session, 'expiresAt' | 'ttlSeconds' | 'record' | 'metadata'>>,
+    changes: Partial<Pick<Session, 'expiresAt' | 'ttlSeconds' | 'record' | 'metadata' | 'rejectMessage'>>,
     now: number,
   ): Promise<void> {
     await this.db
@@ -298,6 +299,9 @@ export class SessionRepository {
         ...(changes.ttlSeconds !== undefined ? { ttl_seconds: changes.ttlSeconds } : {}),
         ...(changes.record !== undefined ? { record: changes.record ? 1 : 0 } : {}),
         ...(changes.metadata !== undefined ? { metadata: JSON.stringify(changes.metadata) } : {}),
+        ...(changes.rejectMessage !== undefined
+          ? { reject_message: changes.rejectMessage && JSON.stringify(changes.rejectMessage) }
+          : {}),
         updated_at: now,
       })
       .where('id', '=', id)
@@ -521,6 +525,7 @@ function sessionRow(s: Session, fingerprint: string): SessionRow {
     created_at: s.createdAt,
     updated_at: s.updatedAt,
     closed_at: s.closedAt,
+    reject_message: s.rejectMessage && JSON.stringify(s.rejectMessage),
   };
 }
 
@@ -545,6 +550,7 @@ function toSession(r: SessionRow, participants: Participant[]): Session {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     closedAt: r.closed_at,
+    rejectMessage: r.reject_message === null ? null : JSON.parse(r.reject_message),
   };
 }
 

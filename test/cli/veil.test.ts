@@ -482,8 +482,8 @@ describe('veil (the command line)', { concurrency: true }, () => {
     const ws = new Workspace();
     let server: RunningServer;
     before(async () => {
-      // Production: the simulator accepts only signed webhooks, so a connect proves the signature.
-      server = await serverOn(ws, { NODE_ENV: 'production', HOST: '127.0.0.1' });
+      // The simulator accepts only signed webhooks, so a connect proves the signature.
+      server = await serverOn(ws, { NODE_ENV: 'development', VEIL_DEMO_POOL: 'false', HOST: '127.0.0.1' });
     });
     after(async () => {
       await server.stop();

@@ -10,6 +10,7 @@ function request(overrides: Partial<ProxyRequest> = {}): ProxyRequest {
   return {
     use: 'direct',
     tenantId: 't',
+    carriers: ['sim'],
     people: [sf],
     geoMatch: 'region',
     channels: ['voice'],

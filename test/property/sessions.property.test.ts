@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
+import { DEFAULT_REJECT_MESSAGE } from '../../src/domain/routing.ts';
 import { type TestApp, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 
@@ -525,8 +526,11 @@ class Run {
     const session = this.open().find((s) => s.participants.some((p) => p.number === from && p.proxy === to));
     const other = session?.participants.find((p) => p.number !== from);
     let expected: Record<string, unknown>;
-    if (!session) expected = { action: 'reject', reason: 'no_session', sessionId: null };
-    else if (!other) expected = { action: 'reject', reason: 'no_counterpart', sessionId: session.id };
+    // A refused call says what the caller hears; a refused text says nothing.
+    const said = channel === 'voice' ? { message: { text: DEFAULT_REJECT_MESSAGE } } : {};
+    if (!session) expected = { action: 'reject', reason: 'no_session', ...said, sessionId: null };
+    else if (!other)
+      expected = { action: 'reject', reason: 'no_counterpart', ...said, sessionId: session.id };
     else if (channel === 'sms') {
       expected = { action: 'forward', to: other.number, from: other.proxy, body, sessionId: session.id };
     } else {

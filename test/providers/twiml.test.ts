@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import twilio from 'twilio';
-import type { RouteDecision } from '../../src/domain/routing.ts';
-import { NOT_AVAILABLE_MESSAGE, TwilioAdapter } from '../../src/providers/twilio/twilio-adapter.ts';
+import { DEFAULT_REJECT_MESSAGE, type RouteDecision } from '../../src/domain/routing.ts';
+import { TwilioAdapter } from '../../src/providers/twilio/twilio-adapter.ts';
 
 /**
  * Veil writes its TwiML directly; the `twilio` package's builders are the oracle it must match
@@ -35,7 +35,16 @@ function packageVoice(decision: RouteDecision): string {
     });
     dial.number(decision.to);
   } else {
-    response.say(NOT_AVAILABLE_MESSAGE);
+    const message = (decision.action === 'reject' && decision.message) || { text: DEFAULT_REJECT_MESSAGE };
+    if (message.audioUrl) response.play(message.audioUrl);
+    else
+      response.say(
+        {
+          ...(message.voice ? { voice: message.voice as never } : {}),
+          ...(message.language ? { language: message.language as never } : {}),
+        },
+        message.text,
+      );
     response.hangup();
   }
   return response.toString();
@@ -83,6 +92,35 @@ describe('TwiML', () => {
     assert.match(
       adapter.renderVoice(decision).body,
       /<Say>The number you have dialled is not available\.<\/Say><Hangup\/>/,
+    );
+  });
+
+  it('a refused call says its message in its language and voice, or plays its recording, as the package writes them', () => {
+    fc.assert(
+      fc.property(
+        xmlText.filter((t) => t.length > 0),
+        fc.option(fc.constantFrom('en-GB', 'fr-FR', 'cmn-Hans-CN'), { nil: undefined }),
+        fc.option(fc.constantFrom('alice', 'Polly.Amy', 'man'), { nil: undefined }),
+        fc.option(fc.constantFrom('https://cdn.example/closed.mp3', 'https://cdn.example/a?b=1&c=2'), {
+          nil: undefined,
+        }),
+        (text, language, voice, audioUrl) => {
+          const message = {
+            text,
+            ...(language ? { language } : {}),
+            ...(voice ? { voice } : {}),
+            ...(audioUrl ? { audioUrl } : {}),
+          };
+          const decision: RouteDecision = {
+            action: 'reject',
+            reason: 'no_session',
+            message,
+            sessionId: null,
+          };
+          assert.equal(adapter.renderVoice(decision).body, packageVoice(decision));
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 

@@ -58,8 +58,9 @@ describeStores('StoreSessionWriter.create: one session per externalId', { only: 
     };
     const now = t.clock.now;
     const request = normalizeSession(input, { ttlSeconds: 86_400 }, now);
-    const late = new PausingWriter(t.veil.store, 0);
-    const quick = new StoreSessionWriter(t.veil.store, 0);
+    const settings = { reuseCooldownSeconds: 0, carriers: ['sim'] };
+    const late = new PausingWriter(t.veil.store, settings);
+    const quick = new StoreSessionWriter(t.veil.store, settings);
 
     // The late create has looked for the externalId (nothing yet) and waits in its allocation.
     const lateCreate = late.create(DEFAULT_TENANT, request, now);

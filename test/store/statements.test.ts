@@ -70,6 +70,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
     geoMatch: 'country',
     sticky: 'none',
     extensionFallback: false,
+    rejectMessage: { text: `closed for ${id}`, language: 'en-GB', voice: 'Polly.Amy' },
     createdAt: now - 2,
     updatedAt: now - 1,
     closedAt: null,
@@ -184,6 +185,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
         {
           use: 'direct',
           tenantId: DEFAULT_TENANT,
+          carriers: ['sim'],
           country: 'US',
           region: '415',
           channels: ['voice'],
@@ -194,7 +196,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
         now + 5,
       ),
     );
-    assert.deepEqual(taken, { id: 'num_0', number: proxies[0] });
+    assert.deepEqual(taken, { id: 'num_0', number: proxies[0], provider: 'sim' });
     const after = await new NumberRepository(store.db).get(DEFAULT_TENANT, 'num_0');
     assert.deepEqual(after, { ...before, load: (before?.load ?? 0) + 1, updatedAt: now + 5 });
   });

@@ -1,6 +1,12 @@
 import twilio from 'twilio';
 import { MAX_MEDIA, mediaUrls } from '../../domain/media.ts';
-import { DEFAULT_GATHER_PROMPT, type Gather, type RouteDecision } from '../../domain/routing.ts';
+import {
+  type Announcement,
+  DEFAULT_GATHER_PROMPT,
+  DEFAULT_REJECT_MESSAGE,
+  type Gather,
+  type RouteDecision,
+} from '../../domain/routing.ts';
 import { EXTENSION_DIGITS } from '../../domain/session.ts';
 import {
   type CarrierAdapter,
@@ -19,8 +25,6 @@ import {
 import { element, response, text } from './twiml.ts';
 
 const TWIML = 'text/xml';
-/** Spoken to a caller with no session on the number (a stranger, or a session that ended). */
-export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not available.';
 /** Spoken before the prompt again when a keyed extension leads nowhere. */
 export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
 const VOICE_PATH = '/webhooks/twilio/voice';
@@ -41,12 +45,13 @@ export class TwilioAdapter implements CarrierAdapter {
 
   /**
    * `publicUrl`: VEIL_PUBLIC_URL, the base Twilio calls back (and signs) webhooks at: a Gather's
-   * digits and a recording's report; `retry`: what a caller who keyed a wrong extension is asked again.
+   * digits and a recording's report; `messages`: what a caller who keyed a wrong extension is
+   * asked again, and what one who keys nothing hears before the call ends.
    */
   constructor(
     private readonly authToken: string,
     private readonly publicUrl: string,
-    private readonly retry: Gather = { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
+    private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
   ) {
     this.recordingCallback = `${publicUrl}/webhooks/twilio/recording`;
   }
@@ -147,16 +152,22 @@ export class TwilioAdapter implements CarrierAdapter {
         element('Number', {}, text(decision.to)),
       );
     } else if (decision.action === 'gather' && attempt <= GATHER_ATTEMPTS) {
-      body = this.gather(decision.numDigits, decision.prompt, attempt);
+      body = this.gather(
+        decision.numDigits,
+        announce(decision.message ?? { text: decision.prompt }),
+        attempt,
+      );
     } else if (
       decision.action === 'reject' &&
       decision.reason === 'wrong_extension' &&
       attempt < GATHER_ATTEMPTS
     ) {
-      const { numDigits, prompt } = this.retry;
-      body = this.gather(numDigits, `${WRONG_EXTENSION_MESSAGE} ${prompt}`, attempt + 1);
+      const { numDigits, prompt, message = { text: prompt } } = this.messages.gather;
+      const wrong = announce({ ...message, text: WRONG_EXTENSION_MESSAGE, audioUrl: undefined });
+      body = this.gather(numDigits, wrong + announce(message), attempt + 1);
     } else {
-      body = element('Say', {}, text(NOT_AVAILABLE_MESSAGE)) + element('Hangup');
+      const message = (decision.action === 'reject' && decision.message) || this.messages.reject;
+      body = announce(message) + element('Hangup');
     }
     return { contentType: TWIML, body: response(body) };
   }
@@ -168,12 +179,8 @@ export class TwilioAdapter implements CarrierAdapter {
   private gather(numDigits: number, prompt: string, attempt: number): string {
     const action = `${this.publicUrl}${VOICE_PATH}?attempt=${attempt}`;
     return (
-      element(
-        'Gather',
-        { input: 'dtmf', numDigits, action, method: 'POST' },
-        element('Say', {}, text(prompt)),
-      ) +
-      element('Say', {}, text(NOT_AVAILABLE_MESSAGE)) +
+      element('Gather', { input: 'dtmf', numDigits, action, method: 'POST' }, prompt) +
+      announce(this.messages.reject) +
       element('Hangup')
     );
   }
@@ -187,6 +194,26 @@ export class TwilioAdapter implements CarrierAdapter {
   acknowledge(): WebhookReply {
     return { contentType: TWIML, body: response() };
   }
+}
+
+/** What a caller is told on the calls that do not connect. */
+export interface CallMessages {
+  /** What a caller on a number shared by extension is asked again after a wrong code. */
+  gather: Gather;
+  /** What a caller hears before the call ends, when the decision says nothing itself. */
+  reject: Announcement;
+}
+
+const DEFAULT_CALL_MESSAGES: CallMessages = {
+  gather: { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
+  reject: { text: DEFAULT_REJECT_MESSAGE },
+};
+
+/** An announcement in TwiML: its recording played, or its text said in its language and voice. */
+function announce(message: Announcement): string {
+  return message.audioUrl
+    ? element('Play', {}, text(message.audioUrl))
+    : element('Say', { voice: message.voice, language: message.language }, text(message.text));
 }
 
 /**

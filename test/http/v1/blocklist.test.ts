@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import twilio from 'twilio';
+import { DEFAULT_REJECT_MESSAGE } from '../../../src/domain/routing.ts';
 import {
   interactionRows,
   PUBLIC_URL,
@@ -253,10 +254,12 @@ describeStores('routing with the blocklist', (store) => {
   it('refuses a blocked caller’s calls and texts, and calls and texts to them, with reason blocked', async () => {
     assert.equal((await route(A, a.proxyNumber)).action, 'connect');
     await block(A);
+    // A refused call says what the caller hears; a refused text says nothing.
     const expected = { ...refused, sessionId };
-    assert.deepEqual(await route(A, a.proxyNumber), expected);
+    const call = { ...expected, message: { text: DEFAULT_REJECT_MESSAGE } };
+    assert.deepEqual(await route(A, a.proxyNumber), call);
     assert.deepEqual(await route(A, a.proxyNumber, 'sms'), expected);
-    assert.deepEqual(await route(B, b.proxyNumber), expected);
+    assert.deepEqual(await route(B, b.proxyNumber), call);
     assert.deepEqual(await route(B, b.proxyNumber, 'sms'), expected);
     await unblock(A);
   });
@@ -354,7 +357,7 @@ describeStores('routing with the blocklist and VEIL_OUT_OF_SESSION=forward', (st
 
   it('never forwards a blocked stranger, but forwards one who is not blocked', async () => {
     const refused = { action: 'reject', reason: 'blocked', sessionId: null };
-    assert.deepEqual(await route(STRANGER), refused);
+    assert.deepEqual(await route(STRANGER), { ...refused, message: { text: DEFAULT_REJECT_MESSAGE } });
     assert.deepEqual(await route(STRANGER, 'sms'), refused);
     const call = await route(OTHER_STRANGER);
     assert.deepEqual([call.action, call.to, call.callerId], ['connect', SUPPORT, PROXIES[0]]);

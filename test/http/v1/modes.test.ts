@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import twilio from 'twilio';
+import { DEFAULT_REJECT_MESSAGE } from '../../../src/domain/routing.ts';
 import {
   interactionRows,
   PUBLIC_URL,
@@ -11,6 +12,9 @@ import {
   testApp,
 } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
+
+/** What a refused caller hears when nothing else is configured. */
+const REFUSED = { text: DEFAULT_REJECT_MESSAGE };
 
 /**
  * The modes and policies beyond per-participant and shared (DESIGN §1): dedicated numbers,
@@ -135,7 +139,12 @@ describeStores('session modes and policies', { perTest: true }, (store) => {
     const d = await opened({ mode: 'dedicated', participants: people(OWNER) });
     const x = (d.participants[0] as Participant).proxyNumber;
     // An owner nobody has called is refused.
-    assert.deepEqual(await route(OWNER, x), { action: 'reject', reason: 'no_counterpart', sessionId: d.id });
+    assert.deepEqual(await route(OWNER, x), {
+      action: 'reject',
+      reason: 'no_counterpart',
+      message: REFUSED,
+      sessionId: d.id,
+    });
     for (const caller of [CALLER, OTHER_CALLER]) {
       const r = await route(caller, x);
       assert.deepEqual([r.action, r.to, r.callerId, r.sessionId], ['connect', OWNER, x, d.id]);
@@ -204,6 +213,7 @@ describeStores('session modes and policies', { perTest: true }, (store) => {
       action: 'gather',
       numDigits: 4,
       prompt: 'Please enter the extension you were given.',
+      message: { text: 'Please enter the extension you were given.' },
       sessionId: null,
     });
     const through = await route(C, c.proxyNumber, { digits: c.extension });
@@ -220,7 +230,7 @@ describeStores('session modes and policies', { perTest: true }, (store) => {
       const r = await route(from, c.proxyNumber, { digits });
       assert.deepEqual(
         r,
-        { action: 'reject', reason: 'wrong_extension', sessionId: null },
+        { action: 'reject', reason: 'wrong_extension', message: REFUSED, sessionId: null },
         `${from} ${digits}`,
       );
     }

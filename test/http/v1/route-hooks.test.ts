@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { generateWebhookSecret } from '../../../src/domain/ids.ts';
+import { DEFAULT_REJECT_MESSAGE } from '../../../src/domain/routing.ts';
 import { HOOK_TIMEOUT_MS, MAX_ANSWER_BYTES } from '../../../src/services/app-hooks.ts';
 import { ensureHookSecret } from '../../../src/services/hook-secret.ts';
 import { interactionRows, type TestApp, testApp } from '../../support/app.ts';
 import { HookApp, type HookCall, type HookReply } from '../../support/hook-app.ts';
 import { describeStores } from '../../support/stores.ts';
+
+/** What a refused caller hears when nothing else is configured. */
+const REFUSED = { text: DEFAULT_REJECT_MESSAGE };
 
 // The app's webhooks are plain http on 127.0.0.1 here, which only development allows (production
 // refuses any but https at start, test/config.test.ts): these apps run with NODE_ENV=development.
@@ -157,7 +161,7 @@ describeStores('POST /v1/route with VEIL_OUT_OF_SESSION=ask:URL', (store) => {
     app.answer(ASK, { action: 'reject' });
     const from = t.logs.length;
     const decision = await route(t, { from: STRANGER, to: P1, channel: 'voice' });
-    assert.deepEqual(decision, { action: 'reject', reason: 'no_session', sessionId: null });
+    assert.deepEqual(decision, { action: 'reject', reason: 'no_session', message: REFUSED, sessionId: null });
     assert.equal(app.calls.length, 1);
     assert.deepEqual(hookWarnings(t, from), []);
     const logged = await lastInteraction(t);
@@ -209,7 +213,16 @@ describeStores('POST /v1/route with VEIL_OUT_OF_SESSION=ask:URL', (store) => {
       app.reply(ASK, reply);
       const from = t.logs.length;
       const decision = await route(t, { from: STRANGER, to: P1, channel, body: 'hi' });
-      assert.deepEqual(decision, { action: 'reject', reason: 'no_session', sessionId: null }, name);
+      assert.deepEqual(
+        decision,
+        {
+          action: 'reject',
+          reason: 'no_session',
+          ...(channel === 'voice' ? { message: REFUSED } : {}),
+          sessionId: null,
+        },
+        name,
+      );
       assert.equal(app.calls.length, 1, name);
       const warnings = hookWarnings(t, from);
       assert.equal(warnings.length, 1, name);
@@ -237,7 +250,7 @@ describeStores('POST /v1/route with VEIL_OUT_OF_SESSION=ask:URL', (store) => {
     const started = performance.now();
     const decision = await route(t, { from: STRANGER, to: P1, channel: 'voice' });
     const took = performance.now() - started;
-    assert.deepEqual(decision, { action: 'reject', reason: 'no_session', sessionId: null });
+    assert.deepEqual(decision, { action: 'reject', reason: 'no_session', message: REFUSED, sessionId: null });
     assert.ok(took >= HOOK_TIMEOUT_MS - 50, `answered after ${took} ms, before the timeout`);
     assert.ok(took < 3500, `answered after ${took} ms`);
     assert.match(String(hookWarnings(t, from)[0]?.reason), /^timeout: no answer in time$/);
@@ -264,9 +277,9 @@ describeStores('POST /v1/route with VEIL_OUT_OF_SESSION=ask:URL', (store) => {
     const { t, app } = ctx;
     app.answer(ASK, { action: 'connect', to: SUPPORT, callerId: P3 });
     const outside = await route(t, { from: STRANGER, to: NOT_IN_POOL, channel: 'voice' });
-    assert.deepEqual(outside, { action: 'reject', reason: 'no_session', sessionId: null });
+    assert.deepEqual(outside, { action: 'reject', reason: 'no_session', message: REFUSED, sessionId: null });
     const theirs = await route(t, { from: STRANGER, to: OTHER_TENANTS, channel: 'voice' });
-    assert.deepEqual(theirs, { action: 'reject', reason: 'no_session', sessionId: null });
+    assert.deepEqual(theirs, { action: 'reject', reason: 'no_session', message: REFUSED, sessionId: null });
     assert.equal(app.calls.length, 0);
   });
 });
@@ -300,7 +313,12 @@ describeStores('POST /v1/route with VEIL_INTERCEPT_URL', (store) => {
     const from = t.logs.length;
     for (const channel of ['voice', 'sms']) {
       const decision = await route(t, { from: A, to: ctx.proxyOfA, channel, body: 'x' });
-      assert.deepEqual(decision, { action: 'reject', reason: 'intercepted', sessionId: ctx.sessionId });
+      assert.deepEqual(decision, {
+        action: 'reject',
+        reason: 'intercepted',
+        ...(channel === 'voice' ? { message: REFUSED } : {}),
+        sessionId: ctx.sessionId,
+      });
       const logged = await lastInteraction(t);
       assert.deepEqual(
         [logged.action, logged.reason, logged.session_id, logged.channel, logged.target_number],
@@ -332,7 +350,11 @@ describeStores('POST /v1/route with VEIL_INTERCEPT_URL', (store) => {
       app.reply(INTERCEPT, reply);
       const from = t.logs.length;
       const decision = await route(t, { from: A, to: ctx.proxyOfA, channel: 'voice' });
-      assert.deepEqual(decision, { action: 'reject', reason: 'intercepted', sessionId: ctx.sessionId }, name);
+      assert.deepEqual(
+        decision,
+        { action: 'reject', reason: 'intercepted', message: REFUSED, sessionId: ctx.sessionId },
+        name,
+      );
       const [warning] = hookWarnings(t, from);
       assert.deepEqual([warning?.hook, warning?.url], ['intercept', app.url(INTERCEPT)], name);
       assert.match(String(warning?.reason), reason, name);
@@ -345,7 +367,12 @@ describeStores('POST /v1/route with VEIL_INTERCEPT_URL', (store) => {
     const started = performance.now();
     const decision = await route(t, { from: A, to: ctx.proxyOfA, channel: 'voice' });
     const took = performance.now() - started;
-    assert.deepEqual(decision, { action: 'reject', reason: 'intercepted', sessionId: ctx.sessionId });
+    assert.deepEqual(decision, {
+      action: 'reject',
+      reason: 'intercepted',
+      message: REFUSED,
+      sessionId: ctx.sessionId,
+    });
     assert.ok(took >= HOOK_TIMEOUT_MS - 50 && took < 3500, `answered after ${took} ms`);
   });
 
@@ -357,7 +384,7 @@ describeStores('POST /v1/route with VEIL_INTERCEPT_URL', (store) => {
     assert.deepEqual(app.calls[0]?.json, { from: STRANGER, to: P1, channel: 'voice' });
     app.answer(INTERCEPT, { action: 'reject' });
     const vetoed = await route(t, { from: STRANGER, to: P1, channel: 'voice' });
-    assert.deepEqual(vetoed, { action: 'reject', reason: 'intercepted', sessionId: null });
+    assert.deepEqual(vetoed, { action: 'reject', reason: 'intercepted', message: REFUSED, sessionId: null });
     app.calls.length = 0;
     const s = await t.api('POST', '/v1/sessions', {
       participants: [{ number: '+14155550125' }, { number: '+14155550189', canInitiate: false }],
@@ -391,7 +418,7 @@ describeStores('POST /v1/route with both ask and intercept', (store) => {
     );
     app.answer(INTERCEPT, { action: 'reject' });
     const vetoed = await route(t, { from: STRANGER, to: P1, channel: 'voice' });
-    assert.deepEqual(vetoed, { action: 'reject', reason: 'intercepted', sessionId: null });
+    assert.deepEqual(vetoed, { action: 'reject', reason: 'intercepted', message: REFUSED, sessionId: null });
     app.calls.length = 0;
     app.answer(ASK, { action: 'reject' });
     await route(t, { from: STRANGER, to: P1, channel: 'voice' });
@@ -409,7 +436,12 @@ describeStores('POST /v1/route with both ask and intercept', (store) => {
     const started = performance.now();
     const decision = await route(t, { from: STRANGER, to: P1, channel: 'voice' });
     const took = performance.now() - started;
-    assert.deepEqual(decision, { action: 'reject', reason: 'intercepted', sessionId: null });
+    assert.deepEqual(decision, {
+      action: 'reject',
+      reason: 'intercepted',
+      message: REFUSED,
+      sessionId: null,
+    });
     assert.ok(took >= HOOK_TIMEOUT_MS - 50 && took < 3500, `answered after ${took} ms`);
   });
 });

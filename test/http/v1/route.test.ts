@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
+import { DEFAULT_REJECT_MESSAGE } from '../../../src/domain/routing.ts';
 import { type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
+
+/** What a refused caller hears when nothing else is configured. */
+const REFUSED = { text: DEFAULT_REJECT_MESSAGE };
 
 const A = '+14155550123';
 const B = '+14155550187';
@@ -61,7 +65,13 @@ describeStores('POST /v1/route', (store) => {
     calls.forEach(({ expect }, i) => {
       const answer = answers[i];
       if (expect) assert.deepEqual([answer.action, answer.to, answer.callerId], ['connect', ...expect]);
-      else assert.deepEqual(answer, { action: 'reject', reason: 'no_session', sessionId: null });
+      else
+        assert.deepEqual(answer, {
+          action: 'reject',
+          reason: 'no_session',
+          message: REFUSED,
+          sessionId: null,
+        });
     });
   });
 
@@ -124,7 +134,12 @@ describeStores('POST /v1/route', (store) => {
     ]) {
       const r = await route(body);
       assert.equal(r.statusCode, 200);
-      assert.deepEqual(r.json(), { action: 'reject', reason: 'no_session', sessionId: null });
+      assert.deepEqual(r.json(), {
+        action: 'reject',
+        reason: 'no_session',
+        ...(body.channel === 'voice' ? { message: REFUSED } : {}),
+        sessionId: null,
+      });
     }
   });
 
@@ -160,7 +175,7 @@ describeStores('POST /v1/route', (store) => {
       .execute();
     const { secret } = await t.veil.keys.create('other', 'other app', ['route']);
     const r = await route({ from: A, to: a.proxyNumber, channel: 'voice' }, secret);
-    assert.deepEqual(r.json(), { action: 'reject', reason: 'no_session', sessionId: null });
+    assert.deepEqual(r.json(), { action: 'reject', reason: 'no_session', message: REFUSED, sessionId: null });
   });
 
   it('needs the route scope (a read key is forbidden)', async () => {

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { DEFAULT_REJECT_MESSAGE } from '../../../src/domain/routing.ts';
 import { type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
+
+/** What a refused caller hears when nothing else is configured. */
+const REFUSED = { text: DEFAULT_REJECT_MESSAGE };
 
 const CUSTOMER = '+14155550123';
 const COURIER = '+14155550187';
@@ -331,7 +335,12 @@ describeStores('/v1/sessions', { perTest: true }, (store) => {
         t.api('POST', '/v1/route', { from: CUSTOMER, to: customer?.proxyNumber, channel: 'voice' });
       assert.equal((await call()).json().action, 'connect');
       t.clock.advance(61);
-      assert.deepEqual((await call()).json(), { action: 'reject', reason: 'no_session', sessionId: null });
+      assert.deepEqual((await call()).json(), {
+        action: 'reject',
+        reason: 'no_session',
+        message: REFUSED,
+        sessionId: null,
+      });
       assert.equal((await t.api('GET', `/v1/sessions/${s.id}`)).json().status, 'expired');
       assert.equal((await t.api('PATCH', `/v1/sessions/${s.id}`, { ttlSeconds: 60 })).statusCode, 409);
       assert.equal(await t.veil.sessions.expireDue(), 1);

@@ -105,7 +105,12 @@ describeStores('simulator webhooks', (store) => {
     it('rejects a stranger without naming anyone', async () => {
       const r = await post(t, '/webhooks/sim/voice', { from: STRANGER, to: proxy(A) });
       assert.equal(r.statusCode, 200, r.body);
-      assert.deepEqual(r.json(), { action: 'reject', reason: 'no_session', sessionId: null });
+      assert.deepEqual(r.json(), {
+        action: 'reject',
+        reason: 'no_session',
+        message: { text: 'The number you have dialled is not available.' },
+        sessionId: null,
+      });
     });
 
     it('accepts a signature a few minutes old (within the 5 minute window)', async () => {
@@ -348,51 +353,39 @@ describeStores('simulator webhooks', (store) => {
     });
   });
 
-  describe('in development', () => {
-    // An unsigned path would answer anyone with the other participant's real number.
-    let dev: TestApp | undefined;
+  describe('in production', () => {
+    // The simulator's numbers reach nobody: production has no simulator.
+    let prod: TestApp | undefined;
     before(async () => {
       // The same database: what the first app still holds must land before rows are counted here.
       await t.veil.interactions.flush();
-      dev = await testApp(store(), { NODE_ENV: 'development' });
-      dev.clock.now = Date.now();
+      prod = await testApp(store(), { NODE_ENV: 'production' });
+      prod.clock.now = Date.now();
     });
     after(async () => {
-      await dev?.close();
+      await prod?.close();
     });
 
-    it('refuses an unsigned request as production does', async () => {
-      assert.ok(dev);
-      await assertWebhookRefused(dev, () =>
-        post(
-          dev as TestApp,
-          '/webhooks/sim/voice',
-          { from: A, to: proxy(A), callId: nextCallId() },
-          'unsigned',
-        ),
-      );
-      await assertWebhookRefused(dev, () =>
-        post(dev as TestApp, '/webhooks/sim/sms', { from: A, to: proxy(A), body: 'hi' }, 'unsigned'),
-      );
+    it('has no simulator webhooks: even a signed request is 404 and writes nothing', async () => {
+      assert.ok(prod);
+      const before = (await allInteractionRows(prod)).length;
+      const r = await post(prod, '/webhooks/sim/voice', { from: A, to: proxy(A), callId: nextCallId() });
+      assert.equal(r.statusCode, 404, r.body);
+      assert.equal((await allInteractionRows(prod)).length, before);
     });
 
-    it('refuses a request whose signature is wrong or stale', async () => {
-      assert.ok(dev);
-      const app = dev;
-      await assertWebhookRefused(app, () =>
-        post(app, '/webhooks/sim/voice', { from: A, to: proxy(A) }, { secret: 'wrong' }),
-      );
-      await assertWebhookRefused(app, () =>
-        post(app, '/webhooks/sim/voice', { from: A, to: proxy(A) }, { at: 0 }),
-      );
-    });
-
-    it('answers the same request signed', async () => {
-      // The control for the cases above.
-      assert.ok(dev);
-      const r = await post(dev, '/webhooks/sim/voice', { from: A, to: proxy(A), callId: nextCallId() });
-      assert.equal(r.statusCode, 200, r.body);
-      assert.equal(r.json().to, B);
+    it('refuses simulator numbers, and never allocates those added before', async () => {
+      assert.ok(prod);
+      const add = await prod.api('POST', '/v1/numbers', { number: '+14155550309', provider: 'sim' });
+      assert.equal(add.statusCode, 400, add.body);
+      assert.equal(add.json().error.field, 'provider');
+      assert.match(add.json().error.message, /refused in production/);
+      // The pool holds only this suite's sim numbers: a session finds none it may take.
+      const s = await prod.api('POST', '/v1/sessions', {
+        participants: [{ number: '+14155550121' }, { number: '+14155550122' }],
+      });
+      assert.equal(s.statusCode, 503, s.body);
+      assert.equal(s.json().error.code, 'pool_exhausted');
     });
   });
 });
