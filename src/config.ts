@@ -16,6 +16,7 @@ export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
 export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
+export const DEFAULT_TELNYX_API_URL = 'https://api.telnyx.com';
 const MAX_SECONDS = 31_536_000;
 
 /**
@@ -171,6 +172,25 @@ export const Environment = Type.Object({
   TWILIO_AUTH_TOKEN: Type.Optional(
     Type.String({ secret: true, description: 'Twilio auth token; verifies X-Twilio-Signature on webhooks' }),
   ),
+  TELNYX_API_KEY: Type.Optional(
+    Type.String({
+      secret: true,
+      description:
+        'Telnyx API key (v2); with TELNYX_PUBLIC_KEY it enables the telnyx provider, and it relays texts through the Messaging API',
+    }),
+  ),
+  TELNYX_PUBLIC_KEY: Type.Optional(
+    Type.String({
+      // 32 bytes are 43 base64 characters and one `=` of padding, as the portal shows the key.
+      pattern: '^[A-Za-z0-9+/]{43}=$',
+      expected: 'the 32-byte Ed25519 public key in base64 (44 characters), as the Telnyx portal shows it',
+      description: 'Telnyx account public key (base64); verifies telnyx-signature-ed25519 on webhooks',
+    }),
+  ),
+  TELNYX_API_URL: Type.String({
+    default: DEFAULT_TELNYX_API_URL,
+    description: 'base URL of the Telnyx API that texts are relayed through (its /v2/messages)',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -185,6 +205,13 @@ export const Environment = Type.Object({
 });
 export type Environment = Static<typeof Environment>;
 type Key = keyof Environment;
+
+/** Telnyx: the API key relays texts, the public key verifies webhooks, `apiUrl` has no trailing slash. */
+export interface TelnyxConfig {
+  apiKey: string;
+  publicKey: string;
+  apiUrl: string;
+}
 
 export type StoreConfig = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; url: string };
 
@@ -213,6 +240,7 @@ export interface Config {
   /** The app's webhook that may veto each call or text about to be connected. */
   interceptUrl?: string;
   twilio?: { accountSid: string; authToken: string };
+  telnyx?: TelnyxConfig;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
@@ -260,6 +288,7 @@ export function loadConfig(env: Env = process.env): Config {
     gather: announcement(e, e.VEIL_GATHER_PROMPT, e.VEIL_GATHER_AUDIO_URL),
     rejectMessage: announcement(e, e.VEIL_REJECT_MESSAGE, e.VEIL_REJECT_AUDIO_URL),
     twilio: twilioConfig(e),
+    telnyx: telnyxConfig(e),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -400,4 +429,30 @@ function twilioConfig(e: Environment): Config['twilio'] {
   }
   if (!authToken) throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when TWILIO_ACCOUNT_SID is set');
   return { accountSid, authToken };
+}
+
+function telnyxConfig(e: Environment): TelnyxConfig | undefined {
+  const apiKey = e.TELNYX_API_KEY;
+  const publicKey = e.TELNYX_PUBLIC_KEY;
+  if (!apiKey && !publicKey) return undefined;
+  if (!apiKey) throw new ConfigError('TELNYX_API_KEY', 'is required when TELNYX_PUBLIC_KEY is set');
+  if (!publicKey) throw new ConfigError('TELNYX_PUBLIC_KEY', 'is required when TELNYX_API_KEY is set');
+  return { apiKey, publicKey, apiUrl: telnyxApiUrl(e.TELNYX_API_URL) };
+}
+
+function telnyxApiUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('TELNYX_API_URL', 'is not a URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('TELNYX_API_URL', 'must be an http(s):// URL');
+  }
+  // The API key travels in the Authorization header, never in the URL.
+  if (url.username || url.password) {
+    throw new ConfigError('TELNYX_API_URL', 'must not carry a user name or password');
+  }
+  return value.replace(/\/+$/, '');
 }

@@ -1,6 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidRequestError } from '../domain/errors.ts';
-import type { CarrierAdapter, WebhookReply } from '../providers/carrier.ts';
+import {
+  bodyFormatOf,
+  type CarrierAdapter,
+  RelayError,
+  type WebhookPath,
+  type WebhookReply,
+} from '../providers/carrier.ts';
 import type { Veil } from '../veil.ts';
 import { errorBody } from './errors.ts';
 
@@ -8,7 +14,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     rawBody?: string;
   }
+  interface FastifyContextConfig {
+    /** Which of a carrier's webhooks the route serves: it decides the one body format taken. */
+    webhookPath?: WebhookPath;
+  }
 }
+
+const WEBHOOK_PATHS: readonly WebhookPath[] = ['voice', 'sms', 'status', 'recording'];
 
 /** The one media type each body format arrives in (a charset parameter may follow). */
 const MEDIA_TYPE = {
@@ -26,41 +38,53 @@ export const MAX_FORM_PARAMETERS = 1000;
 /**
  * /webhooks/:provider/voice, /sms and /status for every enabled carrier, and /recording for one
  * that reports recordings, through one mechanism:
- * take the body only in the carrier's own format (else 415), verify the carrier's signature over
- * what was received and the public URL (never the Host header), translate to the neutral request,
- * route, answer in the carrier's language. A request that fails verification gets 403 and touches
- * nothing.
+ * take the body only in the one format the carrier uses on that path (else 415), verify the
+ * carrier's signature over what was received and the public URL (never the Host header), translate
+ * to the neutral request, route, answer in the carrier's language. A request that fails
+ * verification gets 403 and touches nothing.
  */
 export async function webhookRoutes(app: FastifyInstance, { veil }: { veil: Veil }): Promise<void> {
   for (const carrier of veil.carriers.values()) {
-    // One context per carrier, so each parses its own format and no other.
+    // One context per carrier, so each parses its own formats and no other.
     await app.register(async (routes) => carrierRoutes(routes, carrier, veil));
   }
 }
 
 async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil: Veil): Promise<void> {
-  const accepted = MEDIA_TYPE[carrier.bodyFormat];
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(accepted, { parseAs: 'string' }, (request, body, done) => {
-    request.rawBody = body as string;
-    try {
-      done(null, carrier.bodyFormat === 'form' ? formParameters(body as string) : jsonObject(body as string));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
-  // Before the body is read: a JSON body on a form route (or none at all) is never parsed.
+  const formats = new Set(WEBHOOK_PATHS.map((path) => bodyFormatOf(carrier, path)));
+  for (const format of formats) {
+    app.addContentTypeParser(MEDIA_TYPE[format], { parseAs: 'string' }, (request, body, done) => {
+      request.rawBody = body as string;
+      try {
+        done(null, format === 'form' ? formParameters(body as string) : jsonObject(body as string));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    });
+  }
+  // Before the body is read, each path takes its one format: a JSON body on a form path (or none
+  // at all) is never parsed, even where the carrier's other paths take JSON.
   app.addHook('onRequest', async (request, reply) => {
+    const path = request.routeOptions.config.webhookPath;
+    if (!path) return;
+    const accepted = MEDIA_TYPE[bodyFormatOf(carrier, path)];
     if (mediaType(request.headers['content-type']) !== accepted) {
+      const who = formats.size === 1 ? carrier.name : `${carrier.name} ${path}`;
       return reply
         .status(415)
-        .send(errorBody('unsupported_media_type', `${carrier.name} webhooks take ${accepted} only`));
+        .send(errorBody('unsupported_media_type', `${who} webhooks take ${accepted} only`));
     }
   });
 
   const base = `/webhooks/${carrier.name}`;
-  const verified = { preHandler: verifier(carrier, veil.config.publicUrl), schema: { hide: true } };
-  app.post(`${base}/voice`, verified, async (request, reply) => {
+  const preHandler = verifier(carrier, veil.config.publicUrl);
+  const verified = (path: WebhookPath) => ({
+    preHandler,
+    schema: { hide: true },
+    config: { webhookPath: path },
+  });
+  app.post(`${base}/voice`, verified('voice'), async (request, reply) => {
     const inbound = carrier.voice(params(request), request.query as Record<string, unknown>);
     const decision = await veil.router.route(inbound.request, {
       provider: carrier.name,
@@ -68,19 +92,32 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
     });
     return send(reply, carrier.renderVoice(decision, inbound));
   });
-  app.post(`${base}/sms`, verified, async (request, reply) => {
-    const { request: text, providerCallId } = carrier.sms(params(request));
-    const decision = await veil.router.route(text, { provider: carrier.name, providerCallId });
-    return send(reply, await carrier.renderSms(decision));
+  app.post(`${base}/sms`, verified('sms'), async (request, reply) => {
+    const inbound = carrier.sms(params(request));
+    if (!inbound) return send(reply, carrier.acknowledge());
+    const decision = await veil.router.route(inbound.request, {
+      provider: carrier.name,
+      providerCallId: inbound.providerCallId,
+    });
+    try {
+      return send(reply, await carrier.renderSms(decision));
+    } catch (error) {
+      if (!(error instanceof RelayError)) throw error;
+      // A non-2xx answer has the carrier deliver the text again. The reason names no number.
+      request.log.warn({ provider: carrier.name, reason: error.message }, 'text not relayed');
+      return reply
+        .status(502)
+        .send(errorBody('relay_failed', `${carrier.name} did not take the text; retry`));
+    }
   });
-  app.post(`${base}/status`, verified, async (request, reply) => {
+  app.post(`${base}/status`, verified('status'), async (request, reply) => {
     const report = carrier.status(params(request));
     if (report) await veil.router.status(carrier.name, report);
     return send(reply, carrier.acknowledge());
   });
   const recording = carrier.recording?.bind(carrier);
   if (recording) {
-    app.post(`${base}/recording`, verified, async (request, reply) => {
+    app.post(`${base}/recording`, verified('recording'), async (request, reply) => {
       const report = recording(params(request));
       if (report && !(await veil.router.recording(carrier.name, report))) {
         // Acknowledged all the same: an error would only have the carrier retry, or report a
@@ -149,7 +186,7 @@ function jsonObject(body: string): Record<string, unknown> {
 function verifier(carrier: CarrierAdapter, publicUrl: string) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const url = publicUrl + request.url;
-    const refused = refusal(carrier, request, url);
+    const refused = await refusal(carrier, request, url);
     if (refused) {
       request.log.warn({ provider: carrier.name, url, ...refused }, 'webhook signature refused');
       return reply.status(403).send(errorBody('forbidden', `invalid or missing ${carrier.name} signature`));
@@ -161,21 +198,23 @@ function verifier(carrier: CarrierAdapter, publicUrl: string) {
  * Why the request's signature is refused, for the operator's log (never the secret or the
  * signature itself), or undefined when it is good for `url`.
  */
-function refusal(
+async function refusal(
   carrier: CarrierAdapter,
   request: FastifyRequest,
   url: string,
-): { reason: string; signatureMatchesUrl?: string } | undefined {
+): Promise<{ reason: string; signatureMatchesUrl?: string } | undefined> {
   const rawBody = request.rawBody;
   if (rawBody === undefined) return { reason: 'no body to verify' };
   const signedFor = (candidate: string) =>
     carrier.verify({ url: candidate, headers: request.headers, rawBody, params: params(request) });
-  const verification = signedFor(url);
+  const verification = await signedFor(url);
   if (verification.ok) return undefined;
   // The commonest cause is a VEIL_PUBLIC_URL that is not the URL the carrier calls (http for
   // https, a proxy's host): name the URL the signature is good for, though it is never accepted.
-  const matches = otherUrls(request, url).find((other) => signedFor(other).ok);
-  return { reason: verification.reason, ...(matches ? { signatureMatchesUrl: matches } : {}) };
+  for (const other of otherUrls(request, url)) {
+    if ((await signedFor(other)).ok) return { reason: verification.reason, signatureMatchesUrl: other };
+  }
+  return { reason: verification.reason };
 }
 
 /**

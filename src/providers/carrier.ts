@@ -24,6 +24,26 @@ export interface WebhookReply {
   body: string;
 }
 
+/** The webhook paths a carrier is served at: /webhooks/<name>/<path>. */
+export type WebhookPath = 'voice' | 'sms' | 'status' | 'recording';
+
+/** How a webhook body is encoded: application/x-www-form-urlencoded or application/json. */
+export type BodyFormat = 'form' | 'json';
+
+/** The one body format a carrier's webhook at `path` arrives in. */
+export function bodyFormatOf(carrier: Pick<CarrierAdapter, 'bodyFormat'>, path: WebhookPath): BodyFormat {
+  return typeof carrier.bodyFormat === 'string' ? carrier.bodyFormat : carrier.bodyFormat[path];
+}
+
+/**
+ * A text the carrier's API did not take (an error answer, no answer in time). Its message says
+ * what went wrong and never holds a number or the text: it is logged, and the carrier is answered
+ * with an error so that it delivers the webhook again.
+ */
+export class RelayError extends Error {
+  override readonly name = 'RelayError';
+}
+
 /** An inbound call or text, translated to the neutral route request. */
 export interface Inbound {
   request: RouteRequest;
@@ -86,13 +106,21 @@ export function reportedCall(from: string, to: string, channel: Channel): { call
  */
 export interface CarrierAdapter {
   readonly name: string;
-  /** How the carrier encodes webhook bodies. */
-  readonly bodyFormat: 'form' | 'json';
-  /** Ok when the request carries a valid signature of this carrier for exactly this URL and body. */
-  verify(request: WebhookRequest): Verification;
+  /**
+   * How the carrier encodes webhook bodies: one format for every path, or one per path (Telnyx
+   * posts TeXML calls as forms and messaging events as JSON). Each path takes its one format only.
+   */
+  readonly bodyFormat: BodyFormat | Readonly<Record<WebhookPath, BodyFormat>>;
+  /**
+   * Ok when the request carries a valid signature of this carrier for exactly this URL and body
+   * (or, for a carrier that does not sign the URL, this body). May answer asynchronously, for a
+   * carrier whose package verifies with WebCrypto.
+   */
+  verify(request: WebhookRequest): Verification | Promise<Verification>;
   /** `query`: the webhook URL's query string, which carries state Veil gave the carrier (a gather's attempt). */
   voice(params: Record<string, unknown>, query?: Record<string, unknown>): Inbound;
-  sms(params: Record<string, unknown>): Inbound;
+  /** Undefined when the request is not an inbound text (a carrier's delivery report on the same URL). */
+  sms(params: Record<string, unknown>): Inbound | undefined;
   status(params: Record<string, unknown>): StatusReport | undefined;
   /**
    * A recording callback, for a carrier that records calls and reports on them separately
@@ -104,7 +132,7 @@ export interface CarrierAdapter {
   /**
    * The answer to a text. A carrier that relays texts through its API rather than in the reply
    * (Vonage's Messages API, Telnyx's) sends the relayed text here, within its own time bound, and
-   * answers with an acknowledgement.
+   * answers with an acknowledgement; a send that fails throws a RelayError.
    */
   renderSms(decision: RouteDecision): WebhookReply | Promise<WebhookReply>;
   /** The answer to a status callback (and to a request that carries no usable call). */
