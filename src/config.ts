@@ -128,6 +128,20 @@ export const Environment = Type.Object({
   TWILIO_AUTH_TOKEN: Type.Optional(
     Type.String({ secret: true, description: 'Twilio auth token; verifies X-Twilio-Signature on webhooks' }),
   ),
+  PLIVO_AUTH_ID: Type.Optional(
+    Type.String({
+      pattern: '^[MS]A[A-Z0-9]{18}$',
+      expected: 'MA or SA followed by 18 capital letters and digits',
+      description:
+        'Plivo Auth ID (account or subaccount); with PLIVO_AUTH_TOKEN it enables the plivo provider',
+    }),
+  ),
+  PLIVO_AUTH_TOKEN: Type.Optional(
+    Type.String({
+      secret: true,
+      description: 'Plivo Auth Token of that account; verifies X-Plivo-Signature-V3 on webhooks',
+    }),
+  ),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -166,6 +180,7 @@ export interface Config {
   /** The app's webhook that may veto each call or text about to be connected. */
   interceptUrl?: string;
   twilio?: { accountSid: string; authToken: string };
+  plivo?: { authId: string; authToken: string };
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
@@ -211,6 +226,7 @@ export function loadConfig(env: Env = process.env): Config {
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,
     twilio: twilioConfig(e),
+    plivo: plivoConfig(e),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -341,4 +357,13 @@ function twilioConfig(e: Environment): Config['twilio'] {
   }
   if (!authToken) throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when TWILIO_ACCOUNT_SID is set');
   return { accountSid, authToken };
+}
+
+function plivoConfig(e: Environment): Config['plivo'] {
+  const authId = e.PLIVO_AUTH_ID;
+  const authToken = e.PLIVO_AUTH_TOKEN;
+  if (!authId && !authToken) return undefined;
+  if (!authId) throw new ConfigError('PLIVO_AUTH_ID', 'is required when PLIVO_AUTH_TOKEN is set');
+  if (!authToken) throw new ConfigError('PLIVO_AUTH_TOKEN', 'is required when PLIVO_AUTH_ID is set');
+  return { authId, authToken };
 }

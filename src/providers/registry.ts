@@ -4,11 +4,12 @@ import type { CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
 /** Providers whose numbers the pool accepts (a provider without credentials can hold numbers, not route). */
-export const PROVIDER_NAMES = ['sim', 'twilio'] as const;
+export const PROVIDER_NAMES = ['sim', 'twilio', 'plivo'] as const;
 
 /**
  * The enabled carriers: the simulator always, the others when their credentials are configured.
- * A carrier's SDK is loaded only when it is enabled (twilio alone costs a quarter second at start).
+ * A carrier's SDK is loaded only when it is enabled (twilio alone costs a quarter second at start,
+ * plivo about as much).
  */
 export async function createCarriers(
   config: Config,
@@ -21,6 +22,16 @@ export async function createCarriers(
     carriers.set(
       'twilio',
       new TwilioAdapter(config.twilio.authToken, config.publicUrl, {
+        numDigits: EXTENSION_DIGITS,
+        prompt: config.gatherPrompt,
+      }),
+    );
+  }
+  if (config.plivo) {
+    const { PlivoAdapter } = await import('./plivo/plivo-adapter.ts');
+    carriers.set(
+      'plivo',
+      new PlivoAdapter(config.plivo.authToken, config.publicUrl, {
         numDigits: EXTENSION_DIGITS,
         prompt: config.gatherPrompt,
       }),

@@ -3,7 +3,7 @@ import { PUBLIC_URL, type TestApp, TWILIO_SID } from '../app.ts';
 import type { CarrierHarness, Forgery, Outcome } from '../carriers.ts';
 import { postTwilio, type TwilioParams } from '../twilio.ts';
 
-const unescape = (s: string) =>
+const unescapeXml = (s: string) =>
   s.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
 
 /** What TwiML told Twilio: a <Dial> to one <Number>, a <Message>, or neither. */
@@ -11,15 +11,20 @@ function outcome(r: LightMyRequestResponse): Outcome {
   if (r.statusCode !== 200) return { status: r.statusCode, action: 'reject' };
   const dial = /<Dial callerId="([^"]*)"[^>]*><Number>([^<]*)<\/Number><\/Dial>/.exec(r.body);
   if (dial)
-    return { status: 200, action: 'connect', to: unescape(dial[2] ?? ''), callerId: unescape(dial[1] ?? '') };
+    return {
+      status: 200,
+      action: 'connect',
+      to: unescapeXml(dial[2] ?? ''),
+      callerId: unescapeXml(dial[1] ?? ''),
+    };
   const message = /<Message to="([^"]*)" from="([^"]*)">([^<]*)<\/Message>/.exec(r.body);
   if (message)
     return {
       status: 200,
       action: 'forward',
-      to: unescape(message[1] ?? ''),
-      from: unescape(message[2] ?? ''),
-      body: unescape(message[3] ?? ''),
+      to: unescapeXml(message[1] ?? ''),
+      from: unescapeXml(message[2] ?? ''),
+      body: unescapeXml(message[3] ?? ''),
     };
   return { status: 200, action: 'reject' };
 }
