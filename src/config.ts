@@ -191,6 +191,20 @@ export const Environment = Type.Object({
     default: DEFAULT_TELNYX_API_URL,
     description: 'base URL of the Telnyx API that texts are relayed through (its /v2/messages)',
   }),
+  PLIVO_AUTH_ID: Type.Optional(
+    Type.String({
+      pattern: '^[MS]A[A-Z0-9]{18}$',
+      expected: 'MA or SA followed by 18 capital letters and digits',
+      description:
+        'Plivo Auth ID (account or subaccount); with PLIVO_AUTH_TOKEN it enables the plivo provider',
+    }),
+  ),
+  PLIVO_AUTH_TOKEN: Type.Optional(
+    Type.String({
+      secret: true,
+      description: 'Plivo Auth Token of that account; verifies X-Plivo-Signature-V3 on webhooks',
+    }),
+  ),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -241,6 +255,7 @@ export interface Config {
   interceptUrl?: string;
   twilio?: { accountSid: string; authToken: string };
   telnyx?: TelnyxConfig;
+  plivo?: { authId: string; authToken: string };
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
@@ -289,6 +304,7 @@ export function loadConfig(env: Env = process.env): Config {
     rejectMessage: announcement(e, e.VEIL_REJECT_MESSAGE, e.VEIL_REJECT_AUDIO_URL),
     twilio: twilioConfig(e),
     telnyx: telnyxConfig(e),
+    plivo: plivoConfig(e),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -455,4 +471,13 @@ function telnyxApiUrl(value: string): string {
     throw new ConfigError('TELNYX_API_URL', 'must not carry a user name or password');
   }
   return value.replace(/\/+$/, '');
+}
+
+function plivoConfig(e: Environment): Config['plivo'] {
+  const authId = e.PLIVO_AUTH_ID;
+  const authToken = e.PLIVO_AUTH_TOKEN;
+  if (!authId && !authToken) return undefined;
+  if (!authId) throw new ConfigError('PLIVO_AUTH_ID', 'is required when PLIVO_AUTH_TOKEN is set');
+  if (!authToken) throw new ConfigError('PLIVO_AUTH_TOKEN', 'is required when PLIVO_AUTH_ID is set');
+  return { authId, authToken };
 }

@@ -4,7 +4,7 @@ import type { CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
 /** Providers whose numbers the pool accepts (a provider without credentials can hold numbers, not route). */
-export const PROVIDER_NAMES = ['sim', 'twilio', 'telnyx'] as const;
+export const PROVIDER_NAMES = ['sim', 'twilio', 'plivo', 'telnyx'] as const;
 
 /**
  * The carriers whose numbers may be added in this installation: all but the simulator in
@@ -18,7 +18,7 @@ export function acceptedProviders(config: Pick<Config, 'production'>): readonly 
  * The enabled carriers, which route and whose numbers are allocated: the simulator outside
  * production, the others when their credentials are configured.
  * A carrier's SDK is loaded only when it is enabled (twilio alone costs a quarter second at start,
- * telnyx half a second).
+ * plivo about as much, telnyx half a second).
  */
 export async function createCarriers(
   config: Config,
@@ -41,6 +41,16 @@ export async function createCarriers(
     carriers.set(
       'telnyx',
       new TelnyxAdapter(config.telnyx, config.publicUrl, {
+        numDigits: EXTENSION_DIGITS,
+        prompt: config.gatherPrompt,
+      }),
+    );
+  }
+  if (config.plivo) {
+    const { PlivoAdapter } = await import('./plivo/plivo-adapter.ts');
+    carriers.set(
+      'plivo',
+      new PlivoAdapter(config.plivo.authToken, config.publicUrl, {
         numDigits: EXTENSION_DIGITS,
         prompt: config.gatherPrompt,
       }),

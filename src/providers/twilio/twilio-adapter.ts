@@ -22,7 +22,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
-import { element, response, text } from './twiml.ts';
+import { element, response, text } from '../xml.ts';
 
 const TWIML = 'text/xml';
 /** Spoken before the prompt again when a keyed extension leads nowhere. */
@@ -34,7 +34,7 @@ const RECORDING_EVENTS = 'completed absent';
 /**
  * Twilio: form-encoded webhooks signed with X-Twilio-Signature (HMAC-SHA1 of URL and sorted
  * params, verified by the official package over the parameters of the form body alone, as
- * webhooks.ts decodes them), answered with TwiML (twiml.ts: what the package's
+ * webhooks.ts decodes them), answered with TwiML (../xml.ts: what the package's
  * builders write, without their cost).
  */
 export class TwilioAdapter implements CarrierAdapter {
