@@ -9,6 +9,8 @@ export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
 export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
+/** Where Vonage's REST APIs (the Messages API, which relays texts) are reached. */
+export const DEFAULT_VONAGE_API_URL = 'https://api.nexmo.com';
 const MAX_SECONDS = 31_536_000;
 
 /**
@@ -128,6 +130,29 @@ export const Environment = Type.Object({
   TWILIO_AUTH_TOKEN: Type.Optional(
     Type.String({ secret: true, description: 'Twilio auth token; verifies X-Twilio-Signature on webhooks' }),
   ),
+  VONAGE_API_KEY: Type.Optional(
+    Type.String({
+      description:
+        'Vonage API key; with VONAGE_API_SECRET and VONAGE_SIGNATURE_SECRET it enables the vonage provider',
+    }),
+  ),
+  VONAGE_API_SECRET: Type.Optional(
+    Type.String({
+      secret: true,
+      description: 'Vonage API secret; authenticates the Messages API requests that relay texts',
+    }),
+  ),
+  VONAGE_SIGNATURE_SECRET: Type.Optional(
+    Type.String({
+      secret: true,
+      description: 'Vonage signature secret; verifies the signed JWT (Authorization: Bearer) on webhooks',
+    }),
+  ),
+  VONAGE_API_URL: Type.String({
+    default: DEFAULT_VONAGE_API_URL,
+    description:
+      'base URL of Vonage’s REST API, where texts are relayed (POST /v1/messages); https:// in production but for a loopback host',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -166,9 +191,19 @@ export interface Config {
   /** The app's webhook that may veto each call or text about to be connected. */
   interceptUrl?: string;
   twilio?: { accountSid: string; authToken: string };
+  vonage?: VonageConfig;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
+}
+
+/** The Vonage account: its key and secret send texts, its signature secret verifies webhooks. */
+export interface VonageConfig {
+  apiKey: string;
+  apiSecret: string;
+  signatureSecret: string;
+  /** Base URL of the REST API, without a trailing slash. */
+  apiUrl: string;
 }
 
 /** A bad value in the environment, named, so that start-up fails with a message an operator can act on. */
@@ -211,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,
     twilio: twilioConfig(e),
+    vonage: vonageConfig(e, production),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -341,4 +377,52 @@ function twilioConfig(e: Environment): Config['twilio'] {
   }
   if (!authToken) throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when TWILIO_ACCOUNT_SID is set');
   return { accountSid, authToken };
+}
+
+/** The Vonage variables that enable it, all or none, in the order a message names the missing one. */
+const VONAGE_CREDENTIALS = ['VONAGE_API_KEY', 'VONAGE_API_SECRET', 'VONAGE_SIGNATURE_SECRET'] as const;
+
+function vonageConfig(e: Environment, production: boolean): Config['vonage'] {
+  const given = VONAGE_CREDENTIALS.filter((key) => e[key]);
+  if (given.length === 0) return undefined;
+  const missing = VONAGE_CREDENTIALS.find((key) => !e[key]);
+  if (missing)
+    throw new ConfigError(
+      missing,
+      `is required when ${given.join(' and ')} ${given.length > 1 ? 'are' : 'is'} set`,
+    );
+  return {
+    apiKey: e.VONAGE_API_KEY as string,
+    apiSecret: e.VONAGE_API_SECRET as string,
+    signatureSecret: e.VONAGE_SIGNATURE_SECRET as string,
+    apiUrl: vonageApiUrl(e.VONAGE_API_URL, production),
+  };
+}
+
+/**
+ * The REST API's base URL. Every request to it carries the API secret, so in production it is
+ * https, but for a loopback host (a local relay or a test double).
+ */
+function vonageApiUrl(value: string, production: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('VONAGE_API_URL', `is not a URL, got "${value}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('VONAGE_API_URL', 'must be an https:// URL');
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (production && url.protocol !== 'https:' && !loopback) {
+    throw new ConfigError(
+      'VONAGE_API_URL',
+      'must be an https:// URL in production: it is sent the API secret',
+    );
+  }
+  if (url.username || url.password) {
+    throw new ConfigError('VONAGE_API_URL', 'must not carry a user name or password');
+  }
+  if (url.search || url.hash) throw new ConfigError('VONAGE_API_URL', 'must not carry a query or fragment');
+  return value.replace(/\/+$/, '');
 }

@@ -64,7 +64,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   const interactions = new InteractionLog(store, (error, dropped) =>
     logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
-  const carriers = await createCarriers(config, simSecret);
+  const carriers = await createCarriers(config, simSecret, logger);
   const hooks = await createRouteHooks(config, store, logger);
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const thread =

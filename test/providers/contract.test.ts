@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { assertWebhookRefused, interactionRows, type TestApp, testApp } from '../support/app.ts';
 import { simHarness } from '../support/carriers/sim.ts';
 import { twilioHarness } from '../support/carriers/twilio.ts';
+import { vonageHarness } from '../support/carriers/vonage.ts';
 import type { CarrierHarness } from '../support/carriers.ts';
 import { describeStores } from '../support/stores.ts';
 import { sessionInteractions } from '../support/twilio.ts';
@@ -11,7 +12,7 @@ import { sessionInteractions } from '../support/twilio.ts';
  * One contract for every carrier adapter, written once and run per carrier on both stores: the
  * same people, sessions and calls, sent as each carrier sends them and read back from its answer.
  */
-const HARNESSES: CarrierHarness[] = [simHarness, twilioHarness];
+const HARNESSES: CarrierHarness[] = [simHarness, twilioHarness, vonageHarness];
 
 const POOL = ['+14155550400', '+14155550401', '+14155550402', '+14155550403'];
 const CUSTOMER = '+14155550111';
