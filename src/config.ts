@@ -17,6 +17,8 @@ export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
 export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
 export const DEFAULT_TELNYX_API_URL = 'https://api.telnyx.com';
+/** Where Vonage's REST APIs (the Messages API, which relays texts) are reached. */
+export const DEFAULT_VONAGE_API_URL = 'https://api.nexmo.com';
 const MAX_SECONDS = 31_536_000;
 
 /**
@@ -205,6 +207,29 @@ export const Environment = Type.Object({
       description: 'Plivo Auth Token of that account; verifies X-Plivo-Signature-V3 on webhooks',
     }),
   ),
+  VONAGE_API_KEY: Type.Optional(
+    Type.String({
+      description:
+        'Vonage API key; with VONAGE_API_SECRET and VONAGE_SIGNATURE_SECRET it enables the vonage provider',
+    }),
+  ),
+  VONAGE_API_SECRET: Type.Optional(
+    Type.String({
+      secret: true,
+      description: 'Vonage API secret; authenticates the Messages API requests that relay texts',
+    }),
+  ),
+  VONAGE_SIGNATURE_SECRET: Type.Optional(
+    Type.String({
+      secret: true,
+      description: 'Vonage signature secret; verifies the signed JWT (Authorization: Bearer) on webhooks',
+    }),
+  ),
+  VONAGE_API_URL: Type.String({
+    default: DEFAULT_VONAGE_API_URL,
+    description:
+      'base URL of Vonage’s REST API, where texts are relayed (POST /v1/messages); https:// in production but for a loopback host',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -256,9 +281,19 @@ export interface Config {
   twilio?: { accountSid: string; authToken: string };
   telnyx?: TelnyxConfig;
   plivo?: { authId: string; authToken: string };
+  vonage?: VonageConfig;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
+}
+
+/** The Vonage account: its key and secret send texts, its signature secret verifies webhooks. */
+export interface VonageConfig {
+  apiKey: string;
+  apiSecret: string;
+  signatureSecret: string;
+  /** Base URL of the REST API, without a trailing slash. */
+  apiUrl: string;
 }
 
 /** A bad value in the environment, named, so that start-up fails with a message an operator can act on. */
@@ -303,8 +338,9 @@ export function loadConfig(env: Env = process.env): Config {
     gather: announcement(e, e.VEIL_GATHER_PROMPT, e.VEIL_GATHER_AUDIO_URL),
     rejectMessage: announcement(e, e.VEIL_REJECT_MESSAGE, e.VEIL_REJECT_AUDIO_URL),
     twilio: twilioConfig(e),
-    telnyx: telnyxConfig(e),
+    telnyx: telnyxConfig(e, production),
     plivo: plivoConfig(e),
+    vonage: vonageConfig(e, production),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -436,48 +472,77 @@ function announcement(e: Environment, text: string, audioUrl: string | undefined
   };
 }
 
-function twilioConfig(e: Environment): Config['twilio'] {
-  const accountSid = e.TWILIO_ACCOUNT_SID;
-  const authToken = e.TWILIO_AUTH_TOKEN;
-  if (!accountSid && !authToken) return undefined;
-  if (!accountSid) {
-    throw new ConfigError('TWILIO_ACCOUNT_SID', 'is required when TWILIO_AUTH_TOKEN is set');
+/**
+ * A carrier's credentials, all given or none (then undefined: the carrier is not enabled). A partial
+ * set stops start-up naming the first one missing.
+ */
+function credentials<K extends keyof Environment & string>(
+  e: Environment,
+  keys: readonly K[],
+): Record<K, string> | undefined {
+  const given = keys.filter((key) => e[key]);
+  if (given.length === 0) return undefined;
+  const missing = keys.find((key) => !e[key]);
+  if (missing) {
+    const are = given.length > 1 ? 'are' : 'is';
+    throw new ConfigError(missing, `is required when ${given.join(' and ')} ${are} set`);
   }
-  if (!authToken) throw new ConfigError('TWILIO_AUTH_TOKEN', 'is required when TWILIO_ACCOUNT_SID is set');
-  return { accountSid, authToken };
+  return Object.fromEntries(keys.map((key) => [key, String(e[key])])) as Record<K, string>;
 }
 
-function telnyxConfig(e: Environment): TelnyxConfig | undefined {
-  const apiKey = e.TELNYX_API_KEY;
-  const publicKey = e.TELNYX_PUBLIC_KEY;
-  if (!apiKey && !publicKey) return undefined;
-  if (!apiKey) throw new ConfigError('TELNYX_API_KEY', 'is required when TELNYX_PUBLIC_KEY is set');
-  if (!publicKey) throw new ConfigError('TELNYX_PUBLIC_KEY', 'is required when TELNYX_API_KEY is set');
-  return { apiKey, publicKey, apiUrl: telnyxApiUrl(e.TELNYX_API_URL) };
+function twilioConfig(e: Environment): Config['twilio'] {
+  const c = credentials(e, ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']);
+  return c && { accountSid: c.TWILIO_ACCOUNT_SID, authToken: c.TWILIO_AUTH_TOKEN };
 }
 
-function telnyxApiUrl(value: string): string {
+function vonageConfig(e: Environment, production: boolean): Config['vonage'] {
+  const c = credentials(e, ['VONAGE_API_KEY', 'VONAGE_API_SECRET', 'VONAGE_SIGNATURE_SECRET']);
+  return (
+    c && {
+      apiKey: c.VONAGE_API_KEY,
+      apiSecret: c.VONAGE_API_SECRET,
+      signatureSecret: c.VONAGE_SIGNATURE_SECRET,
+      apiUrl: carrierApiUrl('VONAGE_API_URL', e.VONAGE_API_URL, production),
+    }
+  );
+}
+
+function plivoConfig(e: Environment): Config['plivo'] {
+  const c = credentials(e, ['PLIVO_AUTH_ID', 'PLIVO_AUTH_TOKEN']);
+  return c && { authId: c.PLIVO_AUTH_ID, authToken: c.PLIVO_AUTH_TOKEN };
+}
+
+function telnyxConfig(e: Environment, production: boolean): TelnyxConfig | undefined {
+  const c = credentials(e, ['TELNYX_API_KEY', 'TELNYX_PUBLIC_KEY']);
+  return (
+    c && {
+      apiKey: c.TELNYX_API_KEY,
+      publicKey: c.TELNYX_PUBLIC_KEY,
+      apiUrl: carrierApiUrl('TELNYX_API_URL', e.TELNYX_API_URL, production),
+    }
+  );
+}
+
+/**
+ * The base URL of a carrier's REST API, without its trailing slash. Every request to it carries
+ * the carrier's secret: https in production (but for a loopback host: a local relay or a test
+ * double), and no user, password, query or fragment of its own.
+ */
+function carrierApiUrl(key: string, value: string, production: boolean): string {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError('TELNYX_API_URL', 'is not a URL');
+    throw new ConfigError(key, `is not a URL, got "${value}"`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ConfigError('TELNYX_API_URL', 'must be an http(s):// URL');
+    throw new ConfigError(key, 'must be an https:// URL');
   }
-  // The API key travels in the Authorization header, never in the URL.
-  if (url.username || url.password) {
-    throw new ConfigError('TELNYX_API_URL', 'must not carry a user name or password');
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (production && url.protocol !== 'https:' && !loopback) {
+    throw new ConfigError(key, 'must be an https:// URL in production: it is sent the carrier’s secret');
   }
+  if (url.username || url.password) throw new ConfigError(key, 'must not carry a user name or password');
+  if (url.search || url.hash) throw new ConfigError(key, 'must not carry a query or fragment');
   return value.replace(/\/+$/, '');
-}
-
-function plivoConfig(e: Environment): Config['plivo'] {
-  const authId = e.PLIVO_AUTH_ID;
-  const authToken = e.PLIVO_AUTH_TOKEN;
-  if (!authId && !authToken) return undefined;
-  if (!authId) throw new ConfigError('PLIVO_AUTH_ID', 'is required when PLIVO_AUTH_TOKEN is set');
-  if (!authToken) throw new ConfigError('PLIVO_AUTH_TOKEN', 'is required when PLIVO_AUTH_ID is set');
-  return { authId, authToken };
 }

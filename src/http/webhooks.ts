@@ -104,7 +104,10 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
     } catch (error) {
       if (!(error instanceof RelayError)) throw error;
       // A non-2xx answer has the carrier deliver the text again. The reason names no number.
-      request.log.warn({ provider: carrier.name, reason: error.message }, 'text not relayed');
+      request.log.warn(
+        { provider: carrier.name, sessionId: decision.sessionId, reason: error.message },
+        'text not relayed',
+      );
       return reply
         .status(502)
         .send(errorBody('relay_failed', `${carrier.name} did not take the text; retry`));

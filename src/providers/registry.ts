@@ -4,7 +4,7 @@ import type { CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
 /** Providers whose numbers the pool accepts (a provider without credentials can hold numbers, not route). */
-export const PROVIDER_NAMES = ['sim', 'twilio', 'plivo', 'telnyx'] as const;
+export const PROVIDER_NAMES = ['sim', 'twilio', 'vonage', 'plivo', 'telnyx'] as const;
 
 /**
  * The carriers whose numbers may be added in this installation: all but the simulator in
@@ -53,6 +53,18 @@ export async function createCarriers(
       new PlivoAdapter(config.plivo.authToken, config.publicUrl, {
         numDigits: EXTENSION_DIGITS,
         prompt: config.gatherPrompt,
+      }),
+    );
+  }
+  if (config.vonage) {
+    const { VonageAdapter } = await import('./vonage/vonage-adapter.ts');
+    const { MessagesApi } = await import('./vonage/messages-api.ts');
+    const { apiUrl, apiKey, apiSecret, signatureSecret } = config.vonage;
+    carriers.set(
+      'vonage',
+      new VonageAdapter(signatureSecret, new MessagesApi(apiUrl, apiKey, apiSecret), {
+        publicUrl: config.publicUrl,
+        retry: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt },
       }),
     );
   }

@@ -5,6 +5,7 @@ import { plivoHarness } from '../support/carriers/plivo.ts';
 import { simHarness } from '../support/carriers/sim.ts';
 import { telnyxHarness } from '../support/carriers/telnyx.ts';
 import { twilioHarness } from '../support/carriers/twilio.ts';
+import { vonageHarness } from '../support/carriers/vonage.ts';
 import type { CarrierHarness } from '../support/carriers.ts';
 import { describeStores } from '../support/stores.ts';
 import { sessionInteractions } from '../support/twilio.ts';
@@ -13,7 +14,7 @@ import { sessionInteractions } from '../support/twilio.ts';
  * One contract for every carrier adapter, written once and run per carrier on both stores: the
  * same people, sessions and calls, sent as each carrier sends them and read back from its answer.
  */
-const HARNESSES: CarrierHarness[] = [simHarness, twilioHarness, plivoHarness, telnyxHarness];
+const HARNESSES: CarrierHarness[] = [simHarness, twilioHarness, vonageHarness, plivoHarness, telnyxHarness];
 
 const POOL = ['+14155550400', '+14155550401', '+14155550402', '+14155550403'];
 const CUSTOMER = '+14155550111';
