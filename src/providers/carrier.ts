@@ -1,7 +1,14 @@
 import type { Recording } from '../domain/interaction.ts';
 import { isMediaUrl } from '../domain/media.ts';
-import type { RouteDecision, RouteRequest } from '../domain/routing.ts';
-import type { Channel } from '../domain/session.ts';
+import {
+  type Announcement,
+  DEFAULT_GATHER_PROMPT,
+  DEFAULT_REJECT_MESSAGE,
+  type Gather,
+  type RouteDecision,
+  type RouteRequest,
+} from '../domain/routing.ts';
+import { type Channel, EXTENSION_DIGITS } from '../domain/session.ts';
 
 /** A carrier's webhook as received: the URL the carrier called (public base + path), headers, body. */
 export interface WebhookRequest {
@@ -54,6 +61,55 @@ export interface Inbound {
 
 /** Times a caller is asked for an extension before the call ends. */
 export const GATHER_ATTEMPTS = 3;
+/** Said before the prompt again when a keyed extension leads nowhere. */
+export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
+
+/** What a caller is told on the calls that do not connect, as the installation configures it. */
+export interface CallMessages {
+  /** What a caller on a number shared by extension is asked again after a wrong code. */
+  gather: Gather;
+  /** What a caller hears before the call ends, when the decision says nothing itself. */
+  reject: Announcement;
+}
+
+export const DEFAULT_CALL_MESSAGES: CallMessages = {
+  gather: { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
+  reject: { text: DEFAULT_REJECT_MESSAGE },
+};
+
+/**
+ * What a carrier tells a call to do next, worked out once for every carrier: put it through, ask
+ * for an extension (the digits come back to the voice webhook as `attempt`; silence ends the call
+ * with `goodbye`), or end it with a message. A wrong extension is asked again, a few times.
+ */
+export type CallStep =
+  | { step: 'connect'; decision: Extract<RouteDecision, { action: 'connect' }> }
+  | { step: 'ask'; numDigits: number; prompt: Announcement[]; attempt: number; goodbye: Announcement }
+  | { step: 'end'; message: Announcement };
+
+export function callStep(
+  decision: RouteDecision,
+  inbound: Inbound | undefined,
+  messages: CallMessages,
+): CallStep {
+  const attempt = inbound?.attempt ?? 1;
+  const goodbye = messages.reject;
+  if (decision.action === 'connect') return { step: 'connect', decision };
+  if (decision.action === 'gather' && attempt <= GATHER_ATTEMPTS) {
+    const prompt = decision.message ?? { text: decision.prompt };
+    return { step: 'ask', numDigits: decision.numDigits, prompt: [prompt], attempt, goodbye };
+  }
+  if (decision.action === 'reject' && decision.reason === 'wrong_extension' && attempt < GATHER_ATTEMPTS) {
+    const { numDigits, prompt: text, message = { text } } = messages.gather;
+    // In the prompt's voice; a recorded prompt is played after the words.
+    const { audioUrl, ...voice } = message;
+    const prompt = audioUrl
+      ? [{ ...voice, text: WRONG_EXTENSION_MESSAGE }, message]
+      : [{ ...voice, text: `${WRONG_EXTENSION_MESSAGE} ${message.text}` }];
+    return { step: 'ask', numDigits, prompt, attempt: attempt + 1, goodbye };
+  }
+  return { step: 'end', message: (decision.action === 'reject' && decision.message) || goodbye };
+}
 
 /** A call or message status the carrier reports after the fact. */
 export interface StatusReport {

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import { EXTENSION_DIGITS } from '../domain/session.ts';
-import type { CarrierAdapter } from './carrier.ts';
+import type { CallMessages, CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
 /** Providers whose numbers the pool accepts (a provider without credentials can hold numbers, not route). */
@@ -25,36 +25,22 @@ export async function createCarriers(
   simSecret: string,
 ): Promise<Map<string, CarrierAdapter>> {
   const carriers = new Map<string, CarrierAdapter>();
+  const messages: CallMessages = {
+    gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
+    reject: config.rejectMessage,
+  };
   if (!config.production) carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
-    carriers.set(
-      'twilio',
-      new TwilioAdapter(config.twilio.authToken, config.publicUrl, {
-        gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
-        reject: config.rejectMessage,
-      }),
-    );
+    carriers.set('twilio', new TwilioAdapter(config.twilio.authToken, config.publicUrl, messages));
   }
   if (config.telnyx) {
     const { TelnyxAdapter } = await import('./telnyx/telnyx-adapter.ts');
-    carriers.set(
-      'telnyx',
-      new TelnyxAdapter(config.telnyx, config.publicUrl, {
-        numDigits: EXTENSION_DIGITS,
-        prompt: config.gatherPrompt,
-      }),
-    );
+    carriers.set('telnyx', new TelnyxAdapter(config.telnyx, config.publicUrl, messages));
   }
   if (config.plivo) {
     const { PlivoAdapter } = await import('./plivo/plivo-adapter.ts');
-    carriers.set(
-      'plivo',
-      new PlivoAdapter(config.plivo.authToken, config.publicUrl, {
-        numDigits: EXTENSION_DIGITS,
-        prompt: config.gatherPrompt,
-      }),
-    );
+    carriers.set('plivo', new PlivoAdapter(config.plivo.authToken, config.publicUrl, messages));
   }
   if (config.vonage) {
     const { VonageAdapter } = await import('./vonage/vonage-adapter.ts');
@@ -64,7 +50,7 @@ export async function createCarriers(
       'vonage',
       new VonageAdapter(signatureSecret, new MessagesApi(apiUrl, apiKey, apiSecret), {
         publicUrl: config.publicUrl,
-        retry: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt },
+        messages,
       }),
     );
   }

@@ -1,15 +1,12 @@
 import { validateV3Signature } from 'plivo';
+import type { Announcement, RouteDecision } from '../../domain/routing.ts';
 import {
-  type Announcement,
-  DEFAULT_GATHER_PROMPT,
-  type Gather,
-  type RouteDecision,
-} from '../../domain/routing.ts';
-import { EXTENSION_DIGITS } from '../../domain/session.ts';
-import {
+  type CallMessages,
+  type CallStep,
   type CarrierAdapter,
+  callStep,
+  DEFAULT_CALL_MESSAGES,
   field,
-  GATHER_ATTEMPTS,
   type Inbound,
   reportedCall,
   type StatusReport,
@@ -21,10 +18,6 @@ import {
 import { element, response, text } from '../xml.ts';
 
 const PLIVO_XML = 'text/xml';
-/** Spoken to a caller with no session on the number (a stranger, or a session that ended). */
-export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not available.';
-/** Spoken before the prompt again when a keyed extension leads nowhere. */
-export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
 const VOICE_PATH = '/webhooks/plivo/voice';
 /** Longest status kept from a hangup callback: Plivo's are words like `completed` or `no-answer`. */
 const MAX_STATUS = 32;
@@ -48,12 +41,13 @@ export class PlivoAdapter implements CarrierAdapter {
 
   /**
    * `publicUrl`: VEIL_PUBLIC_URL, the base Plivo calls back (and signs) a GetDigits' digits at;
-   * `retry`: what a caller who keyed a wrong extension is asked again.
+   * `messages`: what a caller who keyed a wrong extension is asked again, and what one who keys
+   * nothing hears before the call ends.
    */
   constructor(
     private readonly authToken: string,
     private readonly publicUrl: string,
-    private readonly retry: Gather = { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
+    private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
   ) {}
 
   verify(request: {
@@ -134,26 +128,19 @@ export class PlivoAdapter implements CarrierAdapter {
   }
 
   renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply {
-    const attempt = inbound?.attempt ?? 1;
+    const step = callStep(decision, inbound, this.messages);
     let body: string;
-    if (decision.action === 'connect') {
+    if (step.step === 'connect') {
+      const { callerId, maxCallSeconds, to } = step.decision;
       body = element(
         'Dial',
-        { callerId: digits(decision.callerId), timeLimit: decision.maxCallSeconds || undefined },
-        element('Number', {}, text(digits(decision.to))),
+        { callerId: digits(callerId), timeLimit: maxCallSeconds || undefined },
+        element('Number', {}, text(digits(to))),
       );
-    } else if (decision.action === 'gather' && attempt <= GATHER_ATTEMPTS) {
-      body = this.getDigits(decision.numDigits, decision.message ?? { text: decision.prompt }, attempt);
-    } else if (
-      decision.action === 'reject' &&
-      decision.reason === 'wrong_extension' &&
-      attempt < GATHER_ATTEMPTS
-    ) {
-      const { numDigits, prompt } = this.retry;
-      body = this.getDigits(numDigits, { text: `${WRONG_EXTENSION_MESSAGE} ${prompt}` }, attempt + 1);
+    } else if (step.step === 'ask') {
+      body = this.getDigits(step);
     } else {
-      const message = decision.action === 'reject' ? decision.message : undefined;
-      body = announce(message ?? { text: NOT_AVAILABLE_MESSAGE }) + element('Hangup');
+      body = announce(step.message) + element('Hangup');
     }
     return { contentType: PLIVO_XML, body: response(body) };
   }
@@ -163,11 +150,15 @@ export class PlivoAdapter implements CarrierAdapter {
    * in the URL, signed by Plivo like the first request. No digits (silence) falls through to the
    * goodbye. GetDigits rather than the newer GetInput: it takes keypresses alone, nothing spoken.
    */
-  private getDigits(numDigits: number, prompt: Announcement, attempt: number): string {
-    const action = `${this.publicUrl}${VOICE_PATH}?attempt=${attempt}`;
+  private getDigits(step: Extract<CallStep, { step: 'ask' }>): string {
+    const action = `${this.publicUrl}${VOICE_PATH}?attempt=${step.attempt}`;
     return (
-      element('GetDigits', { action, method: 'POST', numDigits }, announce(prompt)) +
-      element('Speak', {}, text(NOT_AVAILABLE_MESSAGE)) +
+      element(
+        'GetDigits',
+        { action, method: 'POST', numDigits: step.numDigits },
+        step.prompt.map(announce).join(''),
+      ) +
+      announce(step.goodbye) +
       element('Hangup')
     );
   }

@@ -1,18 +1,14 @@
 import Telnyx, { APIConnectionTimeoutError, APIError, APIUserAbortError } from 'telnyx';
 import { TelnyxWebhook } from 'telnyx/lib/webhooks';
 import type { TelnyxConfig } from '../../config.ts';
-import { isMediaUrl, mediaUrls } from '../../domain/media.ts';
+import { mediaUrls } from '../../domain/media.ts';
+import type { RouteDecision } from '../../domain/routing.ts';
 import {
-  type Announcement,
-  DEFAULT_GATHER_PROMPT,
-  type Gather,
-  type RouteDecision,
-} from '../../domain/routing.ts';
-import { EXTENSION_DIGITS } from '../../domain/session.ts';
-import {
+  type CallMessages,
   type CarrierAdapter,
+  callStep,
+  DEFAULT_CALL_MESSAGES,
   field,
-  GATHER_ATTEMPTS,
   type Inbound,
   type RecordingReport,
   RelayError,
@@ -25,13 +21,9 @@ import {
   type WebhookReply,
 } from '../carrier.ts';
 // TeXML is TwiML's XML, verb for verb: the same writer serves both.
-import { element, response, text } from '../twilio/twiml.ts';
+import { announce, element, gather, response, text } from '../twilio/twiml.ts';
 
 const TEXML = 'text/xml';
-/** Spoken to a caller with no session on the number (a stranger, or a session that ended). */
-export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not available.';
-/** Spoken before the prompt again when a keyed extension leads nowhere. */
-export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
 /** How long a relayed text may take to be accepted by the Messaging API before Telnyx is asked to retry. */
 export const SEND_TIMEOUT_MS = 3000;
 /** The replay window the telnyx package holds telnyx-timestamp to, in seconds (either way). */
@@ -62,12 +54,13 @@ export class TelnyxAdapter implements CarrierAdapter {
 
   /**
    * `publicUrl`: VEIL_PUBLIC_URL, the base Telnyx calls back at (a Gather's digits, a recording's
-   * report); `retry`: what a caller who keyed a wrong extension is asked again.
+   * report); `messages`: what a caller who keyed a wrong extension is asked again, and what one
+   * who keys nothing hears before the call ends.
    */
   constructor(
     config: TelnyxConfig,
     private readonly publicUrl: string,
-    private readonly retry: Gather = { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
+    private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
   ) {
     this.webhook = new TelnyxWebhook(config.publicKey);
     this.client = new Telnyx({
@@ -164,48 +157,28 @@ export class TelnyxAdapter implements CarrierAdapter {
   }
 
   renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply {
-    const attempt = inbound?.attempt ?? 1;
+    const step = callStep(decision, inbound, this.messages);
     let body: string;
-    if (decision.action === 'connect') {
+    if (step.step === 'connect') {
+      const { callerId, record, maxCallSeconds, to } = step.decision;
       body = element(
         'Dial',
         {
-          callerId: decision.callerId,
-          record: decision.record ? 'record-from-answer-dual' : undefined,
-          recordingStatusCallback: decision.record ? this.recordingCallback : undefined,
-          recordingStatusCallbackEvent: decision.record ? 'completed' : undefined,
-          timeLimit: timeLimit(decision.maxCallSeconds),
+          callerId,
+          record: record ? 'record-from-answer-dual' : undefined,
+          recordingStatusCallback: record ? this.recordingCallback : undefined,
+          recordingStatusCallbackEvent: record ? 'completed' : undefined,
+          timeLimit: timeLimit(maxCallSeconds),
         },
-        element('Number', {}, text(decision.to)),
+        element('Number', {}, text(to)),
       );
-    } else if (decision.action === 'gather' && attempt <= GATHER_ATTEMPTS) {
-      body = this.gather(decision.numDigits, decision.prompt, attempt, decision.message);
-    } else if (
-      decision.action === 'reject' &&
-      decision.reason === 'wrong_extension' &&
-      attempt < GATHER_ATTEMPTS
-    ) {
-      const { numDigits, prompt } = this.retry;
-      body = this.gather(numDigits, `${WRONG_EXTENSION_MESSAGE} ${prompt}`, attempt + 1, decision.message);
+    } else if (step.step === 'ask') {
+      // TeXML posts a Gather's result with the application's method: the Gather names none.
+      body = gather(step, `${this.publicUrl}${VOICE_PATH}?attempt=${step.attempt}`, '');
     } else {
-      const message = decision.action === 'reject' ? decision.message : undefined;
-      body = announce(message?.text ?? NOT_AVAILABLE_MESSAGE, message) + element('Hangup');
+      body = announce(step.message) + element('Hangup');
     }
     return { contentType: TEXML, body: response(body) };
-  }
-
-  /**
-   * Asks for an extension: the digits go to the voice webhook again, with the attempt in the URL
-   * (TeXML posts a Gather's result with the application's method). No digits falls through to
-   * the goodbye.
-   */
-  private gather(numDigits: number, prompt: string, attempt: number, message?: Announcement): string {
-    const action = `${this.publicUrl}${VOICE_PATH}?attempt=${attempt}`;
-    return (
-      element('Gather', { input: 'dtmf', numDigits, action }, announce(prompt, message)) +
-      announce(NOT_AVAILABLE_MESSAGE, message && { ...message, audioUrl: undefined }) +
-      element('Hangup')
-    );
   }
 
   /** A forwarded text is sent through the Messaging API before Telnyx is answered; a refused one is not. */
@@ -232,14 +205,6 @@ export class TelnyxAdapter implements CarrierAdapter {
   acknowledge(): WebhookReply {
     return ACK;
   }
-}
-
-/** What a caller hears: the recording at the announcement's audio URL, or the text spoken in its voice. */
-function announce(words: string, message?: Announcement): string {
-  if (message?.audioUrl && isMediaUrl(message.audioUrl)) {
-    return element('Play', {}, text(message.audioUrl));
-  }
-  return element('Say', { voice: message?.voice, language: message?.language }, text(words));
 }
 
 /**

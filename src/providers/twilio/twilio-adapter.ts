@@ -1,17 +1,12 @@
 import twilio from 'twilio';
 import { MAX_MEDIA, mediaUrls } from '../../domain/media.ts';
+import type { RouteDecision } from '../../domain/routing.ts';
 import {
-  type Announcement,
-  DEFAULT_GATHER_PROMPT,
-  DEFAULT_REJECT_MESSAGE,
-  type Gather,
-  type RouteDecision,
-} from '../../domain/routing.ts';
-import { EXTENSION_DIGITS } from '../../domain/session.ts';
-import {
+  type CallMessages,
   type CarrierAdapter,
+  callStep,
+  DEFAULT_CALL_MESSAGES,
   field,
-  GATHER_ATTEMPTS,
   type Inbound,
   type RecordingReport,
   recordingReport,
@@ -23,10 +18,9 @@ import {
   type WebhookReply,
 } from '../carrier.ts';
 import { element, response, text } from '../xml.ts';
+import { announce, gather } from './twiml.ts';
 
 const TWIML = 'text/xml';
-/** Spoken before the prompt again when a keyed extension leads nowhere. */
-export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
 const VOICE_PATH = '/webhooks/twilio/voice';
 /** The recording events Twilio is asked to report: the audio is ready (`completed`), or none was made (`absent`). */
 const RECORDING_EVENTS = 'completed absent';
@@ -137,52 +131,27 @@ export class TwilioAdapter implements CarrierAdapter {
   }
 
   renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply {
-    const attempt = inbound?.attempt ?? 1;
+    const step = callStep(decision, inbound, this.messages);
     let body: string;
-    if (decision.action === 'connect') {
+    if (step.step === 'connect') {
+      const { callerId, record, maxCallSeconds, to } = step.decision;
       body = element(
         'Dial',
         {
-          callerId: decision.callerId,
-          record: decision.record ? 'record-from-answer-dual' : undefined,
-          recordingStatusCallback: decision.record ? this.recordingCallback : undefined,
-          recordingStatusCallbackEvent: decision.record ? RECORDING_EVENTS : undefined,
-          timeLimit: decision.maxCallSeconds || undefined,
+          callerId,
+          record: record ? 'record-from-answer-dual' : undefined,
+          recordingStatusCallback: record ? this.recordingCallback : undefined,
+          recordingStatusCallbackEvent: record ? RECORDING_EVENTS : undefined,
+          timeLimit: maxCallSeconds || undefined,
         },
-        element('Number', {}, text(decision.to)),
+        element('Number', {}, text(to)),
       );
-    } else if (decision.action === 'gather' && attempt <= GATHER_ATTEMPTS) {
-      body = this.gather(
-        decision.numDigits,
-        announce(decision.message ?? { text: decision.prompt }),
-        attempt,
-      );
-    } else if (
-      decision.action === 'reject' &&
-      decision.reason === 'wrong_extension' &&
-      attempt < GATHER_ATTEMPTS
-    ) {
-      const { numDigits, prompt, message = { text: prompt } } = this.messages.gather;
-      const wrong = announce({ ...message, text: WRONG_EXTENSION_MESSAGE, audioUrl: undefined });
-      body = this.gather(numDigits, wrong + announce(message), attempt + 1);
+    } else if (step.step === 'ask') {
+      body = gather(step, `${this.publicUrl}${VOICE_PATH}?attempt=${step.attempt}`);
     } else {
-      const message = (decision.action === 'reject' && decision.message) || this.messages.reject;
-      body = announce(message) + element('Hangup');
+      body = announce(step.message) + element('Hangup');
     }
     return { contentType: TWIML, body: response(body) };
-  }
-
-  /**
-   * Asks for an extension: the digits go to the voice webhook again, with the attempt in the URL,
-   * signed by Twilio like the first request. No digits (silence) falls through to the goodbye.
-   */
-  private gather(numDigits: number, prompt: string, attempt: number): string {
-    const action = `${this.publicUrl}${VOICE_PATH}?attempt=${attempt}`;
-    return (
-      element('Gather', { input: 'dtmf', numDigits, action, method: 'POST' }, prompt) +
-      announce(this.messages.reject) +
-      element('Hangup')
-    );
   }
 
   renderSms(decision: RouteDecision): WebhookReply {
@@ -194,26 +163,6 @@ export class TwilioAdapter implements CarrierAdapter {
   acknowledge(): WebhookReply {
     return { contentType: TWIML, body: response() };
   }
-}
-
-/** What a caller is told on the calls that do not connect. */
-export interface CallMessages {
-  /** What a caller on a number shared by extension is asked again after a wrong code. */
-  gather: Gather;
-  /** What a caller hears before the call ends, when the decision says nothing itself. */
-  reject: Announcement;
-}
-
-const DEFAULT_CALL_MESSAGES: CallMessages = {
-  gather: { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT },
-  reject: { text: DEFAULT_REJECT_MESSAGE },
-};
-
-/** An announcement in TwiML: its recording played, or its text said in its language and voice. */
-function announce(message: Announcement): string {
-  return message.audioUrl
-    ? element('Play', {}, text(message.audioUrl))
-    : element('Say', { voice: message.voice, language: message.language }, text(message.text));
 }
 
 /**

@@ -8,7 +8,11 @@ import {
 } from '../../domain/routing.ts';
 import { EXTENSION_DIGITS } from '../../domain/session.ts';
 import {
+  type CallMessages,
+  type CallStep,
   type CarrierAdapter,
+  callStep,
+  DEFAULT_CALL_MESSAGES,
   field,
   GATHER_ATTEMPTS,
   type Inbound,
@@ -22,10 +26,6 @@ import {
 import type { MessagesApi } from './messages-api.ts';
 
 const NCCO = 'application/json';
-/** Spoken to a caller with no session on the number (a stranger, or a session that ended). */
-export const NOT_AVAILABLE_MESSAGE = 'The number you have dialled is not available.';
-/** Spoken before the prompt again when a keyed extension leads nowhere. */
-export const WRONG_EXTENSION_MESSAGE = 'That extension is not valid.';
 /** A signed webhook issued further than this from now, either way, is refused: a captured one cannot be replayed later. */
 export const MAX_SKEW_SECONDS = 300;
 /** Seconds Vonage waits after the last key before it reports what was keyed. */
@@ -50,8 +50,8 @@ type NccoAction = Record<string, unknown>;
 export interface VonageOptions {
   /** VEIL_PUBLIC_URL: where Vonage reports a gather's digits and a recording. */
   publicUrl: string;
-  /** What a caller who keyed a wrong extension is asked again. */
-  retry?: Gather;
+  /** What a caller who keyed a wrong extension is asked again, and what one who keys nothing hears. */
+  messages?: CallMessages;
   clock?: () => number;
 }
 
@@ -65,7 +65,7 @@ export interface VonageOptions {
 export class VonageAdapter implements CarrierAdapter {
   readonly name = 'vonage';
   readonly bodyFormat = 'json';
-  private readonly retry: Gather;
+  private readonly callMessages: CallMessages;
   private readonly clock: () => number;
 
   constructor(
@@ -73,7 +73,7 @@ export class VonageAdapter implements CarrierAdapter {
     private readonly messages: MessagesApi,
     private readonly options: VonageOptions,
   ) {
-    this.retry = options.retry ?? { numDigits: EXTENSION_DIGITS, prompt: DEFAULT_GATHER_PROMPT };
+    this.callMessages = options.messages ?? DEFAULT_CALL_MESSAGES;
     this.clock = options.clock ?? Date.now;
   }
 
@@ -138,24 +138,12 @@ export class VonageAdapter implements CarrierAdapter {
   }
 
   renderVoice(decision: RouteDecision, inbound?: Inbound): WebhookReply {
-    const attempt = inbound?.attempt ?? 1;
+    const step = callStep(decision, inbound, this.callMessages);
     let ncco: NccoAction[];
-    if (decision.action === 'connect') {
-      ncco = this.connect(decision);
-    } else if (decision.action === 'gather' && attempt <= GATHER_ATTEMPTS) {
-      ncco = this.gather(decision.numDigits, decision.message ?? { text: decision.prompt }, attempt);
-    } else if (
-      decision.action === 'reject' &&
-      decision.reason === 'wrong_extension' &&
-      attempt < GATHER_ATTEMPTS
-    ) {
-      const { numDigits, prompt } = this.retry;
-      ncco = this.gather(numDigits, { text: `${WRONG_EXTENSION_MESSAGE} ${prompt}` }, attempt + 1);
-    } else {
-      // A reject, or a gather asked too often. Once the NCCO is spoken the call ends.
-      const message = decision.action === 'reject' ? decision.message : undefined;
-      ncco = [announce(message ?? { text: NOT_AVAILABLE_MESSAGE })];
-    }
+    if (step.step === 'connect') ncco = this.connect(step.decision);
+    else if (step.step === 'ask') ncco = this.gather(step);
+    // Once the NCCO is spoken the call ends.
+    else ncco = [announce(step.message)];
     return { contentType: NCCO, body: JSON.stringify(ncco) };
   }
 
@@ -182,14 +170,14 @@ export class VonageAdapter implements CarrierAdapter {
    * Asks for an extension: the prompt, which a key cuts short, then the input, whose result comes
    * back to the voice webhook with the attempt in the URL.
    */
-  private gather(numDigits: number, prompt: Announcement, attempt: number): NccoAction[] {
+  private gather(step: Extract<CallStep, { step: 'ask' }>): NccoAction[] {
     return [
-      { ...announce(prompt), bargeIn: true },
+      ...step.prompt.map((prompt) => ({ ...announce(prompt), bargeIn: true })),
       {
         action: 'input',
         type: ['dtmf'],
-        dtmf: { maxDigits: numDigits, timeOut: INPUT_TIMEOUT_SECONDS },
-        eventUrl: [`${this.options.publicUrl}${VOICE_PATH}?attempt=${attempt}`],
+        dtmf: { maxDigits: step.numDigits, timeOut: INPUT_TIMEOUT_SECONDS },
+        eventUrl: [`${this.options.publicUrl}${VOICE_PATH}?attempt=${step.attempt}`],
         eventMethod: 'POST',
       },
     ];

@@ -4,11 +4,9 @@ import fc from 'fast-check';
 import * as plivo from 'plivo';
 import { ConfigError, loadConfig } from '../../../src/config.ts';
 import type { RouteDecision } from '../../../src/domain/routing.ts';
-import {
-  NOT_AVAILABLE_MESSAGE,
-  PlivoAdapter,
-  WRONG_EXTENSION_MESSAGE,
-} from '../../../src/providers/plivo/plivo-adapter.ts';
+import { DEFAULT_REJECT_MESSAGE as NOT_AVAILABLE_MESSAGE } from '../../../src/domain/routing.ts';
+import { WRONG_EXTENSION_MESSAGE } from '../../../src/providers/carrier.ts';
+import { PlivoAdapter } from '../../../src/providers/plivo/plivo-adapter.ts';
 import {
   interactionRows as allInteractionRows,
   assertWebhookRefused,

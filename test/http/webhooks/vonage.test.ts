@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../../src/config.ts';
-import { DEFAULT_GATHER_PROMPT, type RouteDecision } from '../../../src/domain/routing.ts';
+import {
+  DEFAULT_GATHER_PROMPT,
+  DEFAULT_REJECT_MESSAGE as NOT_AVAILABLE_MESSAGE,
+  type RouteDecision,
+} from '../../../src/domain/routing.ts';
 import { RelayError } from '../../../src/providers/carrier.ts';
 import { MessagesApi } from '../../../src/providers/vonage/messages-api.ts';
-import {
-  NOT_AVAILABLE_MESSAGE,
-  VonageAdapter,
-  verifyVonageRequest,
-} from '../../../src/providers/vonage/vonage-adapter.ts';
+import { VonageAdapter, verifyVonageRequest } from '../../../src/providers/vonage/vonage-adapter.ts';
 import {
   interactionRows as allInteractionRows,
   assertWebhookRefused,
