@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { type Static, type TSchema, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import type { CarrierWeights } from './domain/allocation.ts';
 import { MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from './domain/media.ts';
 import {
   ANNOUNCEMENT_LIMITS,
@@ -11,6 +12,7 @@ import {
   type OutOfSession,
 } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
+import { PROVIDER_NAMES } from './providers/registry.ts';
 
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
@@ -158,6 +160,13 @@ export const Environment = Type.Object({
       description: 'the carriers’ voice that speaks the messages and prompts',
     }),
   ),
+  VEIL_CARRIER_WEIGHTS: Type.Optional(
+    Type.String({
+      maxLength: 2000,
+      description:
+        'gray release: which carrier new sessions use, by weight, e.g. `twilio=9,telnyx=1;415:telnyx=1;GB:vonage=1` (a rule for everyone, then rules for a region or country)',
+    }),
+  ),
   VEIL_INTERCEPT_URL: Type.Optional(
     Type.String({
       description:
@@ -278,6 +287,8 @@ export interface Config {
   rejectMessage: Announcement;
   /** The app's webhook that may veto each call or text about to be connected. */
   interceptUrl?: string;
+  /** Gray release: which carrier new sessions use, by weight; all alike when absent. */
+  carrierWeights?: CarrierWeights;
   twilio?: { accountSid: string; authToken: string };
   telnyx?: TelnyxConfig;
   plivo?: { authId: string; authToken: string };
@@ -333,6 +344,7 @@ export function loadConfig(env: Env = process.env): Config {
         ? undefined
         : hookUrl('VEIL_INTERCEPT_URL', e.VEIL_INTERCEPT_URL, production),
     callbackWindowSeconds: e.VEIL_CALLBACK_WINDOW_SECONDS,
+    carrierWeights: e.VEIL_CARRIER_WEIGHTS === undefined ? undefined : carrierWeights(e.VEIL_CARRIER_WEIGHTS),
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,
     gather: announcement(e, e.VEIL_GATHER_PROMPT, e.VEIL_GATHER_AUDIO_URL),
@@ -460,6 +472,44 @@ function hookUrl(key: string, value: string, production: boolean): string {
   // fetch refuses such a URL at the first call; say so at start instead.
   if (url.username || url.password) throw new ConfigError(key, 'must not carry a user name or password');
   return value;
+}
+
+/**
+ * VEIL_CARRIER_WEIGHTS: rules separated by `;`, each `[scope:]carrier=weight,...`, where a scope is
+ * an area code (`415`) or a country (`GB`) and a rule without one is everyone's. Weights are whole
+ * numbers from 0 to 1000; a carrier not named is tried after the named ones.
+ */
+function carrierWeights(value: string): CarrierWeights {
+  const key = 'VEIL_CARRIER_WEIGHTS';
+  const weights: { default: Record<string, number>; scoped: Record<string, Record<string, number>> } = {
+    default: {},
+    scoped: {},
+  };
+  for (const rule of value
+    .split(';')
+    .map((r) => r.trim())
+    .filter(Boolean)) {
+    const colon = rule.indexOf(':');
+    const scope = colon === -1 ? undefined : rule.slice(0, colon).trim();
+    if (scope !== undefined && !/^([A-Z]{2}|[0-9A-Za-z]{1,16})$/.test(scope)) {
+      throw new ConfigError(key, `"${scope}" is neither an area code nor a country code`);
+    }
+    const into: Record<string, number> = {};
+    for (const pair of rule.slice(colon + 1).split(',')) {
+      const match = /^\s*([a-z]+)\s*=\s*(\d{1,4})\s*$/.exec(pair);
+      const carrier = match?.[1] ?? '';
+      if (!match || !(PROVIDER_NAMES as readonly string[]).includes(carrier) || Number(match[2]) > 1000) {
+        throw new ConfigError(
+          key,
+          `"${pair.trim()}" is not carrier=weight (a carrier of ${PROVIDER_NAMES.join(', ')}, a weight from 0 to 1000)`,
+        );
+      }
+      into[carrier] = Number(match[2]);
+    }
+    if (scope === undefined) weights.default = into;
+    else weights.scoped[scope] = into;
+  }
+  return weights;
 }
 
 /** A message of the installation's, in its voice when one is configured. */

@@ -66,7 +66,11 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   );
   const carriers = await createCarriers(config, simSecret);
   const hooks = await createRouteHooks(config, store, logger);
-  const allocation = { reuseCooldownSeconds: config.reuseCooldownSeconds, carriers: [...carriers.keys()] };
+  const allocation = {
+    reuseCooldownSeconds: config.reuseCooldownSeconds,
+    carriers: [...carriers.keys()],
+    weights: config.carrierWeights,
+  };
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const thread =
     options.sessionThread && config.store.dialect === 'sqlite' && config.store.file !== ':memory:'

@@ -143,6 +143,17 @@ describe('loadConfig', () => {
       assert.deepEqual(spoken.gather, { text: 'Your code?', language: 'en-GB', voice: 'Polly.Amy' });
     });
 
+    it('VEIL_CARRIER_WEIGHTS: a rule for everyone, then rules for an area code or a country', () => {
+      assert.equal(loadConfig({}).carrierWeights, undefined);
+      assert.deepEqual(
+        loadConfig({ VEIL_CARRIER_WEIGHTS: ' twilio=9, telnyx=1 ; 415:telnyx=1;GB:vonage=1' }).carrierWeights,
+        {
+          default: { twilio: 9, telnyx: 1 },
+          scoped: { '415': { telnyx: 1 }, GB: { vonage: 1 } },
+        },
+      );
+    });
+
     it('VEIL_PUBLIC_URL wins over HOST:PORT, without its trailing slash', () => {
       const env = { HOST: '10.0.0.5', PORT: '8080' };
       assert.equal(
@@ -221,6 +232,10 @@ describe('loadConfig', () => {
         ],
       ],
       ['VEIL_VOICE_LANGUAGE', ['english', 'en_GB', 'e', 'en-GB;x']],
+      [
+        'VEIL_CARRIER_WEIGHTS',
+        ['twilio', 'twilio=x', 'acme=1', 'twilio=1001', 'twilio=-1', 'New York:twilio=1', 'twilio=1,'],
+      ],
       ['VEIL_VOICE', ['Polly Amy', '<voice>', 'x'.repeat(65)]],
       ['VEIL_REJECT_MESSAGE', ['x'.repeat(501)]],
       ['VEIL_REJECT_AUDIO_URL', ['closed.mp3', 'javascript:alert(1)', 'https://cdn.example/a b.mp3']],

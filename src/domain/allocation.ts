@@ -112,3 +112,46 @@ export function proxySearchPlan(request: ProxyRequest): ProxySearch[] {
   }
   return plan;
 }
+
+/**
+ * Gray release: which carrier new sessions use, by weight, for everyone (`default`) or for the
+ * people of one region (area code) or country. A carrier with no weight in the rule that applies
+ * is tried only after the weighted ones.
+ */
+export interface CarrierWeights {
+  default: Readonly<Record<string, number>>;
+  /** By region (an area code such as `415`) or country (`GB`): the region's rule wins. */
+  scoped: Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
+/**
+ * The carriers a new session is tried on, in order: without weights, all at once (the least
+ * loaded number of any); with them, one at a time in a weighted random order (a carrier of weight
+ * 3 comes first three times as often as one of weight 1), then the unweighted ones together.
+ */
+export function carrierRounds(
+  carriers: readonly string[],
+  weights: CarrierWeights | undefined,
+  person: PhoneNumber,
+  random: () => number = Math.random,
+): string[][] {
+  const rule =
+    weights && (weights.scoped[person.region] ?? weights.scoped[person.country] ?? weights.default);
+  const weighted = carriers.filter((c) => (rule?.[c] ?? 0) > 0);
+  if (!rule || weighted.length === 0) return [[...carriers]];
+  const rounds: string[][] = [];
+  const left = [...weighted];
+  while (left.length > 0) {
+    const total = left.reduce((sum, c) => sum + (rule[c] ?? 0), 0);
+    const draw = random() * total;
+    let reach = 0;
+    const i = left.findIndex((c) => {
+      reach += rule[c] ?? 0;
+      return draw < reach;
+    });
+    const [chosen] = left.splice(i === -1 ? left.length - 1 : i, 1);
+    rounds.push([chosen as string]);
+  }
+  const unweighted = carriers.filter((c) => !weighted.includes(c));
+  return unweighted.length > 0 ? [...rounds, unweighted] : rounds;
+}

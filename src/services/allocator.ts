@@ -1,5 +1,7 @@
 import { randomInt } from 'node:crypto';
 import {
+  type CarrierWeights,
+  carrierRounds,
   type ProxyPreference,
   type ProxySearch,
   type ProxyUse,
@@ -34,6 +36,8 @@ export interface AllocationSettings {
   reuseCooldownSeconds: number;
   /** The carriers that route, whose numbers may be taken: never `sim` in production. */
   carriers: readonly string[];
+  /** Which carrier new sessions use, by weight (VEIL_CARRIER_WEIGHTS); all alike when absent. */
+  weights?: CarrierWeights;
 }
 
 /** What the same two people had before, for `sticky`: each one's latest proxy, and all of them. */
@@ -78,26 +82,31 @@ export class Allocator {
     const former = await this.formerProxies(requests);
     const own = await this.sessionCarrier();
     if (own) return this.allocateOn([own], requests, cooling, former, []);
-    // A new session: if its first proxy's carrier has none for the others, what it took there is
-    // given back and the session tried on each other carrier in turn (unless a number asked for
-    // chose the carrier).
+    // A new session, tried on the carriers round by round (carrierRounds: all at once, or one at
+    // a time by the gray release's weights). When its first proxy's carrier has nothing for the
+    // others, what it took there is given back and the session tried on the round's other
+    // carriers, then the next round's (unless a number asked for chose the carrier).
     const asked = requests.some((r) => r.proxyNumber);
-    let carriers = this.settings.carriers;
+    const person = requests[0]?.phone;
+    const rounds = person ? carrierRounds(this.settings.carriers, this.settings.weights, person) : [];
     let first: unknown;
-    for (;;) {
+    for (let carriers = rounds.shift(); carriers && carriers.length > 0; carriers = rounds.shift()) {
       const taken: Proxy[] = [];
       try {
         return await this.allocateOn(carriers, requests, cooling, former, taken);
       } catch (error) {
         // What the first carrier lacked says most about the pool: that is the error told.
         first ??= error;
+        if (!(error instanceof PoolExhaustedError) || asked) throw first;
         const tried = taken[0]?.provider;
-        if (!(error instanceof PoolExhaustedError) || !tried || asked) throw first;
-        await this.numbers.release(new Set(taken.map((p) => p.id)), this.now);
-        carriers = carriers.filter((c) => c !== tried);
-        if (carriers.length === 0) throw first;
+        if (tried) {
+          await this.numbers.release(new Set(taken.map((p) => p.id)), this.now);
+          const others = carriers.filter((c) => c !== tried);
+          if (others.length > 0) rounds.unshift(others);
+        }
       }
     }
+    throw first ?? new PoolExhaustedError('no carrier routes here: its numbers cannot be allocated');
   }
 
   /** The carrier of the proxies the session holds already; undefined for a new session. */

@@ -6,6 +6,7 @@ import { describeStores } from '../../support/stores.ts';
 // A call's outbound leg can only show a caller ID its carrier owns: all proxies of a session come
 // from one carrier, whatever the pool mixes.
 const SIM = '+14155550160';
+const SIM_2 = '+14155550163';
 const TWILIO = ['+14155550161', '+14155550162'];
 const [A, B, C, D, E] = ['+14155550131', '+14155550132', '+14155550133', '+14155550134', '+14155550135'];
 
@@ -28,7 +29,7 @@ describeStores('one carrier per session', { perTest: true }, (store) => {
     await t.close();
   });
 
-  const carrierOf = (proxy: string) => (proxy === SIM ? 'sim' : 'twilio');
+  const carrierOf = (proxy: string) => ([SIM, SIM_2].includes(proxy) ? 'sim' : 'twilio');
   const create = async (participants: Record<string, unknown>[]): Promise<View> => {
     const r = await t.api('POST', '/v1/sessions', { participants });
     assert.equal(r.statusCode, 201, r.body);
@@ -98,5 +99,27 @@ describeStores('one carrier per session', { perTest: true }, (store) => {
     );
     const bad = await t.api('GET', '/v1/numbers?provider=nope');
     assert.equal(bad.statusCode, 400, bad.body);
+  });
+
+  it('sends new sessions to the carrier the gray release weighs, and on when it is full', async () => {
+    await t.close();
+    t = await testApp(store(), { VEIL_CARRIER_WEIGHTS: 'twilio=1;212:sim=1' });
+    const added = await t.api('POST', '/v1/numbers', { number: SIM_2, provider: 'sim' });
+    assert.equal(added.statusCode, 201, added.body);
+    // The simulator's numbers are the oldest and least loaded; twilio is weighed, so twilio first.
+    const s = await create([{ number: A }, { number: B }]);
+    assert.deepEqual(carriers(s), ['twilio']);
+    // New York's rule weighs the simulator.
+    const ny = await create([{ number: '+12125550131' }, { number: '+12125550132' }]);
+    assert.deepEqual(carriers(ny), ['sim']);
+    // With both twilio numbers full, a session goes on to the carriers not weighed.
+    for (const number of TWILIO) {
+      const id = (await t.api('GET', '/v1/numbers?provider=twilio'))
+        .json()
+        .data.find((n: { number: string }) => n.number === number).id;
+      assert.equal((await t.api('PATCH', `/v1/numbers/${id}`, { maxSessions: 1 })).statusCode, 200);
+    }
+    const spill = await create([{ number: C }, { number: D }]);
+    assert.deepEqual(carriers(spill), ['sim']);
   });
 });
