@@ -28,12 +28,19 @@ export async function createCarriers(
   if (!config.production) carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
+    const { TwilioNumbers } = await import('./twilio/twilio-numbers.ts');
+    const { accountSid, authToken, apiUrl } = config.twilio;
     carriers.set(
       'twilio',
-      new TwilioAdapter(config.twilio.authToken, config.publicUrl, {
-        gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
-        reject: config.rejectMessage,
-      }),
+      new TwilioAdapter(
+        authToken,
+        config.publicUrl,
+        {
+          gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
+          reject: config.rejectMessage,
+        },
+        new TwilioNumbers(accountSid, authToken, apiUrl),
+      ),
     );
   }
   if (config.telnyx) {

@@ -22,6 +22,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
+import type { NumberProvider } from '../procurement.ts';
 import { element, response, text } from '../xml.ts';
 
 const TWIML = 'text/xml';
@@ -52,6 +53,8 @@ export class TwilioAdapter implements CarrierAdapter {
     private readonly authToken: string,
     private readonly publicUrl: string,
     private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
+    /** The account's numbers API (procurement), when the account's SID is known. */
+    readonly numbers?: NumberProvider,
   ) {
     this.recordingCallback = `${publicUrl}/webhooks/twilio/recording`;
   }
