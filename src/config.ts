@@ -19,6 +19,8 @@ export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
 export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
 export const DEFAULT_TELNYX_API_URL = 'https://api.telnyx.com';
+/** Where Twilio's REST API (numbers: search, buy, release) is reached. */
+export const DEFAULT_TWILIO_API_URL = 'https://api.twilio.com';
 /** Where Vonage's REST APIs (the Messages API, which relays texts) are reached. */
 export const DEFAULT_VONAGE_API_URL = 'https://api.nexmo.com';
 const MAX_SECONDS = 31_536_000;
@@ -183,6 +185,11 @@ export const Environment = Type.Object({
   TWILIO_AUTH_TOKEN: Type.Optional(
     Type.String({ secret: true, description: 'Twilio auth token; verifies X-Twilio-Signature on webhooks' }),
   ),
+  TWILIO_API_URL: Type.String({
+    default: DEFAULT_TWILIO_API_URL,
+    description:
+      'base URL of Twilio’s REST API, where numbers are searched, bought and released; https:// in production but for a loopback host',
+  }),
   TELNYX_API_KEY: Type.Optional(
     Type.String({
       secret: true,
@@ -289,13 +296,21 @@ export interface Config {
   interceptUrl?: string;
   /** Gray release: which carrier new sessions use, by weight; all alike when absent. */
   carrierWeights?: CarrierWeights;
-  twilio?: { accountSid: string; authToken: string };
+  twilio?: TwilioConfig;
   telnyx?: TelnyxConfig;
   plivo?: { authId: string; authToken: string };
   vonage?: VonageConfig;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
+}
+
+/** The Twilio account: its token verifies webhooks; with the SID it buys and releases numbers at `apiUrl`. */
+export interface TwilioConfig {
+  accountSid: string;
+  authToken: string;
+  /** Base URL of the REST API, without a trailing slash. */
+  apiUrl: string;
 }
 
 /** The Vonage account: its key and secret send texts, its signature secret verifies webhooks. */
@@ -349,7 +364,7 @@ export function loadConfig(env: Env = process.env): Config {
     gatherPrompt: e.VEIL_GATHER_PROMPT,
     gather: announcement(e, e.VEIL_GATHER_PROMPT, e.VEIL_GATHER_AUDIO_URL),
     rejectMessage: announcement(e, e.VEIL_REJECT_MESSAGE, e.VEIL_REJECT_AUDIO_URL),
-    twilio: twilioConfig(e),
+    twilio: twilioConfig(e, production),
     telnyx: telnyxConfig(e, production),
     plivo: plivoConfig(e),
     vonage: vonageConfig(e, production),
@@ -540,9 +555,15 @@ function credentials<K extends keyof Environment & string>(
   return Object.fromEntries(keys.map((key) => [key, String(e[key])])) as Record<K, string>;
 }
 
-function twilioConfig(e: Environment): Config['twilio'] {
+function twilioConfig(e: Environment, production: boolean): Config['twilio'] {
   const c = credentials(e, ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN']);
-  return c && { accountSid: c.TWILIO_ACCOUNT_SID, authToken: c.TWILIO_AUTH_TOKEN };
+  return (
+    c && {
+      accountSid: c.TWILIO_ACCOUNT_SID,
+      authToken: c.TWILIO_AUTH_TOKEN,
+      apiUrl: carrierApiUrl('TWILIO_API_URL', e.TWILIO_API_URL, production),
+    }
+  );
 }
 
 function vonageConfig(e: Environment, production: boolean): Config['vonage'] {

@@ -4,6 +4,7 @@ import { seedDemoPool } from './demo.ts';
 import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
+import { startProcurementWorker } from './workers/procurement.ts';
 import { startSweeper } from './workers/sweeper.ts';
 
 /** How long a stop lets requests in flight finish before it cuts their connections. */
@@ -45,6 +46,7 @@ export async function startServer(
   let developmentKey: string | undefined;
   let app: FastifyInstance | undefined;
   let sweeper: ReturnType<typeof startSweeper> | undefined;
+  let procurement: ReturnType<typeof startProcurementWorker> | undefined;
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
     if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
@@ -56,11 +58,13 @@ export async function startServer(
     }
     app = await buildApp(veil, logger, timeouts);
     sweeper = startSweeper(veil.sessions, logger);
+    procurement = startProcurementWorker(veil.procurement, logger);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     // The port is taken, say: leave nothing running or open behind (the session writer thread
     // would keep the process alive).
     await sweeper?.stop();
+    await procurement?.stop();
     await app?.close();
     await veil.close();
     throw error;
@@ -76,7 +80,7 @@ export async function startServer(
     developmentKey,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([sweeper.stop(), closeHttp(app, stopGraceMs)]);
+        await Promise.all([sweeper.stop(), procurement.stop(), closeHttp(app, stopGraceMs)]);
         await veil.close();
       })();
       return stopping;

@@ -7,6 +7,7 @@ import { createRouteHooks } from './services/app-hooks.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
+import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { Router } from './services/routing.ts';
 import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
@@ -24,6 +25,8 @@ export interface Veil {
   store: Store;
   sessions: SessionService;
   numbers: NumberService;
+  /** Buying numbers through carriers' APIs, and giving retired ones back. */
+  procurement: ProcurementService;
   blocklist: BlocklistService;
   router: Router;
   keys: KeyService;
@@ -49,6 +52,8 @@ export interface VeilOptions {
    * as the server does. A short-lived process (the CLI) writes in its own thread.
    */
   sessionThread?: boolean;
+  /** For tests: a crash injected between a carrier's purchase and the pool's insert. */
+  procurementHooks?: ProcurementHooks;
 }
 
 export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
@@ -103,11 +108,26 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     clock,
     hooks,
   );
+  const accepted = acceptedProviders(config);
+  // Each knows the other: a number retired is given back to its carrier if Veil bought it.
+  const numbers: NumberService = new NumberService(store, accepted, config.defaultCountry, clock, (n) =>
+    procurement.releaseNumber(n),
+  );
+  const procurement = new ProcurementService(
+    store,
+    numbers,
+    carriers,
+    accepted,
+    logger,
+    clock,
+    options.procurementHooks,
+  );
   return {
     config,
     store,
     sessions,
-    numbers: new NumberService(store, acceptedProviders(config), config.defaultCountry, clock),
+    numbers,
+    procurement,
     blocklist: new BlocklistService(store, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),

@@ -98,7 +98,11 @@ describe('loadConfig', () => {
       assert.equal(config.reuseCooldownSeconds, 0);
       assert.deepEqual(config.outOfSession, { action: 'forward', to: '+14155550100' });
       assert.equal(config.apiKey, 'an-api-key-of-24-chars!!');
-      assert.deepEqual(config.twilio, { accountSid: TWILIO_SID, authToken: 'token' });
+      assert.deepEqual(config.twilio, {
+        accountSid: TWILIO_SID,
+        authToken: 'token',
+        apiUrl: 'https://api.twilio.com',
+      });
       assert.equal(config.simWebhookSecret, 'sim-secret');
       assert.equal(loadConfig({ VEIL_DEMO_POOL: '0' }).demoPool, false);
       assert.equal(loadConfig({ VEIL_DEMO_POOL: 'false' }).demoPool, false);
@@ -322,6 +326,25 @@ describe('loadConfig', () => {
       );
       // Both empty: Twilio is simply off.
       assert.equal(loadConfig({ TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '' }).twilio, undefined);
+    });
+
+    it('TWILIO_API_URL: a URL, https in production but for a loopback host', () => {
+      const twilio = { TWILIO_ACCOUNT_SID: TWILIO_SID, TWILIO_AUTH_TOKEN: 'tok-s3cret' };
+      assert.equal(
+        loadConfig({ ...twilio, TWILIO_API_URL: 'http://127.0.0.1:4010/' }).twilio?.apiUrl,
+        'http://127.0.0.1:4010',
+      );
+      assertRefused({ ...twilio, TWILIO_API_URL: 'not a url' }, 'TWILIO_API_URL', 'tok-s3cret');
+      assertRefused(
+        {
+          ...twilio,
+          NODE_ENV: 'production',
+          VEIL_API_KEY: 'k'.repeat(16),
+          TWILIO_API_URL: 'http://relay.example',
+        },
+        'TWILIO_API_URL',
+        'tok-s3cret',
+      );
     });
   });
 });

@@ -48,6 +48,20 @@ export function buildProgram(): Command {
     .action((number: string, options) =>
       guarded(options.json, async (out) => (await import('./commands/numbers.ts')).add(number, options, out)),
     );
+  numbers
+    .command('import')
+    .description('buy numbers through a carrier’s API into the pool, showing each as it is bought')
+    .requiredOption(
+      '--provider <name>',
+      'the carrier to buy from: twilio, or sim (made-up numbers, not in production)',
+    )
+    .requiredOption('--country <code>', 'ISO country code of the numbers, e.g. US')
+    .option('--area-code <code>', 'the area code they should have, e.g. 415')
+    .requiredOption('--count <n>', 'how many to buy, 1 to 100')
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) => (await import('./commands/numbers.ts')).buy(options, out)),
+    );
   listing(
     numbers
       .command('list')

@@ -79,6 +79,13 @@ export function describeValidation(errors: readonly ValidationError[]): {
   field?: string;
   problem: string;
 } {
+  // A union whose branches differ in type (an array, or an object): the branches of another type
+  // only say "must be array"; what is wrong is in the branch of the value's own type.
+  const isUnion = (e: ValidationError) => e.keyword === 'anyOf' || e.keyword === 'oneOf';
+  const unionPaths = new Set(errors.filter(isUnion).map((e) => e.instancePath));
+  const otherType = (e: ValidationError) => e.keyword === 'type' && unionPaths.has(e.instancePath);
+  const ownType = errors.filter((e) => !otherType(e));
+  if (ownType.length < errors.length && ownType.some((e) => !isUnion(e))) return describeValidation(ownType);
   const first = errors[0];
   if (!first) return { problem: 'is invalid' };
   const field = validationField(first.instancePath, first.params);

@@ -4,6 +4,7 @@ import { MAX_MEDIA, MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from '../domain/me
 import { NUMBER_STATUSES } from '../domain/pool.ts';
 import { ANNOUNCEMENT_LIMITS, REJECT_REASONS } from '../domain/routing.ts';
 import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS, SESSION_MODES } from '../domain/session.ts';
+import { MAX_PURCHASE } from '../providers/procurement.ts';
 import { PROVIDER_NAMES } from '../providers/registry.ts';
 import { METADATA_KEYWORD } from './validation.ts';
 
@@ -115,10 +116,42 @@ export const NumberBody = Type.Object(
 );
 export type NumberBody = Static<typeof NumberBody>;
 
-export const NumberImportBody = Type.Array(NumberBody, {
+const NumberList = Type.Array(NumberBody, {
   minItems: 1,
   maxItems: 10_000,
   description: 'the numbers to add: all of them, or none',
+});
+
+export const NumberPurchase = Type.Object(
+  {
+    provider: Type.String({
+      minLength: 1,
+      maxLength: 32,
+      description:
+        'the carrier to buy from: an enabled one with a numbers API (sim, twilio); sim makes numbers up in fictional ranges, outside production',
+    }),
+    country: Type.String({
+      pattern: '^[A-Z]{2}$',
+      description: 'ISO country code of the numbers, e.g. US',
+    }),
+    areaCode: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,6}$', description: 'area code the numbers should have, e.g. 415' }),
+    ),
+    count: Type.Integer({
+      minimum: 1,
+      maximum: MAX_PURCHASE,
+      description: `how many numbers to buy, 1 to ${MAX_PURCHASE}`,
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: 'numbers to buy through the carrier’s API, each added to the pool as it is bought',
+  },
+);
+export type NumberPurchase = Static<typeof NumberPurchase>;
+
+export const NumberImportBody = Type.Union([NumberList, NumberPurchase], {
+  description: 'an array of numbers to add (all or none), or a purchase',
 });
 
 export const NumberPatch = Type.Object(
@@ -158,6 +191,25 @@ export const PoolNumber = Type.Object({
   }),
   createdAt: Created,
   updatedAt: Updated,
+});
+
+export const NumberImportResult = Type.Object({
+  data: Type.Array(PoolNumber, { description: 'the numbers added to the pool' }),
+  nextCursor: Type.Null({ description: 'always null: every number added is listed' }),
+  purchase: Type.Optional(
+    Type.Object(
+      {
+        requested: Type.Integer({ description: 'how many numbers were asked for' }),
+        bought: Type.Integer({ description: 'how many were bought and added' }),
+        problem: Type.Optional(
+          Type.String({
+            description: 'why fewer were bought than asked for (the carrier’s error, or none left)',
+          }),
+        ),
+      },
+      { description: 'for a purchase: how it went' },
+    ),
+  ),
 });
 
 const ParticipantFields = {

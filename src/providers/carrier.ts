@@ -9,6 +9,7 @@ import {
   type RouteRequest,
 } from '../domain/routing.ts';
 import { type Channel, EXTENSION_DIGITS } from '../domain/session.ts';
+import type { NumberProvider } from './procurement.ts';
 
 /** A carrier's webhook as received: the URL the carrier called (public base + path), headers, body. */
 export interface WebhookRequest {
@@ -193,6 +194,11 @@ export interface CarrierAdapter {
   renderSms(decision: RouteDecision): WebhookReply | Promise<WebhookReply>;
   /** The answer to a status callback (and to a request that carries no usable call). */
   acknowledge(): WebhookReply;
+  /**
+   * The carrier's numbers API, when Veil can buy and release numbers through it
+   * (POST /v1/numbers/import with a purchase; a bought number retired is given back).
+   */
+  readonly numbers?: NumberProvider;
 }
 
 /**

@@ -32,7 +32,17 @@ export async function createCarriers(
   if (!config.production) carriers.set('sim', new SimAdapter(simSecret));
   if (config.twilio) {
     const { TwilioAdapter } = await import('./twilio/twilio-adapter.ts');
-    carriers.set('twilio', new TwilioAdapter(config.twilio.authToken, config.publicUrl, messages));
+    const { TwilioNumbers } = await import('./twilio/twilio-numbers.ts');
+    const { accountSid, authToken, apiUrl } = config.twilio;
+    carriers.set(
+      'twilio',
+      new TwilioAdapter(
+        authToken,
+        config.publicUrl,
+        messages,
+        new TwilioNumbers(accountSid, authToken, apiUrl),
+      ),
+    );
   }
   if (config.telnyx) {
     const { TelnyxAdapter } = await import('./telnyx/telnyx-adapter.ts');

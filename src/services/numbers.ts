@@ -35,6 +35,11 @@ export class NumberService {
     private readonly providers: readonly string[],
     private readonly defaultCountry: string | undefined,
     private readonly clock: () => number = Date.now,
+    /**
+     * Told of each number this service retires (at once, or when its drain ends here), after the
+     * change committed: procurement gives a bought number back to its carrier. Never throws.
+     */
+    private readonly onRetired: (n: PoolNumber) => Promise<void> = async () => {},
   ) {}
 
   async add(tenantId: string, input: NumberInput): Promise<PoolNumber> {
@@ -45,6 +50,21 @@ export class NumberService {
   /** Adds all the numbers or none: a duplicate or a bad entry names its index and adds nothing. */
   import(tenantId: string, inputs: NumberInput[]): Promise<PoolNumber[]> {
     return this.insert(tenantId, inputs, (i) => `${i}/`);
+  }
+
+  /**
+   * Adds one number within the caller's transaction (a purchase recorded with it), or puts a retired
+   * one back; a number already in the pool is a ConflictError.
+   */
+  async addIn(trx: Db, tenantId: string, input: NumberInput): Promise<PoolNumber> {
+    const n = this.build(tenantId, input, '', this.clock());
+    await this.insertOne(new NumberRepository(trx), n, '');
+    return n;
+  }
+
+  /** Which of `numbers` are in the pool (of any tenant) and not retired. */
+  async inPool(numbers: readonly string[]): Promise<string[]> {
+    return new NumberRepository(this.store.db).present(numbers);
   }
 
   /** `at(i)` is how errors name the entry: '' for a single number, `3/` for the fourth of an import. */
@@ -142,7 +162,7 @@ export class NumberService {
   }
 
   async update(tenantId: string, id: string, changes: NumberChanges): Promise<PoolNumber> {
-    return this.change(tenantId, id, (n) => {
+    return this.changeAndRelease(tenantId, id, (n) => {
       if (changes.status !== undefined) assertStatusChange(n.status, changes.status);
       const status =
         changes.status === 'retired' || (changes.status === 'draining' && n.load === 0)
@@ -163,9 +183,25 @@ export class NumberService {
 
   /** Drains then retires: no new sessions now; it retires when the last open session on it ends. */
   async retire(tenantId: string, id: string): Promise<PoolNumber> {
-    return this.change(tenantId, id, (n) =>
+    return this.changeAndRelease(tenantId, id, (n) =>
       n.status === 'retired' ? n : { ...n, status: retirementStatus(n.load) },
     );
+  }
+
+  /** A change, and then, when it retired the number, the news of it to onRetired. */
+  private async changeAndRelease(
+    tenantId: string,
+    id: string,
+    apply: (n: PoolNumber) => PoolNumber,
+  ): Promise<PoolNumber> {
+    let retiredNow = false;
+    const next = await this.change(tenantId, id, (n) => {
+      const changed = apply(n);
+      retiredNow = n.status !== 'retired' && changed.status === 'retired';
+      return changed;
+    });
+    if (retiredNow) await this.onRetired(next);
+    return next;
   }
 
   private change(tenantId: string, id: string, apply: (n: PoolNumber) => PoolNumber): Promise<PoolNumber> {

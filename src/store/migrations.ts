@@ -281,6 +281,41 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('sessions').addColumn('reject_message', 'text').execute();
     },
   },
+  '0008_purchases': {
+    async up(db: Kysely<unknown>) {
+      // The purchase journal: a row is written `buying` before the carrier is asked to buy a number
+      // and turns `bought` in the transaction that adds the number to the pool, so a crash in
+      // between leaves a row to settle by asking the carrier (services/procurement.ts). A bought
+      // number that retires is given back: `releasing`, then `released` (or `release_failed`).
+      await db.schema
+        .createTable('purchases')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('number', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('carrier_ref', 'text')
+        .addColumn('capabilities', 'text', (c) => c.notNull())
+        .addColumn('release_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // One purchase under way or held per number: two imports (or two instances) never buy the
+      // same number at once, nor twice.
+      await db.schema
+        .createIndex('purchases_held_number')
+        .unique()
+        .on('purchases')
+        .column('number')
+        .where(sql<boolean>`status in ('buying', 'bought', 'releasing')`)
+        .execute();
+      await db.schema
+        .createIndex('purchases_status')
+        .on('purchases')
+        .columns(['status', 'updated_at'])
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

@@ -80,6 +80,18 @@ export class NumberRepository {
     return row && toNumber(row);
   }
 
+  /** Which of `numbers` are in the pool and not retired. */
+  async present(numbers: readonly string[]): Promise<string[]> {
+    if (numbers.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('numbers')
+      .select('number')
+      .where('number', 'in', numbers)
+      .where('status', '<>', 'retired')
+      .execute();
+    return rows.map((r) => r.number);
+  }
+
   async list(filter: NumberFilter): Promise<PoolNumber[]> {
     let q = this.db.selectFrom('numbers').selectAll().where('tenant_id', '=', filter.tenantId);
     if (filter.status) q = q.where('status', '=', filter.status);

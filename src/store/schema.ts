@@ -104,7 +104,28 @@ export interface Schema {
   /** Numbers a tenant never connects; the primary key is (tenant_id, number). */
   blocklist: { tenant_id: string; number: string; reason: string | null; created_at: number };
   settings: { key: string; value: string };
+  /** The purchase journal (migration 0008): numbers being bought, bought, and given back. */
+  purchases: {
+    id: string;
+    tenant_id: string;
+    provider: string;
+    number: string;
+    status: PurchaseStatus;
+    /** The carrier's id for the number (Twilio's PN... sid), once bought. */
+    carrier_ref: string | null;
+    /** What the number carries (JSON array of channels), as the carrier offered it. */
+    capabilities: string;
+    release_attempts: number;
+    created_at: number;
+    updated_at: number;
+  };
 }
+
+/**
+ * buying: the carrier is being asked (or was, and its answer is not recorded); bought: in the pool;
+ * releasing: being given back; released; release_failed: the carrier refused to take it back.
+ */
+export type PurchaseStatus = 'buying' | 'bought' | 'releasing' | 'released' | 'release_failed';
 
 /**
  * Constants that partial indexes depend on, written into the SQL as literals: bound as parameters,

@@ -188,6 +188,55 @@ describe('veil (the command line)', { concurrency: true }, () => {
         ['retired', 'retired'],
       );
     });
+
+    it('imports: buys numbers (on sim, made up), a line for each as it is bought', async () => {
+      const plain = await ws.veil([
+        'numbers',
+        'import',
+        '--provider',
+        'sim',
+        '--country',
+        'us',
+        '--area-code',
+        '628',
+        '--count',
+        '2',
+      ]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(
+        plain.stdout,
+        /^bought 1\/2: \+16285550100 \(num_\w+\)\nbought 2\/2: \+16285550101 \(num_\w+\)\nadded 2 of 2 numbers from sim to the pool\n$/,
+      );
+      const full = await ws.veil([
+        'numbers',
+        'import',
+        '--provider',
+        'sim',
+        '--country',
+        'US',
+        '--area-code',
+        '628',
+        '--count',
+        '1',
+        '--json',
+      ]);
+      assert.equal(full.code, 0, full.stderr);
+      assert.deepEqual(json(full).purchase, { requested: 1, bought: 1 });
+      assert.match(full.stderr, /^bought 1\/1: \+16285550102/);
+      const bad = await ws.veil([
+        'numbers',
+        'import',
+        '--provider',
+        'sim',
+        '--country',
+        'US',
+        '--count',
+        '0',
+      ]);
+      assert.ok(refused(bad));
+      assert.match(bad.stderr, /--count must be a whole number from 1 to 100/);
+      assert.equal((await pool()).filter((n) => n.number.startsWith('+1628')).length, 3);
+    });
   });
 
   describe('veil blocklist', { concurrency: 1 }, () => {

@@ -3,6 +3,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { type Config, loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/logger.ts';
+import type { ProcurementHooks } from '../../src/services/procurement.ts';
 import { createVeil, type Veil } from '../../src/veil.ts';
 import type { TestStore } from './stores.ts';
 
@@ -44,7 +45,7 @@ export interface TestApp {
 export async function testApp(
   store: TestStore,
   env: Record<string, string> = {},
-  options: { poolSize?: number; sessionThread?: boolean } = {},
+  options: { poolSize?: number; sessionThread?: boolean; procurementHooks?: ProcurementHooks } = {},
 ): Promise<TestApp> {
   const config: Config = {
     ...loadConfig({

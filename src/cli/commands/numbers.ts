@@ -2,7 +2,9 @@ import { InvalidRequestError } from '../../domain/errors.ts';
 import { maskNumber, parsePhone } from '../../domain/phone.ts';
 import type { NumberStatus, PoolNumber } from '../../domain/pool.ts';
 import { DEFAULT_TENANT } from '../../domain/tenants.ts';
+import { MAX_PURCHASE } from '../../providers/procurement.ts';
 import type { NumberInput } from '../../services/numbers.ts';
+import type { PurchaseOrder } from '../../services/procurement.ts';
 import type { Veil } from '../../veil.ts';
 import { numberView } from '../../views.ts';
 import { cliConfig, withVeil } from '../core.ts';
@@ -45,6 +47,47 @@ export async function add(number: string, options: AddOptions, out: Output): Pro
   }) as NumberInput;
   const added = await withVeil(config, (veil) => veil.numbers.add(DEFAULT_TENANT, input));
   out.result(numberView(added), () => `added ${added.number} (${added.id}): ${summary(added)}`);
+}
+
+export interface ImportOptions {
+  provider: string;
+  country: string;
+  areaCode?: string;
+  count: string;
+  json?: boolean;
+}
+
+/**
+ * `veil numbers import`: buys numbers through the carrier's API into the pool, a line for each
+ * number as it is bought (on stderr with --json, whose stdout is the one result document).
+ */
+export async function buy(options: ImportOptions, out: Output): Promise<void> {
+  const config = cliConfig();
+  const count = integerOption(options.count, '--count', 1, MAX_PURCHASE) as number;
+  const order = withoutUndefined({
+    provider: options.provider,
+    country: options.country.toUpperCase(),
+    areaCode: options.areaCode,
+    count,
+  }) as PurchaseOrder;
+  const progress = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const result = await withVeil(config, (veil) =>
+    veil.procurement.buy(DEFAULT_TENANT, order, (n, done, requested) =>
+      progress(`bought ${done}/${requested}: ${n.number} (${n.id})`),
+    ),
+  );
+  const bought = result.numbers.length;
+  out.result(
+    {
+      data: result.numbers.map(numberView),
+      nextCursor: null,
+      purchase: withoutUndefined({ requested: result.requested, bought, problem: result.problem }),
+    },
+    () => [
+      `added ${bought} of ${result.requested} numbers from ${order.provider} to the pool`,
+      ...(result.problem ? [`stopped short: ${result.problem}`] : []),
+    ],
+  );
 }
 
 /** `veil numbers list`: a page of the pool, with each number's load. */

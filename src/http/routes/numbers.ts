@@ -4,6 +4,7 @@ import { numberView } from '../../views.ts';
 import {
   NumberBody,
   NumberImportBody,
+  NumberImportResult,
   NumberParams,
   NumberPatch,
   NumberQuery,
@@ -32,15 +33,31 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
     {
       schema: {
         tags,
-        summary: 'Add many numbers at once: all or none',
+        summary: 'Add many numbers at once (all or none), or buy numbers through a carrier',
+        description:
+          'An array adds those numbers, all or none. A purchase `{provider, country, areaCode?, count}` buys through the carrier’s API and adds each number as it is bought: 201 lists what was added, and `purchase` says how many of `count` and, if fewer, why; 503 when nothing could be bought.',
         body: NumberImportBody,
-        response: withErrors({ 201: page(PoolNumber) }),
+        response: withErrors({ 201: NumberImportResult }),
       },
       config: { scope: 'admin' },
     },
     async (request, reply) => {
-      const added = await veil.numbers.import(request.apiKey.tenantId, request.body);
-      return reply.status(201).send({ data: added.map(numberView), nextCursor: null });
+      const { body } = request;
+      const tenantId = request.apiKey.tenantId;
+      if (Array.isArray(body)) {
+        const added = await veil.numbers.import(tenantId, body);
+        return reply.status(201).send({ data: added.map(numberView), nextCursor: null });
+      }
+      const result = await veil.procurement.buy(tenantId, body);
+      return reply.status(201).send({
+        data: result.numbers.map(numberView),
+        nextCursor: null,
+        purchase: {
+          requested: result.requested,
+          bought: result.numbers.length,
+          ...(result.problem ? { problem: result.problem } : {}),
+        },
+      });
     },
   );
 

@@ -14,6 +14,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
+import { SimNumbers } from './sim-numbers.ts';
 
 export const SIGNATURE_HEADER = 'x-sim-signature';
 export const TIMESTAMP_HEADER = 'x-sim-timestamp';
@@ -40,6 +41,7 @@ export function signSimRequest(secret: string, rawBody: string, now = Date.now()
 export class SimAdapter implements CarrierAdapter {
   readonly name = 'sim';
   readonly bodyFormat = 'json';
+  readonly numbers = new SimNumbers();
 
   constructor(
     private readonly secret: string,

@@ -17,6 +17,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
+import type { NumberProvider } from '../procurement.ts';
 import { element, response, text } from '../xml.ts';
 import { announce, gather } from './twiml.ts';
 
@@ -46,6 +47,8 @@ export class TwilioAdapter implements CarrierAdapter {
     private readonly authToken: string,
     private readonly publicUrl: string,
     private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
+    /** The account's numbers API (procurement), when the account's SID is known. */
+    readonly numbers?: NumberProvider,
   ) {
     this.recordingCallback = `${publicUrl}/webhooks/twilio/recording`;
   }
