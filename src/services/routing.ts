@@ -52,7 +52,7 @@ export interface RoutingPolicy {
  * Routes calls and texts: one indexed lookup, the domain's decision, and an interaction entry
  * recorded without waiting for the write (see InteractionLog). A call that finds no direct
  * participation of the caller looks at the number dialled: a dedicated number reaches its owner,
- * a number shared by extension asks for a code.
+ * a number shared by extension asks a caller for a code.
  */
 export class Router {
   constructor(
@@ -128,7 +128,9 @@ export class Router {
         const blocked = await this.blocklist.has(dialled.tenantId, request.from);
         participation = owner && dedicatedParticipation(owner, request.from, request.to, undefined, blocked);
         decision = decideRoute(request, participation, now, outOfSession, blocked);
-      } else if (dialled.extensions) {
+      } else if (dialled.extensions && request.channel === 'voice') {
+        // Only a call can key a code: a text to a shared number without a direct participation is
+        // in no session, as a stranger's would be.
         const keyed =
           request.digits === undefined
             ? undefined

@@ -234,6 +234,17 @@ describeStores('session modes and policies', { perTest: true }, (store) => {
         `${from} ${digits}`,
       );
     }
+    // A text cannot key a code: without a direct participation it is in no session, code or not.
+    for (const digits of [{}, { digits: c.extension }]) {
+      const text = await t.api('POST', '/v1/route', {
+        from: C,
+        to: c.proxyNumber,
+        channel: 'sms',
+        body: 'hi',
+        ...digits,
+      });
+      assert.deepEqual(text.json(), { action: 'reject', reason: 'no_session', sessionId: null });
+    }
     // Closed, the codes lead nowhere and the number asks nobody.
     await t.api('DELETE', `/v1/sessions/${shared.id}`);
     assert.equal((await route(C, c.proxyNumber, { digits: c.extension })).action, 'reject');
