@@ -60,6 +60,12 @@ export interface Inbound {
   attempt?: number;
 }
 
+/** Which time a call is asked for an extension: the `attempt` Veil wrote into the gather's URL, else 1. */
+export function gatherAttempt(query: Record<string, unknown>): number {
+  const attempt = Number(field(query, 'attempt'));
+  return Number.isInteger(attempt) && attempt > 0 ? attempt : 1;
+}
+
 /** Times a caller is asked for an extension before the call ends. */
 export const GATHER_ATTEMPTS = 3;
 /** Said before the prompt again when a keyed extension leads nowhere. */

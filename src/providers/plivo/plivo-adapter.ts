@@ -7,6 +7,7 @@ import {
   callStep,
   DEFAULT_CALL_MESSAGES,
   field,
+  gatherAttempt,
   type Inbound,
   reportedCall,
   type StatusReport,
@@ -87,7 +88,6 @@ export class PlivoAdapter implements CarrierAdapter {
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {
     const digits = field(params, 'Digits');
-    const attempt = Number(field(query, 'attempt'));
     return {
       request: {
         from: e164(field(params, 'From')),
@@ -97,7 +97,7 @@ export class PlivoAdapter implements CarrierAdapter {
       },
       providerCallId: field(params, 'CallUUID') || undefined,
       // Only Veil writes the attempt, into a GetDigits' action URL, which the signature covers.
-      attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
+      attempt: gatherAttempt(query),
     };
   }
 

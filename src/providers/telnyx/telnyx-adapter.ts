@@ -21,7 +21,7 @@ import {
   type WebhookReply,
 } from '../carrier.ts';
 // TeXML is TwiML's XML, verb for verb: the same writer serves both.
-import { announce, element, gather, response, text } from '../twilio/twiml.ts';
+import { announce, element, gather, response, text, twimlVoice } from '../twilio/twiml.ts';
 
 const TEXML = 'text/xml';
 /** How long a relayed text may take to be accepted by the Messaging API before Telnyx is asked to retry. */
@@ -97,18 +97,7 @@ export class TelnyxAdapter implements CarrierAdapter {
   }
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {
-    const digits = field(params, 'Digits');
-    const attempt = Number(field(query, 'attempt'));
-    return {
-      request: {
-        from: field(params, 'From'),
-        to: field(params, 'To'),
-        channel: 'voice',
-        ...(digits ? { digits } : {}),
-      },
-      providerCallId: field(params, 'CallSid') || undefined,
-      attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
-    };
+    return twimlVoice(params, query);
   }
 
   /**

@@ -19,7 +19,7 @@ import {
 } from '../carrier.ts';
 import type { NumberProvider } from '../procurement.ts';
 import { element, response, text } from '../xml.ts';
-import { announce, gather } from './twiml.ts';
+import { announce, gather, twimlVoice } from './twiml.ts';
 
 const TWIML = 'text/xml';
 const VOICE_PATH = '/webhooks/twilio/voice';
@@ -71,19 +71,8 @@ export class TwilioAdapter implements CarrierAdapter {
   }
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {
-    const digits = field(params, 'Digits');
-    const attempt = Number(field(query, 'attempt'));
-    return {
-      request: {
-        from: field(params, 'From'),
-        to: field(params, 'To'),
-        channel: 'voice',
-        ...(digits ? { digits } : {}),
-      },
-      providerCallId: field(params, 'CallSid') || undefined,
-      // Only Veil writes the attempt, into a Gather's action URL, which the signature covers.
-      attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
-    };
+    // Only Veil writes the attempt, into a Gather's action URL, which the signature covers.
+    return twimlVoice(params, query);
   }
 
   sms(params: Record<string, unknown>): Inbound {

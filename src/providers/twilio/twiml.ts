@@ -1,5 +1,5 @@
 import type { Announcement } from '../../domain/routing.ts';
-import type { CallStep } from '../carrier.ts';
+import { type CallStep, field, gatherAttempt, type Inbound } from '../carrier.ts';
 import { element, response, text } from '../xml.ts';
 
 /**
@@ -30,4 +30,22 @@ export function announce(message: Announcement): string {
   return message.audioUrl
     ? element('Play', {}, text(message.audioUrl))
     : element('Say', { voice: message.voice, language: message.language }, text(message.text));
+}
+
+/**
+ * A call as TwiML's webhooks post it (Twilio's, and Telnyx's TeXML): From, To, CallSid, and a
+ * Gather's Digits with the attempt Veil wrote into its action URL.
+ */
+export function twimlVoice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {
+  const digits = field(params, 'Digits');
+  return {
+    request: {
+      from: field(params, 'From'),
+      to: field(params, 'To'),
+      channel: 'voice',
+      ...(digits ? { digits } : {}),
+    },
+    providerCallId: field(params, 'CallSid') || undefined,
+    attempt: gatherAttempt(query),
+  };
 }

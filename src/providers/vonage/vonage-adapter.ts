@@ -1,12 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { verifySignature } from '@vonage/jwt';
-import {
-  type Announcement,
-  DEFAULT_GATHER_PROMPT,
-  type Gather,
-  type RouteDecision,
-} from '../../domain/routing.ts';
-import { EXTENSION_DIGITS } from '../../domain/session.ts';
+import type { Announcement, RouteDecision } from '../../domain/routing.ts';
 import {
   type CallMessages,
   type CallStep,
@@ -15,6 +9,7 @@ import {
   DEFAULT_CALL_MESSAGES,
   field,
   GATHER_ATTEMPTS,
+  gatherAttempt,
   type Inbound,
   reportedCall,
   type StatusReport,
@@ -86,10 +81,9 @@ export class VonageAdapter implements CarrierAdapter {
     const dtmf =
       params.dtmf && typeof params.dtmf === 'object' ? (params.dtmf as Record<string, unknown>) : undefined;
     const digits = dtmf ? field(dtmf, 'digits') : '';
-    const asked = Number(field(query, 'attempt'));
     // The URL is not signed (the JWT covers the body alone): the attempt is only trusted as far
     // as it goes, a count from 1 to one past the last.
-    let attempt = Number.isInteger(asked) && asked > 0 ? Math.min(asked, GATHER_ATTEMPTS + 1) : 1;
+    let attempt = Math.min(gatherAttempt(query), GATHER_ATTEMPTS + 1);
     // Silence is a try too: the input reports no digits, and the caller is asked again or let go.
     if (dtmf && !digits) attempt += 1;
     return {
