@@ -4,6 +4,7 @@ import { type Static, type TSchema, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import type { CarrierWeights } from './domain/allocation.ts';
 import { MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from './domain/media.ts';
+import { type ReplenishPolicy, type ReplenishRule, scopeName } from './domain/replenish.ts';
 import {
   ANNOUNCEMENT_LIMITS,
   type Announcement,
@@ -12,6 +13,7 @@ import {
   type OutOfSession,
 } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
+import { MAX_PURCHASE } from './providers/procurement.ts';
 import { PROVIDER_NAMES } from './providers/registry.ts';
 
 export const DEFAULT_PORT = 3000;
@@ -169,6 +171,31 @@ export const Environment = Type.Object({
         'gray release: which carrier new sessions use, by weight, e.g. `twilio=9,telnyx=1;415:telnyx=1;GB:vonage=1` (a rule for everyone, then rules for a region or country)',
     }),
   ),
+  VEIL_REPLENISH: Type.Optional(
+    Type.String({
+      maxLength: 2000,
+      description:
+        'the pool’s low-water marks, e.g. `US/415=10@twilio, GB=5`: below 10 free numbers in area code 415, `pool.low` is written and twilio buys more; below 5 in GB, only `pool.low`',
+    }),
+  ),
+  VEIL_REPLENISH_BATCH: Type.Integer({
+    minimum: 1,
+    maximum: MAX_PURCHASE,
+    default: 5,
+    description: 'the replenisher buys numbers in multiples of this',
+  }),
+  VEIL_REPLENISH_BUDGET: Type.Integer({
+    minimum: 0,
+    maximum: 100_000,
+    default: 20,
+    description: 'the most numbers the replenisher may buy in any 30 days (operators’ imports do not count)',
+  }),
+  VEIL_REPLENISH_INTERVAL_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 86_400,
+    default: 60,
+    description: 'how often, in seconds, the pool’s free numbers are checked against VEIL_REPLENISH',
+  }),
   VEIL_INTERCEPT_URL: Type.Optional(
     Type.String({
       description:
@@ -296,6 +323,8 @@ export interface Config {
   interceptUrl?: string;
   /** Gray release: which carrier new sessions use, by weight; all alike when absent. */
   carrierWeights?: CarrierWeights;
+  /** The pool's low-water marks and how the replenisher buys; no rules: the pool is not watched. */
+  replenish: ReplenishPolicy;
   twilio?: TwilioConfig;
   telnyx?: TelnyxConfig;
   plivo?: { authId: string; authToken: string };
@@ -360,6 +389,12 @@ export function loadConfig(env: Env = process.env): Config {
         : hookUrl('VEIL_INTERCEPT_URL', e.VEIL_INTERCEPT_URL, production),
     callbackWindowSeconds: e.VEIL_CALLBACK_WINDOW_SECONDS,
     carrierWeights: e.VEIL_CARRIER_WEIGHTS === undefined ? undefined : carrierWeights(e.VEIL_CARRIER_WEIGHTS),
+    replenish: {
+      rules: e.VEIL_REPLENISH === undefined ? [] : replenishRules(e.VEIL_REPLENISH, production),
+      batch: e.VEIL_REPLENISH_BATCH,
+      budget: e.VEIL_REPLENISH_BUDGET,
+      intervalMs: e.VEIL_REPLENISH_INTERVAL_SECONDS * 1000,
+    },
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,
     gather: announcement(e, e.VEIL_GATHER_PROMPT, e.VEIL_GATHER_AUDIO_URL),
@@ -525,6 +560,39 @@ function carrierWeights(value: string): CarrierWeights {
     else weights.scoped[scope] = into;
   }
   return weights;
+}
+
+/**
+ * VEIL_REPLENISH: rules separated by commas, each `COUNTRY[/AREA]=MIN[@carrier]`. One rule per
+ * scope; a carrier that cannot buy here is caught when Veil starts (it knows the enabled ones).
+ */
+function replenishRules(value: string, production: boolean): ReplenishRule[] {
+  const key = 'VEIL_REPLENISH';
+  const rules: ReplenishRule[] = [];
+  for (const text of value
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean)) {
+    const match = /^([A-Z]{2})(?:\/(\d{1,6}))?=(\d{1,5})(?:@([a-z]+))?$/.exec(text);
+    if (!match) {
+      throw new ConfigError(key, `"${text}" is not COUNTRY[/AREA]=MIN[@carrier], such as US/415=10@twilio`);
+    }
+    const [, country = '', region, min, provider] = match;
+    if (!isSupportedCountry(country)) throw new ConfigError(key, `"${country}" is not a country code`);
+    if (provider !== undefined && !(PROVIDER_NAMES as readonly string[]).includes(provider)) {
+      throw new ConfigError(key, `"${provider}" is not a carrier: one of ${PROVIDER_NAMES.join(', ')}`);
+    }
+    if (provider === 'sim' && production) {
+      throw new ConfigError(key, 'the simulator cannot fill a production pool: its numbers reach nobody');
+    }
+    const rule: ReplenishRule = { country, minFree: Number(min), ...(region ? { region } : {}) };
+    if (provider) rule.provider = provider;
+    if (rules.some((r) => scopeName(r) === scopeName(rule))) {
+      throw new ConfigError(key, `${scopeName(rule)} has two rules`);
+    }
+    rules.push(rule);
+  }
+  return rules;
 }
 
 /** A message of the installation's, in its voice when one is configured. */

@@ -4,7 +4,7 @@ import { seedDemoPool } from './demo.ts';
 import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
-import { startProcurementWorker } from './workers/procurement.ts';
+import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
 import { startSweeper } from './workers/sweeper.ts';
 
 /** How long a stop lets requests in flight finish before it cuts their connections. */
@@ -47,6 +47,7 @@ export async function startServer(
   let app: FastifyInstance | undefined;
   let sweeper: ReturnType<typeof startSweeper> | undefined;
   let procurement: ReturnType<typeof startProcurementWorker> | undefined;
+  let replenisher: ReturnType<typeof startReplenisher>;
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
     if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
@@ -59,12 +60,14 @@ export async function startServer(
     app = await buildApp(veil, logger, timeouts);
     sweeper = startSweeper(veil.sessions, logger);
     procurement = startProcurementWorker(veil.procurement, logger);
+    replenisher = startReplenisher(veil.replenisher, logger, config.replenish.intervalMs);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     // The port is taken, say: leave nothing running or open behind (the session writer thread
     // would keep the process alive).
     await sweeper?.stop();
     await procurement?.stop();
+    await replenisher?.stop();
     await app?.close();
     await veil.close();
     throw error;

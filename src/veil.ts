@@ -8,6 +8,7 @@ import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
+import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
 import { Router } from './services/routing.ts';
 import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
@@ -27,6 +28,8 @@ export interface Veil {
   numbers: NumberService;
   /** Buying numbers through carriers' APIs, and giving retired ones back. */
   procurement: ProcurementService;
+  /** Keeps the pool above its low-water marks (VEIL_REPLENISH): `pool.low`, and numbers bought. */
+  replenisher: Replenisher;
   blocklist: BlocklistService;
   router: Router;
   keys: KeyService;
@@ -70,6 +73,12 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
   const carriers = await createCarriers(config, simSecret);
+  try {
+    checkReplenishRules(config.replenish, carriers);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const hooks = await createRouteHooks(config, store, logger);
   const allocation = {
     reuseCooldownSeconds: config.reuseCooldownSeconds,
@@ -122,12 +131,14 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     clock,
     options.procurementHooks,
   );
+  const replenisher = new Replenisher(store, procurement, config.replenish, carriers, logger, clock);
   return {
     config,
     store,
     sessions,
     numbers,
     procurement,
+    replenisher,
     blocklist: new BlocklistService(store, config.defaultCountry, clock),
     router,
     keys: new KeyService(store, clock),

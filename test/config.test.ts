@@ -158,6 +158,32 @@ describe('loadConfig', () => {
       );
     });
 
+    it('VEIL_REPLENISH: low-water marks per country or area code, each buying through a carrier or only alerting', () => {
+      assert.deepEqual(loadConfig({}).replenish, { rules: [], batch: 5, budget: 20, intervalMs: 60_000 });
+      assert.deepEqual(
+        loadConfig({
+          VEIL_REPLENISH: ' US/415=10@twilio, GB=5 ,',
+          VEIL_REPLENISH_BATCH: '3',
+          VEIL_REPLENISH_BUDGET: '0',
+          VEIL_REPLENISH_INTERVAL_SECONDS: '5',
+        }).replenish,
+        {
+          rules: [
+            { country: 'US', region: '415', minFree: 10, provider: 'twilio' },
+            { country: 'GB', minFree: 5 },
+          ],
+          batch: 3,
+          budget: 0,
+          intervalMs: 5000,
+        },
+      );
+      assert.throws(
+        () =>
+          loadConfig({ NODE_ENV: 'production', VEIL_API_KEY: 'k'.repeat(32), VEIL_REPLENISH: 'US=1@sim' }),
+        /VEIL_REPLENISH.*simulator/,
+      );
+    });
+
     it('VEIL_PUBLIC_URL wins over HOST:PORT, without its trailing slash', () => {
       const env = { HOST: '10.0.0.5', PORT: '8080' };
       assert.equal(
@@ -241,6 +267,13 @@ describe('loadConfig', () => {
         ['twilio', 'twilio=x', 'acme=1', 'twilio=1001', 'twilio=-1', 'New York:twilio=1', 'twilio=1,'],
       ],
       ['VEIL_VOICE', ['Polly Amy', '<voice>', 'x'.repeat(65)]],
+      [
+        'VEIL_REPLENISH',
+        ['US', 'US=x', 'us=1', 'XX=1', 'US/4a=1', 'US=1@acme', 'US=100000', 'US=1,US=2', 'US/415=1;GB=1'],
+      ],
+      ['VEIL_REPLENISH_BATCH', ['0', '101', 'x']],
+      ['VEIL_REPLENISH_BUDGET', ['-1', '100001']],
+      ['VEIL_REPLENISH_INTERVAL_SECONDS', ['0', '86401']],
       ['VEIL_REJECT_MESSAGE', ['x'.repeat(501)]],
       ['VEIL_REJECT_AUDIO_URL', ['closed.mp3', 'javascript:alert(1)', 'https://cdn.example/a b.mp3']],
       ['VEIL_GATHER_AUDIO_URL', ['ftp://cdn.example/code.mp3']],

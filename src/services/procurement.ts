@@ -13,6 +13,7 @@ import {
 import { asUniqueViolation } from '../store/errors.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { type Purchase, PurchaseRepository } from '../store/purchases.ts';
+import type { PurchaseOrigin } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
 import type { NumberService } from './numbers.ts';
@@ -27,12 +28,16 @@ export const SETTLE_AFTER_MS = 120_000;
 /** Tries to give a retired number back before giving up (and logging an error). */
 export const MAX_RELEASE_ATTEMPTS = 5;
 
-/** A purchase: `count` numbers of `provider` in `country`, in `areaCode` when given. */
+/**
+ * A purchase: `count` numbers of `provider` in `country`, in `areaCode` when given, asked for by an
+ * operator (`import`, the default) or by the replenisher.
+ */
 export interface PurchaseOrder {
   provider: string;
   country: string;
   areaCode?: string;
   count: number;
+  origin?: PurchaseOrigin;
 }
 
 /** What a purchase added to the pool, of how many asked, and why it stopped short, if it did. */
@@ -95,7 +100,7 @@ export class ProcurementService {
     let failure: string | undefined;
     for (const offer of offers) {
       if (added.length === count) break;
-      const intent = await this.intend(tenantId, provider, offer.number, offer.capabilities);
+      const intent = await this.intend(tenantId, order, offer.number, offer.capabilities);
       if (!intent) continue; // another purchase has it
       let owned: OwnedNumber;
       try {
@@ -226,7 +231,7 @@ export class ProcurementService {
   /** Writes the intent to buy `number`; undefined when another purchase holds it. */
   private async intend(
     tenantId: string,
-    provider: string,
+    { provider, origin = 'import' }: PurchaseOrder,
     number: string,
     capabilities: Purchase['capabilities'],
   ): Promise<Purchase | undefined> {
@@ -240,6 +245,7 @@ export class ProcurementService {
       carrierRef: null,
       capabilities,
       releaseAttempts: 0,
+      origin,
       createdAt: now,
       updatedAt: now,
     };

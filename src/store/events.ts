@@ -3,7 +3,12 @@ import { newId } from '../domain/ids.ts';
 import { columnList, insertRows, valuesOf } from './prepared.ts';
 import type { Db, Schema } from './schema.ts';
 
-export type EventType = 'session.created' | 'session.closed' | 'session.expired' | 'session.updated';
+export type EventType =
+  | 'session.created'
+  | 'session.closed'
+  | 'session.expired'
+  | 'session.updated'
+  | 'pool.low';
 
 /** An outbox row. */
 export type EventRow = Selectable<Schema['events']>;

@@ -316,6 +316,16 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0009_purchase_origin': {
+    async up(db: Kysely<unknown>) {
+      // Who asked for a purchase: an operator's import, or the replenisher, whose spending is capped
+      // by a budget counted over its own purchases (services/replenisher.ts).
+      await db.schema
+        .alterTable('purchases')
+        .addColumn('origin', 'text', (c) => c.notNull().defaultTo('import'))
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

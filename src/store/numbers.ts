@@ -132,6 +132,28 @@ export class NumberRepository {
     return first(await run('skip locked')) ?? first(await run('wait'));
   }
 
+  /**
+   * How many numbers of a scope (a country, or one of its regions) can take another ordinary
+   * session: active, of one of `providers`, owned by no dedicated session and under their caps.
+   */
+  async free(
+    tenantId: string,
+    scope: { country: string; region?: string },
+    providers: readonly string[],
+  ): Promise<number> {
+    if (providers.length === 0) return 0;
+    let q = this.db
+      .selectFrom('numbers')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('tenant_id', '=', tenantId)
+      .where('status', '=', 'active')
+      .where('country', '=', scope.country)
+      .where('provider', 'in', providers)
+      .where(fits('direct'));
+    if (scope.region !== undefined) q = q.where('region', '=', scope.region);
+    return Number((await q.executeTakeFirstOrThrow()).n);
+  }
+
   /** Counts one open session fewer on each number; a draining number nobody holds any more retires. */
   async release(ids: Iterable<string>, now: number): Promise<void> {
     const list = [...ids].sort(); // one lock order for every transaction, so that releases never deadlock

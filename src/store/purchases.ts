@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { Channel } from '../domain/session.ts';
-import type { Db, PurchaseStatus, Schema } from './schema.ts';
+import type { Db, PurchaseOrigin, PurchaseStatus, Schema } from './schema.ts';
 
 type PurchaseRow = Selectable<Schema['purchases']>;
 
@@ -14,6 +14,7 @@ export interface Purchase {
   carrierRef: string | null;
   capabilities: Channel[];
   releaseAttempts: number;
+  origin: PurchaseOrigin;
   createdAt: number;
   updatedAt: number;
 }
@@ -115,6 +116,20 @@ export class PurchaseRepository {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /**
+   * How many numbers purchases of `origin` hold or held since `since`: every purchase that reached
+   * the carrier (bought, given back since, or not yet settled) counts, since it was paid for.
+   */
+  async spent(origin: PurchaseOrigin, since: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('purchases')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('origin', '=', origin)
+      .where('created_at', '>=', since)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   /** Drops an intent the carrier never carried out. */
   async drop(id: string): Promise<boolean> {
     const result = await this.db
@@ -136,6 +151,7 @@ function toRow(p: Purchase): PurchaseRow {
     carrier_ref: p.carrierRef,
     capabilities: JSON.stringify(p.capabilities),
     release_attempts: p.releaseAttempts,
+    origin: p.origin,
     created_at: p.createdAt,
     updated_at: p.updatedAt,
   };
@@ -151,6 +167,7 @@ function toPurchase(row: PurchaseRow): Purchase {
     carrierRef: row.carrier_ref,
     capabilities: JSON.parse(row.capabilities),
     releaseAttempts: Number(row.release_attempts),
+    origin: row.origin,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

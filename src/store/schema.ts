@@ -116,6 +116,8 @@ export interface Schema {
     /** What the number carries (JSON array of channels), as the carrier offered it. */
     capabilities: string;
     release_attempts: number;
+    /** Who asked for it: `import` (an operator) or `replenish` (the replenisher). */
+    origin: PurchaseOrigin;
     created_at: number;
     updated_at: number;
   };
@@ -126,6 +128,9 @@ export interface Schema {
  * releasing: being given back; released; release_failed: the carrier refused to take it back.
  */
 export type PurchaseStatus = 'buying' | 'bought' | 'releasing' | 'released' | 'release_failed';
+
+/** Who asked for a purchase: an operator's import, or the replenisher. */
+export type PurchaseOrigin = 'import' | 'replenish';
 
 /**
  * Constants that partial indexes depend on, written into the SQL as literals: bound as parameters,

@@ -1,40 +1,33 @@
 import type { Logger } from '../logger.ts';
 import type { ProcurementService } from '../services/procurement.ts';
+import type { Replenisher } from '../services/replenisher.ts';
+import { startPeriodic } from './periodic.ts';
 
 export const PROCUREMENT_INTERVAL_MS = 60_000;
 
 /**
  * Settles interrupted purchases and gives retired bought numbers back to their carriers: once at
  * start, then every interval. Safe on every instance at once: each purchase is claimed by a guarded
- * update. A pass that fails is logged and the next one tries again; `stop()` waits for a pass in
- * progress.
+ * update.
  */
 export function startProcurementWorker(
   procurement: Pick<ProcurementService, 'settle' | 'releaseRetired'>,
   logger: Logger,
   intervalMs = PROCUREMENT_INTERVAL_MS,
 ) {
-  let running: Promise<void> | undefined;
   const pass = async () => {
-    try {
-      await procurement.settle();
-      await procurement.releaseRetired();
-    } catch (error) {
-      logger.error({ err: error }, 'procurement worker failed; will try again');
-    }
+    await procurement.settle();
+    await procurement.releaseRetired();
   };
-  const run = () => {
-    running ??= pass().finally(() => {
-      running = undefined;
-    });
-  };
-  const timer = setInterval(run, intervalMs);
-  timer.unref();
-  run();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startPeriodic('procurement worker', pass, logger, intervalMs, { now: true });
+}
+
+/**
+ * Checks the pool against its low-water marks (VEIL_REPLENISH) once at start, then every
+ * `intervalMs`; nothing runs when no rule is configured. Safe on every instance at once: one holds
+ * the check's lease at a time.
+ */
+export function startReplenisher(replenisher: Replenisher, logger: Logger, intervalMs: number) {
+  if (!replenisher.watching) return undefined;
+  return startPeriodic('replenisher', () => replenisher.check(), logger, intervalMs, { now: true });
 }
