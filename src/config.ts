@@ -20,11 +20,16 @@ export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
 export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
+/** Where the Telnyx API (numbers, and the Messaging API that relays texts) is reached. */
 export const DEFAULT_TELNYX_API_URL = 'https://api.telnyx.com';
+/** Where Plivo's REST API (numbers: search, buy, release) is reached. */
+export const DEFAULT_PLIVO_API_URL = 'https://api.plivo.com';
 /** Where Twilio's REST API (numbers: search, buy, release) is reached. */
 export const DEFAULT_TWILIO_API_URL = 'https://api.twilio.com';
 /** Where Vonage's REST APIs (the Messages API, which relays texts) are reached. */
 export const DEFAULT_VONAGE_API_URL = 'https://api.nexmo.com';
+/** Where Vonage's Numbers API (search, buy, cancel, the account's numbers) is reached: its own host. */
+export const DEFAULT_VONAGE_REST_URL = 'https://rest.nexmo.com';
 const MAX_SECONDS = 31_536_000;
 
 /**
@@ -234,7 +239,8 @@ export const Environment = Type.Object({
   ),
   TELNYX_API_URL: Type.String({
     default: DEFAULT_TELNYX_API_URL,
-    description: 'base URL of the Telnyx API that texts are relayed through (its /v2/messages)',
+    description:
+      'base URL of the Telnyx API, where numbers are searched, bought and released and texts are relayed (its /v2/messages); https:// in production but for a loopback host',
   }),
   PLIVO_AUTH_ID: Type.Optional(
     Type.String({
@@ -250,6 +256,11 @@ export const Environment = Type.Object({
       description: 'Plivo Auth Token of that account; verifies X-Plivo-Signature-V3 on webhooks',
     }),
   ),
+  PLIVO_API_URL: Type.String({
+    default: DEFAULT_PLIVO_API_URL,
+    description:
+      'base URL of Plivo’s REST API, where numbers are searched, bought and released; https:// in production but for a loopback host',
+  }),
   VONAGE_API_KEY: Type.Optional(
     Type.String({
       description:
@@ -272,6 +283,11 @@ export const Environment = Type.Object({
     default: DEFAULT_VONAGE_API_URL,
     description:
       'base URL of Vonage’s REST API, where texts are relayed (POST /v1/messages); https:// in production but for a loopback host',
+  }),
+  VONAGE_REST_URL: Type.String({
+    default: DEFAULT_VONAGE_REST_URL,
+    description:
+      'base URL of Vonage’s Numbers API, where numbers are searched, bought and cancelled; https:// in production but for a loopback host',
   }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
@@ -327,7 +343,7 @@ export interface Config {
   replenish: ReplenishPolicy;
   twilio?: TwilioConfig;
   telnyx?: TelnyxConfig;
-  plivo?: { authId: string; authToken: string };
+  plivo?: PlivoConfig;
   vonage?: VonageConfig;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
@@ -342,11 +358,24 @@ export interface TwilioConfig {
   apiUrl: string;
 }
 
-/** The Vonage account: its key and secret send texts, its signature secret verifies webhooks. */
+/**
+ * The Vonage account: its key and secret send texts and buy numbers, its signature secret verifies
+ * webhooks.
+ */
 export interface VonageConfig {
   apiKey: string;
   apiSecret: string;
   signatureSecret: string;
+  /** Base URL of the REST API (the Messages API), without a trailing slash. */
+  apiUrl: string;
+  /** Base URL of the Numbers API, on a host of its own, without a trailing slash. */
+  restUrl: string;
+}
+
+/** The Plivo account: its token verifies webhooks; with its Auth ID it buys numbers. */
+export interface PlivoConfig {
+  authId: string;
+  authToken: string;
   /** Base URL of the REST API, without a trailing slash. */
   apiUrl: string;
 }
@@ -401,7 +430,7 @@ export function loadConfig(env: Env = process.env): Config {
     rejectMessage: announcement(e, e.VEIL_REJECT_MESSAGE, e.VEIL_REJECT_AUDIO_URL),
     twilio: twilioConfig(e, production),
     telnyx: telnyxConfig(e, production),
-    plivo: plivoConfig(e),
+    plivo: plivoConfig(e, production),
     vonage: vonageConfig(e, production),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
@@ -642,13 +671,20 @@ function vonageConfig(e: Environment, production: boolean): Config['vonage'] {
       apiSecret: c.VONAGE_API_SECRET,
       signatureSecret: c.VONAGE_SIGNATURE_SECRET,
       apiUrl: carrierApiUrl('VONAGE_API_URL', e.VONAGE_API_URL, production),
+      restUrl: carrierApiUrl('VONAGE_REST_URL', e.VONAGE_REST_URL, production),
     }
   );
 }
 
-function plivoConfig(e: Environment): Config['plivo'] {
+function plivoConfig(e: Environment, production: boolean): PlivoConfig | undefined {
   const c = credentials(e, ['PLIVO_AUTH_ID', 'PLIVO_AUTH_TOKEN']);
-  return c && { authId: c.PLIVO_AUTH_ID, authToken: c.PLIVO_AUTH_TOKEN };
+  return (
+    c && {
+      authId: c.PLIVO_AUTH_ID,
+      authToken: c.PLIVO_AUTH_TOKEN,
+      apiUrl: carrierApiUrl('PLIVO_API_URL', e.PLIVO_API_URL, production),
+    }
+  );
 }
 
 function telnyxConfig(e: Environment, production: boolean): TelnyxConfig | undefined {

@@ -53,7 +53,7 @@ export function buildProgram(): Command {
     .description('buy numbers through a carrier’s API into the pool, showing each as it is bought')
     .requiredOption(
       '--provider <name>',
-      'the carrier to buy from: twilio, or sim (made-up numbers, not in production)',
+      'the carrier to buy from: twilio, vonage, plivo, telnyx, or sim (made-up numbers, not in production)',
     )
     .requiredOption('--country <code>', 'ISO country code of the numbers, e.g. US')
     .option('--area-code <code>', 'the area code they should have, e.g. 415')

@@ -46,21 +46,33 @@ export async function createCarriers(
   }
   if (config.telnyx) {
     const { TelnyxAdapter } = await import('./telnyx/telnyx-adapter.ts');
-    carriers.set('telnyx', new TelnyxAdapter(config.telnyx, config.publicUrl, messages));
+    const { TelnyxNumbers } = await import('./telnyx/telnyx-numbers.ts');
+    const { apiKey, apiUrl } = config.telnyx;
+    carriers.set(
+      'telnyx',
+      new TelnyxAdapter(config.telnyx, config.publicUrl, messages, new TelnyxNumbers(apiKey, apiUrl)),
+    );
   }
   if (config.plivo) {
     const { PlivoAdapter } = await import('./plivo/plivo-adapter.ts');
-    carriers.set('plivo', new PlivoAdapter(config.plivo.authToken, config.publicUrl, messages));
+    const { PlivoNumbers } = await import('./plivo/plivo-numbers.ts');
+    const { authId, authToken, apiUrl } = config.plivo;
+    carriers.set(
+      'plivo',
+      new PlivoAdapter(authToken, config.publicUrl, messages, new PlivoNumbers(authId, authToken, apiUrl)),
+    );
   }
   if (config.vonage) {
     const { VonageAdapter } = await import('./vonage/vonage-adapter.ts');
     const { MessagesApi } = await import('./vonage/messages-api.ts');
-    const { apiUrl, apiKey, apiSecret, signatureSecret } = config.vonage;
+    const { VonageNumbers } = await import('./vonage/vonage-numbers.ts');
+    const { apiUrl, restUrl, apiKey, apiSecret, signatureSecret } = config.vonage;
     carriers.set(
       'vonage',
       new VonageAdapter(signatureSecret, new MessagesApi(apiUrl, apiKey, apiSecret), {
         publicUrl: config.publicUrl,
         messages,
+        numbers: new VonageNumbers(apiKey, apiSecret, restUrl),
       }),
     );
   }

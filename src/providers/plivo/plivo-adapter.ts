@@ -16,6 +16,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
+import type { NumberProvider } from '../procurement.ts';
 import { element, response, text } from '../xml.ts';
 
 const PLIVO_XML = 'text/xml';
@@ -49,6 +50,8 @@ export class PlivoAdapter implements CarrierAdapter {
     private readonly authToken: string,
     private readonly publicUrl: string,
     private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
+    /** The account's numbers API (procurement). */
+    readonly numbers?: NumberProvider,
   ) {}
 
   verify(request: {

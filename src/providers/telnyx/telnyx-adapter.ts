@@ -20,6 +20,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
+import type { NumberProvider } from '../procurement.ts';
 // TeXML is TwiML's XML, verb for verb: the same writer serves both.
 import { announce, element, gather, response, text, twimlVoice } from '../twilio/twiml.ts';
 
@@ -61,6 +62,8 @@ export class TelnyxAdapter implements CarrierAdapter {
     config: TelnyxConfig,
     private readonly publicUrl: string,
     private readonly messages: CallMessages = DEFAULT_CALL_MESSAGES,
+    /** The account's numbers API (procurement). */
+    readonly numbers?: NumberProvider,
   ) {
     this.webhook = new TelnyxWebhook(config.publicKey);
     this.client = new Telnyx({

@@ -18,6 +18,7 @@ import {
   type Verification,
   type WebhookReply,
 } from '../carrier.ts';
+import type { NumberProvider } from '../procurement.ts';
 import type { MessagesApi } from './messages-api.ts';
 
 const NCCO = 'application/json';
@@ -48,6 +49,8 @@ export interface VonageOptions {
   /** What a caller who keyed a wrong extension is asked again, and what one who keys nothing hears. */
   messages?: CallMessages;
   clock?: () => number;
+  /** The account's numbers API (procurement). */
+  numbers?: NumberProvider;
 }
 
 /**
@@ -62,6 +65,7 @@ export class VonageAdapter implements CarrierAdapter {
   readonly bodyFormat = 'json';
   private readonly callMessages: CallMessages;
   private readonly clock: () => number;
+  readonly numbers?: NumberProvider;
 
   constructor(
     private readonly signatureSecret: string,
@@ -70,6 +74,7 @@ export class VonageAdapter implements CarrierAdapter {
   ) {
     this.callMessages = options.messages ?? DEFAULT_CALL_MESSAGES;
     this.clock = options.clock ?? Date.now;
+    this.numbers = options.numbers;
   }
 
   verify(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): Verification {

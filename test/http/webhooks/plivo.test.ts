@@ -720,7 +720,15 @@ describe('PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN', () => {
   };
 
   it('enables Plivo with both, and not at all with neither', () => {
-    assert.deepEqual(loadConfig(PLIVO_ENV).plivo, { authId: PLIVO_AUTH_ID, authToken: PLIVO_TOKEN });
+    assert.deepEqual(loadConfig(PLIVO_ENV).plivo, {
+      authId: PLIVO_AUTH_ID,
+      authToken: PLIVO_TOKEN,
+      apiUrl: 'https://api.plivo.com',
+    });
+    assert.equal(
+      loadConfig({ ...PLIVO_ENV, PLIVO_API_URL: 'http://127.0.0.1:4010/' }).plivo?.apiUrl,
+      'http://127.0.0.1:4010',
+    );
     assert.equal(loadConfig({}).plivo, undefined);
     assert.equal(loadConfig({ PLIVO_AUTH_ID: '', PLIVO_AUTH_TOKEN: '' }).plivo, undefined);
     assert.equal(
@@ -733,5 +741,16 @@ describe('PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN', () => {
     refused({ PLIVO_AUTH_ID: PLIVO_AUTH_ID }, 'PLIVO_AUTH_TOKEN');
     refused({ PLIVO_AUTH_TOKEN: 'tok-s3cret' }, 'PLIVO_AUTH_ID', 'tok-s3cret');
     refused({ PLIVO_AUTH_ID: 'MA123', PLIVO_AUTH_TOKEN: 'tok-s3cret' }, 'PLIVO_AUTH_ID', 'tok-s3cret');
+    // The token goes to PLIVO_API_URL: https in production, but for a loopback host.
+    refused(
+      {
+        ...PLIVO_ENV,
+        NODE_ENV: 'production',
+        VEIL_API_KEY: 'k'.repeat(24),
+        PLIVO_API_URL: 'http://relay.example',
+      },
+      'PLIVO_API_URL',
+      PLIVO_TOKEN,
+    );
   });
 });

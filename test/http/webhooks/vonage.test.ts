@@ -617,7 +617,12 @@ describe('Vonage configuration', () => {
       apiSecret: 'api-s3cret',
       signatureSecret: 'sig-s3cret',
       apiUrl: 'https://api.nexmo.com',
+      restUrl: 'https://rest.nexmo.com',
     });
+    assert.equal(
+      loadConfig({ ...credentials, VONAGE_REST_URL: 'http://127.0.0.1:4010/' }).vonage?.restUrl,
+      'http://127.0.0.1:4010',
+    );
     assert.equal(
       loadConfig({ ...credentials, VONAGE_API_URL: 'https://api-eu.vonage.com/' }).vonage?.apiUrl,
       'https://api-eu.vonage.com',
@@ -648,6 +653,10 @@ describe('Vonage configuration', () => {
     assert.throws(
       () => loadConfig({ ...production, VONAGE_API_URL: 'http://api.nexmo.com' }),
       /VONAGE_API_URL/,
+    );
+    assert.throws(
+      () => loadConfig({ ...production, VONAGE_REST_URL: 'http://rest.nexmo.com' }),
+      /VONAGE_REST_URL/,
     );
     assert.equal(
       loadConfig({ ...production, VONAGE_API_URL: 'http://127.0.0.1:8080' }).vonage?.apiUrl,
