@@ -174,7 +174,11 @@ describeStores('/v1/sessions', { perTest: true }, (store) => {
         });
         assert.equal(await rows('sessions'), 1);
         assert.equal(await rows('participants'), 2);
-        assert.equal(await totalLoad(), 2);
+        // Each distinct proxy counts once. Under PostgreSQL the losers lock numbers while they
+        // allocate (SKIP LOCKED), so the winner may find only its own first proxy free for the
+        // second participant: the session then holds one number, which still keeps the invariant.
+        const proxies = new Set(winner.participants.map((p: ParticipantView) => p.proxyNumber));
+        assert.equal(await totalLoad(), proxies.size);
       });
     });
 
