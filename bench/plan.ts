@@ -9,6 +9,10 @@ export interface BenchPlan {
   postgresRouteSize: number;
   routeRounds: number;
   routeSeconds: number;
+  /** Open sessions of the SQLite database §5 routes carriers' webhooks through (one of routeSizes). */
+  carrierSessions: number;
+  /** Rounds of §5 (runs of routeSeconds each, five endpoints a round): fewer than routing's, to keep it short. */
+  carrierRounds: number;
   warmupSeconds: number;
   /** Same for every server: autocannon's connections and pipelining. */
   connections: number;
@@ -32,6 +36,8 @@ const QUICK: BenchPlan = {
   postgresRouteSize: 100_000,
   routeRounds: 2,
   routeSeconds: 3,
+  carrierSessions: 100_000,
+  carrierRounds: 2,
   warmupSeconds: 1,
   connections: 10,
   pipelining: 1,
