@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { telnyxKeyPair } from '../test/support/signatures.ts';
 import type { BenchDatabase } from './databases.ts';
 import { type ServerProcess, startServer } from './processes.ts';
 
@@ -9,6 +10,29 @@ export const PUBLIC_URL = 'https://veil.bench.example';
 export const TWILIO_AUTH_TOKEN = randomBytes(16).toString('hex');
 const TWILIO_ACCOUNT_SID = `AC${randomBytes(16).toString('hex')}`;
 const SIM_WEBHOOK_SECRET = randomBytes(24).toString('hex');
+
+/** The other carriers' credentials, for the server §5 signs their webhooks to (`withCarriers`). */
+export const VONAGE_API_KEY = randomBytes(4).toString('hex');
+export const VONAGE_SIGNATURE_SECRET = randomBytes(24).toString('hex');
+export const PLIVO_AUTH_TOKEN = randomBytes(20).toString('hex');
+/** The account's Ed25519 key pair: the bench signs with the private key, Veil verifies with the public one. */
+export const TELNYX_KEYS = telnyxKeyPair();
+
+/**
+ * The environment that enables Vonage, Plivo and Telnyx beside Twilio. Their API URLs keep their
+ * defaults: a voice webhook calls no carrier API.
+ */
+export function withCarriers(): Record<string, string> {
+  return {
+    VONAGE_API_KEY,
+    VONAGE_API_SECRET: randomBytes(16).toString('hex'),
+    VONAGE_SIGNATURE_SECRET,
+    PLIVO_AUTH_ID: `MA${randomBytes(9).toString('hex').toUpperCase()}`,
+    PLIVO_AUTH_TOKEN,
+    TELNYX_API_KEY: `KEY${randomBytes(16).toString('hex')}`,
+    TELNYX_PUBLIC_KEY: TELNYX_KEYS.publicKey,
+  };
+}
 
 /** The baseline server (bench/servers/bare.ts). */
 export function startBare(): Promise<ServerProcess> {
@@ -38,9 +62,14 @@ export const BASELINE = process.env.BENCH_BASELINE || undefined;
 
 /**
  * A Veil server in its own process, started as an operator starts it (`node --import tsx src/main.ts`),
- * from this checkout or from `cwd` (the baseline's).
+ * from this checkout or from `cwd` (the baseline's), with Twilio enabled and `env` besides.
  */
-export function startVeil(name: string, database: BenchDatabase, cwd?: string): Promise<ServerProcess> {
+export function startVeil(
+  name: string,
+  database: BenchDatabase,
+  cwd?: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const profileDir = process.env.BENCH_CPU_PROF;
   return startServer({
     name,
@@ -57,6 +86,7 @@ export function startVeil(name: string, database: BenchDatabase, cwd?: string): 
       SIM_WEBHOOK_SECRET,
       VEIL_DEMO_POOL: 'false',
       LOG_LEVEL: 'warn',
+      ...env,
     },
   });
 }

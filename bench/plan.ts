@@ -9,6 +9,11 @@ export interface BenchPlan {
   postgresRouteSize: number;
   routeRounds: number;
   routeSeconds: number;
+  /** Open sessions of the SQLite database §5 routes carriers' webhooks through (one of routeSizes). */
+  carrierSessions: number;
+  /** Rounds of §5 and the seconds of each run (five endpoints a round): §5 stays under ~1.5 min. */
+  carrierRounds: number;
+  carrierSeconds: number;
   warmupSeconds: number;
   /** Same for every server: autocannon's connections and pipelining. */
   connections: number;
@@ -32,6 +37,9 @@ const QUICK: BenchPlan = {
   postgresRouteSize: 100_000,
   routeRounds: 2,
   routeSeconds: 3,
+  carrierSessions: 100_000,
+  carrierRounds: 2,
+  carrierSeconds: 3,
   warmupSeconds: 1,
   connections: 10,
   pipelining: 1,
@@ -52,6 +60,9 @@ const FULL: BenchPlan = {
   routeRounds: 5,
   routeSeconds: 6,
   warmupSeconds: 3,
+  // Three rounds, so that a median is a middle round and not the lower of two.
+  carrierRounds: 3,
+  carrierSeconds: 4,
   createSeconds: 10,
   // A million sessions opened and closed: two million operations.
   churnOps: 2_000_000,

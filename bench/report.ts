@@ -1,5 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import type { BenchPlan } from './plan.ts';
+import type { CarrierRow } from './sections/carriers.ts';
 import type { ChurnResult } from './sections/churn.ts';
 import type { CreateRow } from './sections/creates.ts';
 import { type RouteRow, rowName } from './sections/route.ts';
@@ -283,5 +284,46 @@ export function churnSection(churn: ChurnResult): string {
     table(['operations', 'RSS MiB', 'ops/s since previous'], body),
     '',
     `RSS at start ${mib(churn.rssAtStartKiB)} MiB; first sample ${mib(first)}, last ${mib(last)}, max ${mib(Math.max(...rss))} MiB (last − first: ${mib(last - first)} MiB).`,
+  ].join('\n');
+}
+
+export function carriersSection(rows: CarrierRow[]): string {
+  const body = rows.map((r) => {
+    const route = r.endpoint === 'route';
+    return [
+      route ? '`POST /v1/route` (JSON, API key)' : `\`POST ${r.path}\``,
+      integer(r.summary.rps),
+      fixed(r.summary.p50Ms),
+      fixed(r.summary.p99Ms),
+      fixed(r.summary.cpuUsPerRequest, 0),
+      fixed(r.summary.clientCpuUsPerRequest, 0),
+      route ? '1' : fixed(r.ratio),
+      route ? '1' : fixed(r.cpuRatio),
+      route ? '–' : `${r.extraCpuUs >= 0 ? '+' : ''}${fixed(r.extraCpuUs, 0)}`,
+      r.verifyUs === undefined ? '–' : fixed(r.verifyUs, 1),
+      integer(r.summary.failed),
+    ];
+  });
+  return [
+    '## 5. Carrier webhooks beside `POST /v1/route` (SQLite)',
+    '',
+    "One Veil server with every carrier enabled, over the SQLite database §1 routes through; each row's calls are the same 3,000 calls from a participant to their proxy, all connected, interleaved round by round with the others. A webhook is the carrier's own request (Twilio and Plivo form-encoded, signed over the URL and parameters; Vonage JSON with a Bearer HS256 JWT whose payload_hash is the body's; Telnyx TeXML form signed with Ed25519 over `timestamp|body`), each with a call id of its own and signed just before its run, so that no timestamp ages past its window. Before the load, 20 calls of each are checked to be answered with a connect to the callee /v1/route names. Ratio: the median of each round's req/s over /v1/route's; CPU ratio: /v1/route's server CPU per request over the webhook's, the steadier of the two on a busy machine; extra CPU: the server's CPU per request less /v1/route's; signature check: the adapter's `verify` alone, in a loop in the benchmark's process, over requests signed as the load's.",
+    '',
+    table(
+      [
+        'endpoint',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'CPU µs/req',
+        'client CPU µs/req',
+        'ratio vs /v1/route',
+        'CPU ratio',
+        'extra CPU µs/req',
+        'signature check µs',
+        'failed',
+      ],
+      body,
+    ),
   ].join('\n');
 }

@@ -6,6 +6,7 @@ import { BASELINE, startBare, startFloor, startVeil } from './launch.ts';
 import { type BenchPlan, benchPlan } from './plan.ts';
 import { ROOT, type ServerProcess } from './processes.ts';
 import {
+  carriersSection,
   churnSection,
   createsSection,
   growthSection,
@@ -13,15 +14,16 @@ import {
   routeSection,
   targetsSection,
 } from './report.ts';
+import { type CarrierRow, measureCarriers } from './sections/carriers.ts';
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
 import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
-import { seed } from './seed.ts';
+import { type SeededData, seed } from './seed.ts';
 
 /**
- * `npm run bench`: routing against bare Fastify (§1, §3), session creates (§2) and memory over a
- * churn (§4), printed as they finish and written to bench/RESULTS.md. BENCH_QUICK=1 for a smoke run;
+ * `npm run bench`: routing against bare Fastify (§1, §3), session creates (§2), memory over a
+ * churn (§4) and each carrier's webhook beside the API's route (§5), printed as they finish and written to bench/RESULTS.md. BENCH_QUICK=1 for a smoke run;
  * TEST_DATABASE_URL adds PostgreSQL; BENCH_CPU_PROF=<dir> profiles every Veil server; BENCH_OUT=<file>
  * writes the results elsewhere.
  */
@@ -81,22 +83,36 @@ function headline(plan: BenchPlan): (fixture: RouteFixture) => boolean {
   return (f) => !f.store.startsWith('SQLite') || plan.headlineSizes.includes(f.openSessions);
 }
 
-/** §1 and §3: every routing server is up at once, so that their runs can be interleaved. */
+/** §5 on a database seeded for §1 (or for §5 alone), its Veil server started with every carrier. */
+function carrierWebhooks(plan: BenchPlan, database: BenchDatabase, data: SeededData): Promise<CarrierRow[]> {
+  return step(`each carrier's voice webhook beside POST /v1/route on ${database.label}`, () =>
+    measureCarriers(database, data, plan, progress),
+  );
+}
+
+/**
+ * §1 and §3: every routing server is up at once, so that their runs can be interleaved; then §5,
+ * when asked, over the SQLite database of plan.carrierSessions.
+ */
 async function routing(
   plan: BenchPlan,
   workdir: string,
   postgresUrl: string | undefined,
-): Promise<{ json: RouteRow[]; form: RouteRow[] }> {
+  carriers: boolean,
+): Promise<{ json: RouteRow[]; form: RouteRow[]; carriers?: CarrierRow[] }> {
   const servers: ServerProcess[] = [];
   const databases: BenchDatabase[] = [];
   try {
     const bare = await startBare();
     servers.push(bare);
     const fixtures: RouteFixture[] = [];
+    let carrierFixture: { database: BenchDatabase; data: SeededData } | undefined;
     for (const size of plan.routeSizes) {
       const database = sqliteDatabase(workdir, `route-${size}`);
       databases.push(database);
-      fixtures.push(...(await routeFixtures(database, size, servers)));
+      const made = await routeFixtures(database, size, servers);
+      fixtures.push(...made);
+      if (size === plan.carrierSessions && made[0]) carrierFixture = { database, data: made[0].data };
     }
     if (postgresUrl) {
       const database = await postgresDatabase(postgresUrl);
@@ -109,10 +125,28 @@ async function routing(
     const form = await step('routing POST /webhooks/twilio/voice, interleaved with bare Fastify', () =>
       measureRouting('form', bare, fixtures.filter(headline(plan)), plan, progress),
     );
-    return { json, form };
+    if (!carriers) return { json, form };
+    if (!carrierFixture) throw new Error(`no SQLite database of ${plan.carrierSessions} sessions for §5`);
+    return {
+      json,
+      form,
+      carriers: await carrierWebhooks(plan, carrierFixture.database, carrierFixture.data),
+    };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
     await Promise.all(databases.map((d) => d.drop()));
+  }
+}
+
+/** §5 alone: a SQLite database of its own, seeded as §1's of that size. */
+async function carriersAlone(plan: BenchPlan, workdir: string): Promise<CarrierRow[]> {
+  const database = sqliteDatabase(workdir, `carriers-${plan.carrierSessions}`);
+  try {
+    const label = `${plan.carrierSessions.toLocaleString('en-US')} open sessions on ${database.label}`;
+    const data = await step(`seeding ${label}`, () => seed(database, { openSessions: plan.carrierSessions }));
+    return await carrierWebhooks(plan, database, data);
+  } finally {
+    await database.drop();
   }
 }
 
@@ -137,8 +171,9 @@ function show(markdown: string): void {
 }
 
 /**
- * BENCH_ONLY=creates (or route, churn, pool; comma-separated) runs just those sections and prints
- * them, for trying a change: RESULTS.md is written by complete runs only.
+ * BENCH_ONLY=creates (or route, carriers, churn, pool; comma-separated) runs just those sections and
+ * prints them, for trying a change: RESULTS.md is written by complete runs only. With route,
+ * carriers runs over route's database.
  */
 async function someSections(
   names: Set<string>,
@@ -147,8 +182,11 @@ async function someSections(
   postgresUrl: string | undefined,
 ): Promise<void> {
   if (names.has('route')) {
-    const route = await routing(plan, workdir, postgresUrl);
+    const route = await routing(plan, workdir, postgresUrl, names.has('carriers'));
     show(routeSection([...route.json, ...route.form]));
+    if (route.carriers) show(carriersSection(route.carriers));
+  } else if (names.has('carriers')) {
+    show(carriersSection(await carriersAlone(plan, workdir)));
   }
   if (names.has('creates')) show(createsSection(await sessionCreates(plan, workdir, postgresUrl)));
   if (names.has('churn')) {
@@ -182,11 +220,13 @@ async function main(): Promise<void> {
       await someSections(only, plan, workdir, postgresUrl);
       return;
     }
-    const route = await routing(plan, workdir, postgresUrl);
+    const route = await routing(plan, workdir, postgresUrl, true);
+    const carriers = route.carriers ?? [];
     const shown = headline(plan);
     const routeRows = [...route.json.filter((r) => !r.fixture || shown(r.fixture)), ...route.form];
     show(routeSection(routeRows));
     show(growthSection(route.json));
+    show(carriersSection(carriers));
     const creates = await sessionCreates(plan, workdir, postgresUrl);
     show(createsSection(creates));
     const churnDatabase = sqliteDatabase(workdir, 'churn');
@@ -218,6 +258,7 @@ async function main(): Promise<void> {
       createsSection(creates),
       growthSection(route.json),
       churnSection(churn),
+      carriersSection(carriers),
       poolSection(pool),
     ];
     writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);

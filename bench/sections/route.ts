@@ -118,7 +118,7 @@ function calls(data: SeededData): RoutePair[] {
 }
 
 /** A request as both autocannon and fetch take it. */
-interface CallRequest {
+export interface CallRequest {
   method: 'POST';
   path: string;
   headers: Record<string, string>;
@@ -126,7 +126,7 @@ interface CallRequest {
 }
 
 /** One call as the client sends it: JSON with the API key, or a Twilio webhook signed as Twilio signs it. */
-function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
+export function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
   if (endpoint === 'json') {
     return {
       method: 'POST',

@@ -1,6 +1,8 @@
-import { createHmac, randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { PUBLIC_URL, type TestApp } from './app.ts';
+import { plivoNonce, plivoSignatureV3 } from './signatures.ts';
+
+export { plivoNonce, plivoSignatureV3 };
 
 export const PLIVO_AUTH_ID = 'MA2025RK4E639VJFZAGV';
 export const PLIVO_TOKEN = 'plivo-test-auth-token-0123456789abcdef';
@@ -9,38 +11,6 @@ export const PLIVO_TOKEN = 'plivo-test-auth-token-0123456789abcdef';
 export const PLIVO_ENV = { PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN: PLIVO_TOKEN };
 
 export type PlivoParams = Record<string, string>;
-
-/**
- * X-Plivo-Signature-V3 of a POST, computed as the `plivo` package's validateV3Signature checks it
- * (dist/utils/v3Security.js; the package exports no signing function): base64 HMAC-SHA256, keyed
- * with the auth token, of
- * `scheme://host[:port]/path` + `?` + the query's `name=value` pairs sorted and joined by `&`
- * (a `.` after them when there are POST parameters too) + each POST parameter's name and value,
- * sorted by name, run together + `.` + the nonce. (`?` only when there is a query or a parameter.)
- * test/http/webhooks/plivo.test.ts holds the package's check to it.
- */
-export function plivoSignatureV3(token: string, url: string, params: PlivoParams, nonce: string): string {
-  const [, origin = '', path = '', query = ''] =
-    /^([a-z]+:\/\/[^/?#]*)([^?#]*)(?:\?([^#]*))?/i.exec(url) ?? [];
-  const byName = new Map<string, string[]>();
-  for (const [name, value] of new URLSearchParams(query))
-    byName.set(name, [...(byName.get(name) ?? []), value]);
-  const queryString = [...byName.keys()]
-    .sort()
-    .flatMap((name) => (byName.get(name) ?? []).sort().map((value) => `${name}=${value}`))
-    .join('&');
-  const names = Object.keys(params).sort();
-  let base = origin + path;
-  if (queryString || names.length > 0) base += `?${queryString}`;
-  if (queryString && names.length > 0) base += '.';
-  base += names.map((name) => name + params[name]).join('');
-  return createHmac('sha256', token).update(`${base}.${nonce}`).digest('base64');
-}
-
-/** A nonce as Plivo sends one: a random string, new for every request. */
-export function plivoNonce(): string {
-  return randomBytes(10).toString('hex');
-}
 
 export interface PlivoSigning {
   /** The auth token to sign with (default: the configured one). */

@@ -1,18 +1,13 @@
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import type { TestApp } from './app.ts';
+import { telnyxKeyPair, telnyxSignature } from './signatures.ts';
+
+export { telnyxKeyPair, telnyxSignature };
 
 export const TELNYX_API_KEY = 'KEY0123456789ABCDEF_telnyx-test-api-key';
-
-/** An Ed25519 key pair as Telnyx holds one: the private key signs, the portal shows the public key in base64. */
-export function telnyxKeyPair(): { privateKey: KeyObject; publicKey: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  // The raw 32 bytes are the JWK's x; the portal shows them in standard base64.
-  const x = publicKey.export({ format: 'jwk' }).x ?? '';
-  return { privateKey, publicKey: Buffer.from(x, 'base64url').toString('base64') };
-}
 
 /** The key pair the test app's TELNYX_PUBLIC_KEY belongs to. */
 export const TELNYX_KEYS = telnyxKeyPair();
@@ -30,11 +25,6 @@ export interface TelnyxSigning {
   signedBody?: string;
   /** Headers sent beside (or instead of) the signature's. */
   headers?: Record<string, string | string[]>;
-}
-
-/** The base64 Ed25519 signature Telnyx sends over `<timestamp>|<raw body>`. */
-export function telnyxSignature(key: KeyObject, timestamp: string, rawBody: string): string {
-  return sign(null, Buffer.from(`${timestamp}|${rawBody}`), key).toString('base64');
 }
 
 /** The telnyx-timestamp and telnyx-signature-ed25519 headers for `rawBody`, as Telnyx signs it. */

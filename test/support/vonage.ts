@@ -1,8 +1,9 @@
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import type { TestApp } from './app.ts';
+import { vonageToken as signVonageToken } from './signatures.ts';
 
 export const VONAGE_API_KEY = 'vonage-key-1';
 export const VONAGE_API_SECRET = 'vonage-api-secret-0123456789';
@@ -24,31 +25,13 @@ export interface VonageSigning {
   alg?: 'HS256' | 'HS512' | 'none';
 }
 
-/**
- * A JWT as Vonage signs its webhooks: HS256 over the claims with the signature secret. Written
- * here with node:crypto, independently of the `@vonage/jwt` (jsonwebtoken) check it meets: the
- * package signs only RS256 application tokens, not HS256 webhook ones.
- */
+/** A JWT as Vonage signs its webhooks (signatures.ts), with the test account's secret unless told otherwise. */
 export function vonageToken(rawBody: string, signing: VonageSigning = {}): string {
-  const alg = signing.alg ?? 'HS256';
-  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const signedBody = signing.signedBody === undefined ? rawBody : signing.signedBody;
-  const claims = {
-    iat: Math.floor((signing.at ?? Date.now()) / 1000),
-    jti: randomUUID(),
-    iss: 'Vonage',
-    ...(signedBody === null ? {} : { payload_hash: createHash('sha256').update(signedBody).digest('hex') }),
-    api_key: VONAGE_API_KEY,
-    application_id: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab',
-    ...(signing.expires === undefined ? {} : { exp: Math.floor(signing.expires / 1000) }),
-  };
-  const unsigned = `${encode({ alg, typ: 'JWT' })}.${encode(claims)}`;
-  if (alg === 'none') return `${unsigned}.`;
-  const hash = alg === 'HS256' ? 'sha256' : 'sha512';
-  const signature = createHmac(hash, signing.secret ?? VONAGE_SIGNATURE_SECRET)
-    .update(unsigned)
-    .digest('base64url');
-  return `${unsigned}.${signature}`;
+  return signVonageToken(rawBody, {
+    ...signing,
+    secret: signing.secret ?? VONAGE_SIGNATURE_SECRET,
+    apiKey: VONAGE_API_KEY,
+  });
 }
 
 /** A webhook as Vonage sends it: JSON, signed with a Bearer JWT unless 'unsigned'. */
