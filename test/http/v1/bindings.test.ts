@@ -223,6 +223,39 @@ describeStores('remote binding (aliyun, BindAxb)', { perTest: true }, (store) =>
     assert.deepEqual([...fake.bindings.keys()], [kept]);
   });
 
+  it('lets only the try that holds the claim move the binding: a late yes from a lapsed try is undone', async () => {
+    let answer = () => {};
+    fake.plan(
+      { kind: 'late', until: new Promise<void>((resolve) => (answer = resolve)) },
+      { kind: 'code', code: 'isp.SYSTEM_ERROR' },
+    );
+    const s = await createShared();
+    const patient = new Map([
+      [
+        'aliyun',
+        new AliyunBinder({
+          accessKeyId: KEY_ID,
+          accessKeySecret: KEY_SECRET,
+          poolKey: POOL_KEY,
+          url: fake.url,
+          timeoutMs: 5_000,
+        }),
+      ],
+    ]);
+    const slow = worker({ leaseMs: 1_000 }, patient).pass();
+    while (fake.calls.length < 1) await new Promise((r) => setTimeout(r, 5));
+    t.clock.advance(2);
+    // The try that took over fails: the binding waits for its next try, still `binding`.
+    assert.deepEqual(await worker({ leaseMs: 1_000 }, patient).pass(), ['retry']);
+    answer();
+    assert.deepEqual(await slow, ['skipped']);
+    const [row] = await rows(s.id);
+    assert.deepEqual([row?.binding, row?.binding_ref, row?.binding_attempts], ['binding', null, 1]);
+    assert.equal(fake.bindings.size, 0, 'the lapsed try’s binding was undone at the carrier');
+    t.clock.advance(10);
+    assert.deepEqual(await worker().pass(), ['bound']);
+  });
+
   it('unbinds at the carrier when the session closes, and only then gives the proxy to its people again', async () => {
     const s = await createShared();
     await worker().pass();
