@@ -315,6 +315,12 @@ export function participantRow(p: {
     released_at: null,
     removed_at: null,
     extension: '',
+    binding: null,
+    binding_version: 0,
+    binding_attempts: 0,
+    binding_next_at: null,
+    binding_ref: null,
+    binding_error: null,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   type OutOfSession,
 } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
+import { DEFAULT_ALIYUN_PNS_URL, DEFAULT_ALIYUN_TIMEOUT_MS } from './providers/aliyun/aliyun-binder.ts';
 import { MAX_PURCHASE } from './providers/procurement.ts';
 import { PROVIDER_NAMES } from './providers/registry.ts';
 
@@ -31,6 +32,8 @@ export const DEFAULT_VONAGE_API_URL = 'https://api.nexmo.com';
 /** Where Vonage's Numbers API (search, buy, cancel, the account's numbers) is reached: its own host. */
 export const DEFAULT_VONAGE_REST_URL = 'https://rest.nexmo.com';
 const MAX_SECONDS = 31_536_000;
+/** Tries of a remote binding before it is given up (VEIL_BINDING_MAX_ATTEMPTS). */
+export const DEFAULT_BINDING_MAX_ATTEMPTS = 6;
 
 /**
  * Two annotations of our own on a variable's schema: `secret` (its value never appears in an
@@ -289,6 +292,42 @@ export const Environment = Type.Object({
     description:
       'base URL of Vonage’s Numbers API, where numbers are searched, bought and cancelled; https:// in production but for a loopback host',
   }),
+  ALIYUN_ACCESS_KEY_ID: Type.Optional(
+    Type.String({
+      description:
+        'Alibaba Cloud AccessKey ID; with ALIYUN_ACCESS_KEY_SECRET and ALIYUN_PNS_POOL_KEY it enables the aliyun provider (Phone Number Protection, remote binding)',
+    }),
+  ),
+  ALIYUN_ACCESS_KEY_SECRET: Type.Optional(
+    Type.String({ secret: true, description: 'Alibaba Cloud AccessKey secret; signs every PNS API request' }),
+  ),
+  ALIYUN_PNS_POOL_KEY: Type.Optional(
+    Type.String({ description: 'the PNS number pool’s key (PoolKey), as the PNS console shows it' }),
+  ),
+  ALIYUN_PNS_URL: Type.String({
+    default: DEFAULT_ALIYUN_PNS_URL,
+    description:
+      'base URL of the PNS API (Dyplsapi), where bindings are made and undone; https:// in production but for a loopback host',
+  }),
+  ALIYUN_PNS_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 60_000,
+    default: DEFAULT_ALIYUN_TIMEOUT_MS,
+    description: 'how long, in milliseconds, one PNS API call may take before it counts as failed',
+  }),
+  VEIL_BINDING_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: DEFAULT_BINDING_MAX_ATTEMPTS,
+    description:
+      'tries of a remote binding (or unbinding) before it is given up as failed and `binding.failed` is written',
+  }),
+  VEIL_BINDING_INTERVAL_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 3600,
+    default: 1,
+    description: 'how often, in seconds, the binding worker looks for bindings to make or undo',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -345,6 +384,9 @@ export interface Config {
   telnyx?: TelnyxConfig;
   plivo?: PlivoConfig;
   vonage?: VonageConfig;
+  aliyun?: AliyunConfig;
+  /** How the binding worker tries remote bindings (any remote-binding carrier's). */
+  binding: { maxAttempts: number; intervalMs: number };
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
@@ -378,6 +420,16 @@ export interface PlivoConfig {
   authToken: string;
   /** Base URL of the REST API, without a trailing slash. */
   apiUrl: string;
+}
+
+/** Alibaba Cloud Phone Number Protection: the AccessKey signs requests; the pool's key names the numbers' pool. */
+export interface AliyunConfig {
+  accessKeyId: string;
+  accessKeySecret: string;
+  poolKey: string;
+  /** Base URL of the PNS API, without a trailing slash. */
+  url: string;
+  timeoutMs: number;
 }
 
 /** A bad value in the environment, named, so that start-up fails with a message an operator can act on. */
@@ -432,6 +484,11 @@ export function loadConfig(env: Env = process.env): Config {
     telnyx: telnyxConfig(e, production),
     plivo: plivoConfig(e, production),
     vonage: vonageConfig(e, production),
+    aliyun: aliyunConfig(e, production),
+    binding: {
+      maxAttempts: e.VEIL_BINDING_MAX_ATTEMPTS,
+      intervalMs: e.VEIL_BINDING_INTERVAL_SECONDS * 1000,
+    },
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -694,6 +751,19 @@ function telnyxConfig(e: Environment, production: boolean): TelnyxConfig | undef
       apiKey: c.TELNYX_API_KEY,
       publicKey: c.TELNYX_PUBLIC_KEY,
       apiUrl: carrierApiUrl('TELNYX_API_URL', e.TELNYX_API_URL, production),
+    }
+  );
+}
+
+function aliyunConfig(e: Environment, production: boolean): AliyunConfig | undefined {
+  const c = credentials(e, ['ALIYUN_ACCESS_KEY_ID', 'ALIYUN_ACCESS_KEY_SECRET', 'ALIYUN_PNS_POOL_KEY']);
+  return (
+    c && {
+      accessKeyId: c.ALIYUN_ACCESS_KEY_ID,
+      accessKeySecret: c.ALIYUN_ACCESS_KEY_SECRET,
+      poolKey: c.ALIYUN_PNS_POOL_KEY,
+      url: carrierApiUrl('ALIYUN_PNS_URL', e.ALIYUN_PNS_URL, production),
+      timeoutMs: e.ALIYUN_PNS_TIMEOUT_MS,
     }
   );
 }

@@ -1,9 +1,11 @@
 import type { Config } from './config.ts';
 import { EXTENSION_DIGITS } from './domain/session.ts';
 import type { Logger } from './logger.ts';
+import type { Binder } from './providers/binder.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
-import { acceptedProviders, createCarriers } from './providers/registry.ts';
+import { acceptedProviders, createBinders, createCarriers } from './providers/registry.ts';
 import { createRouteHooks } from './services/app-hooks.ts';
+import { BindingService } from './services/bindings.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
@@ -34,6 +36,10 @@ export interface Veil {
   router: Router;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
+  /** The enabled remote-binding carriers (Alibaba PNS): they connect calls themselves. */
+  binders: Map<string, Binder>;
+  /** Makes and undoes sessions' bindings at those carriers (the binding worker's passes). */
+  bindings: BindingService;
   interactions: InteractionLog;
   /** The session writer thread, when the sessions' writes run on one (a SQLite file, in the server). */
   sessionThread?: Thread<SessionWriter>;
@@ -73,6 +79,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     logger.error({ err: error, dropped }, 'interaction log write failed; will retry'),
   );
   const carriers = await createCarriers(config, simSecret);
+  const binders = await createBinders(config);
   try {
     checkReplenishRules(config.replenish, carriers);
   } catch (error) {
@@ -82,7 +89,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   const hooks = await createRouteHooks(config, store, logger);
   const allocation = {
     reuseCooldownSeconds: config.reuseCooldownSeconds,
-    carriers: [...carriers.keys()],
+    carriers: [...carriers.keys(), ...binders.keys()],
     weights: config.carrierWeights,
   };
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
@@ -143,6 +150,11 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     router,
     keys: new KeyService(store, clock),
     carriers,
+    binders,
+    bindings: new BindingService(store, binders, logger, {
+      maxAttempts: config.binding.maxAttempts,
+      clock,
+    }),
     interactions,
     sessionThread: thread,
     async unready() {

@@ -42,7 +42,8 @@ export function participantView(p: Participant): Static<typeof Api.Participant> 
     revealNumber: p.revealNumber,
     canInitiate: p.canInitiate,
     ...(p.extension !== null ? { extension: p.extension } : {}),
-    binding: 'bound',
+    // A carrier that routes through Veil has nothing to bind: its participations are bound.
+    binding: p.binding ?? 'bound',
   };
 }
 

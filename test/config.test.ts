@@ -361,6 +361,41 @@ describe('loadConfig', () => {
       assert.equal(loadConfig({ TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '' }).twilio, undefined);
     });
 
+    it('Alibaba PNS: all three of key id, secret and pool key or none; its URL, timeout and the binding worker', () => {
+      const aliyun = {
+        ALIYUN_ACCESS_KEY_ID: 'LTAI5tKeyId',
+        ALIYUN_ACCESS_KEY_SECRET: 'ali-s3cret',
+        ALIYUN_PNS_POOL_KEY: 'FC1000',
+      };
+      assert.deepEqual(loadConfig(aliyun).aliyun, {
+        accessKeyId: 'LTAI5tKeyId',
+        accessKeySecret: 'ali-s3cret',
+        poolKey: 'FC1000',
+        url: 'https://dyplsapi.aliyuncs.com',
+        timeoutMs: 5000,
+      });
+      assert.deepEqual(loadConfig({}).binding, { maxAttempts: 6, intervalMs: 1000 });
+      assert.deepEqual(
+        loadConfig({ VEIL_BINDING_MAX_ATTEMPTS: '3', VEIL_BINDING_INTERVAL_SECONDS: '2' }).binding,
+        { maxAttempts: 3, intervalMs: 2000 },
+      );
+      assert.equal(loadConfig({}).aliyun, undefined);
+      const { ALIYUN_PNS_POOL_KEY: _, ...noPool } = aliyun;
+      assertRefused(noPool, 'ALIYUN_PNS_POOL_KEY', 'ali-s3cret');
+      assertRefused({ ...aliyun, ALIYUN_PNS_TIMEOUT_MS: '10' }, 'ALIYUN_PNS_TIMEOUT_MS', 'ali-s3cret');
+      assertRefused({ VEIL_BINDING_MAX_ATTEMPTS: '0' }, 'VEIL_BINDING_MAX_ATTEMPTS');
+      assertRefused(
+        {
+          ...aliyun,
+          NODE_ENV: 'production',
+          VEIL_API_KEY: 'k'.repeat(16),
+          ALIYUN_PNS_URL: 'http://pns.example',
+        },
+        'ALIYUN_PNS_URL',
+        'ali-s3cret',
+      );
+    });
+
     it('TWILIO_API_URL: a URL, https in production but for a loopback host', () => {
       const twilio = { TWILIO_ACCOUNT_SID: TWILIO_SID, TWILIO_AUTH_TOKEN: 'tok-s3cret' };
       assert.equal(

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { BindingState } from './binding.ts';
 import { InvalidRequestError } from './errors.ts';
 import { type PhoneNumber, parsePhone } from './phone.ts';
 import type { Announcement } from './routing.ts';
@@ -56,6 +57,8 @@ export interface Participant {
   canInitiate: boolean;
   /** The code this participant keys after dialling a shared proxy (extension fallback), else null. */
   extension: string | null;
+  /** The session's binding at a remote-binding carrier (domain/binding.ts); null for the others. */
+  binding: BindingState | null;
   createdAt: number;
 }
 

@@ -1,4 +1,5 @@
 import { type Static, type TSchema, Type } from 'typebox';
+import { BINDING_STATES } from '../domain/binding.ts';
 import { SCOPES } from '../domain/keys.ts';
 import { MAX_MEDIA, MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from '../domain/media.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
@@ -357,7 +358,10 @@ export const Participant = Type.Object({
         'on a shared number (extension fallback): the code this participant keys after dialling proxyNumber',
     }),
   ),
-  binding: Type.Enum(['bound'], { description: '`bound` for carriers that route through Veil' }),
+  binding: Type.Enum(BINDING_STATES, {
+    description:
+      '`bound` for carriers that route through Veil; at a remote-binding carrier (aliyun) the binding’s state: `binding` until the carrier confirmed (nothing routes before), `bound`, `unbinding` and `unbound` once the session ended, `failed` when the carrier refused every try (`binding.failed`)',
+  }),
 });
 
 export const Session = Type.Object({

@@ -1,10 +1,11 @@
 import type { Config } from '../config.ts';
 import { EXTENSION_DIGITS } from '../domain/session.ts';
+import type { Binder } from './binder.ts';
 import type { CallMessages, CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
 /** Providers whose numbers the pool accepts (a provider without credentials can hold numbers, not route). */
-export const PROVIDER_NAMES = ['sim', 'twilio', 'vonage', 'plivo', 'telnyx'] as const;
+export const PROVIDER_NAMES = ['sim', 'twilio', 'vonage', 'plivo', 'telnyx', 'aliyun'] as const;
 
 /**
  * The carriers whose numbers may be added in this installation: all but the simulator in
@@ -77,4 +78,18 @@ export async function createCarriers(
     );
   }
   return carriers;
+}
+
+/**
+ * The enabled remote-binding carriers (domain/binding.ts), which connect calls themselves once a
+ * session is bound there: no webhooks, no number purchase. Their numbers are allocated to `shared`
+ * sessions only.
+ */
+export async function createBinders(config: Config): Promise<Map<string, Binder>> {
+  const binders = new Map<string, Binder>();
+  if (config.aliyun) {
+    const { AliyunBinder } = await import('./aliyun/aliyun-binder.ts');
+    binders.set('aliyun', new AliyunBinder(config.aliyun));
+  }
+  return binders;
 }

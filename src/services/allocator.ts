@@ -7,6 +7,7 @@ import {
   type ProxyUse,
   proxySearchPlan,
 } from '../domain/allocation.ts';
+import { bindsRemotely, fitsRemoteBinding } from '../domain/binding.ts';
 import { ConflictError, InvalidRequestError, PoolExhaustedError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import { parsePhone } from '../domain/phone.ts';
@@ -88,7 +89,11 @@ export class Allocator {
     // carriers, then the next round's (unless a number asked for chose the carrier).
     const asked = requests.some((r) => r.proxyNumber);
     const person = requests[0]?.phone;
-    const rounds = person ? carrierRounds(this.settings.carriers, this.settings.weights, person) : [];
+    // A remote-binding carrier's numbers serve only the sessions it can bind (AXB): for any
+    // other, such a carrier has no number that fits.
+    const remote = fitsRemoteBinding(this.session, requests);
+    const carriers = this.settings.carriers.filter((c) => remote || !bindsRemotely(c));
+    const rounds = person ? carrierRounds(carriers, this.settings.weights, person) : [];
     let first: unknown;
     for (let carriers = rounds.shift(); carriers && carriers.length > 0; carriers = rounds.shift()) {
       const taken: Proxy[] = [];
@@ -149,6 +154,8 @@ export class Allocator {
         revealNumber: request.revealNumber,
         canInitiate: request.canInitiate,
         extension,
+        // Nothing routes before the carrier confirmed: the binding worker makes it.
+        binding: bindsRemotely(proxy.provider) ? 'binding' : null,
         createdAt: this.now,
       };
       held.add(proxy.id);
@@ -258,8 +265,16 @@ export class Allocator {
       const found = await take(search);
       if (found) return found;
     }
-    if (use === 'direct' && this.session.extensionFallback) {
-      for (const search of proxySearchPlan({ ...request, use: 'extension', preference: 'least-loaded' })) {
+    // A number shared by extension is Veil's to route: never a remote-binding carrier's.
+    const local = carriers.filter((c) => !bindsRemotely(c));
+    if (use === 'direct' && this.session.extensionFallback && local.length > 0) {
+      const byExtension = {
+        ...request,
+        carriers: local,
+        use: 'extension' as const,
+        preference: 'least-loaded' as const,
+      };
+      for (const search of proxySearchPlan(byExtension)) {
         const found = await take(search);
         if (found) return found;
       }
@@ -292,6 +307,11 @@ export class Allocator {
     }
     const missing = this.session.channels.find((c) => !pool.capabilities.includes(c));
     if (missing) throw new InvalidRequestError(`${number} cannot carry ${missing}`, at);
+    if (bindsRemotely(pool.provider) && !carriers.includes(pool.provider)) {
+      throw new ConflictError(
+        `${number} is a ${pool.provider} number, bound at the carrier: it serves only shared (AXB) sessions with a fixed expiry, no maxCallSeconds, and participants who may all call and show no real number`,
+      );
+    }
     if (!carriers.includes(pool.provider)) {
       throw carriers.length === 1 &&
         carriers[0] !== pool.provider &&

@@ -1,3 +1,4 @@
+import { bindsRemotely } from '../domain/binding.ts';
 import { InvalidRequestError, PoolExhaustedError, UnavailableError, VeilError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import { maskNumber, maskNumbersInText } from '../domain/phone.ts';
@@ -194,6 +195,12 @@ export class ProcurementService {
     if (!this.accepted.includes(provider)) {
       throw new InvalidRequestError(
         `provider must be one of ${buyers.join(', ')}${provider === 'sim' ? ' (the simulator’s numbers reach nobody: refused in production)' : ''}`,
+        'provider',
+      );
+    }
+    if (bindsRemotely(provider)) {
+      throw new InvalidRequestError(
+        `provider ${provider} binds numbers at the carrier and cannot buy them through Veil: buy them in its console and add them with POST /v1/numbers`,
         'provider',
       );
     }

@@ -156,6 +156,7 @@ export class StoreSessionWriter implements SessionWriter {
       const sessions = new SessionRepository(trx);
       const session = await openSession(sessions, tenantId, id, now);
       const { life, record, metadata, rejectMessage } = update;
+      if (life || record !== undefined) refuseRemote(session, 'its expiry and recording are fixed there');
       if (life && session.ttlMode === 'sliding' && life.ttlSeconds === null) {
         throw new InvalidRequestError('a sliding session is renewed with ttlSeconds', 'ttlSeconds');
       }
@@ -191,6 +192,7 @@ export class StoreSessionWriter implements SessionWriter {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
       const session = await openSession(sessions, tenantId, id, now);
+      refuseRemote(session, 'its participants are fixed there');
       if (session.participants.length >= participantsOf(session.mode)) {
         throw new ConflictError(`the ${session.mode} session is complete; remove a participant first`);
       }
@@ -208,6 +210,7 @@ export class StoreSessionWriter implements SessionWriter {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
       const session = await openSession(sessions, tenantId, id, now);
+      refuseRemote(session, 'its participants are fixed there');
       const participant = session.participants.find((p) => p.id === participantId);
       if (!participant || !(await sessions.releaseParticipant(participantId, now))) {
         throw new NotFoundError('participant', participantId);
@@ -232,6 +235,9 @@ export class StoreSessionWriter implements SessionWriter {
       const session = await openSession(new SessionRepository(trx), tenantId, id, now);
       const participant = session.participants.find((p) => p.id === participantId);
       if (!participant) throw new NotFoundError('participant', participantId);
+      if (changes.canInitiate !== undefined || changes.revealNumber !== undefined) {
+        refuseRemote(session, 'who may call and whose number shows are fixed there');
+      }
       return this.changeParticipant(trx, session, participant, changes, now);
     });
   }
@@ -246,6 +252,7 @@ export class StoreSessionWriter implements SessionWriter {
     return inTransaction(this.store, async (trx) => {
       const sessions = new SessionRepository(trx);
       const session = await openSession(sessions, tenantId, id, now);
+      refuseRemote(session, 'its participants are fixed there');
       const { phone, ...changes } = replacement;
       const old = session.participants.find((p) => p.id === participantId);
       if (!old) {
@@ -371,4 +378,16 @@ async function openSession(
   const status = effectiveStatus(session, now);
   if (status !== 'open') throw new ConflictError(`session ${id} is ${status}`);
   return session;
+}
+
+/**
+ * A session bound at a remote-binding carrier (Alibaba PNS) cannot be changed in place: the carrier
+ * connects its calls by the binding it was given. The app closes it and opens a new one.
+ */
+function refuseRemote(session: Session, why: string): void {
+  if (session.participants.some((p) => p.binding !== null)) {
+    throw new ConflictError(
+      `session ${session.id} is bound at its carrier, which cannot change it in place (${why}); close it and open a new session`,
+    );
+  }
 }

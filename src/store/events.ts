@@ -8,7 +8,8 @@ export type EventType =
   | 'session.closed'
   | 'session.expired'
   | 'session.updated'
-  | 'pool.low';
+  | 'pool.low'
+  | 'binding.failed';
 
 /** An outbox row. */
 export type EventRow = Selectable<Schema['events']>;

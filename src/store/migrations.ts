@@ -326,6 +326,35 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0010_bindings': {
+    async up(db: Kysely<unknown>) {
+      // Remote binding (domain/binding.ts): the state of a participation's binding at a carrier
+      // that connects calls itself (null for every other carrier), changed only by an update that
+      // names the version it read (optimistic locking); the tries so far, when the worker may try
+      // again, the carrier's id for the binding (its SubsId) and the last error. One column per
+      // statement: SQLite adds one at a time.
+      await db.schema.alterTable('participants').addColumn('binding', 'text').execute();
+      await db.schema
+        .alterTable('participants')
+        .addColumn('binding_version', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('participants')
+        .addColumn('binding_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('participants').addColumn('binding_next_at', 'bigint').execute();
+      await db.schema.alterTable('participants').addColumn('binding_ref', 'text').execute();
+      await db.schema.alterTable('participants').addColumn('binding_error', 'text').execute();
+      // The worker's work list: only pending bindings have entries, so an ordinary participation
+      // (every create of every other carrier) writes nothing here.
+      await db.schema
+        .createIndex('participants_binding_due')
+        .on('participants')
+        .columns(['binding_next_at', 'session_id'])
+        .where(sql<boolean>`binding in ('binding', 'unbinding')`)
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {
@@ -345,5 +374,19 @@ export async function migrate(db: Kysely<unknown>, migrationTableSchema?: string
     provider: migrationProvider,
     migrationTableSchema,
   }).migrateToLatest();
+  if (error) throw error;
+}
+
+/** Brings the database to the schema of one migration, `name` (tests of a later migration start there). */
+export async function migrateTo(
+  db: Kysely<unknown>,
+  name: string,
+  migrationTableSchema?: string,
+): Promise<void> {
+  const { error } = await new Migrator({
+    db,
+    provider: migrationProvider,
+    migrationTableSchema,
+  }).migrateTo(name);
   if (error) throw error;
 }

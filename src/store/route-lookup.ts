@@ -66,8 +66,16 @@ function participations(db: Db) {
       join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', ACTIVE).onRef('o.id', '<>', 'p.id'),
     )
     .select(PARTICIPATION)
-    .where('p.active', '=', ACTIVE);
+    .where('p.active', '=', ACTIVE)
+    .where(routable);
 }
+
+/**
+ * Nothing routes before its carrier confirmed it: a participation bound at a remote-binding
+ * carrier (domain/binding.ts) only once `bound`; any other (no binding) as ever. One more test of
+ * the row the index found.
+ */
+const routable = sql<boolean>`(p.binding is null or p.binding = 'bound')`;
 
 /**
  * The open direct participation of `from` on proxy `to` (the unique index of the invariant finds
@@ -98,7 +106,8 @@ function participationsQuery(db: Db, froms: Expression<string[]>, tos: Expressio
         .onRef('p.number', '=', 'q.caller')
         .onRef('p.proxy_number', '=', 'q.proxy')
         .on('p.extension', '=', DIRECT)
-        .on('p.active', '=', ACTIVE),
+        .on('p.active', '=', ACTIVE)
+        .on(routable),
     )
     .innerJoin('sessions as s', 's.id', 'p.session_id')
     .leftJoin('participants as o', (join) =>

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import type { BindingState } from '../domain/binding.ts';
 
 /**
  * The tables as Kysely sees them. Times are epoch milliseconds, booleans 0/1 and JSON is text, so
@@ -66,7 +67,11 @@ export interface Schema {
     proxy_number: string;
     reveal_number: number;
     can_initiate: number;
-    /** 1 while the participant is in an open session: the unique index of the invariant covers these rows. */
+    /**
+     * 1 while the participant is in an open session, or its ended session's binding at a carrier is
+     * being undone (`unbinding`): the unique index of the invariant covers these rows, so that the
+     * people are not given that proxy again while the carrier may still connect them through it.
+     */
     active: number;
     created_at: number;
     /** When the proxy was given back (session ended, or participant removed): the reuse cooldown counts from it. */
@@ -75,6 +80,18 @@ export interface Schema {
     removed_at: number | null;
     /** The code a caller keys on a shared number (extension fallback); '' for a direct participation. */
     extension: string;
+    /** At a remote-binding carrier, the state of the session's binding (domain/binding.ts); else null. */
+    binding: BindingState | null;
+    /** The optimistic lock: every change of the binding names the version it read, and bumps it. */
+    binding_version: number;
+    /** Failed tries of the pending binding or unbinding. */
+    binding_attempts: number;
+    /** When the worker may try the pending binding or unbinding (again); null when none is pending. */
+    binding_next_at: number | null;
+    /** The carrier's id for the binding (Alibaba's SubsId), once bound. */
+    binding_ref: string | null;
+    /** Why the last try failed: the carrier's code or what went wrong, never a number. */
+    binding_error: string | null;
   };
   interactions: {
     id: string;

@@ -9,6 +9,7 @@ import type {
   Sticky,
   TtlMode,
 } from '../domain/session.ts';
+import { BindingRepository } from './bindings.ts';
 import { dialectOf } from './dialect.ts';
 import { appendEventRow, EVENT_COLUMNS, type EventRow } from './events.ts';
 import { byShape, columnList, insertRows, rowNames, rowsOf, slot, statement, valuesOf } from './prepared.ts';
@@ -57,6 +58,12 @@ export const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
   'released_at',
   'removed_at',
   'extension',
+  'binding',
+  'binding_version',
+  'binding_attempts',
+  'binding_next_at',
+  'binding_ref',
+  'binding_error',
 ]);
 
 // The statements of a session's creation, prepared once (a create runs each of them).
@@ -325,8 +332,9 @@ export class SessionRepository {
       .set({ active: 0, released_at: now })
       .where('session_id', '=', id)
       .where('active', '=', ACTIVE)
-      .returning('proxy_number_id')
+      .returning(['proxy_number_id', 'binding'])
       .execute();
+    if (released.some((r) => r.binding !== null)) await new BindingRepository(this.db).endSession(id, now);
     return new Set(released.map((r) => r.proxy_number_id));
   }
 
@@ -498,6 +506,13 @@ function participantValues(tenantId: string, participants: readonly Participant[
       released_at: null,
       removed_at: null,
       extension: p.extension ?? '',
+      binding: p.binding,
+      binding_version: 0,
+      binding_attempts: 0,
+      // A binding to make is due at once.
+      binding_next_at: p.binding === 'binding' ? p.createdAt : null,
+      binding_ref: null,
+      binding_error: null,
     };
     return valuesOf(PARTICIPANT_COLUMNS, row);
   });
@@ -565,6 +580,7 @@ export function toParticipant(r: ParticipantRow): Participant {
     revealNumber: r.reveal_number === 1,
     canInitiate: r.can_initiate === 1,
     extension: r.extension === '' ? null : r.extension,
+    binding: r.binding,
     createdAt: r.created_at,
   };
 }

@@ -124,7 +124,7 @@ describe('veil (the command line)', { concurrency: true }, () => {
         [['numbers', 'add', PROXIES[0] as string], /\+1415\*{5}50 is already in the pool/],
         [
           ['numbers', 'add', PROXIES[2] as string, '--provider', 'nope'],
-          /^veil: provider must be one of sim, twilio, vonage, plivo, telnyx\n$/,
+          /^veil: provider must be one of sim, twilio, vonage, plivo, telnyx, aliyun\n$/,
         ],
         [
           ['numbers', 'add', PROXIES[2] as string, '--max-sessions', '0', '--json'],

@@ -83,6 +83,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
       proxyNumber: proxies[i] as string,
       revealNumber: i === 0,
       canInitiate: i === 1,
+      binding: null,
       extension: i === 1 ? (extension ?? null) : null,
       createdAt: now + i,
     })),

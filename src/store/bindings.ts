@@ -1,0 +1,198 @@
+import { sql } from 'kysely';
+import { type BindingState, type PendingState, stateAtEnd } from '../domain/binding.ts';
+import type { Db } from './schema.ts';
+
+/** A session whose binding waits for the worker: its state and the version it was read at. */
+export interface DueBinding {
+  sessionId: string;
+  tenantId: string;
+  state: PendingState;
+  version: number;
+  /** Failed tries so far. */
+  attempts: number;
+}
+
+/** What the carrier is asked: the two people, their one proxy and its carrier, until when. */
+export interface BindingWork {
+  people: string[];
+  proxyNumber: string;
+  provider: string;
+  expiresAt: number;
+  record: boolean;
+  /** The carrier's id for the binding, once bound. */
+  ref: string | null;
+}
+
+/** The state a change starts from: it is made only if the rows are still there (optimistic locking). */
+export interface Expected {
+  state: BindingState;
+  version: number;
+}
+
+/** The terms of the due-work index's predicate, so that it is the index used. */
+const PENDING = sql<boolean>`binding in ('binding', 'unbinding')`;
+
+/**
+ * Remote bindings, kept on the participant rows of their session: both rows of a session carry the
+ * same state and version and change together, each change guarded by the version it read.
+ */
+export class BindingRepository {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Sessions with a binding or unbinding due by `now`, soonest first: one probe of the due-work
+   * index, whose entries are the pending bindings only.
+   */
+  async due(now: number, limit: number): Promise<DueBinding[]> {
+    const rows = await this.db
+      .selectFrom('participants')
+      .select(['session_id', 'tenant_id', 'binding', 'binding_version', 'binding_attempts'])
+      .where(PENDING)
+      .where('binding_next_at', '<=', now)
+      .orderBy('binding_next_at')
+      .limit(limit * 2)
+      .execute();
+    const due = new Map<string, DueBinding>();
+    for (const r of rows) {
+      if (due.has(r.session_id) || due.size >= limit) continue;
+      due.set(r.session_id, {
+        sessionId: r.session_id,
+        tenantId: r.tenant_id,
+        state: r.binding as PendingState,
+        version: r.binding_version,
+        attempts: r.binding_attempts,
+      });
+    }
+    return [...due.values()];
+  }
+
+  /**
+   * Takes a due binding for one try: bumps its version and holds it off for `leaseUntil` (another
+   * worker takes it again only after that, should this one die on the way). False when another
+   * worker, or a change of the session, got there first.
+   */
+  async claim(sessionId: string, expected: Expected, leaseUntil: number): Promise<boolean> {
+    const r = await this.guarded(sessionId, expected)
+      .set({ binding_version: expected.version + 1, binding_next_at: leaseUntil })
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /** What the carrier is to be asked for a session's binding. */
+  async work(sessionId: string): Promise<BindingWork | undefined> {
+    const rows = await this.db
+      .selectFrom('participants as p')
+      .innerJoin('numbers as n', 'n.id', 'p.proxy_number_id')
+      .innerJoin('sessions as s', 's.id', 'p.session_id')
+      .select(['p.number', 'p.proxy_number', 'p.binding_ref', 'n.provider', 's.expires_at', 's.record'])
+      .where('p.session_id', '=', sessionId)
+      .where('p.removed_at', 'is', null)
+      .orderBy('p.created_at')
+      .orderBy('p.id')
+      .execute();
+    const [first] = rows;
+    if (!first) return undefined;
+    return {
+      people: rows.map((r) => r.number),
+      proxyNumber: first.proxy_number,
+      provider: first.provider,
+      expiresAt: first.expires_at,
+      record: first.record === 1,
+      ref: first.binding_ref,
+    };
+  }
+
+  /**
+   * Moves the binding on after the carrier's yes (`bound` with its id, or `unbound`, which lets go
+   * of the proxy for its people). False when it changed since it was claimed.
+   */
+  async settle(sessionId: string, expected: Expected, to: BindingState, ref?: string): Promise<boolean> {
+    const r = await this.guarded(sessionId, expected)
+      .set({
+        binding: to,
+        binding_version: expected.version + 1,
+        binding_attempts: 0,
+        binding_next_at: null,
+        binding_error: null,
+        ...(ref !== undefined ? { binding_ref: ref } : {}),
+        ...(to === 'unbound' ? { active: 0 } : {}),
+      })
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /** Records a failed try, to be tried again at `nextAt`. False when it changed since it was claimed. */
+  async retryLater(
+    sessionId: string,
+    expected: Expected,
+    attempts: number,
+    error: string,
+    nextAt: number,
+  ): Promise<boolean> {
+    const r = await this.guarded(sessionId, expected)
+      .set({
+        binding_version: expected.version + 1,
+        binding_attempts: attempts,
+        binding_next_at: nextAt,
+        binding_error: error,
+      })
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Gives up: `failed`. A session that ended lets go of the proxy (the carrier's binding ends at
+   * its own expiry); an open one keeps it and routes nothing. False when it changed since claimed.
+   */
+  async giveUp(sessionId: string, expected: Expected, attempts: number, error: string): Promise<boolean> {
+    const r = await this.guarded(sessionId, expected)
+      .set({
+        binding: 'failed',
+        binding_version: expected.version + 1,
+        binding_attempts: attempts,
+        binding_next_at: null,
+        binding_error: error,
+        ...(expected.state === 'unbinding' ? { active: 0 } : {}),
+      })
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /**
+   * The end of a session, inside its transaction, after its participants were released: a bound
+   * binding turns `unbinding`, due at once, and its rows stay active (the invariant's index keeps
+   * the proxy from its people until the carrier let go); any other is over (`unbound`).
+   */
+  async endSession(sessionId: string, now: number): Promise<void> {
+    const rows = await this.db
+      .selectFrom('participants')
+      .select(['binding', 'binding_version'])
+      .where('session_id', '=', sessionId)
+      .where('binding', 'is not', null)
+      .where('removed_at', 'is', null)
+      .execute();
+    const [first] = rows;
+    if (!first?.binding) return;
+    const expected = { state: first.binding, version: first.binding_version };
+    const to = stateAtEnd(first.binding);
+    if (to === first.binding) return;
+    await this.guarded(sessionId, expected)
+      .set({
+        binding: to,
+        binding_version: expected.version + 1,
+        binding_attempts: 0,
+        binding_next_at: to === 'unbinding' ? now : null,
+        binding_error: null,
+        active: to === 'unbinding' ? 1 : 0,
+      })
+      .execute();
+  }
+
+  private guarded(sessionId: string, expected: Expected) {
+    return this.db
+      .updateTable('participants')
+      .where('session_id', '=', sessionId)
+      .where('binding', '=', expected.state)
+      .where('binding_version', '=', expected.version);
+  }
+}
