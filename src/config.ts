@@ -328,6 +328,27 @@ export const Environment = Type.Object({
     default: 1,
     description: 'how often, in seconds, the binding worker looks for bindings to make or undo',
   }),
+  VEIL_PROVIDER_FAILURES: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 5,
+    description:
+      "failures in a row of a carrier's API calls (texts relayed, numbers bought, health probes) after which it counts as down: its numbers go to no new session until it recovers",
+  }),
+  VEIL_PROVIDER_HALF_OPEN_MS: Type.Integer({
+    minimum: 10,
+    maximum: 3_600_000,
+    default: 30_000,
+    description:
+      'how long, in milliseconds, a carrier counted as down waits before one call (a probe, if no other comes) tries it again',
+  }),
+  VEIL_PROVIDER_PROBE_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: 3600,
+    default: 30,
+    description:
+      'how often, in seconds, each carrier with a numbers API is probed (a lookup of one number, which buys nothing), so that an outage is seen with no traffic and a recovery without waiting for one; 0: never',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -387,9 +408,19 @@ export interface Config {
   aliyun?: AliyunConfig;
   /** How the binding worker tries remote bindings (any remote-binding carrier's). */
   binding: { maxAttempts: number; intervalMs: number };
+  /** When a carrier counts as down, when it is tried again, and how often it is probed (0: never). */
+  health: ProviderHealthPolicy;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
+}
+
+/** A carrier's health: down after `failures` in a row, tried again after `halfOpenAfterMs`. */
+export interface ProviderHealthPolicy {
+  failures: number;
+  halfOpenAfterMs: number;
+  /** How often every carrier with a numbers API is probed; 0: never. */
+  probeIntervalMs: number;
 }
 
 /** The Twilio account: its token verifies webhooks; with the SID it buys and releases numbers at `apiUrl`. */
@@ -488,6 +519,11 @@ export function loadConfig(env: Env = process.env): Config {
     binding: {
       maxAttempts: e.VEIL_BINDING_MAX_ATTEMPTS,
       intervalMs: e.VEIL_BINDING_INTERVAL_SECONDS * 1000,
+    },
+    health: {
+      failures: e.VEIL_PROVIDER_FAILURES,
+      halfOpenAfterMs: e.VEIL_PROVIDER_HALF_OPEN_MS,
+      probeIntervalMs: e.VEIL_PROVIDER_PROBE_SECONDS * 1000,
     },
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,

@@ -6,6 +6,7 @@ import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
 import { startBindingWorker } from './workers/binding.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
+import { startProviderProbe } from './workers/providers.ts';
 import { startSweeper } from './workers/sweeper.ts';
 
 /** How long a stop lets requests in flight finish before it cuts their connections. */
@@ -50,6 +51,7 @@ export async function startServer(
   let procurement: ReturnType<typeof startProcurementWorker> | undefined;
   let replenisher: ReturnType<typeof startReplenisher>;
   let binding: ReturnType<typeof startBindingWorker>;
+  let probe: ReturnType<typeof startProviderProbe>;
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
     if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
@@ -64,6 +66,7 @@ export async function startServer(
     procurement = startProcurementWorker(veil.procurement, logger);
     replenisher = startReplenisher(veil.replenisher, logger, config.replenish.intervalMs);
     binding = startBindingWorker(veil.bindings, logger, config.binding.intervalMs);
+    probe = startProviderProbe(veil.providers, logger, config.health.probeIntervalMs);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     // The port is taken, say: leave nothing running or open behind (the session writer thread
@@ -72,6 +75,7 @@ export async function startServer(
     await procurement?.stop();
     await replenisher?.stop();
     await binding?.stop();
+    await probe?.stop();
     await app?.close();
     await veil.close();
     throw error;
@@ -92,6 +96,7 @@ export async function startServer(
           procurement.stop(),
           replenisher?.stop(),
           binding?.stop(),
+          probe?.stop(),
           closeHttp(app, stopGraceMs),
         ]);
         await veil.close();

@@ -7,9 +7,11 @@ import { acceptedProviders, createBinders, createCarriers } from './providers/re
 import { createRouteHooks } from './services/app-hooks.ts';
 import { BindingService } from './services/bindings.ts';
 import { BlocklistService } from './services/blocklist.ts';
+import { CarrierHealth } from './services/carrier-health.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
+import { ProviderService } from './services/providers.ts';
 import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
 import { Router } from './services/routing.ts';
 import { startSessionThread } from './services/session-thread.ts';
@@ -38,6 +40,10 @@ export interface Veil {
   carriers: Map<string, CarrierAdapter>;
   /** The enabled remote-binding carriers (Alibaba PNS): they connect calls themselves. */
   binders: Map<string, Binder>;
+  /** The carriers as the operator sees and switches them (GET/PATCH /v1/providers). */
+  providers: ProviderService;
+  /** Each carrier's circuit and recent calls, on this instance. */
+  health: CarrierHealth;
   /** Makes and undoes sessions' bindings at those carriers (the binding worker's passes). */
   bindings: BindingService;
   interactions: InteractionLog;
@@ -87,9 +93,19 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     throw error;
   }
   const hooks = await createRouteHooks(config, store, logger);
+  const names = [...carriers.keys(), ...binders.keys()];
+  // Each carrier's circuit tells the providers when it goes down or comes back, which writes it.
+  const health = new CarrierHealth(names, config.health, (name, down) => void providers.markDown(name, down));
+  const providers = new ProviderService(
+    store,
+    new Map(names.map((name) => [name, carriers.get(name)?.numbers])),
+    health,
+    logger,
+    clock,
+  );
   const allocation = {
     reuseCooldownSeconds: config.reuseCooldownSeconds,
-    carriers: [...carriers.keys(), ...binders.keys()],
+    carriers: names,
     weights: config.carrierWeights,
   };
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
@@ -135,6 +151,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     carriers,
     accepted,
     logger,
+    health,
     clock,
     options.procurementHooks,
   );
@@ -151,7 +168,9 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     keys: new KeyService(store, clock),
     carriers,
     binders,
-    bindings: new BindingService(store, binders, logger, {
+    providers,
+    health,
+    bindings: new BindingService(store, guardedBinders(binders, health), logger, {
       maxAttempts: config.binding.maxAttempts,
       clock,
     }),
@@ -167,4 +186,9 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
       await store.close();
     },
   };
+}
+
+/** The remote-binding carriers, each one's calls through its circuit. */
+function guardedBinders(binders: ReadonlyMap<string, Binder>, health: CarrierHealth): Map<string, Binder> {
+  return new Map([...binders].map(([name, binder]) => [name, health.guardBinder(binder)]));
 }

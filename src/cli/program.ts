@@ -111,6 +111,32 @@ export function buildProgram(): Command {
       guarded(options.json, async (out) => (await import('./commands/blocklist.ts')).remove(number, out)),
     );
 
+  const providers = program
+    .command('providers')
+    .description('carriers: their health, and the one-click downgrade');
+  providers
+    .command('list')
+    .description('the enabled carriers, switched on or off, and their health')
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) => (await import('./commands/providers.ts')).list(out)),
+    );
+  for (const [verb, enabled, what] of [
+    ['disable', false, 'switch a carrier off: its numbers go to no new session (open sessions keep theirs)'],
+    ['enable', true, 'switch a carrier back on'],
+  ] as const) {
+    providers
+      .command(verb)
+      .description(what)
+      .argument('<name>', 'the carrier: twilio, vonage, plivo, telnyx, aliyun, sim')
+      .addOption(jsonOption())
+      .action((name: string, options) =>
+        guarded(options.json, async (out) =>
+          (await import('./commands/providers.ts')).setEnabled(name, enabled, out),
+        ),
+      );
+  }
+
   const sessions = program
     .command('sessions')
     .description('sessions: two people talking through proxy numbers');

@@ -9,6 +9,7 @@ import { registerErrorHandler } from './errors.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { numberRoutes } from './routes/numbers.ts';
+import { providerRoutes } from './routes/providers.ts';
 import { routeRoutes } from './routes/route.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { validatorCompiler } from './validation.ts';
@@ -94,6 +95,7 @@ export async function buildApp(
       await v1.register(routeRoutes, { veil });
       await v1.register(keyRoutes, { veil });
       await v1.register(blocklistRoutes, { veil });
+      await v1.register(providerRoutes, { veil });
     },
     { prefix: '/v1' },
   );

@@ -544,3 +544,36 @@ export const NewApiKey = Type.Object({
   ...ApiKey.properties,
   key: Type.String({ description: 'the secret to send as Bearer; shown this once only' }),
 });
+
+export const ProviderParams = Type.Object({
+  name: Type.String({
+    maxLength: 32,
+    description: 'the carrier: sim, twilio, vonage, plivo, telnyx, aliyun',
+  }),
+});
+
+export const ProviderPatch = Type.Object(
+  {
+    enabled: Type.Boolean({
+      description:
+        'false: the one-click downgrade (its numbers go to no new session); true: back in use. Writes provider.down or provider.up when it changes',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const ProviderView = Type.Object({
+  name: Type.String({ description: 'the carrier' }),
+  enabled: Type.Boolean({ description: 'the operator switch: false while downgraded' }),
+  health: Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('down')], {
+    description:
+      'down: its API calls failed in a row (or an operator instance found so) and its numbers go to no new session; degraded: being tried again, or over a fifth of recent calls failed',
+  }),
+  errorRate: Type.Number({
+    description: 'the share of its recent calls on this instance that failed (0 to 1)',
+  }),
+  latencyMs: Type.Union([Type.Number(), Type.Null()], {
+    description: 'the median time of its recent successful calls on this instance; null with none',
+  }),
+  calls: Type.Integer({ description: 'how many recent calls (at most 100) the two figures are read from' }),
+});

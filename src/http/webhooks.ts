@@ -77,6 +77,13 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
     }
   });
 
+  // What the carrier's health counts of its webhooks: handled, or failed here (5xx). A refused
+  // signature (403) counts as neither: a forger cannot make a carrier look unwell.
+  app.addHook('onResponse', async (request, reply) => {
+    if (!request.routeOptions.config.webhookPath || reply.statusCode === 403) return;
+    veil.health.observe(carrier.name, reply.statusCode < 500, reply.elapsedTime);
+  });
+
   const base = `/webhooks/${carrier.name}`;
   const preHandler = verifier(carrier, veil.config.publicUrl);
   const verified = (path: WebhookPath) => ({
@@ -100,7 +107,13 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
       providerCallId: inbound.providerCallId,
     });
     try {
-      return send(reply, await carrier.renderSms(decision));
+      // A relay through the carrier's API goes through its circuit: while it is down, at once 502.
+      const answer = await veil.health.run(
+        carrier.name,
+        async () => carrier.renderSms(decision),
+        (message) => new RelayError(message),
+      );
+      return send(reply, answer);
     } catch (error) {
       if (!(error instanceof RelayError)) throw error;
       // A non-2xx answer has the carrier deliver the text again. The reason names no number.

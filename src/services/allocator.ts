@@ -11,6 +11,7 @@ import { bindsRemotely, fitsRemoteBinding } from '../domain/binding.ts';
 import { ConflictError, InvalidRequestError, PoolExhaustedError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import { parsePhone } from '../domain/phone.ts';
+import { usableCarriers } from '../domain/providers.ts';
 import {
   EXTENSION_DIGITS,
   type Participant,
@@ -18,6 +19,7 @@ import {
   type Session,
 } from '../domain/session.ts';
 import { NumberRepository } from '../store/numbers.ts';
+import { providerFlags } from '../store/providers.ts';
 import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import { endSession } from './session-end.ts';
@@ -92,7 +94,14 @@ export class Allocator {
     // A remote-binding carrier's numbers serve only the sessions it can bind (AXB): for any
     // other, such a carrier has no number that fits.
     const remote = fitsRemoteBinding(this.session, requests);
-    const carriers = this.settings.carriers.filter((c) => remote || !bindsRemotely(c));
+    // A carrier switched off or found down gives no number to a new session (one read, shared by
+    // every instance).
+    const usable = usableCarriers(
+      this.settings.carriers,
+      await providerFlags(this.trx, this.settings.carriers),
+    );
+    if (usable.length === 0) throw new PoolExhaustedError('no carrier is up: each is switched off or down');
+    const carriers = usable.filter((c) => remote || !bindsRemotely(c));
     const rounds = person ? carrierRounds(carriers, this.settings.weights, person) : [];
     let first: unknown;
     for (let carriers = rounds.shift(); carriers && carriers.length > 0; carriers = rounds.shift()) {

@@ -17,6 +17,7 @@ import { type Purchase, PurchaseRepository } from '../store/purchases.ts';
 import type { PurchaseOrigin } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
+import type { CarrierHealth } from './carrier-health.ts';
 import type { NumberService } from './numbers.ts';
 
 /**
@@ -69,9 +70,17 @@ export class ProcurementService {
     /** Providers whose numbers may join the pool (the simulator's not in production). */
     private readonly accepted: readonly string[],
     private readonly logger: Logger,
+    /** Each carrier's circuit: its numbers API is called through it. */
+    private readonly health: CarrierHealth,
     private readonly clock: () => number = Date.now,
     private readonly hooks: ProcurementHooks = {},
   ) {}
+
+  /** Carrier `provider`'s numbers API, called through its circuit; undefined when it has none. */
+  private api(provider: string): NumberProvider | undefined {
+    const numbers = this.carriers.get(provider)?.numbers;
+    return numbers && this.health.guard(provider, numbers);
+  }
 
   /**
    * Buys up to `order.count` numbers, adding each to the pool as soon as it is bought; `onBought`
@@ -139,7 +148,7 @@ export class ProcurementService {
     );
     const result = { added: 0, dropped: 0 };
     for (const p of due) {
-      const api = this.carriers.get(p.provider)?.numbers;
+      const api = this.api(p.provider);
       if (!api) continue; // not enabled here: settled where it is
       try {
         const owned = await api.owned(p.number);
@@ -204,7 +213,7 @@ export class ProcurementService {
         'provider',
       );
     }
-    const api = this.carriers.get(provider)?.numbers;
+    const api = this.api(provider);
     if (!this.carriers.has(provider)) {
       throw new InvalidRequestError(
         `provider ${provider} is not enabled: its credentials are not configured`,
@@ -320,7 +329,7 @@ export class ProcurementService {
     if (!claimed) return false; // another instance is at it
     const where = { provider: p.provider, number: maskNumber(p.number) };
     try {
-      const api = this.carriers.get(p.provider)?.numbers;
+      const api = this.api(p.provider);
       if (!api) throw new ProcurementError(`provider ${p.provider} is not enabled here`);
       const ref = p.carrierRef ?? (await api.owned(p.number))?.ref;
       if (ref) await api.release({ number: p.number, ref, capabilities: p.capabilities });

@@ -9,7 +9,9 @@ export type EventType =
   | 'session.expired'
   | 'session.updated'
   | 'pool.low'
-  | 'binding.failed';
+  | 'binding.failed'
+  | 'provider.down'
+  | 'provider.up';
 
 /** An outbox row. */
 export type EventRow = Selectable<Schema['events']>;

@@ -239,6 +239,43 @@ describe('veil (the command line)', { concurrency: true }, () => {
     });
   });
 
+  describe('veil providers', { concurrency: 1 }, () => {
+    const ws = new Workspace();
+    let core: Veil;
+    before(async () => {
+      core = await openCore(ws);
+    });
+    after(async () => {
+      await core.close();
+      ws.remove();
+    });
+
+    it('lists the carriers, switches one off and on (an event each), and refuses one it lacks', async () => {
+      const listed = await ws.veil(['providers', 'list']);
+      assert.equal(listed.code, 0, listed.stderr);
+      const [header, ...lines] = listed.stdout.trim().split('\n');
+      assert.match(header as string, /^PROVIDER +ENABLED +HEALTH$/);
+      assert.deepEqual(
+        lines.map((l) => l.split(/ +/)),
+        [['sim', 'yes', 'healthy']],
+      );
+      const off = await ws.veil(['providers', 'disable', 'sim', '--json']);
+      assert.equal(off.code, 0, off.stderr);
+      assert.equal(json<{ enabled: boolean }>(off).enabled, false);
+      assert.equal((await core.providers.list())[0]?.enabled, false);
+      const on = await ws.veil(['providers', 'enable', 'sim']);
+      assert.equal(on.stdout, 'sim is enabled: new sessions may get its numbers again\n');
+      const events = await core.store.db.selectFrom('events').select('type').orderBy('id').execute();
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['provider.down', 'provider.up'],
+      );
+      const unknown = await ws.veil(['providers', 'disable', 'nope']);
+      assert.ok(refused(unknown), JSON.stringify(unknown));
+      assert.match(unknown.stderr, /provider nope not found/);
+    });
+  });
+
   describe('veil blocklist', { concurrency: 1 }, () => {
     const ws = new Workspace();
     let core: Veil;

@@ -29,6 +29,8 @@ const V1_ROUTES: [string, string][] = [
   ['GET', '/v1/blocklist'],
   ['POST', '/v1/blocklist'],
   ['DELETE', '/v1/blocklist/:number'],
+  ['GET', '/v1/providers'],
+  ['PATCH', '/v1/providers/:name'],
 ];
 /** Options DESIGN names that are not built yet: the document must not offer them. */
 

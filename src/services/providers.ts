@@ -1,0 +1,120 @@
+import { NotFoundError } from '../domain/errors.ts';
+import { FLAGS_UP, healthOf, type ProviderHealth } from '../domain/providers.ts';
+import { DEFAULT_TENANT } from '../domain/tenants.ts';
+import type { Logger } from '../logger.ts';
+import type { NumberProvider } from '../providers/procurement.ts';
+import { appendEvent } from '../store/events.ts';
+import { providerFlags, setProviderFlag } from '../store/providers.ts';
+import type { Store } from '../store/store.ts';
+import { inTransaction } from '../store/transactions.ts';
+import type { CarrierHealth } from './carrier-health.ts';
+
+/** A carrier as `GET /v1/providers` shows it. */
+export interface ProviderView {
+  name: string;
+  /** The operator's switch: false while downgraded, its numbers going to no new session. */
+  enabled: boolean;
+  health: ProviderHealth;
+  /** Of its recent calls on this instance (API calls and webhooks): the share failed, 0 with none. */
+  errorRate: number;
+  /** The median time of its recent successful calls on this instance, in ms; null with none. */
+  latencyMs: number | null;
+  /** How many recent calls the two figures above are read from (at most 100). */
+  calls: number;
+}
+
+/** A number looked up by the health probe: a read of the account that buys nothing. */
+export const PROBE_NUMBER = '+15005550006';
+
+/**
+ * The enabled carriers as the operator sees and switches them: health from each instance's circuit
+ * breakers (CarrierHealth) and the flags every instance shares (store/providers.ts). A carrier off
+ * or down gives numbers to no new session (domain/providers.ts); each change writes
+ * `provider.down` or `provider.up` with it.
+ */
+export class ProviderService {
+  constructor(
+    private readonly store: Store,
+    /** Every enabled carrier's name, and its numbers API where it has one (probed). */
+    private readonly carriers: ReadonlyMap<string, NumberProvider | undefined>,
+    private readonly health: CarrierHealth,
+    private readonly logger: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async list(): Promise<ProviderView[]> {
+    const names = [...this.carriers.keys()];
+    const flags = await providerFlags(this.store.db, names);
+    return names.map((name) => this.view(name, flags.get(name) ?? FLAGS_UP));
+  }
+
+  /** The one-click downgrade (false) and its recovery (true). Setting it as it is changes nothing. */
+  async setEnabled(name: string, enabled: boolean): Promise<ProviderView> {
+    if (!this.carriers.has(name)) throw new NotFoundError('provider', name);
+    await this.change(name, 'enabled', enabled, enabled ? 'enabled' : 'disabled');
+    const flags = await providerFlags(this.store.db, [name]);
+    return this.view(name, flags.get(name) ?? FLAGS_UP);
+  }
+
+  /**
+   * Writes what an instance's circuit found: down (its calls failing) or up again. Called from the
+   * breaker's events, so a failure here is logged, not thrown.
+   */
+  async markDown(name: string, down: boolean): Promise<void> {
+    try {
+      await this.change(name, 'down', down, down ? 'failing' : 'recovered');
+      this.logger[down ? 'error' : 'info']({ provider: name }, down ? 'carrier down' : 'carrier up');
+    } catch (error) {
+      this.logger.error({ err: error, provider: name }, 'carrier health could not be written');
+    }
+  }
+
+  /**
+   * Looks up one number at each carrier with a numbers API, through its circuit: the call that
+   * finds an outage with no traffic, and tries a carrier found down again once its wait is over. A
+   * success while another instance's flag still says down clears it.
+   */
+  async probe(): Promise<void> {
+    const flags = await providerFlags(this.store.db, [...this.carriers.keys()]);
+    for (const [name, numbers] of this.carriers) {
+      if (!numbers) continue;
+      try {
+        await this.health.run(name, () => numbers.owned(PROBE_NUMBER));
+      } catch {
+        continue; // counted by the circuit; an open circuit is tried when its wait is over
+      }
+      if (flags.get(name)?.down && this.health.circuit(name) === 'closed') await this.markDown(name, false);
+    }
+  }
+
+  private async change(
+    name: string,
+    flag: 'enabled' | 'down',
+    value: boolean,
+    reason: string,
+  ): Promise<void> {
+    await inTransaction(this.store, async (trx) => {
+      if (!(await setProviderFlag(trx, name, flag, value))) return;
+      const up = flag === 'enabled' ? value : !value;
+      await appendEvent(
+        trx,
+        DEFAULT_TENANT,
+        up ? 'provider.up' : 'provider.down',
+        { provider: name, reason },
+        this.clock(),
+      );
+    });
+  }
+
+  private view(name: string, flags: { enabled: boolean; down: boolean }): ProviderView {
+    const stats = this.health.stats(name);
+    return {
+      name,
+      enabled: flags.enabled,
+      health: healthOf(this.health.circuit(name), stats.errorRate, flags.down),
+      errorRate: Math.round(stats.errorRate * 1000) / 1000,
+      latencyMs: stats.latencyMs,
+      calls: stats.calls,
+    };
+  }
+}
