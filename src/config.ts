@@ -347,7 +347,7 @@ export const Environment = Type.Object({
     maximum: 3600,
     default: 30,
     description:
-      'how often, in seconds, each carrier with a numbers API is probed (a lookup of one number, which buys nothing), so that an outage is seen with no traffic and a recovery without waiting for one; 0: never',
+      'how often, in seconds, a carrier found down is probed (a lookup of one number at its numbers API, which buys nothing), so that it recovers with no traffic; 0: never',
   }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({

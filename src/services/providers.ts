@@ -70,20 +70,23 @@ export class ProviderService {
   }
 
   /**
-   * Looks up one number at each carrier with a numbers API, through its circuit: the call that
-   * finds an outage with no traffic, and tries a carrier found down again once its wait is over. A
-   * success while another instance's flag still says down clears it.
+   * Tries each carrier found down (here, or by another instance) again: a lookup of one number
+   * through its circuit, which buys nothing and is not made while the circuit's wait runs. A
+   * success closes it and clears the shared finding. A carrier up is not probed: a deployment whose
+   * carrier needs no API (Twilio answered by TwiML) may not reach that API at all, and its calls
+   * still connect.
    */
   async probe(): Promise<void> {
     const flags = await providerFlags(this.store.db, [...this.carriers.keys()]);
     for (const [name, numbers] of this.carriers) {
-      if (!numbers) continue;
+      const down = flags.get(name)?.down ?? false;
+      if (!numbers || (!down && this.health.circuit(name) === 'closed')) continue;
       try {
         await this.health.run(name, () => numbers.owned(PROBE_NUMBER));
       } catch {
         continue; // counted by the circuit; an open circuit is tried when its wait is over
       }
-      if (flags.get(name)?.down && this.health.circuit(name) === 'closed') await this.markDown(name, false);
+      if (down && this.health.circuit(name) === 'closed') await this.markDown(name, false);
     }
   }
 

@@ -97,6 +97,11 @@ describeStores(
           { number: COURIER, label: 'courier' },
         ],
       });
+    /** One failed call to the carrier: a purchase whose search it answers 503. */
+    const fail = async () => {
+      const r = await t.api('POST', '/v1/numbers/import', { provider: 'plivo', country: 'US', count: 1 });
+      assert.equal(r.statusCode, 503, r.body);
+    };
     /** Waits for what a circuit's change writes (the breaker tells the service without waiting). */
     const eventually = async (check: () => Promise<boolean>) => {
       for (let i = 0; i < 100 && !(await check()); i++) await sleep(10);
@@ -178,10 +183,12 @@ describeStores(
     });
 
     it('counts a carrier down after its calls fail in a row, and back up when a probe succeeds after the wait', async () => {
-      carrier.down = true;
-      for (let i = 0; i < FAILURES - 1; i++) await t.veil.providers.probe();
-      assert.equal((await providers()).get('plivo')?.health, 'degraded'); // failing, not yet down
       await t.veil.providers.probe();
+      assert.equal(carrier.requests, 0, 'a carrier up is not probed');
+      carrier.down = true;
+      for (let i = 0; i < FAILURES - 1; i++) await fail();
+      assert.equal((await providers()).get('plivo')?.health, 'degraded'); // failing, not yet down
+      await fail();
       await eventually(async () => (await events('provider.down')).length === 1);
       assert.deepEqual(await events('provider.down'), [{ provider: 'plivo', reason: 'failing' }]);
       const down = (await providers()).get('plivo');
@@ -212,7 +219,7 @@ describeStores(
 
     it('fails again at once when the probe after the wait fails, and stays down', async () => {
       carrier.down = true;
-      for (let i = 0; i < FAILURES; i++) await t.veil.providers.probe();
+      for (let i = 0; i < FAILURES; i++) await fail();
       await eventually(async () => (await events('provider.down')).length === 1);
       await sleep(HALF_OPEN_MS + 20);
       await t.veil.providers.probe(); // the one try after the wait fails: open again
