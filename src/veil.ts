@@ -14,6 +14,7 @@ import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
+import { WebhookService } from './services/webhooks.ts';
 import { BlocklistRepository } from './store/blocklist.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { RouteLookup } from './store/route-lookup.ts';
@@ -31,6 +32,8 @@ export interface Veil {
   /** Keeps the pool above its low-water marks (VEIL_REPLENISH): `pool.low`, and numbers bought. */
   replenisher: Replenisher;
   blocklist: BlocklistService;
+  /** The app's webhook endpoints and the event log. */
+  webhooks: WebhookService;
   router: Router;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
@@ -140,6 +143,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     procurement,
     replenisher,
     blocklist: new BlocklistService(store, config.defaultCountry, clock),
+    webhooks: new WebhookService(store, config.production, clock),
     router,
     keys: new KeyService(store, clock),
     carriers,
