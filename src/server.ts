@@ -4,6 +4,7 @@ import { seedDemoPool } from './demo.ts';
 import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
+import { startOutboxWorker } from './workers/outbox.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
 import { startSweeper } from './workers/sweeper.ts';
 
@@ -48,6 +49,7 @@ export async function startServer(
   let sweeper: ReturnType<typeof startSweeper> | undefined;
   let procurement: ReturnType<typeof startProcurementWorker> | undefined;
   let replenisher: ReturnType<typeof startReplenisher>;
+  let outbox: ReturnType<typeof startOutboxWorker> | undefined;
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
     if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
@@ -61,6 +63,7 @@ export async function startServer(
     sweeper = startSweeper(veil.sessions, logger);
     procurement = startProcurementWorker(veil.procurement, logger);
     replenisher = startReplenisher(veil.replenisher, logger, config.replenish.intervalMs);
+    outbox = startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     // The port is taken, say: leave nothing running or open behind (the session writer thread
@@ -68,6 +71,7 @@ export async function startServer(
     await sweeper?.stop();
     await procurement?.stop();
     await replenisher?.stop();
+    await outbox?.stop();
     await app?.close();
     await veil.close();
     throw error;
@@ -83,7 +87,13 @@ export async function startServer(
     developmentKey,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([sweeper.stop(), procurement.stop(), closeHttp(app, stopGraceMs)]);
+        await Promise.all([
+          sweeper.stop(),
+          procurement.stop(),
+          replenisher?.stop(),
+          outbox.stop(),
+          closeHttp(app, stopGraceMs),
+        ]);
         await veil.close();
       })();
       return stopping;

@@ -7,6 +7,7 @@ import { createRouteHooks } from './services/app-hooks.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
+import { Outbox } from './services/outbox.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
 import { Router } from './services/routing.ts';
@@ -34,6 +35,8 @@ export interface Veil {
   blocklist: BlocklistService;
   /** The app's webhook endpoints and the event log. */
   webhooks: WebhookService;
+  /** Delivers the events to the app's webhook endpoints (its worker: workers/outbox.ts). */
+  outbox: Outbox;
   router: Router;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
@@ -49,6 +52,8 @@ export interface Veil {
 export interface VeilOptions {
   logger: Logger;
   clock?: () => number;
+  /** For tests: the randomness of the outbox's retry jitter. */
+  random?: () => number;
   /** For tests: a PostgreSQL schema to use instead of the default search_path. */
   schema?: string;
   /** For tests: most PostgreSQL connections (several instances share one server's limit). */
@@ -144,6 +149,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     replenisher,
     blocklist: new BlocklistService(store, config.defaultCountry, clock),
     webhooks: new WebhookService(store, config.production, clock),
+    outbox: new Outbox(store, config.outbox, logger, clock, options.random),
     router,
     keys: new KeyService(store, clock),
     carriers,

@@ -51,6 +51,18 @@ export interface RetryPolicy {
   capMs: number;
 }
 
+/** How the outbox delivers: its retries, each attempt's timeout and how often it looks for work. */
+export interface OutboxPolicy extends RetryPolicy {
+  timeoutMs: number;
+  intervalMs: number;
+}
+
+/**
+ * Retries spread over about a day at most (the waits’ ceilings add up to 23 h, half that on
+ * average with the jitter), so a receiver down overnight still gets its events.
+ */
+export const DEFAULT_WEBHOOK_RETRY: RetryPolicy = { maxAttempts: 15, baseMs: 10_000, capMs: 21_600_000 };
+
 /**
  * How long to wait after the `attempts`-th failed attempt (1 for the first): "full jitter",
  * `random() × min(cap, base × 2^(attempts−1))`, so that the retries of many deliveries that failed
