@@ -13,6 +13,7 @@ import {
   type OutOfSession,
 } from './domain/routing.ts';
 import { DEFAULT_TTL_SECONDS } from './domain/session.ts';
+import { DEFAULT_WEBHOOK_RETRY, type OutboxPolicy } from './domain/webhooks.ts';
 import { DEFAULT_ALIYUN_PNS_URL, DEFAULT_ALIYUN_TIMEOUT_MS } from './providers/aliyun/aliyun-binder.ts';
 import { MAX_PURCHASE } from './providers/procurement.ts';
 import { PROVIDER_NAMES } from './providers/registry.ts';
@@ -203,6 +204,37 @@ export const Environment = Type.Object({
     maximum: 86_400,
     default: 60,
     description: 'how often, in seconds, the pool’s free numbers are checked against VEIL_REPLENISH',
+  }),
+  VEIL_WEBHOOK_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: DEFAULT_WEBHOOK_RETRY.maxAttempts,
+    description: 'attempts at delivering an event to a webhook endpoint before it is dead',
+  }),
+  VEIL_WEBHOOK_TIMEOUT_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 60,
+    default: 10,
+    description: 'how long a webhook endpoint has to answer a delivery before the attempt failed',
+  }),
+  VEIL_WEBHOOK_RETRY_BASE_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 3600,
+    default: DEFAULT_WEBHOOK_RETRY.baseMs / 1000,
+    description:
+      'the first retry of a failed delivery waits up to this; each later one up to twice the one before',
+  }),
+  VEIL_WEBHOOK_RETRY_MAX_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 86_400,
+    default: DEFAULT_WEBHOOK_RETRY.capMs / 1000,
+    description: 'no retry of a failed delivery waits longer than this',
+  }),
+  VEIL_WEBHOOK_INTERVAL_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 3600,
+    default: 1,
+    description: 'how often, in seconds, the outbox looks for events to deliver',
   }),
   VEIL_INTERCEPT_URL: Type.Optional(
     Type.String({
@@ -401,6 +433,8 @@ export interface Config {
   carrierWeights?: CarrierWeights;
   /** The pool's low-water marks and how the replenisher buys; no rules: the pool is not watched. */
   replenish: ReplenishPolicy;
+  /** How events are delivered to the app's webhook endpoints (VEIL_WEBHOOK_*). */
+  outbox: OutboxPolicy;
   twilio?: TwilioConfig;
   telnyx?: TelnyxConfig;
   plivo?: PlivoConfig;
@@ -506,6 +540,13 @@ export function loadConfig(env: Env = process.env): Config {
       batch: e.VEIL_REPLENISH_BATCH,
       budget: e.VEIL_REPLENISH_BUDGET,
       intervalMs: e.VEIL_REPLENISH_INTERVAL_SECONDS * 1000,
+    },
+    outbox: {
+      maxAttempts: e.VEIL_WEBHOOK_MAX_ATTEMPTS,
+      timeoutMs: e.VEIL_WEBHOOK_TIMEOUT_SECONDS * 1000,
+      baseMs: e.VEIL_WEBHOOK_RETRY_BASE_SECONDS * 1000,
+      capMs: Math.max(e.VEIL_WEBHOOK_RETRY_MAX_SECONDS, e.VEIL_WEBHOOK_RETRY_BASE_SECONDS) * 1000,
+      intervalMs: e.VEIL_WEBHOOK_INTERVAL_SECONDS * 1000,
     },
     extensionFallback: e.VEIL_EXTENSION_FALLBACK,
     gatherPrompt: e.VEIL_GATHER_PROMPT,

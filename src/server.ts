@@ -5,6 +5,7 @@ import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
 import { startBindingWorker } from './workers/binding.ts';
+import { startOutboxWorker } from './workers/outbox.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
 import { startProviderProbe } from './workers/providers.ts';
 import { startSweeper } from './workers/sweeper.ts';
@@ -52,6 +53,7 @@ export async function startServer(
   let replenisher: ReturnType<typeof startReplenisher>;
   let binding: ReturnType<typeof startBindingWorker>;
   let probe: ReturnType<typeof startProviderProbe>;
+  let outbox: ReturnType<typeof startOutboxWorker> | undefined;
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
     if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
@@ -67,6 +69,7 @@ export async function startServer(
     replenisher = startReplenisher(veil.replenisher, logger, config.replenish.intervalMs);
     binding = startBindingWorker(veil.bindings, logger, config.binding.intervalMs);
     probe = startProviderProbe(veil.providers, logger, config.health.probeIntervalMs);
+    outbox = startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs);
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     // The port is taken, say: leave nothing running or open behind (the session writer thread
@@ -76,6 +79,7 @@ export async function startServer(
     await replenisher?.stop();
     await binding?.stop();
     await probe?.stop();
+    await outbox?.stop();
     await app?.close();
     await veil.close();
     throw error;
@@ -97,6 +101,7 @@ export async function startServer(
           replenisher?.stop(),
           binding?.stop(),
           probe?.stop(),
+          outbox?.stop(),
           closeHttp(app, stopGraceMs),
         ]);
         await veil.close();

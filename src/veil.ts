@@ -10,6 +10,7 @@ import { BlocklistService } from './services/blocklist.ts';
 import { CarrierHealth } from './services/carrier-health.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
+import { Outbox } from './services/outbox.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { ProviderService } from './services/providers.ts';
 import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
@@ -18,6 +19,7 @@ import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
+import { WebhookService } from './services/webhooks.ts';
 import { BlocklistRepository } from './store/blocklist.ts';
 import { InteractionLog } from './store/interactions.ts';
 import { RouteLookup } from './store/route-lookup.ts';
@@ -35,6 +37,10 @@ export interface Veil {
   /** Keeps the pool above its low-water marks (VEIL_REPLENISH): `pool.low`, and numbers bought. */
   replenisher: Replenisher;
   blocklist: BlocklistService;
+  /** The app's webhook endpoints and the event log. */
+  webhooks: WebhookService;
+  /** Delivers the events to the app's webhook endpoints (its worker: workers/outbox.ts). */
+  outbox: Outbox;
   router: Router;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
@@ -58,6 +64,8 @@ export interface Veil {
 export interface VeilOptions {
   logger: Logger;
   clock?: () => number;
+  /** For tests: the randomness of the outbox's retry jitter. */
+  random?: () => number;
   /** For tests: a PostgreSQL schema to use instead of the default search_path. */
   schema?: string;
   /** For tests: most PostgreSQL connections (several instances share one server's limit). */
@@ -164,6 +172,8 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     procurement,
     replenisher,
     blocklist: new BlocklistService(store, config.defaultCountry, clock),
+    webhooks: new WebhookService(store, config.production, clock),
+    outbox: new Outbox(store, config.outbox, logger, clock, options.random),
     router,
     keys: new KeyService(store, clock),
     carriers,

@@ -1,9 +1,11 @@
 import type { Static } from 'typebox';
 import type { BlocklistEntry } from './domain/blocklist.ts';
+import type { OutboxEvent } from './domain/events.ts';
 import type { Interaction } from './domain/interaction.ts';
 import type { ApiKey } from './domain/keys.ts';
 import type { PoolNumber } from './domain/pool.ts';
 import type { Participant, Session } from './domain/session.ts';
+import type { Delivery, WebhookEndpoint } from './domain/webhooks.ts';
 import type * as Api from './http/schemas.ts';
 
 /**
@@ -106,4 +108,39 @@ export function keyView(k: ApiKey): Static<typeof Api.ApiKey> {
 
 export function blocklistView(b: BlocklistEntry): Static<typeof Api.BlocklistEntry> {
   return { number: b.number, reason: b.reason, createdAt: iso(b.createdAt) };
+}
+
+export function webhookEndpointView(w: WebhookEndpoint): Static<typeof Api.WebhookEndpoint> {
+  return { id: w.id, url: w.url, events: w.events, createdAt: iso(w.createdAt) };
+}
+
+/** The body of an event's webhook (the same for every attempt) and of its entry in GET /v1/events. */
+export interface EventEnvelope {
+  id: string;
+  type: OutboxEvent['type'];
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+/** An event as the app sees it: a session as the API shows one, anything else as it was written. */
+export function eventEnvelope(e: OutboxEvent): EventEnvelope {
+  const data = e.type.startsWith('session.')
+    ? sessionView(e.payload as Session)
+    : (e.payload as Record<string, unknown>);
+  return { id: e.id, type: e.type, createdAt: iso(e.createdAt), data };
+}
+
+export function eventView(e: OutboxEvent & { deliveries: Delivery[] }): Static<typeof Api.Event> {
+  return {
+    ...eventEnvelope(e),
+    deliveries: e.deliveries.map((d) => ({
+      endpointId: d.endpointId,
+      status: d.status,
+      attempts: d.attempts,
+      nextAttemptAt: d.status === 'pending' ? iso(d.nextAt) : null,
+      lastError: d.lastError,
+      lastStatus: d.lastStatus,
+      deliveredAt: isoOrNull(d.deliveredAt),
+    })),
+  };
 }

@@ -7,11 +7,13 @@ import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
+import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { numberRoutes } from './routes/numbers.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { routeRoutes } from './routes/route.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts';
 import { validatorCompiler } from './validation.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -94,6 +96,8 @@ export async function buildApp(
       await v1.register(sessionRoutes, { veil });
       await v1.register(routeRoutes, { veil });
       await v1.register(keyRoutes, { veil });
+      await v1.register(webhookEndpointRoutes, { veil });
+      await v1.register(eventRoutes, { veil });
       await v1.register(blocklistRoutes, { veil });
       await v1.register(providerRoutes, { veil });
     },

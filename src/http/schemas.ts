@@ -1,10 +1,12 @@
 import { type Static, type TSchema, Type } from 'typebox';
 import { BINDING_STATES } from '../domain/binding.ts';
+import { EVENT_TYPES } from '../domain/events.ts';
 import { SCOPES } from '../domain/keys.ts';
 import { MAX_MEDIA, MAX_MEDIA_URL_LENGTH, MEDIA_URL_PATTERN } from '../domain/media.ts';
 import { NUMBER_STATUSES } from '../domain/pool.ts';
 import { ANNOUNCEMENT_LIMITS, REJECT_REASONS } from '../domain/routing.ts';
 import { CHANNELS, MAX_TTL_SECONDS, METADATA_LIMITS, SESSION_MODES } from '../domain/session.ts';
+import { DELIVERY_STATUSES, MAX_ENDPOINT_URL_LENGTH } from '../domain/webhooks.ts';
 import { MAX_PURCHASE } from '../providers/procurement.ts';
 import { PROVIDER_NAMES } from '../providers/registry.ts';
 import { METADATA_KEYWORD } from './validation.ts';
@@ -576,4 +578,95 @@ export const ProviderView = Type.Object({
     description: 'the median time of its recent successful calls on this instance; null with none',
   }),
   calls: Type.Integer({ description: 'how many recent calls (at most 100) the two figures are read from' }),
+});
+
+const EVENTS =
+  'session.created, session.updated (participants changed), session.closed, session.expired, pool.low (free numbers below a low-water mark), binding.failed (a remote binding given up), provider.down, provider.up (a carrier out of use or back)';
+const EventTypeName = Type.Enum(EVENT_TYPES, { description: `the kind of event: ${EVENTS}` });
+
+export const WebhookEndpointBody = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      maxLength: MAX_ENDPOINT_URL_LENGTH,
+      description: 'where events are POSTed: an http(s) URL (https:// only in production)',
+      examples: ['https://app.example.com/veil/events'],
+    }),
+    events: Type.Optional(
+      Type.Array(Type.String({ maxLength: 64, description: `an event type: ${EVENTS}` }), {
+        minItems: 1,
+        maxItems: EVENT_TYPES.length * 2,
+        description: 'the event types to send; left out: all of them',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const WebhookEndpointParams = Type.Object({ id: Id('webhook endpoint') });
+
+export const WebhookEndpoint = Type.Object({
+  id: Id('webhook endpoint'),
+  url: Type.String({ description: 'where events are POSTed' }),
+  events: Type.Union([Type.Array(EventTypeName, { description: 'the event types sent' }), Type.Null()], {
+    description: 'the event types sent; null: all',
+  }),
+  createdAt: Time('when it was made: only events made since are sent to it'),
+});
+
+export const NewWebhookEndpoint = Type.Object({
+  ...WebhookEndpoint.properties,
+  secret: Type.String({
+    description:
+      'the Standard Webhooks signing secret (whsec_ and base64) that verifies the webhook-signature header; shown this once only',
+  }),
+});
+
+export const EventQuery = Type.Object({
+  type: Type.Optional(EventTypeName),
+  after: Type.Optional(
+    Type.String({ maxLength: 64, description: 'the events after this event id (or a nextCursor)' }),
+  ),
+  cursor: Cursor,
+  limit: Limit,
+});
+
+export const EventParams = Type.Object({ id: Id('event') });
+
+const EventDelivery = Type.Object(
+  {
+    endpointId: Id('webhook endpoint'),
+    status: Type.Enum(DELIVERY_STATUSES, {
+      description:
+        'pending: to be sent (again); delivered: answered 2xx; dead: given up after the last attempt',
+    }),
+    attempts: Type.Integer({ description: 'attempts made since it was made or last redelivered' }),
+    nextAttemptAt: Type.Union([Time('when it is tried next'), Type.Null()], {
+      description: 'when it is tried next; null unless pending',
+    }),
+    lastError: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'why the last attempt failed: status (see lastStatus), timeout, unreachable: CODE; null when none did',
+    }),
+    lastStatus: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'the HTTP status of the last answer; null when none came',
+    }),
+    deliveredAt: Type.Union([Time('when it was delivered'), Type.Null()], {
+      description: 'when the endpoint took it; null until then',
+    }),
+  },
+  { description: 'the event on its way to one endpoint' },
+);
+
+export const Event = Type.Object({
+  id: Id('event'),
+  type: EventTypeName,
+  createdAt: Time('when it happened'),
+  data: Type.Record(Type.String(), Type.Unknown(), {
+    description:
+      'what it is about: for session.* the session as GET /v1/sessions/:id shows it, for pool.low the scope and its counts',
+  }),
+  deliveries: Type.Array(EventDelivery, {
+    description: "the event's deliveries, one per endpoint that wants it",
+  }),
 });

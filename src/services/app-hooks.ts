@@ -18,6 +18,7 @@ import type { Logger } from '../logger.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import type { Store } from '../store/store.ts';
 import { ensureHookSecret } from './hook-secret.ts';
+import { MAX_ANSWER_BYTES, postSigned } from './signed-post.ts';
 
 /**
  * How long a route waits for the app, for its whole exchange with the app's webhooks (both, when
@@ -26,8 +27,7 @@ import { ensureHookSecret } from './hook-secret.ts';
  */
 export const HOOK_TIMEOUT_MS = 3000;
 
-/** The most an answer may weigh; the longest valid one is under 100 bytes. */
-export const MAX_ANSWER_BYTES = 4096;
+export { MAX_ANSWER_BYTES };
 
 /** What came back from a webhook: its JSON, or why there is none to use. */
 export type Exchange = { ok: true; body: unknown } | { ok: false; reason: string };
@@ -49,71 +49,17 @@ export class AppWebhookClient {
   }
 
   async post(url: string, payload: HookRequest, signal: AbortSignal): Promise<Exchange> {
-    const body = JSON.stringify(payload);
-    const id = `msg_${randomUUID()}`;
-    const at = new Date(this.clock());
-    let response: Response;
+    const message = { id: `msg_${randomUUID()}`, at: new Date(this.clock()), body: JSON.stringify(payload) };
+    const reply = await postSigned(this.webhook, url, message, signal, true);
+    if (!reply.ok) return reply;
+    if (reply.status < 200 || reply.status > 299) return { ok: false, reason: `status ${reply.status}` };
+    if (reply.text === undefined) return { ok: false, reason: `an answer over ${MAX_ANSWER_BYTES} bytes` };
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'webhook-id': id,
-          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-          'webhook-signature': this.webhook.sign(id, at, body),
-        },
-        body,
-        redirect: 'manual',
-        signal,
-      });
-    } catch (error) {
-      return { ok: false, reason: failure(error, signal) };
-    }
-    try {
-      if (response.status < 200 || response.status > 299)
-        return { ok: false, reason: `status ${response.status}` };
-      const text = await cappedText(response);
-      if (text === undefined) return { ok: false, reason: `an answer over ${MAX_ANSWER_BYTES} bytes` };
-      try {
-        return { ok: true, body: JSON.parse(text) };
-      } catch {
-        return { ok: false, reason: 'malformed: the answer is not JSON' };
-      }
-    } catch (error) {
-      return { ok: false, reason: failure(error, signal) };
-    } finally {
-      // An answer not read to its end would hold its connection.
-      if (response.body && !response.bodyUsed) response.body.cancel().catch(() => {});
+      return { ok: true, body: JSON.parse(reply.text) };
+    } catch {
+      return { ok: false, reason: 'malformed: the answer is not JSON' };
     }
   }
-}
-
-/** The body as text, or undefined when it is longer than MAX_ANSWER_BYTES (then left unread). */
-async function cappedText(response: Response): Promise<string | undefined> {
-  if (Number(response.headers.get('content-length')) > MAX_ANSWER_BYTES) return undefined;
-  const reader = response.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_ANSWER_BYTES) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Why a request failed, in words for the log: the timeout, or the system's code (ECONNREFUSED). */
-function failure(error: unknown, signal: AbortSignal): string {
-  // The deadline is the route's (HOOK_TIMEOUT_MS from its start), shared by both webhooks.
-  if (signal.aborted) return 'timeout: no answer in time';
-  const e = error as { message?: string; cause?: { code?: string; message?: string } };
-  return `unreachable: ${e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(error)}`;
 }
 
 /** The webhooks configured: `ask` for calls out of session, `intercept` for every connection. */

@@ -1,22 +1,22 @@
 import type { Selectable } from 'kysely';
+import type { EventType } from '../domain/events.ts';
 import { newId } from '../domain/ids.ts';
 import { columnList, insertRows, valuesOf } from './prepared.ts';
 import type { Db, Schema } from './schema.ts';
 
-export type EventType =
-  | 'session.created'
-  | 'session.closed'
-  | 'session.expired'
-  | 'session.updated'
-  | 'pool.low'
-  | 'binding.failed'
-  | 'provider.down'
-  | 'provider.up';
+export type { EventType } from '../domain/events.ts';
 
 /** An outbox row. */
 export type EventRow = Selectable<Schema['events']>;
 
-export const EVENT_COLUMNS = columnList<EventRow>()(['id', 'tenant_id', 'type', 'payload', 'created_at']);
+export const EVENT_COLUMNS = columnList<EventRow>()([
+  'id',
+  'tenant_id',
+  'type',
+  'payload',
+  'created_at',
+  'fanned_out',
+]);
 
 /** A new event of `type` about `payload` (stored as JSON), as the row to insert. */
 export function eventRow(tenantId: string, type: EventType, payload: unknown, now: number): EventRow {
@@ -26,6 +26,8 @@ export function eventRow(tenantId: string, type: EventType, payload: unknown, no
     type,
     payload: JSON.stringify(payload),
     created_at: now,
+    // Turned into deliveries to the tenant's webhook endpoints later, by the outbox (services/outbox.ts).
+    fanned_out: 0,
   };
 }
 

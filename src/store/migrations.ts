@@ -355,6 +355,76 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0011_webhook_endpoints': {
+    async up(db: Kysely<unknown>) {
+      // The outbox's delivery (services/outbox.ts). Events are turned into deliveries after they
+      // are written, not by the writer: `fanned_out` marks those done, so an event committed late
+      // (its id older than others already seen) is not skipped, as a cursor over ids would.
+      await db.schema
+        .alterTable('events')
+        .addColumn('fanned_out', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // Events written before deliveries existed are no one's to deliver.
+      await db
+        .updateTable('events' as never)
+        .set({ fanned_out: 1 } as never)
+        .execute();
+      await db.schema
+        .createIndex('events_to_fan_out')
+        .on('events')
+        .column('id')
+        .where(sql<boolean>`fanned_out = 0`)
+        .execute();
+
+      await db.schema
+        .createTable('webhook_endpoints')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('events', 'text')
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('deleted_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('webhook_endpoints_tenant')
+        .on('webhook_endpoints')
+        .columns(['tenant_id', 'id'])
+        .execute();
+
+      // One row per event and endpoint: two instances fanning out the same event make one.
+      await db.schema
+        .createTable('deliveries')
+        .addColumn('event_id', 'text', (c) => c.notNull().references('events.id'))
+        .addColumn('endpoint_id', 'text', (c) => c.notNull().references('webhook_endpoints.id'))
+        .addColumn('order_key', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_at', 'bigint', (c) => c.notNull())
+        .addColumn('lease_until', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('last_error', 'text')
+        .addColumn('last_status', 'integer')
+        .addColumn('delivered_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('deliveries_pk', ['event_id', 'endpoint_id'])
+        .execute();
+      // Only pending deliveries are looked for: the due ones, and the earlier ones of the same
+      // session at the same endpoint that hold a later one back.
+      await db.schema
+        .createIndex('deliveries_due')
+        .on('deliveries')
+        .columns(['next_at', 'event_id'])
+        .where(sql<boolean>`status = 'pending'`)
+        .execute();
+      await db.schema
+        .createIndex('deliveries_order')
+        .on('deliveries')
+        .columns(['endpoint_id', 'order_key', 'event_id'])
+        .where(sql<boolean>`status = 'pending'`)
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

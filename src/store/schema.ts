@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { BindingState } from '../domain/binding.ts';
+import type { DeliveryStatus } from '../domain/webhooks.ts';
 
 /**
  * The tables as Kysely sees them. Times are epoch milliseconds, booleans 0/1 and JSON is text, so
@@ -117,7 +118,43 @@ export interface Schema {
     created_at: number;
     updated_at: number;
   };
-  events: { id: string; tenant_id: string; type: string; payload: string; created_at: number };
+  events: {
+    id: string;
+    tenant_id: string;
+    type: string;
+    payload: string;
+    created_at: number;
+    /** 1 once the outbox has made the event's deliveries (migration 0011). */
+    fanned_out: number;
+  };
+  /** Where a tenant's app gets events (migration 0011); deleted ones are kept for their deliveries. */
+  webhook_endpoints: {
+    id: string;
+    tenant_id: string;
+    url: string;
+    /** JSON array of event types; null: all. */
+    events: string | null;
+    secret: string;
+    created_at: number;
+    deleted_at: number | null;
+  };
+  /** One event on its way to one endpoint; the primary key is (event_id, endpoint_id). */
+  deliveries: {
+    event_id: string;
+    endpoint_id: string;
+    /** What orders the endpoint's deliveries: the session's id, or the event's own for other events. */
+    order_key: string;
+    status: DeliveryStatus;
+    attempts: number;
+    next_at: number;
+    /** Until when an instance holds the delivery to attempt it (0: nobody). */
+    lease_until: number;
+    last_error: string | null;
+    last_status: number | null;
+    delivered_at: number | null;
+    created_at: number;
+    updated_at: number;
+  };
   /** Numbers a tenant never connects; the primary key is (tenant_id, number). */
   blocklist: { tenant_id: string; number: string; reason: string | null; created_at: number };
   settings: { key: string; value: string };
