@@ -13,17 +13,16 @@ export interface ProviderFlags {
   down: boolean;
 }
 
+/** A carrier's circuit breaker on one instance: closed (in use), open (down), half-open (being tried). */
+export type Circuit = 'closed' | 'open' | 'half-open';
+
 export const FLAGS_UP: ProviderFlags = { enabled: true, down: false };
 
 /** Share of recent calls failed above which a carrier whose circuit is closed reads `degraded`. */
 export const DEGRADED_ERROR_RATE = 0.2;
 
 /** The health shown for a carrier, from its circuit here, its recent error rate and the shared flag. */
-export function healthOf(
-  circuit: 'closed' | 'open' | 'half-open',
-  errorRate: number,
-  down: boolean,
-): ProviderHealth {
+export function healthOf(circuit: Circuit, errorRate: number, down: boolean): ProviderHealth {
   if (circuit === 'open' || down) return 'down';
   if (circuit === 'half-open' || errorRate > DEGRADED_ERROR_RATE) return 'degraded';
   return 'healthy';

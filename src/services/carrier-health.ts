@@ -8,13 +8,12 @@ import {
 } from 'cockatiel';
 import type { ProviderHealthPolicy } from '../config.ts';
 import { UnavailableError } from '../domain/errors.ts';
+import type { Circuit } from '../domain/providers.ts';
 import type { Binder } from '../providers/binder.ts';
 import { type NumberProvider, ProcurementError } from '../providers/procurement.ts';
 
 /** How many recent outcomes a carrier's error rate and latency are read from. */
 const WINDOW = 100;
-
-export type Circuit = 'closed' | 'open' | 'half-open';
 
 /** What an operator reads of a carrier's recent calls, on this instance. */
 export interface CallStats {

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../domain/errors.ts';
-import { FLAGS_UP, healthOf, type ProviderHealth } from '../domain/providers.ts';
+import { FLAGS_UP, healthOf, type ProviderFlags, type ProviderHealth } from '../domain/providers.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
 import type { Logger } from '../logger.ts';
 import type { NumberProvider } from '../providers/procurement.ts';
@@ -92,7 +92,7 @@ export class ProviderService {
 
   private async change(
     name: string,
-    flag: 'enabled' | 'down',
+    flag: keyof ProviderFlags,
     value: boolean,
     reason: string,
   ): Promise<void> {
@@ -109,7 +109,7 @@ export class ProviderService {
     });
   }
 
-  private view(name: string, flags: { enabled: boolean; down: boolean }): ProviderView {
+  private view(name: string, flags: ProviderFlags): ProviderView {
     const stats = this.health.stats(name);
     return {
       name,
