@@ -381,6 +381,13 @@ export const Environment = Type.Object({
     description:
       'how often, in seconds, a carrier found down is probed (a lookup of one number at its numbers API, which buys nothing), so that it recovers with no traffic; 0: never',
   }),
+  VEIL_FAILOVER_MS: Type.Integer({
+    minimum: 0,
+    maximum: 600_000,
+    default: 1000,
+    description:
+      'how often, in milliseconds, open sessions holding numbers of a carrier that is down or switched off are looked for and moved to numbers of carriers in use (session.rebound); 0: never',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -455,6 +462,8 @@ export interface ProviderHealthPolicy {
   halfOpenAfterMs: number;
   /** How often every carrier with a numbers API is probed; 0: never. */
   probeIntervalMs: number;
+  /** How often sessions on a carrier down or off are looked for and re-bound; 0: never. */
+  failoverIntervalMs: number;
 }
 
 /** The Twilio account: its token verifies webhooks; with the SID it buys and releases numbers at `apiUrl`. */
@@ -565,6 +574,7 @@ export function loadConfig(env: Env = process.env): Config {
       failures: e.VEIL_PROVIDER_FAILURES,
       halfOpenAfterMs: e.VEIL_PROVIDER_HALF_OPEN_MS,
       probeIntervalMs: e.VEIL_PROVIDER_PROBE_SECONDS * 1000,
+      failoverIntervalMs: e.VEIL_FAILOVER_MS,
     },
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,

@@ -5,7 +5,9 @@ import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
 import { startBindingWorker } from './workers/binding.ts';
+import { startFailover } from './workers/failover.ts';
 import { startOutboxWorker } from './workers/outbox.ts';
+import type { Periodic } from './workers/periodic.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
 import { startProviderProbe } from './workers/providers.ts';
 import { startSweeper } from './workers/sweeper.ts';
@@ -48,12 +50,9 @@ export async function startServer(
   const veil = await createVeil(config, { logger, sessionThread: true });
   let developmentKey: string | undefined;
   let app: FastifyInstance | undefined;
-  let sweeper: ReturnType<typeof startSweeper> | undefined;
-  let procurement: ReturnType<typeof startProcurementWorker> | undefined;
-  let replenisher: ReturnType<typeof startReplenisher>;
-  let binding: ReturnType<typeof startBindingWorker>;
-  let probe: ReturnType<typeof startProviderProbe>;
-  let outbox: ReturnType<typeof startOutboxWorker> | undefined;
+  // The background workers, each stopped (its pass in progress awaited) with the server.
+  const workers: (Periodic | undefined)[] = [];
+  const stopWorkers = () => Promise.all(workers.map((w) => w?.stop()));
   try {
     if (config.apiKey) await veil.keys.ensureBootstrap(config.apiKey);
     if (config.production && !(await veil.keys.hasUsableKey())) throw noWayIn(config);
@@ -64,22 +63,20 @@ export async function startServer(
       if (seeded > 0) logger.info({ numbers: seeded }, 'seeded the demo pool of simulator numbers');
     }
     app = await buildApp(veil, logger, timeouts);
-    sweeper = startSweeper(veil.sessions, logger);
-    procurement = startProcurementWorker(veil.procurement, logger);
-    replenisher = startReplenisher(veil.replenisher, logger, config.replenish.intervalMs);
-    binding = startBindingWorker(veil.bindings, logger, config.binding.intervalMs);
-    probe = startProviderProbe(veil.providers, logger, config.health.probeIntervalMs);
-    outbox = startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs);
+    workers.push(
+      startSweeper(veil.sessions, logger),
+      startProcurementWorker(veil.procurement, logger),
+      startReplenisher(veil.replenisher, logger, config.replenish.intervalMs),
+      startBindingWorker(veil.bindings, logger, config.binding.intervalMs),
+      startProviderProbe(veil.providers, logger, config.health.probeIntervalMs),
+      startFailover(veil.failover, logger, config.health.failoverIntervalMs),
+      startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs),
+    );
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     // The port is taken, say: leave nothing running or open behind (the session writer thread
     // would keep the process alive).
-    await sweeper?.stop();
-    await procurement?.stop();
-    await replenisher?.stop();
-    await binding?.stop();
-    await probe?.stop();
-    await outbox?.stop();
+    await stopWorkers();
     await app?.close();
     await veil.close();
     throw error;
@@ -95,15 +92,7 @@ export async function startServer(
     developmentKey,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([
-          sweeper.stop(),
-          procurement.stop(),
-          replenisher?.stop(),
-          binding?.stop(),
-          probe?.stop(),
-          outbox?.stop(),
-          closeHttp(app, stopGraceMs),
-        ]);
+        await Promise.all([stopWorkers(), closeHttp(app, stopGraceMs)]);
         await veil.close();
       })();
       return stopping;

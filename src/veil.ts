@@ -8,6 +8,7 @@ import { createRouteHooks } from './services/app-hooks.ts';
 import { BindingService } from './services/bindings.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { CarrierHealth } from './services/carrier-health.ts';
+import { Failover } from './services/failover.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
 import { Outbox } from './services/outbox.ts';
@@ -50,6 +51,8 @@ export interface Veil {
   providers: ProviderService;
   /** Each carrier's circuit and recent calls, on this instance. */
   health: CarrierHealth;
+  /** Moves open sessions off carriers down or switched off (its worker: workers/failover.ts). */
+  failover: Failover;
   /** Makes and undoes sessions' bindings at those carriers (the binding worker's passes). */
   bindings: BindingService;
   interactions: InteractionLog;
@@ -179,6 +182,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     carriers,
     binders,
     providers,
+    failover: new Failover(store, writer, names, logger, clock),
     health,
     bindings: new BindingService(store, guardedBinders(binders, health), logger, {
       maxAttempts: config.binding.maxAttempts,

@@ -8,6 +8,7 @@ export const EVENT_TYPES = [
   'session.updated',
   'session.closed',
   'session.expired',
+  'session.rebound',
   'pool.low',
   'binding.failed',
   'provider.down',

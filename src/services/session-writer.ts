@@ -1,7 +1,8 @@
 import { preferenceFor } from '../domain/allocation.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
-import type { PhoneNumber } from '../domain/phone.ts';
+import { type PhoneNumber, parsePhone } from '../domain/phone.ts';
+import { usableCarriers } from '../domain/providers.ts';
 import type { Announcement } from '../domain/routing.ts';
 import {
   changedParticipant,
@@ -18,6 +19,7 @@ import { dialectOf } from '../store/dialect.ts';
 import { WriteRaceError } from '../store/errors.ts';
 import { appendEvent, eventRow } from '../store/events.ts';
 import { NumberRepository } from '../store/numbers.ts';
+import { providerFlags } from '../store/providers.ts';
 import type { Db } from '../store/schema.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import type { Store } from '../store/store.ts';
@@ -82,6 +84,13 @@ export interface SessionWriter {
   ): Promise<Session>;
   /** Expires up to `limit` open sessions past their expiry; returns how many it ended. */
   expireDue(now: number, limit: number): Promise<number>;
+  /**
+   * Moves an open session off a carrier that is down or switched off: every participant gets a
+   * proxy of a carrier in use, keeping their id, and `session.rebound` tells the app. Undefined when
+   * there is nothing to move (ended, its carrier usable again, bound at its carrier); all or nothing
+   * (pool_exhausted leaves it as it was).
+   */
+  rebind(tenantId: string, id: string, now: number): Promise<Session | undefined>;
 }
 
 /**
@@ -311,6 +320,58 @@ export class StoreSessionWriter implements SessionWriter {
       });
     }
     return ended;
+  }
+
+  rebind(tenantId: string, id: string, now: number): Promise<Session | undefined> {
+    return inTransaction(this.store, async (trx) => {
+      const sessions = new SessionRepository(trx);
+      const numbers = new NumberRepository(trx);
+      const session = await sessions.getForUpdate(tenantId, id);
+      if (!session || effectiveStatus(session, now) !== 'open') return undefined;
+      const { participants: old } = session;
+      // A binding at a carrier is the carrier's to undo: such a session is not moved here.
+      if (old.length === 0 || old.some((p) => p.binding !== null)) return undefined;
+      const from = (await numbers.get(tenantId, old[0]?.proxyNumberId ?? ''))?.provider;
+      if (!from || usableCarriers([from], await providerFlags(trx, [from])).length > 0) {
+        return undefined;
+      }
+      // The old proxies are given back as a replacement gives them (their history kept for the
+      // cooldown), then the same people allocated afresh, as a new session on the carriers in use.
+      for (const p of old) await sessions.retireParticipation(p.id, newId('par', now), now);
+      await numbers.release(new Set(old.map((p) => p.proxyNumberId)), now);
+      const fresh = await this.allocator(trx, { ...session, participants: [] }, now).allocate(
+        old.map((p) => ({
+          phone: parsePhone(p.number, 'number'),
+          label: p.label,
+          revealNumber: p.revealNumber,
+          canInitiate: p.canInitiate,
+        })),
+      );
+      const participants = fresh.map((p, i) => ({
+        ...p,
+        id: old[i]?.id ?? p.id,
+        createdAt: old[i]?.createdAt ?? now,
+      }));
+      await sessions.insertParticipants(tenantId, participants);
+      await sessions.update(id, {}, now);
+      const rebound = { ...session, participants, updatedAt: now };
+      const to = (await numbers.get(tenantId, participants[0]?.proxyNumberId ?? ''))?.provider;
+      await appendEvent(
+        trx,
+        tenantId,
+        'session.rebound',
+        {
+          ...rebound,
+          rebound: {
+            from,
+            to,
+            previous: old.map((p) => ({ participantId: p.id, proxyNumber: p.proxyNumber })),
+          },
+        },
+        now,
+      );
+      return rebound;
+    });
   }
 
   /** The allocator for one session's new participants, allocating with its mode's preference. */

@@ -425,6 +425,18 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_rebinding': {
+    async up(db: Kysely<unknown>) {
+      // The open participations on one number: what failover (services/failover.ts) moves off a
+      // carrier that is down or switched off. Partial, so a participation leaves it when released.
+      await db.schema
+        .createIndex('participants_open_by_number')
+        .on('participants')
+        .column('proxy_number_id')
+        .where(sql.ref('active'), '=', 1)
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

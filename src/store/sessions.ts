@@ -364,6 +364,37 @@ export class SessionRepository {
     return r.numUpdatedRows === 1n;
   }
 
+  /**
+   * A participant's proxy given back while they stay in the session (failover moves them to
+   * another number): its participation becomes a released one under `historyId`, out of the session
+   * as a replaced one is, so the reuse cooldown and `sticky` count it; `id` is free for the
+   * participation that takes its place. True when it was still in.
+   */
+  async retireParticipation(id: string, historyId: string, now: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('participants')
+      .set({ id: historyId, active: 0, released_at: now, removed_at: now })
+      .where('id', '=', id)
+      .where('active', '=', ACTIVE)
+      .executeTakeFirst();
+    return r.numUpdatedRows === 1n;
+  }
+
+  /**
+   * The open sessions holding this number as a proxy (by the open-participation-by-number index).
+   * Sessions bound at a remote-binding carrier are not among them: their binding is the carrier's.
+   */
+  async holding(numberId: string): Promise<{ id: string; tenantId: string }[]> {
+    const rows = await this.db
+      .selectFrom('participants')
+      .select(['session_id as id', 'tenant_id as tenantId'])
+      .where('proxy_number_id', '=', numberId)
+      .where('active', '=', ACTIVE)
+      .where('binding', 'is', null)
+      .execute();
+    return [...new Map(rows.map((r) => [r.id, r])).values()];
+  }
+
   /** Whether this participant was in the session and was taken out of it (removed or replaced). */
   async wasRemoved(sessionId: string, participantId: string): Promise<boolean> {
     const row = await this.db
