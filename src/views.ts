@@ -125,9 +125,15 @@ export interface EventEnvelope {
 /** An event as the app sees it: a session as the API shows one, anything else as it was written. */
 export function eventEnvelope(e: OutboxEvent): EventEnvelope {
   const data = e.type.startsWith('session.')
-    ? sessionView(e.payload as Session)
+    ? sessionEventData(e.payload as Session & { rebound?: unknown })
     : (e.payload as Record<string, unknown>);
   return { id: e.id, type: e.type, createdAt: iso(e.createdAt), data };
+}
+
+/** A session event's data: the session as the API shows it, and for `session.rebound` what moved. */
+function sessionEventData({ rebound, ...session }: Session & { rebound?: unknown }): Record<string, unknown> {
+  const view = sessionView(session);
+  return rebound === undefined ? view : { ...view, rebound };
 }
 
 export function eventView(e: OutboxEvent & { deliveries: Delivery[] }): Static<typeof Api.Event> {

@@ -664,7 +664,7 @@ export const Event = Type.Object({
   createdAt: Time('when it happened'),
   data: Type.Record(Type.String(), Type.Unknown(), {
     description:
-      'what it is about: for session.* the session as GET /v1/sessions/:id shows it, for pool.low the scope and its counts',
+      "what it is about: for session.* the session as GET /v1/sessions/:id shows it (session.rebound adds `rebound`: the carrier it left, the one it moved to, and each participant's previous proxy), for pool.low the scope and its counts, for provider.* the carrier and the reason",
   }),
   deliveries: Type.Array(EventDelivery, {
     description: "the event's deliveries, one per endpoint that wants it",

@@ -127,6 +127,11 @@ describeStores(
         event.rebound.previous,
         before.participants.map((p) => ({ participantId: p.id, proxyNumber: p.proxyNumber })),
       );
+      // The app reads it as the API shows a session, with what moved.
+      const listed = (await t.api('GET', '/v1/events?type=session.rebound')).json().data;
+      const shown = listed.find((e: { data: { id: string } }) => e.data.id === event.id).data;
+      assert.deepEqual(shown.rebound, event.rebound);
+      assert.deepEqual(shown.participants, (await read(event.id)).participants);
       const proxies = (s: Session) => s.participants.map((p) => [p.id, p.proxyNumber]);
       assert.deepEqual(proxies(event), proxies(await read(event.id)));
       // Plivo's numbers hold nothing now; the closed session stayed as it was.
