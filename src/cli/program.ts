@@ -122,7 +122,11 @@ export function buildProgram(): Command {
       guarded(options.json, async (out) => (await import('./commands/providers.ts')).list(out)),
     );
   for (const [verb, enabled, what] of [
-    ['disable', false, 'switch a carrier off: its numbers go to no new session (open sessions keep theirs)'],
+    [
+      'disable',
+      false,
+      'switch a carrier off: its numbers go to no new session, and open sessions move to carriers in use',
+    ],
     ['enable', true, 'switch a carrier back on'],
   ] as const) {
     providers
@@ -136,6 +140,26 @@ export function buildProgram(): Command {
         ),
       );
   }
+
+  const events = program
+    .command('events')
+    .description('what Veil told your app: the outbox, and its deliveries to your webhook endpoints');
+  listing(
+    events
+      .command('list')
+      .description('the events, oldest first, each with where its deliveries stand')
+      .option('--type <type>', 'only events of this type, e.g. session.rebound'),
+  ).action((options) =>
+    guarded(options.json, async (out) => (await import('./commands/events.ts')).list(options, out)),
+  );
+  events
+    .command('redeliver')
+    .description('send an event again to every endpoint that wants it, with the same webhook-id')
+    .argument('<id>', 'the event, evt_...')
+    .addOption(jsonOption())
+    .action((id: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/events.ts')).redeliver(id, out)),
+    );
 
   const sessions = program
     .command('sessions')

@@ -274,6 +274,43 @@ describe('veil (the command line)', { concurrency: true }, () => {
       assert.ok(refused(unknown), JSON.stringify(unknown));
       assert.match(unknown.stderr, /provider nope not found/);
     });
+
+    it('veil events lists the outbox (by type, a page at a time) and redelivers one event', async () => {
+      const all = await ws.veil(['events', 'list']);
+      assert.equal(all.code, 0, all.stderr);
+      const [header, ...lines] = all.stdout.trim().split('\n');
+      assert.match(header as string, /^EVENT +TYPE +AT +DELIVERIES$/);
+      assert.deepEqual(
+        lines.map((l) => l.split(/ +/).slice(1, 2).concat(l.split(/ +/).slice(3))),
+        [
+          ['provider.down', '-'],
+          ['provider.up', '-'],
+        ],
+      );
+      const first = await ws.veil(['events', 'list', '--limit', '1', '--json']);
+      const page = json<{ data: { id: string; type: string; data: unknown }[]; nextCursor: string }>(first);
+      assert.deepEqual(
+        page.data.map((e) => [e.type, e.data]),
+        [['provider.down', { provider: 'sim', reason: 'disabled' }]],
+      );
+      const next = await ws.veil(['events', 'list', '--cursor', page.nextCursor]);
+      assert.match(next.stdout, /provider\.up/);
+      assert.doesNotMatch(next.stdout, /provider\.down/);
+      const ups = await ws.veil(['events', 'list', '--type', 'provider.up', '--json']);
+      assert.deepEqual(
+        json<{ data: { type: string }[] }>(ups).data.map((e) => e.type),
+        ['provider.up'],
+      );
+      const again = await ws.veil(['events', 'redeliver', page.data[0]?.id ?? '']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /no endpoint wants it/);
+      const badType = await ws.veil(['events', 'list', '--type', 'session.nope']);
+      assert.ok(refused(badType));
+      assert.match(badType.stderr, /no event is of type session\.nope/);
+      const missing = await ws.veil(['events', 'redeliver', 'evt_nope']);
+      assert.ok(refused(missing));
+      assert.match(missing.stderr, /event evt_nope not found/);
+    });
   });
 
   describe('veil blocklist', { concurrency: 1 }, () => {

@@ -25,6 +25,6 @@ export async function setEnabled(name: string, enabled: boolean, out: Output): P
   out.result(provider, () =>
     enabled
       ? `${name} is enabled: new sessions may get its numbers again`
-      : `${name} is disabled: new sessions get no number of it; open sessions keep theirs`,
+      : `${name} is disabled: new sessions get no number of it, and a running server moves its open sessions to carriers in use`,
   );
 }
