@@ -538,7 +538,10 @@ export async function twoInstances(
 }
 
 export interface ReceiverDownOptions {
-  /** How long the receiver fails: the first half answering 503, the second refusing connections. */
+  /**
+   * How long the receiver fails: the first half answering 503, the second refusing connections,
+   * each half prolonged until an attempt has met it.
+   */
   downMs: number;
   /** Clients each taking sessions through create, update and close, one after another. */
   clients: number;
@@ -618,18 +621,33 @@ export async function receiverDown(
       }
     };
 
+    const attemptsMade = () => count(database, sql`select coalesce(sum(attempts), 0) as n from deliveries`);
+    const failed503 = () => receiver.received.filter((r) => r.answered === 'fail').length;
+    // Each half lasts its time and until an attempt met it: a busy machine may be slow to try.
     receiver.mode = 'fail';
+    const downAt = Date.now();
     const clients = Array.from({ length: options.clients }, client);
     await sleep(options.downMs / 2);
-    options.progress?.(`receiver answering 503 for ${options.downMs / 2000} s; now refusing connections`);
+    await waitFor('an attempt answered 503', async () => failed503() > 0, 60_000);
+    options.progress?.(
+      `receiver answering 503 for ${(Date.now() - downAt) / 1000} s; now refusing connections`,
+    );
     await receiver.stop();
+    const received = receiver.received.length;
+    const refused = () =>
+      count(
+        database,
+        sql`select count(*) as n from deliveries where last_error = 'unreachable: ECONNREFUSED'`,
+      );
     await sleep(options.downMs / 2);
+    await waitFor('an attempt refused', async () => (await refused()) > 0, 60_000);
     down = false;
     await Promise.all(clients);
     receiver.mode = 'ok';
     await receiver.start(receiver.port);
     const backAt = Date.now();
-    options.progress?.(`receiver back after ${options.downMs / 1000} s, ${sessions.length} sessions made`);
+    if (receiver.received.length !== received) throw new Error('the receiver got a request while stopped');
+    options.progress?.(`receiver back after ${(backAt - downAt) / 1000} s, ${sessions.length} sessions made`);
 
     const events = await withStore(database, async ({ db }) =>
       db
@@ -673,15 +691,14 @@ export async function receiverDown(
         outOfOrder.push(`${r.id} (${r.json.type} of ${session}) before ${waiting.join(', ')}`);
       if (r.answered === 'ok') deliveredIds.add(r.id);
     }
-    const attempts = await count(database, sql`select coalesce(sum(attempts), 0) as n from deliveries`);
+    const attempts = await attemptsMade();
     const dead = await count(database, sql`select count(*) as n from deliveries where status = 'dead'`);
-    const failed503 = receiver.received.filter((r) => r.answered === 'fail').length;
     return {
       store: database.label,
-      downMs: options.downMs,
+      downMs: backAt - downAt,
       sessions: sessions.length,
       events: events.length,
-      failed503,
+      failed503: failed503(),
       refused: attempts - receiver.received.length,
       lost: undelivered(),
       dead,
