@@ -197,9 +197,10 @@ export function faultsSection(results: FaultResults): string {
       'acknowledged by A + B',
       'double-assigned',
       'load mismatches',
-      'session.created events',
+      'events (created, updated)',
       'delivered',
       'webhook-ids received more than once',
+      'out of order',
       'drain s',
     ],
     results.twoInstances.map((t) => [
@@ -210,6 +211,7 @@ export function faultsSection(results: FaultResults): string {
       integer(t.events),
       integer(t.delivered),
       String(t.receivedTwice.length),
+      String(t.outOfOrder.length),
       seconds(t.drainMs),
     ]),
   );
@@ -226,7 +228,7 @@ export function faultsSection(results: FaultResults): string {
     ...(results.twoInstances.length > 0
       ? [
           '',
-          `**Two processes on one PostgreSQL database**, both running the outbox worker, ${integer(s.twoInstanceCreates)} creates from ${s.twoInstanceConnections} clients, half to each; the receiver answers 200 at once.`,
+          `**Two processes on one PostgreSQL database**, both running the outbox worker, ${integer(s.twoInstanceCreates)} creates from ${s.twoInstanceConnections} clients, half to each, each session's participant then relabelled through the other process (session.updated); the receiver answers 200 at once.`,
           '',
           two,
         ]

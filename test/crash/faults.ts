@@ -150,6 +150,8 @@ function createStream(
   connections: number,
   attempts: CreateAttempt[],
   limit = Number.POSITIVE_INFINITY,
+  /** What the client does with a session once it is created, before its next create. */
+  andThen?: (client: number, session: SessionView) => Promise<void>,
 ) {
   let stopped = false;
   const client = async (i: number) => {
@@ -160,6 +162,7 @@ function createStream(
         const r = await api(target(i), 'POST', '/v1/sessions', attempt.body);
         attempt.status = r.status;
         if (r.status === 200 || r.status === 201) attempt.session = r.body;
+        if (r.status === 201) await andThen?.(i, r.body);
       } catch (error) {
         attempt.error = failure(error);
         return;
@@ -224,6 +227,41 @@ function deliveredSessions(receiver: WebhookReceiver, type: EventType): Set<stri
 function duplicates(receiver: WebhookReceiver): number {
   const ok = receiver.delivered();
   return ok.length - new Set(ok).size;
+}
+
+/**
+ * The receiver's requests, in the order they came, that carried an event while an earlier event of
+ * its session (`events`: session.* events, oldest first) had not been delivered yet: the events of
+ * a session must reach the app in the order they were made, event ids sorting by creation time.
+ */
+function overtaken(events: { id: string; payload: string }[], receiver: WebhookReceiver): string[] {
+  const sessionOf = new Map(events.map((e) => [e.id, JSON.parse(e.payload).id as string]));
+  const ofSession = new Map<string, string[]>();
+  for (const e of events) {
+    const session = sessionOf.get(e.id) ?? '';
+    ofSession.set(session, [...(ofSession.get(session) ?? []), e.id]);
+  }
+  const found: string[] = [];
+  const delivered = new Set<string>();
+  for (const r of receiver.received) {
+    const session = sessionOf.get(r.id) ?? '';
+    const waiting = (ofSession.get(session) ?? []).filter((id) => id < r.id && !delivered.has(id));
+    if (waiting.length > 0) found.push(`${r.id} (${r.json.type} of ${session}) before ${waiting.join(', ')}`);
+    if (r.answered === 'ok') delivered.add(r.id);
+  }
+  return found;
+}
+
+/** The session.* events of these types in the store, oldest first. */
+function sessionEvents(database: BenchDatabase, types: EventType[]) {
+  return withStore(database, async ({ db }) =>
+    db
+      .selectFrom('events')
+      .select(['id', 'type', 'payload'])
+      .where('type', 'in', types)
+      .orderBy('id')
+      .execute(),
+  );
 }
 
 /** What the checks after a run found; every list must be empty and every count 0. */
@@ -452,21 +490,25 @@ export interface TwoInstancesFigures extends SessionChecks {
   /** Creates acknowledged by each instance. */
   acknowledged: [number, number];
   unexpected: string[];
-  /** session.created events in the store, and of them the ones the receiver got (2xx). */
+  /** session.created and session.updated events in the store, and of them the ones the receiver got (2xx). */
   events: number;
   delivered: number;
   /** Acknowledged sessions whose session.created never reached the receiver. */
   undelivered: string[];
   /** webhook-ids that reached the receiver more than once. */
   receivedTwice: string[];
+  /** Events that reached the receiver before an earlier event of their session (see `overtaken`). */
+  outOfOrder: string[];
   forged: number;
   drainMs: number;
 }
 
 /**
  * Two Veil processes on one database, each running its outbox worker, and creates split across
- * both; then the invariant, every event delivered, and every webhook-id received exactly once by a
- * receiver that always answers 200 at once (no attempt fails, so none is repeated).
+ * both, each session then changed through the other process (a participant's label: a
+ * session.updated made by the other instance); then the invariant, every event delivered in its
+ * session's order, and every webhook-id received exactly once by a receiver that always answers
+ * 200 at once (no attempt fails, so none is repeated).
  */
 export async function twoInstances(
   database: BenchDatabase,
@@ -483,23 +525,28 @@ export async function twoInstances(
     servers.push(await startFaultVeil('Veil A', database, env));
     servers.push(await startFaultVeil('Veil B', database, env));
     const [a, b] = servers as [ServerProcess, ServerProcess];
-    await registerEndpoint(a, receiver, ['session.created']);
+    await registerEndpoint(a, receiver, ['session.created', 'session.updated']);
     const attempts: CreateAttempt[] = [];
-    const nextBody = sessionBodies(Date.now());
+    const wrong: string[] = [];
+    const instance = (client: number) => (client % 2 === 0 ? a.url : b.url);
+    const update = async (client: number, session: SessionView) => {
+      const [first] = session.participants;
+      const path = `/v1/sessions/${session.id}/participants/${first?.id}`;
+      const r = await api(instance(client + 1), 'PATCH', path, { label: `${first?.label}-changed` });
+      if (r.status !== 200) wrong.push(`update: ${r.status} ${JSON.stringify(r.body?.error ?? '')}`);
+    };
     const stream = createStream(
-      (client) => (client % 2 === 0 ? a.url : b.url),
-      nextBody,
+      instance,
+      sessionBodies(Date.now()),
       options.connections,
       attempts,
       options.creates,
+      update,
     );
     await stream.done;
     const answered = attempts.filter((x) => x.status === 201 && x.session);
     const acknowledged = answered.map((x) => x.session as SessionView);
-    const events = await count(
-      database,
-      sql`select count(*) as n from events where type = 'session.created'`,
-    );
+    const events = await sessionEvents(database, ['session.created', 'session.updated']);
     const expected = new Set(acknowledged.map((s) => s.id));
     const undelivered = () => {
       const delivered = deliveredSessions(receiver, 'session.created');
@@ -510,7 +557,7 @@ export async function twoInstances(
       async () =>
         undelivered().length === 0 &&
         (await pendingDeliveries(database)) === 0 &&
-        new Set(receiver.delivered()).size >= events,
+        new Set(receiver.delivered()).size >= events.length,
       options.drainTimeoutMs,
     ).catch(() => Number.NaN);
     const seen = new Map<string, number>();
@@ -522,11 +569,13 @@ export async function twoInstances(
       unexpected: [
         ...unexpected(attempts),
         ...attempts.filter((x) => x.error).map((x) => `no answer: ${x.error}`),
+        ...wrong,
       ],
-      events,
+      events: events.length,
       delivered: new Set(receiver.delivered()).size,
       undelivered: undelivered(),
       receivedTwice: [...seen].filter(([, n]) => n > 1).map(([id, n]) => `${id} ×${n}`),
+      outOfOrder: overtaken(events, receiver),
       forged: receiver.forged.length,
       drainMs,
       ...checks,
@@ -649,14 +698,7 @@ export async function receiverDown(
     if (receiver.received.length !== received) throw new Error('the receiver got a request while stopped');
     options.progress?.(`receiver back after ${(backAt - downAt) / 1000} s, ${sessions.length} sessions made`);
 
-    const events = await withStore(database, async ({ db }) =>
-      db
-        .selectFrom('events')
-        .select(['id', 'type', 'payload'])
-        .where('type', 'in', ['session.created', 'session.updated', 'session.closed'])
-        .orderBy('id')
-        .execute(),
-    );
+    const events = await sessionEvents(database, ['session.created', 'session.updated', 'session.closed']);
     const sessionOf = new Map(events.map((e) => [e.id, JSON.parse(e.payload).id as string]));
     const undelivered = () => {
       const delivered = new Set(receiver.delivered());
@@ -676,21 +718,7 @@ export async function receiverDown(
       // Reported through `lost`.
     }
 
-    // Events of one session sort by id in the order they were made (ids sort by creation time).
-    const ofSession = new Map<string, string[]>();
-    for (const e of events) {
-      const session = sessionOf.get(e.id) ?? '';
-      ofSession.set(session, [...(ofSession.get(session) ?? []), e.id]);
-    }
-    const outOfOrder: string[] = [];
-    const deliveredIds = new Set<string>();
-    for (const r of receiver.received) {
-      const session = sessionOf.get(r.id) ?? '';
-      const waiting = (ofSession.get(session) ?? []).filter((id) => id < r.id && !deliveredIds.has(id));
-      if (waiting.length > 0)
-        outOfOrder.push(`${r.id} (${r.json.type} of ${session}) before ${waiting.join(', ')}`);
-      if (r.answered === 'ok') deliveredIds.add(r.id);
-    }
+    const outOfOrder = overtaken(events, receiver);
     const attempts = await attemptsMade();
     const dead = await count(database, sql`select count(*) as n from deliveries where status = 'dead'`);
     return {
