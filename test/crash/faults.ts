@@ -214,6 +214,34 @@ async function waitFor(
   return Date.now() - started;
 }
 
+/**
+ * Milliseconds from `since` until no delivery is pending and `missing()` is empty, checked for up to
+ * `timeoutMs`; NaN if that never came (the caller reports what is missing).
+ */
+async function drained(
+  database: BenchDatabase,
+  missing: () => unknown[],
+  since: number,
+  timeoutMs: number,
+): Promise<number> {
+  try {
+    await waitFor(
+      'the outbox drained',
+      async () => missing().length === 0 && (await pendingDeliveries(database)) === 0,
+      timeoutMs,
+    );
+    return Date.now() - since;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The events the receiver has not answered 2xx. */
+function undeliveredEvents(events: { id: string; type: string }[], receiver: WebhookReceiver): string[] {
+  const delivered = new Set(receiver.delivered());
+  return events.filter((e) => !delivered.has(e.id)).map((e) => `${e.id} (${e.type})`);
+}
+
 /** The ids of the sessions whose `type` event the receiver answered 2xx. */
 function deliveredSessions(receiver: WebhookReceiver, type: EventType): Set<string> {
   return new Set(
@@ -440,17 +468,7 @@ export async function killUnderCreates(database: BenchDatabase, options: KillOpt
       const delivered = deliveredSessions(receiver, 'session.created');
       return [...expected].filter((id) => !delivered.has(id));
     };
-    let drainMs = Number.NaN;
-    try {
-      await waitFor(
-        'the outbox drained',
-        async () => undelivered().length === 0 && (await pendingDeliveries(database)) === 0,
-        options.drainTimeoutMs,
-      );
-      drainMs = Date.now() - restartedAt;
-    } catch {
-      // Reported through `undelivered`.
-    }
+    const drainMs = await drained(database, undelivered, restartedAt, options.drainTimeoutMs);
     const checks = await checkSessions(server, database, acknowledged);
     return {
       store: database.label,
@@ -552,14 +570,12 @@ export async function twoInstances(
       const delivered = deliveredSessions(receiver, 'session.created');
       return [...expected].filter((id) => !delivered.has(id));
     };
-    const drainMs = await waitFor(
-      'the outbox drained',
-      async () =>
-        undelivered().length === 0 &&
-        (await pendingDeliveries(database)) === 0 &&
-        new Set(receiver.delivered()).size >= events.length,
+    const drainMs = await drained(
+      database,
+      () => [...undelivered(), ...undeliveredEvents(events, receiver)],
+      Date.now(),
       options.drainTimeoutMs,
-    ).catch(() => Number.NaN);
+    );
     const seen = new Map<string, number>();
     for (const r of receiver.received) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
     const checks = await checkSessions(a, database, acknowledged);
@@ -699,24 +715,12 @@ export async function receiverDown(
     options.progress?.(`receiver back after ${(backAt - downAt) / 1000} s, ${sessions.length} sessions made`);
 
     const events = await sessionEvents(database, ['session.created', 'session.updated', 'session.closed']);
-    const sessionOf = new Map(events.map((e) => [e.id, JSON.parse(e.payload).id as string]));
-    const undelivered = () => {
-      const delivered = new Set(receiver.delivered());
-      return events
-        .filter((e) => !delivered.has(e.id))
-        .map((e) => `${e.id} (${e.type} of ${sessionOf.get(e.id)})`);
-    };
-    let drainMs = Number.NaN;
-    try {
-      await waitFor(
-        'the outbox drained',
-        async () => undelivered().length === 0 && (await pendingDeliveries(database)) === 0,
-        options.drainTimeoutMs,
-      );
-      drainMs = Date.now() - backAt;
-    } catch {
-      // Reported through `lost`.
-    }
+    const drainMs = await drained(
+      database,
+      () => undeliveredEvents(events, receiver),
+      backAt,
+      options.drainTimeoutMs,
+    );
 
     const outOfOrder = overtaken(events, receiver);
     const attempts = await attemptsMade();
@@ -728,7 +732,7 @@ export async function receiverDown(
       events: events.length,
       failed503: failed503(),
       refused: attempts - receiver.received.length,
-      lost: undelivered(),
+      lost: undeliveredEvents(events, receiver),
       dead,
       outOfOrder,
       unexpected: wrong,
