@@ -76,17 +76,22 @@ export function startVeil(
     cwd,
     script: 'src/main.ts',
     nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
-    env: {
-      NODE_ENV: 'production',
-      DATABASE_URL: database.url,
-      VEIL_API_KEY: API_KEY,
-      VEIL_PUBLIC_URL: PUBLIC_URL,
-      TWILIO_ACCOUNT_SID,
-      TWILIO_AUTH_TOKEN,
-      SIM_WEBHOOK_SECRET,
-      VEIL_DEMO_POOL: 'false',
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
+    env: veilEnv(database, env),
   });
+}
+
+/** The environment of every Veil server of a run over `database`: production, Twilio enabled, `env` besides. */
+export function veilEnv(database: BenchDatabase, env: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: database.url,
+    VEIL_API_KEY: API_KEY,
+    VEIL_PUBLIC_URL: PUBLIC_URL,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN,
+    SIM_WEBHOOK_SECRET,
+    VEIL_DEMO_POOL: 'false',
+    LOG_LEVEL: 'warn',
+    ...env,
+  };
 }

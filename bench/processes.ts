@@ -66,6 +66,17 @@ export function freePort(): Promise<number> {
  * free port (PORT), and waits until GET /healthz answers.
  */
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  return (await spawnServer(options)).healthy();
+}
+
+/** A server process spawned, not yet known to answer. */
+export interface SpawnedServer extends ServerProcess {
+  /** Waits until GET /healthz answers (stopping the process if it never does). */
+  healthy(): Promise<ServerProcess>;
+}
+
+/** Spawns `node --import tsx <script>` as startServer does, without waiting for it to answer. */
+export async function spawnServer(options: StartOptions): Promise<SpawnedServer> {
   const port = await freePort();
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
     cwd: options.cwd ?? ROOT,
@@ -91,7 +102,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${options.name}: could not start`);
   const url = `http://127.0.0.1:${port}`;
-  const server: ServerProcess = {
+  const server: SpawnedServer = {
     name: options.name,
     url,
     pid,
@@ -105,8 +116,11 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
       await exited;
       clearTimeout(timer);
     },
+    async healthy() {
+      await waitForHealth(server, exited);
+      return server;
+    },
   };
-  await waitForHealth(server, exited);
   return server;
 }
 

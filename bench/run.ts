@@ -17,13 +17,15 @@ import {
 import { type CarrierRow, measureCarriers } from './sections/carriers.ts';
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
+import { type FaultResults, faultSettings, faultsSection, measureFaults } from './sections/faults.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
 import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
 import { type SeededData, seed } from './seed.ts';
 
 /**
  * `npm run bench`: routing against bare Fastify (§1, §3), session creates (§2), memory over a
- * churn (§4) and each carrier's webhook beside the API's route (§5), printed as they finish and written to bench/RESULTS.md. BENCH_QUICK=1 for a smoke run;
+ * churn (§4), each carrier's webhook beside the API's route (§5), pool efficiency, and crashes
+ * and faults (SIGKILLs under creates, a receiver down, two processes on one PostgreSQL), printed as they finish and written to bench/RESULTS.md. BENCH_QUICK=1 for a smoke run;
  * TEST_DATABASE_URL adds PostgreSQL; BENCH_CPU_PROF=<dir> profiles every Veil server; BENCH_OUT=<file>
  * writes the results elsewhere.
  */
@@ -166,12 +168,23 @@ async function sessionCreates(
   return rows;
 }
 
+/** Crashes and faults on SQLite, and on PostgreSQL when there is one (bench/sections/faults.ts). */
+function faults(plan: BenchPlan, workdir: string, postgresUrl: string | undefined): Promise<FaultResults> {
+  let made = 0;
+  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `faults-${++made}`))];
+  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
+  const settings = faultSettings(plan);
+  return step(`crashes and faults: ${settings.kills} kills, a receiver down ${settings.downSeconds} s`, () =>
+    measureFaults(stores, settings, progress),
+  );
+}
+
 function show(markdown: string): void {
   console.log(`\n${markdown}\n`);
 }
 
 /**
- * BENCH_ONLY=creates (or route, carriers, churn, pool; comma-separated) runs just those sections and
+ * BENCH_ONLY=creates (or route, carriers, churn, pool, faults; comma-separated) runs just those sections and
  * prints them, for trying a change: RESULTS.md is written by complete runs only. With route,
  * carriers runs over route's database.
  */
@@ -196,6 +209,7 @@ async function someSections(
   }
   if (names.has('pool'))
     show(poolSection(await step('pool efficiency', () => measurePool(plan.poolSteps, progress))));
+  if (names.has('faults')) show(faultsSection(await faults(plan, workdir, postgresUrl)));
 }
 
 async function main(): Promise<void> {
@@ -241,6 +255,8 @@ async function main(): Promise<void> {
       () => measurePool(plan.poolSteps, progress),
     );
     show(poolSection(pool));
+    const faultResults = await faults(plan, workdir, postgresUrl);
+    show(faultsSection(faultResults));
     const targets = targetsSection(routeRows, route.json, creates, churn);
     show(targets);
     const info = {
@@ -260,6 +276,7 @@ async function main(): Promise<void> {
       churnSection(churn),
       carriersSection(carriers),
       poolSection(pool),
+      faultsSection(faultResults),
     ];
     writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);
     console.log(`Written to ${RESULTS_FILE}`);

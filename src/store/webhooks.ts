@@ -110,11 +110,13 @@ export class DeliveryRepository {
 
   /**
    * Up to `limit` events not fanned out yet, oldest first. On PostgreSQL they are locked, and
-   * events another instance is fanning out are skipped.
+   * events another instance is fanning out are waited for, not skipped: skipping them would let
+   * this instance fan out, and deliver, a later event of the same session (its session.updated)
+   * while the earlier one (session.created) has no delivery yet for the claim's order check to see.
    */
   async eventsToFanOut(limit: number): Promise<OutboxEvent[]> {
     let q = this.db.selectFrom('events').selectAll().where('fanned_out', '=', 0).orderBy('id').limit(limit);
-    if (dialectOf(this.db).locksRows) q = q.forUpdate().skipLocked();
+    if (dialectOf(this.db).locksRows) q = q.forUpdate();
     return (await q.execute()).map(toEvent);
   }
 

@@ -15,7 +15,8 @@ export interface Received {
 /**
  * The app's webhook endpoint: a real HTTP server on 127.0.0.1 that verifies every request with
  * the standardwebhooks package (a request that fails verification fails the test that reads
- * `received`) and answers as told: 200, 500, or never (a hang), or is not there at all (`down`).
+ * `received`) and answers as told: 200, `failStatus` (500), or never (a hang), or is not there at
+ * all (stopped).
  */
 export class WebhookReceiver {
   readonly received: Received[] = [];
@@ -25,6 +26,8 @@ export class WebhookReceiver {
   script: ('ok' | 'fail' | 'hang')[] = [];
   /** How every request is answered while the script is empty. */
   mode: 'ok' | 'fail' | 'hang' = 'ok';
+  /** The status of a `fail` answer. */
+  failStatus = 500;
   /** The secrets of the endpoints that point here: a request must verify with one of them. */
   readonly secrets: string[] = [];
   private server: Server | undefined;
@@ -68,7 +71,7 @@ export class WebhookReceiver {
           answered,
         });
         if (answered === 'hang') return;
-        response.writeHead(answered === 'ok' ? 200 : 500, { 'content-type': 'text/plain' });
+        response.writeHead(answered === 'ok' ? 200 : this.failStatus, { 'content-type': 'text/plain' });
         response.end(answered === 'ok' ? 'thanks' : 'oops');
       });
     });
