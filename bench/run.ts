@@ -17,6 +17,7 @@ import {
 import { type CarrierRow, measureCarriers } from './sections/carriers.ts';
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
+import { type FailoverRow, failoverSection, failoverSettings, measureFailover } from './sections/failover.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
 import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
 import { type SeededData, seed } from './seed.ts';
@@ -150,20 +151,47 @@ async function carriersAlone(plan: BenchPlan, workdir: string): Promise<CarrierR
   }
 }
 
+/** For each store, SQLite and PostgreSQL when there is one: a maker of fresh databases. */
+function freshDatabases(
+  workdir: string,
+  name: string,
+  postgresUrl: string | undefined,
+): (() => Promise<BenchDatabase>)[] {
+  let made = 0;
+  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `${name}-${++made}`))];
+  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
+  return stores;
+}
+
 /** §2 on SQLite, and on PostgreSQL when there is one. */
 async function sessionCreates(
   plan: BenchPlan,
   workdir: string,
   postgresUrl: string | undefined,
 ): Promise<CreateRow[]> {
-  let made = 0;
-  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `creates-${++made}`))];
-  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
   const rows: CreateRow[] = [];
-  for (const newDatabase of stores) {
+  for (const newDatabase of freshDatabases(workdir, 'creates', postgresUrl)) {
     rows.push(...(await step('session creates', () => measureCreates(newDatabase, plan, progress))));
   }
   return rows;
+}
+
+/** Carrier faults on SQLite, and on PostgreSQL when there is one. */
+async function carrierFaults(
+  plan: BenchPlan,
+  workdir: string,
+  postgresUrl: string | undefined,
+): Promise<string> {
+  const settings = failoverSettings(plan);
+  const rows: FailoverRow[] = [];
+  for (const newDatabase of freshDatabases(workdir, 'failover', postgresUrl)) {
+    rows.push(
+      ...(await step('carrier faults: time to failover', () =>
+        measureFailover(newDatabase, settings, progress),
+      )),
+    );
+  }
+  return failoverSection(rows, settings);
 }
 
 function show(markdown: string): void {
@@ -171,7 +199,7 @@ function show(markdown: string): void {
 }
 
 /**
- * BENCH_ONLY=creates (or route, carriers, churn, pool; comma-separated) runs just those sections and
+ * BENCH_ONLY=creates (or route, carriers, churn, pool, failover; comma-separated) runs just those sections and
  * prints them, for trying a change: RESULTS.md is written by complete runs only. With route,
  * carriers runs over route's database.
  */
@@ -196,6 +224,7 @@ async function someSections(
   }
   if (names.has('pool'))
     show(poolSection(await step('pool efficiency', () => measurePool(plan.poolSteps, progress))));
+  if (names.has('failover')) show(await carrierFaults(plan, workdir, postgresUrl));
 }
 
 async function main(): Promise<void> {
@@ -241,6 +270,8 @@ async function main(): Promise<void> {
       () => measurePool(plan.poolSteps, progress),
     );
     show(poolSection(pool));
+    const failover = await carrierFaults(plan, workdir, postgresUrl);
+    show(failover);
     const targets = targetsSection(routeRows, route.json, creates, churn);
     show(targets);
     const info = {
@@ -260,6 +291,7 @@ async function main(): Promise<void> {
       churnSection(churn),
       carriersSection(carriers),
       poolSection(pool),
+      failover,
     ];
     writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);
     console.log(`Written to ${RESULTS_FILE}`);
