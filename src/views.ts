@@ -122,10 +122,14 @@ export interface EventEnvelope {
   data: Record<string, unknown>;
 }
 
-/** An event as the app sees it: a session as the API shows one, anything else as it was written. */
+/**
+ * An event as the app sees it: a session as the API shows one (with, for `session.rebound`, what
+ * moved: `rebound`), anything else as it was written.
+ */
 export function eventEnvelope(e: OutboxEvent): EventEnvelope {
+  const { rebound } = e.payload as { rebound?: unknown };
   const data = e.type.startsWith('session.')
-    ? sessionView(e.payload as Session)
+    ? { ...sessionView(e.payload as Session), ...(rebound === undefined ? {} : { rebound }) }
     : (e.payload as Record<string, unknown>);
   return { id: e.id, type: e.type, createdAt: iso(e.createdAt), data };
 }

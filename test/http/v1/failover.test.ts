@@ -129,6 +129,12 @@ describeStores(
       );
       const proxies = (s: Session) => s.participants.map((p) => [p.id, p.proxyNumber]);
       assert.deepEqual(proxies(event), proxies(await read(event.id)));
+      // The app reads the same in GET /v1/events (and in the webhook, the same envelope).
+      const listed = (await t.api('GET', '/v1/events?type=session.rebound')).json().data;
+      assert.deepEqual(
+        listed.map((e: { data: { id: string; rebound: unknown } }) => [e.data.id, e.data.rebound]),
+        events.map((e) => [e.id, e.rebound]),
+      );
       // Plivo's numbers hold nothing now; the closed session stayed as it was.
       assert.deepEqual(await loads(PLIVO_NUMBERS), [0, 0, 0]);
       assert.deepEqual(
