@@ -17,6 +17,7 @@ import {
 import { type CarrierRow, measureCarriers } from './sections/carriers.ts';
 import { measureChurn } from './sections/churn.ts';
 import { type CreateRow, measureCreates } from './sections/creates.ts';
+import { type FailoverRow, failoverSection, failoverSettings, measureFailover } from './sections/failover.ts';
 import { type FaultResults, faultSettings, faultsSection, measureFaults } from './sections/faults.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
 import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
@@ -152,17 +153,26 @@ async function carriersAlone(plan: BenchPlan, workdir: string): Promise<CarrierR
   }
 }
 
+/** For each store, SQLite and PostgreSQL when there is one: a maker of fresh databases. */
+function freshDatabases(
+  workdir: string,
+  name: string,
+  postgresUrl: string | undefined,
+): (() => Promise<BenchDatabase>)[] {
+  let made = 0;
+  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `${name}-${++made}`))];
+  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
+  return stores;
+}
+
 /** §2 on SQLite, and on PostgreSQL when there is one. */
 async function sessionCreates(
   plan: BenchPlan,
   workdir: string,
   postgresUrl: string | undefined,
 ): Promise<CreateRow[]> {
-  let made = 0;
-  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `creates-${++made}`))];
-  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
   const rows: CreateRow[] = [];
-  for (const newDatabase of stores) {
+  for (const newDatabase of freshDatabases(workdir, 'creates', postgresUrl)) {
     rows.push(...(await step('session creates', () => measureCreates(newDatabase, plan, progress))));
   }
   return rows;
@@ -170,13 +180,28 @@ async function sessionCreates(
 
 /** Crashes and faults on SQLite, and on PostgreSQL when there is one (bench/sections/faults.ts). */
 function faults(plan: BenchPlan, workdir: string, postgresUrl: string | undefined): Promise<FaultResults> {
-  let made = 0;
-  const stores = [() => Promise.resolve(sqliteDatabase(workdir, `faults-${++made}`))];
-  if (postgresUrl) stores.push(() => postgresDatabase(postgresUrl));
   const settings = faultSettings(plan);
   return step(`crashes and faults: ${settings.kills} kills, a receiver down ${settings.downSeconds} s`, () =>
-    measureFaults(stores, settings, progress),
+    measureFaults(freshDatabases(workdir, 'faults', postgresUrl), settings, progress),
   );
+}
+
+/** Carrier faults on SQLite, and on PostgreSQL when there is one. */
+async function carrierFaults(
+  plan: BenchPlan,
+  workdir: string,
+  postgresUrl: string | undefined,
+): Promise<string> {
+  const settings = failoverSettings(plan);
+  const rows: FailoverRow[] = [];
+  for (const newDatabase of freshDatabases(workdir, 'failover', postgresUrl)) {
+    rows.push(
+      ...(await step('carrier faults: time to failover', () =>
+        measureFailover(newDatabase, settings, progress),
+      )),
+    );
+  }
+  return failoverSection(rows, settings);
 }
 
 function show(markdown: string): void {
@@ -210,6 +235,7 @@ async function someSections(
   if (names.has('pool'))
     show(poolSection(await step('pool efficiency', () => measurePool(plan.poolSteps, progress))));
   if (names.has('faults')) show(faultsSection(await faults(plan, workdir, postgresUrl)));
+  if (names.has('failover')) show(await carrierFaults(plan, workdir, postgresUrl));
 }
 
 async function main(): Promise<void> {
@@ -257,6 +283,8 @@ async function main(): Promise<void> {
     show(poolSection(pool));
     const faultResults = await faults(plan, workdir, postgresUrl);
     show(faultsSection(faultResults));
+    const failover = await carrierFaults(plan, workdir, postgresUrl);
+    show(failover);
     const targets = targetsSection(routeRows, route.json, creates, churn);
     show(targets);
     const info = {
@@ -277,6 +305,7 @@ async function main(): Promise<void> {
       carriersSection(carriers),
       poolSection(pool),
       faultsSection(faultResults),
+      failover,
     ];
     writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);
     console.log(`Written to ${RESULTS_FILE}`);

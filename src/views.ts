@@ -122,18 +122,16 @@ export interface EventEnvelope {
   data: Record<string, unknown>;
 }
 
-/** An event as the app sees it: a session as the API shows one, anything else as it was written. */
+/**
+ * An event as the app sees it: a session as the API shows one (with, for `session.rebound`, what
+ * moved: `rebound`), anything else as it was written.
+ */
 export function eventEnvelope(e: OutboxEvent): EventEnvelope {
+  const { rebound } = e.payload as { rebound?: unknown };
   const data = e.type.startsWith('session.')
-    ? sessionEventData(e.payload as Session & { rebound?: unknown })
+    ? { ...sessionView(e.payload as Session), ...(rebound === undefined ? {} : { rebound }) }
     : (e.payload as Record<string, unknown>);
   return { id: e.id, type: e.type, createdAt: iso(e.createdAt), data };
-}
-
-/** A session event's data: the session as the API shows it, and for `session.rebound` what moved. */
-function sessionEventData({ rebound, ...session }: Session & { rebound?: unknown }): Record<string, unknown> {
-  const view = sessionView(session);
-  return rebound === undefined ? view : { ...view, rebound };
 }
 
 export function eventView(e: OutboxEvent & { deliveries: Delivery[] }): Static<typeof Api.Event> {

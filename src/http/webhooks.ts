@@ -108,11 +108,16 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
     });
     try {
       // A relay through the carrier's API goes through its circuit: while it is down, at once 502.
-      const answer = await veil.health.run(
-        carrier.name,
-        async () => carrier.renderSms(decision),
-        (message) => new RelayError(message),
-      );
+      // A refused text asks nothing of the carrier, so it is no trial of it: through the circuit,
+      // it would close an open one (half-open) and break up a run of failures.
+      const answer =
+        decision.action === 'forward'
+          ? await veil.health.run(
+              carrier.name,
+              async () => carrier.renderSms(decision),
+              (message) => new RelayError(message),
+            )
+          : await carrier.renderSms(decision);
       return send(reply, answer);
     } catch (error) {
       if (!(error instanceof RelayError)) throw error;

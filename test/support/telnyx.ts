@@ -93,10 +93,20 @@ export interface ReceivedRequest {
   url: string;
   headers: IncomingHttpHeaders;
   body: Record<string, unknown>;
+  /** When it was received (Date.now()), and how it was answered. */
+  at: number;
+  behaviour: FakeBehaviour;
 }
 
-/** How the fake answers the next sends: as Telnyx does, with an error status, or not at all. */
-export type FakeBehaviour = { answer: 'ok' } | { answer: 'status'; status: number } | { answer: 'hang' };
+/**
+ * How the fake answers the next sends: as Telnyx does, with an error status, not at all (hang), or
+ * by dropping the connection (reset).
+ */
+export type FakeBehaviour =
+  | { answer: 'ok' }
+  | { answer: 'status'; status: number }
+  | { answer: 'hang' }
+  | { answer: 'reset' };
 
 /**
  * A local stand-in for the Telnyx Messaging API on 127.0.0.1: POST /v2/messages answers 200 with
@@ -127,15 +137,21 @@ export class FakeMessagingApi {
         try {
           body = JSON.parse(raw);
         } catch {}
+        const behaviour = this.behaviour;
         this.received.push({
           method: request.method ?? '',
           url: request.url ?? '',
           headers: request.headers,
           body,
+          at: Date.now(),
+          behaviour,
         });
-        const behaviour = this.behaviour;
         if (behaviour.answer === 'hang') {
           this.hanging.add(() => response.destroy());
+          return;
+        }
+        if (behaviour.answer === 'reset') {
+          request.socket.resetAndDestroy();
           return;
         }
         response.setHeader('content-type', 'application/json');

@@ -134,6 +134,11 @@ describeStores(
       assert.deepEqual(shown.participants, (await read(event.id)).participants);
       const proxies = (s: Session) => s.participants.map((p) => [p.id, p.proxyNumber]);
       assert.deepEqual(proxies(event), proxies(await read(event.id)));
+      // Every one of them, in the webhook's envelope too.
+      assert.deepEqual(
+        listed.map((e: { data: { id: string; rebound: unknown } }) => [e.data.id, e.data.rebound]),
+        events.map((e) => [e.id, e.rebound]),
+      );
       // Plivo's numbers hold nothing now; the closed session stayed as it was.
       assert.deepEqual(await loads(PLIVO_NUMBERS), [0, 0, 0]);
       assert.deepEqual(

@@ -599,3 +599,52 @@ describe('Telnyx configuration', () => {
     );
   });
 });
+
+describeStores("Telnyx texts and the carrier's circuit", (store) => {
+  const api = new FakeMessagingApi();
+  let t: TestApp;
+  let proxyOfA: string;
+
+  before(async () => {
+    await api.start();
+    t = await testApp(store(), {
+      ...telnyxEnv(api),
+      VEIL_PROVIDER_FAILURES: '2',
+      VEIL_PROVIDER_HALF_OPEN_MS: '200',
+    });
+    t.clock.now = Date.now();
+    const added = await t.api('POST', '/v1/numbers', { number: PROXY_NUMBERS[0], provider: 'telnyx' });
+    assert.equal(added.statusCode, 201, added.body);
+    const r = await t.api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
+    assert.equal(r.statusCode, 201, r.body);
+    proxyOfA = r.json().participants[0].proxyNumber;
+  });
+  after(async () => {
+    await t?.close();
+    await api.stop();
+  });
+
+  const send = (from: string, to: string) =>
+    postTelnyx(t, SMS, { json: messageReceived({ id: `m-${Math.random()}`, from, to, body: 'hi' }) });
+  const health = async () =>
+    ((await t.api('GET', '/v1/providers')).json().data as { name: string; health: string }[]).find(
+      (p) => p.name === 'telnyx',
+    )?.health;
+
+  it('takes no refused text for a trial of the carrier: down until a text is relayed again', async () => {
+    api.behaviour = { answer: 'status', status: 503 };
+    for (let i = 0; i < 2; i++) assert.equal((await send(A, proxyOfA)).statusCode, 502);
+    assert.equal(await health(), 'down');
+    await new Promise((r) => setTimeout(r, 250)); // the circuit's wait is over: the next relay tries
+    // A stranger's text is refused without a word to the carrier: it says nothing of its health.
+    assert.equal((await send(STRANGER, proxyOfA)).statusCode, 200);
+    assert.notEqual(t.veil.health.circuit('telnyx'), 'closed');
+    await new Promise((r) => setTimeout(r, 50)); // what a closing circuit writes, were it closed
+    assert.equal(await health(), 'down');
+    api.behaviour = { answer: 'ok' };
+    assert.equal((await send(A, proxyOfA)).statusCode, 200);
+    assert.equal(t.veil.health.circuit('telnyx'), 'closed');
+    await new Promise((r) => setTimeout(r, 50)); // the closing circuit's write
+    assert.notEqual(await health(), 'down');
+  });
+});
