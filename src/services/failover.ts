@@ -9,6 +9,8 @@ import type { SessionWriter } from './session-writer.ts';
 
 /** Numbers read per look for sessions to move. */
 const BATCH = 100;
+/** Sessions being moved at once. */
+const CONCURRENCY = 16;
 /** How long sessions that could not be moved wait before they are tried again (nothing moving). */
 export const STUCK_RETRY_MS = 30_000;
 
@@ -60,17 +62,25 @@ export class Failover {
       const sessions = new SessionRepository(this.store.db);
       const tried = new Set<string>();
       // Number by number, each one's sessions: every session is tried once a pass, and one that
-      // cannot move (no room in the pool) holds up no other.
+      // cannot move (no room in the pool) holds up no other. A page's sessions move several at a
+      // time, so that SQLite's group commit (or PostgreSQL's pool) carries many in one go.
       let page = await numbers.inUse(carriers, '', BATCH);
       while (page.length > 0) {
+        const due: { id: string; tenantId: string }[] = [];
         for (const numberId of page) {
-          for (const { id, tenantId } of await sessions.holding(numberId)) {
-            if (tried.has(id)) continue;
-            tried.add(id);
-            if (await this.rebind(tenantId, id)) result.rebound++;
-            else result.stranded++;
+          for (const session of await sessions.holding(numberId)) {
+            if (tried.has(session.id)) continue;
+            tried.add(session.id);
+            due.push(session);
           }
         }
+        const moveNext = async () => {
+          for (let s = due.shift(); s; s = due.shift()) {
+            if (await this.rebind(s.tenantId, s.id)) result.rebound++;
+            else result.stranded++;
+          }
+        };
+        await Promise.all(Array.from({ length: CONCURRENCY }, moveNext));
         page = await numbers.inUse(carriers, page[page.length - 1] ?? '', BATCH);
       }
     }
