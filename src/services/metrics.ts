@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { FLAGS_UP, healthOf } from '../domain/providers.ts';
 import { scopeName } from '../domain/replenish.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
-import { BindingRepository } from '../store/bindings.ts';
+import { type BindingCensus, type BindingOperation, BindingRepository } from '../store/bindings.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { providerFlags } from '../store/providers.ts';
 import { outboxBacklog } from '../store/webhooks.ts';
@@ -10,6 +10,8 @@ import type { Veil } from '../veil.ts';
 
 /** The circuit states a carrier's `veil_provider_circuit_state` names, one of them 1. */
 const CIRCUIT_STATES = ['closed', 'open', 'half-open'] as const;
+
+const BINDING_OPERATIONS: readonly BindingOperation[] = ['bind', 'unbind'];
 
 let processMetrics: Registry | undefined;
 
@@ -161,39 +163,35 @@ export class Metrics {
     });
 
     const bindings = oncePerScrape(() => new BindingRepository(reader).census());
-    new Gauge({
-      name: 'veil_bindings_pending',
-      help: 'Sessions whose binding at a remote-binding carrier waits for the worker: to bind, or to unbind once the session ended',
-      labelNames: ['operation'],
-      registers,
-      async collect() {
-        const { pending } = await bindings();
-        this.set({ operation: 'bind' }, pending.binding);
-        this.set({ operation: 'unbind' }, pending.unbinding);
-      },
-    });
-    new Gauge({
-      name: 'veil_bindings_retrying',
-      help: 'Of the pending bindings, those whose last try failed and that wait out a backoff',
-      labelNames: ['operation'],
-      registers,
-      async collect() {
-        const { retrying } = await bindings();
-        this.set({ operation: 'bind' }, retrying.binding);
-        this.set({ operation: 'unbind' }, retrying.unbinding);
-      },
-    });
-    new Gauge({
-      name: 'veil_bindings_failed',
-      help: 'Sessions whose binding was given up after every try (binding.failed): bind (the open session routes nothing) or unbind (left at the carrier until it expires)',
-      labelNames: ['operation'],
-      registers,
-      async collect() {
-        const { failed } = await bindings();
-        this.set({ operation: 'bind' }, failed.bind);
-        this.set({ operation: 'unbind' }, failed.unbind);
-      },
-    });
+    const bindingGauges: [string, keyof BindingCensus, string][] = [
+      [
+        'veil_bindings_pending',
+        'pending',
+        'Sessions whose binding at a remote-binding carrier waits for the worker: to bind, or to unbind once the session ended',
+      ],
+      [
+        'veil_bindings_retrying',
+        'retrying',
+        'Of the pending bindings, those whose last try failed and that wait out a backoff',
+      ],
+      [
+        'veil_bindings_failed',
+        'failed',
+        'Sessions whose binding was given up after every try (binding.failed): bind (the open session routes nothing) or unbind (left at the carrier until it expires)',
+      ],
+    ];
+    for (const [name, part, help] of bindingGauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['operation'],
+        registers,
+        async collect() {
+          const counts = (await bindings())[part];
+          for (const operation of BINDING_OPERATIONS) this.set({ operation }, counts[operation]);
+        },
+      });
+    }
 
     const outbox = oncePerScrape(() => outboxBacklog(reader));
     new Gauge({

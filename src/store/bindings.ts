@@ -34,14 +34,17 @@ const PENDING = sql<boolean>`binding in ('binding', 'unbinding')`;
 /** The terms of the failed bindings' index (migration 0013), likewise. */
 const FAILED = sql<boolean>`binding = 'failed'`;
 
-/** Sessions by the state of their remote binding, as /metrics shows them. */
+/** What the carrier is asked of a binding: to make it (`binding`), or to undo it (`unbinding`). */
+export type BindingOperation = 'bind' | 'unbind';
+
+/** Sessions by the state of their remote binding, as /metrics shows them, by operation. */
 export interface BindingCensus {
   /** Waiting for the worker: to be bound, or undone after the session ended. */
-  pending: Record<PendingState, number>;
+  pending: Record<BindingOperation, number>;
   /** Of those, the ones whose last try failed (waiting out a backoff). */
-  retrying: Record<PendingState, number>;
-  /** Given up after every try (`binding.failed`): making the binding, or undoing it. */
-  failed: Record<'bind' | 'unbind', number>;
+  retrying: Record<BindingOperation, number>;
+  /** Given up after every try (`binding.failed`). */
+  failed: Record<BindingOperation, number>;
 }
 
 /**
@@ -208,8 +211,8 @@ export class BindingRepository {
    */
   async census(): Promise<BindingCensus> {
     const census: BindingCensus = {
-      pending: { binding: 0, unbinding: 0 },
-      retrying: { binding: 0, unbinding: 0 },
+      pending: { bind: 0, unbind: 0 },
+      retrying: { bind: 0, unbind: 0 },
       failed: { bind: 0, unbind: 0 },
     };
     const pending = await this.db
@@ -226,9 +229,9 @@ export class BindingRepository {
       .groupBy('binding')
       .execute();
     for (const r of pending) {
-      const state = r.binding as PendingState;
-      census.pending[state] = Number(r.sessions);
-      census.retrying[state] = Number(r.retrying);
+      const operation = (r.binding as PendingState) === 'binding' ? 'bind' : 'unbind';
+      census.pending[operation] = Number(r.sessions);
+      census.retrying[operation] = Number(r.retrying);
     }
     const failed = await this.db
       .selectFrom('participants')

@@ -5,7 +5,13 @@ import { createLogger } from '../../src/logger.ts';
 import { BindingService } from '../../src/services/bindings.ts';
 import { Outbox } from '../../src/services/outbox.ts';
 import { providerFlags } from '../../src/store/providers.ts';
-import { FakeAliyunPns } from '../support/aliyun-api.ts';
+import {
+  ALIYUN_KEY_ID,
+  ALIYUN_KEY_SECRET,
+  ALIYUN_POOL_KEY,
+  aliyunEnv,
+  FakeAliyunPns,
+} from '../support/aliyun-api.ts';
 import { ADMIN_KEY, type TestApp, testApp } from '../support/app.ts';
 import { scrape } from '../support/metrics.ts';
 import { describeStores } from '../support/stores.ts';
@@ -171,7 +177,8 @@ describeStores('GET /metrics', { perTest: true }, (store) => {
       t.clock.now = Date.now();
       const policy: OutboxPolicy = {
         maxAttempts: 2,
-        timeoutMs: 150,
+        // Long: the receiver down refuses at once, and up it answers however busy the machine is.
+        timeoutMs: 5000,
         baseMs: 1000,
         capMs: 5000,
         intervalMs: 1000,
@@ -232,9 +239,6 @@ describeStores('GET /metrics', { perTest: true }, (store) => {
   });
 });
 
-const KEY_ID = 'LTAI5tFakeAccessKeyId';
-const KEY_SECRET = 'fake-access-key-secret-0123456789';
-const POOL_KEY = 'FC100000012345678';
 const X = '+8613800000001';
 const Y = '+8613800000002';
 
@@ -243,15 +247,9 @@ describeStores('GET /metrics: remote bindings', { perTest: true }, (store) => {
   let fake: FakeAliyunPns;
   let person = 0;
   beforeEach(async () => {
-    fake = new FakeAliyunPns(KEY_ID, KEY_SECRET, POOL_KEY);
+    fake = new FakeAliyunPns(ALIYUN_KEY_ID, ALIYUN_KEY_SECRET, ALIYUN_POOL_KEY);
     await fake.start();
-    t = await testApp(store(), {
-      ALIYUN_ACCESS_KEY_ID: KEY_ID,
-      ALIYUN_ACCESS_KEY_SECRET: KEY_SECRET,
-      ALIYUN_PNS_POOL_KEY: POOL_KEY,
-      ALIYUN_PNS_URL: fake.url,
-      ALIYUN_PNS_TIMEOUT_MS: '300',
-    });
+    t = await testApp(store(), aliyunEnv(fake));
     for (const number of [X, Y]) {
       assert.equal((await t.api('POST', '/v1/numbers', { number, provider: 'aliyun' })).statusCode, 201);
     }
