@@ -82,6 +82,14 @@ export const Environment = Type.Object({
         'bootstrap admin API key, ensured at start; generated and printed in development, required in production unless a usable key is stored',
     }),
   ),
+  VEIL_METRICS_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 16,
+      secret: true,
+      description:
+        'a bearer token that reads GET /metrics and nothing else (for Prometheus); admin keys of the installation read it too',
+    }),
+  ),
   VEIL_DEMO_POOL: Type.Optional(
     Type.Boolean({
       description:
@@ -420,6 +428,8 @@ export interface Config {
   store: StoreConfig;
   /** Bootstrap admin key; in development one is generated when absent. */
   apiKey?: Environment['VEIL_API_KEY'];
+  /** A bearer token that reads /metrics only, for Prometheus. */
+  metricsToken?: Environment['VEIL_METRICS_TOKEN'];
   demoPool: boolean;
   /** Base URL carriers call; webhook signatures are checked against it, never against Host. */
   publicUrl: string;
@@ -532,6 +542,7 @@ export function loadConfig(env: Env = process.env): Config {
     host,
     store: storeConfig(e.DATABASE_URL),
     apiKey: e.VEIL_API_KEY,
+    metricsToken: e.VEIL_METRICS_TOKEN,
     demoPool: e.VEIL_DEMO_POOL ?? !production,
     publicUrl: publicUrl(e.VEIL_PUBLIC_URL, host, e.PORT),
     defaultCountry: defaultCountry(e.VEIL_DEFAULT_COUNTRY),

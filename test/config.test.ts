@@ -324,6 +324,12 @@ describe('loadConfig', () => {
       assertRefused({ VEIL_API_KEY: 'short-key' }, 'VEIL_API_KEY', 'short-key');
     });
 
+    it('VEIL_METRICS_TOKEN too short, without echoing it; read as given when long enough', () => {
+      assertRefused({ VEIL_METRICS_TOKEN: 'short-token' }, 'VEIL_METRICS_TOKEN', 'short-token');
+      assert.equal(loadConfig({ VEIL_METRICS_TOKEN: 'm'.repeat(16) }).metricsToken, 'm'.repeat(16));
+      assert.equal(loadConfig({}).metricsToken, undefined);
+    });
+
     it('says what is allowed, from the schema', () => {
       const messages: [Record<string, string>, string][] = [
         [

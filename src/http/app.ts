@@ -3,12 +3,14 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { Metrics } from '../services/metrics.ts';
 import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { numberRoutes } from './routes/numbers.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { routeRoutes } from './routes/route.ts';
@@ -43,7 +45,7 @@ export type HttpTimeouts = typeof HTTP_TIMEOUTS;
  */
 const TIMEOUT_CHECK_MS = 1_000;
 
-/** The HTTP server over the core: the API at /v1, carrier webhooks, health and docs. */
+/** The HTTP server over the core: the API at /v1, carrier webhooks, health, metrics and docs. */
 export async function buildApp(
   veil: Veil,
   logger: Logger,
@@ -104,5 +106,7 @@ export async function buildApp(
     { prefix: '/v1' },
   );
   await app.register(webhookRoutes, { veil });
+  // Its own registry per app, so that the apps of one process (tests) keep theirs apart.
+  await app.register(metricsRoutes, { veil, metrics: new Metrics(veil) });
   return app;
 }

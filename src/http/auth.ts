@@ -1,6 +1,8 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../domain/errors.ts';
 import { type ApiKey, allows, type Scope } from '../domain/keys.ts';
+import { DEFAULT_TENANT } from '../domain/tenants.ts';
 import type { KeyService } from '../services/keys.ts';
 
 declare module 'fastify' {
@@ -24,5 +26,33 @@ export function requireApiKey(app: FastifyInstance, keys: KeyService): void {
     const scope = request.routeOptions.config.scope ?? 'admin';
     if (!allows(key.scopes, scope)) throw new ForbiddenError(`this key lacks the ${scope} scope`);
     request.apiKey = key;
+  });
+}
+
+/**
+ * Who may read /metrics, which shows the whole installation (every carrier, the pool, the outbox):
+ * a bearer `token` (VEIL_METRICS_TOKEN), which reads nothing else, so Prometheus holds no API key;
+ * or an admin key of the installation's own tenant, as for GET /v1/providers. Any other key is
+ * 403, no credential 401.
+ */
+export function requireMetricsReader(
+  app: FastifyInstance,
+  keys: KeyService,
+  token: string | undefined,
+): void {
+  const tokenHash = token === undefined ? undefined : createHash('sha256').update(token).digest();
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers.authorization;
+    if (!header?.startsWith('Bearer ')) throw new UnauthorizedError();
+    const secret = header.slice(7).trim();
+    // Compared as digests, in constant time: equal lengths, and nothing learnt from how long it took.
+    if (tokenHash && timingSafeEqual(createHash('sha256').update(secret).digest(), tokenHash)) return;
+    const key = await keys.authenticate(secret);
+    if (!key) throw new UnauthorizedError('the API key or metrics token is not valid');
+    if (key.tenantId !== DEFAULT_TENANT || !allows(key.scopes, 'admin')) {
+      throw new ForbiddenError(
+        "metrics need VEIL_METRICS_TOKEN or an admin key of the installation's tenant",
+      );
+    }
   });
 }

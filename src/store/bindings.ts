@@ -31,6 +31,21 @@ export interface Expected {
 
 /** The terms of the due-work index's predicate, so that it is the index used. */
 const PENDING = sql<boolean>`binding in ('binding', 'unbinding')`;
+/** The terms of the failed bindings' index (migration 0013), likewise. */
+const FAILED = sql<boolean>`binding = 'failed'`;
+
+/** What the carrier is asked of a binding: to make it (`binding`), or to undo it (`unbinding`). */
+export type BindingOperation = 'bind' | 'unbind';
+
+/** Sessions by the state of their remote binding, as /metrics shows them, by operation. */
+export interface BindingCensus {
+  /** Waiting for the worker: to be bound, or undone after the session ended. */
+  pending: Record<BindingOperation, number>;
+  /** Of those, the ones whose last try failed (waiting out a backoff). */
+  retrying: Record<BindingOperation, number>;
+  /** Given up after every try (`binding.failed`). */
+  failed: Record<BindingOperation, number>;
+}
 
 /**
  * Remote bindings, kept on the participant rows of their session: both rows of a session carry the
@@ -186,6 +201,47 @@ export class BindingRepository {
         active: to === 'unbinding' ? 1 : 0,
       })
       .execute();
+  }
+
+  /**
+   * How many sessions' bindings wait for the worker, by state, with how many of them failed a try
+   * already, and how many were given up: a bind's (its session open, routing nothing) or an
+   * unbind's (left at the carrier until its expiry). Each is read from a partial index whose
+   * entries are those rows only, so it costs what is pending or failed, not the table.
+   */
+  async census(): Promise<BindingCensus> {
+    const census: BindingCensus = {
+      pending: { bind: 0, unbind: 0 },
+      retrying: { bind: 0, unbind: 0 },
+      failed: { bind: 0, unbind: 0 },
+    };
+    const pending = await this.db
+      .selectFrom('participants')
+      .select((eb) => [
+        'binding',
+        eb.fn.count<number | string>('session_id').distinct().as('sessions'),
+        eb.fn
+          .count<number | string>(eb.case().when('binding_attempts', '>', 0).then(eb.ref('session_id')).end())
+          .distinct()
+          .as('retrying'),
+      ])
+      .where(PENDING)
+      .groupBy('binding')
+      .execute();
+    for (const r of pending) {
+      const operation = (r.binding as PendingState) === 'binding' ? 'bind' : 'unbind';
+      census.pending[operation] = Number(r.sessions);
+      census.retrying[operation] = Number(r.retrying);
+    }
+    const failed = await this.db
+      .selectFrom('participants')
+      .select((eb) => ['active', eb.fn.count<number | string>('session_id').distinct().as('sessions')])
+      .where(FAILED)
+      .groupBy('active')
+      .execute();
+    // A failed bind keeps its session's proxy (active); a failed unbind has let go of it.
+    for (const r of failed) census.failed[r.active === 1 ? 'bind' : 'unbind'] = Number(r.sessions);
+    return census;
   }
 
   private guarded(sessionId: string, expected: Expected) {

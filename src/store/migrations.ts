@@ -437,6 +437,26 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0013_metrics_indexes': {
+    async up(db: Kysely<unknown>) {
+      // What /metrics counts at each scrape (services/metrics.ts), each from an index whose entries
+      // are only the rare rows it counts, so that neither a scrape nor an ordinary write pays for
+      // the whole table: bindings given up (a bind's keeps its session's proxy active, an unbind's
+      // has let go), and dead deliveries.
+      await db.schema
+        .createIndex('participants_binding_failed')
+        .on('participants')
+        .columns(['active', 'session_id'])
+        .where(sql<boolean>`binding = 'failed'`)
+        .execute();
+      await db.schema
+        .createIndex('deliveries_dead')
+        .on('deliveries')
+        .column('endpoint_id')
+        .where(sql<boolean>`status = 'dead'`)
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

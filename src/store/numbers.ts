@@ -169,6 +169,49 @@ export class NumberRepository {
     return Number((await q.executeTakeFirstOrThrow()).n);
   }
 
+  /**
+   * The tenant's pool by carrier, country and region: numbers active and draining, and of the
+   * active ones those free (as `free` counts them). One pass over the tenant's pool, which is small
+   * beside its sessions.
+   */
+  async census(tenantId: string): Promise<PoolCensus[]> {
+    const rows = await this.db
+      .selectFrom('numbers')
+      .select((eb) => [
+        'provider',
+        'country',
+        'region',
+        eb.fn
+          .sum<number | string>(eb.case().when('status', '=', 'active').then(1).else(0).end())
+          .as('active'),
+        eb.fn
+          .sum<number | string>(eb.case().when('status', '=', 'draining').then(1).else(0).end())
+          .as('draining'),
+        eb.fn
+          .sum<number | string>(
+            eb
+              .case()
+              .when(eb.and([eb('status', '=', 'active'), fits('direct')(eb)]))
+              .then(1)
+              .else(0)
+              .end(),
+          )
+          .as('free'),
+      ])
+      .where('tenant_id', '=', tenantId)
+      .where('status', '<>', 'retired')
+      .groupBy(['provider', 'country', 'region'])
+      .execute();
+    return rows.map((r) => ({
+      provider: r.provider,
+      country: r.country,
+      region: r.region,
+      active: Number(r.active),
+      draining: Number(r.draining),
+      free: Number(r.free),
+    }));
+  }
+
   /** Counts one open session fewer on each number; a draining number nobody holds any more retires. */
   async release(ids: Iterable<string>, now: number): Promise<void> {
     const list = [...ids].sort(); // one lock order for every transaction, so that releases never deadlock
@@ -187,6 +230,17 @@ export class NumberRepository {
       .where('load', '=', 0)
       .execute();
   }
+}
+
+/** One carrier's numbers in one country and region, by what they can do now. */
+export interface PoolCensus {
+  provider: string;
+  country: string;
+  region: string;
+  active: number;
+  draining: number;
+  /** Active numbers that can take another ordinary session. */
+  free: number;
 }
 
 /** A number taken as a proxy: which one, and whose. */

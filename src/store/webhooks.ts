@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { EventType, OutboxEvent } from '../domain/events.ts';
 import type { Delivery, WebhookEndpoint } from '../domain/webhooks.ts';
 import { dialectOf } from './dialect.ts';
@@ -282,6 +282,56 @@ export class DeliveryRepository {
       .where('endpoint_id', 'in', endpointIds)
       .execute();
   }
+}
+
+/** How far behind the outbox is, as /metrics shows it. */
+export interface OutboxBacklog {
+  /** Deliveries not yet made: due now, or waiting out a retry's backoff. */
+  pending: number;
+  /**
+   * When the oldest event still owed to an endpoint was made (not yet fanned out, or with a
+   * delivery pending), epoch ms; null when nothing is owed.
+   */
+  oldestCreatedAt: number | null;
+  /** Deliveries given up after their last attempt, to endpoints not deleted: dead letters. */
+  dead: number;
+}
+
+/**
+ * The outbox's backlog across tenants. Each count is read from a partial index whose entries are
+ * the rows it counts (pending deliveries, events not fanned out, dead deliveries), so a scrape
+ * costs the backlog, not the history. The predicates are written as the indexes' are, literally,
+ * so that both databases use them.
+ */
+export async function outboxBacklog(db: Db): Promise<OutboxBacklog> {
+  const pending = await db
+    .selectFrom('deliveries')
+    .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.min('event_id').as('oldest')])
+    .where(sql<boolean>`status = 'pending'`)
+    .executeTakeFirstOrThrow();
+  const unfanned = await db
+    .selectFrom('events')
+    .select('id')
+    .where(sql<boolean>`fanned_out = 0`)
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
+  const dead = await db
+    .selectFrom('deliveries as d')
+    .innerJoin('webhook_endpoints as w', 'w.id', 'd.endpoint_id')
+    .select((eb) => eb.fn.countAll<number | string>().as('n'))
+    .where(sql<boolean>`d.status = 'dead'`)
+    .where('w.deleted_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  // Ids sort by creation time (domain/ids.ts): the smaller of the two is the older event.
+  const oldestId = [pending.oldest, unfanned?.id]
+    .filter((id): id is string => typeof id === 'string')
+    .sort()[0];
+  const oldest =
+    oldestId === undefined
+      ? undefined
+      : await db.selectFrom('events').select('created_at').where('id', '=', oldestId).executeTakeFirst();
+  return { pending: Number(pending.n), oldestCreatedAt: oldest?.created_at ?? null, dead: Number(dead.n) };
 }
 
 /** The tenant's events oldest first, of `type` if given, from the one after `after`. */

@@ -2,6 +2,22 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** The test account: what a fake expects requests to be signed with, and the pool they name. */
+export const ALIYUN_KEY_ID = 'LTAI5tFakeAccessKeyId';
+export const ALIYUN_KEY_SECRET = 'fake-access-key-secret-0123456789';
+export const ALIYUN_POOL_KEY = 'FC100000012345678';
+
+/** The environment that enables the aliyun carrier against `fake` (the test account, short calls). */
+export function aliyunEnv(fake: FakeAliyunPns): Record<string, string> {
+  return {
+    ALIYUN_ACCESS_KEY_ID: ALIYUN_KEY_ID,
+    ALIYUN_ACCESS_KEY_SECRET: ALIYUN_KEY_SECRET,
+    ALIYUN_PNS_POOL_KEY: ALIYUN_POOL_KEY,
+    ALIYUN_PNS_URL: fake.url,
+    ALIYUN_PNS_TIMEOUT_MS: '300',
+  };
+}
+
 /** How the fake answers one call: OK, an error Code, a bare 5xx, never, or only once told to. */
 export type Plan =
   | { kind: 'ok' }

@@ -4,13 +4,15 @@ import { createLogger } from '../../../src/logger.ts';
 import { AliyunBinder, pnsTime } from '../../../src/providers/aliyun/aliyun-binder.ts';
 import type { Binder } from '../../../src/providers/binder.ts';
 import { type BindingOptions, BindingService } from '../../../src/services/bindings.ts';
-import { FakeAliyunPns } from '../../support/aliyun-api.ts';
+import {
+  aliyunEnv,
+  FakeAliyunPns,
+  ALIYUN_KEY_ID as KEY_ID,
+  ALIYUN_KEY_SECRET as KEY_SECRET,
+  ALIYUN_POOL_KEY as POOL_KEY,
+} from '../../support/aliyun-api.ts';
 import { type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
-
-const KEY_ID = 'LTAI5tFakeAccessKeyId';
-const KEY_SECRET = 'fake-access-key-secret-0123456789';
-const POOL_KEY = 'FC100000012345678';
 
 /** Two people in China and the aliyun proxy X between them (AXB). */
 const A = '+8613900001111';
@@ -25,13 +27,7 @@ describeStores('remote binding (aliyun, BindAxb)', { perTest: true }, (store) =>
   beforeEach(async () => {
     fake = new FakeAliyunPns(KEY_ID, KEY_SECRET, POOL_KEY);
     await fake.start();
-    t = await testApp(store(), {
-      ALIYUN_ACCESS_KEY_ID: KEY_ID,
-      ALIYUN_ACCESS_KEY_SECRET: KEY_SECRET,
-      ALIYUN_PNS_POOL_KEY: POOL_KEY,
-      ALIYUN_PNS_URL: fake.url,
-      ALIYUN_PNS_TIMEOUT_MS: '300',
-    });
+    t = await testApp(store(), aliyunEnv(fake));
     logs = [];
     const r = await t.api('POST', '/v1/numbers', { number: X, provider: 'aliyun' });
     assert.equal(r.statusCode, 201, r.body);

@@ -1,0 +1,233 @@
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { FLAGS_UP, healthOf } from '../domain/providers.ts';
+import { scopeName } from '../domain/replenish.ts';
+import { DEFAULT_TENANT } from '../domain/tenants.ts';
+import { type BindingCensus, type BindingOperation, BindingRepository } from '../store/bindings.ts';
+import { NumberRepository } from '../store/numbers.ts';
+import { providerFlags } from '../store/providers.ts';
+import { outboxBacklog } from '../store/webhooks.ts';
+import type { Veil } from '../veil.ts';
+
+/** The circuit states a carrier's `veil_provider_circuit_state` names, one of them 1. */
+const CIRCUIT_STATES = ['closed', 'open', 'half-open'] as const;
+
+const BINDING_OPERATIONS: readonly BindingOperation[] = ['bind', 'unbind'];
+
+let processMetrics: Registry | undefined;
+
+/**
+ * The process's own metrics (CPU, memory, event loop lag, GC: prom-client's defaults, under their
+ * usual names), in a registry of their own made once per process: they describe the process, not
+ * an app, and their collectors (an event-loop monitor, a GC observer) are better not started again
+ * for every app a test builds. Not prom-client's global registry, which nothing here uses.
+ */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
+}
+
+/**
+ * Runs `read` once for all the collects of one scrape: prom-client starts every metric's collect
+ * together, so those showing the same rows share one read instead of each querying.
+ */
+function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return () => {
+    inFlight ??= read().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+}
+
+/**
+ * What `GET /metrics` shows (Prometheus text): the state the alert rules in
+ * deploy/prometheus/alerts.yml watch, plus the process's own metrics. The state is read from the
+ * store when Prometheus scrapes (prom-client `collect` callbacks), never counted on the routing
+ * path: a few aggregate reads, each over an index whose entries are the rows it counts (the pool,
+ * the pending and failed bindings, the outbox's backlog), on the store's reader, which on SQLite
+ * never waits for the writer nor holds it up.
+ *
+ * Every Veil instance sharing a database shows the same store-wide figures (aggregate them across
+ * instances with `max`), and its own carriers' circuits. No label carries a real number: the pool
+ * is counted by carrier, country and region. Each app has its own registry, so several apps in one
+ * process (tests) do not collide; counters of what this instance does (issue 20) belong here too.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  constructor(veil: Pick<Veil, 'store' | 'health' | 'carriers' | 'binders' | 'config'>) {
+    const { store, health } = veil;
+    const reader = store.reader;
+    // Every enabled carrier, as GET /v1/providers lists them.
+    const carriers = [...veil.carriers.keys(), ...veil.binders.keys()];
+    // The carriers whose numbers the replenisher counts as free (services/replenisher.ts).
+    const poolCarriers = [...veil.carriers.keys()];
+    const rules = veil.config.replenish.rules;
+    const registers = [this.registry];
+
+    const providers = oncePerScrape(async () => {
+      const flags = await providerFlags(reader, carriers);
+      return carriers.map((name) => {
+        const f = flags.get(name) ?? FLAGS_UP;
+        const circuit = health.circuit(name);
+        const { errorRate } = health.stats(name);
+        return { name, enabled: f.enabled, up: healthOf(circuit, errorRate, f.down) !== 'down', circuit };
+      });
+    });
+    new Gauge({
+      name: 'veil_provider_enabled',
+      help: "1 while the carrier is switched on, 0 while the operator's downgrade (PATCH /v1/providers) keeps it out of new sessions",
+      labelNames: ['provider'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const p of await providers()) this.set({ provider: p.name }, p.enabled ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'veil_provider_up',
+      help: 'Carrier health: 0 while it is down (its calls failing, on this instance or as another found), else 1',
+      labelNames: ['provider'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const p of await providers()) this.set({ provider: p.name }, p.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'veil_provider_circuit_state',
+      help: "The carrier's circuit breaker on this instance: 1 for its state (closed, open, half-open), 0 for the others",
+      labelNames: ['provider', 'state'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const p of await providers()) {
+          for (const state of CIRCUIT_STATES)
+            this.set({ provider: p.name, state }, p.circuit === state ? 1 : 0);
+        }
+      },
+    });
+
+    const pool = oncePerScrape(() => new NumberRepository(reader).census(DEFAULT_TENANT));
+    new Gauge({
+      name: 'veil_pool_numbers',
+      help: "Numbers in the installation's pool by carrier, country, region and status (active, draining); retired ones not",
+      labelNames: ['provider', 'country', 'region', 'status'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const { provider, country, region, active, draining } of await pool()) {
+          this.set({ provider, country, region, status: 'active' }, active);
+          this.set({ provider, country, region, status: 'draining' }, draining);
+        }
+      },
+    });
+    new Gauge({
+      name: 'veil_pool_free_numbers',
+      help: 'Active numbers that can take another session (owned by no dedicated session, under their cap), by carrier, country and region',
+      labelNames: ['provider', 'country', 'region'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const { provider, country, region, free } of await pool()) {
+          this.set({ provider, country, region }, free);
+        }
+      },
+    });
+    new Gauge({
+      name: 'veil_pool_scope_free_numbers',
+      help: 'Free numbers in each scope of VEIL_REPLENISH, counted as the replenisher counts them before it writes pool.low',
+      labelNames: ['scope'],
+      registers,
+      async collect() {
+        this.reset();
+        const numbers = new NumberRepository(reader);
+        for (const rule of rules) {
+          this.set({ scope: scopeName(rule) }, await numbers.free(DEFAULT_TENANT, rule, poolCarriers));
+        }
+      },
+    });
+    new Gauge({
+      name: 'veil_pool_scope_min_free_numbers',
+      help: "Each VEIL_REPLENISH scope's low-water mark: fewer free numbers than this is pool.low",
+      labelNames: ['scope'],
+      registers,
+      collect() {
+        this.reset();
+        for (const rule of rules) this.set({ scope: scopeName(rule) }, rule.minFree);
+      },
+    });
+
+    const bindings = oncePerScrape(() => new BindingRepository(reader).census());
+    const bindingGauges: [string, keyof BindingCensus, string][] = [
+      [
+        'veil_bindings_pending',
+        'pending',
+        'Sessions whose binding at a remote-binding carrier waits for the worker: to bind, or to unbind once the session ended',
+      ],
+      [
+        'veil_bindings_retrying',
+        'retrying',
+        'Of the pending bindings, those whose last try failed and that wait out a backoff',
+      ],
+      [
+        'veil_bindings_failed',
+        'failed',
+        'Sessions whose binding was given up after every try (binding.failed): bind (the open session routes nothing) or unbind (left at the carrier until it expires)',
+      ],
+    ];
+    for (const [name, part, help] of bindingGauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['operation'],
+        registers,
+        async collect() {
+          const counts = (await bindings())[part];
+          for (const operation of BINDING_OPERATIONS) this.set({ operation }, counts[operation]);
+        },
+      });
+    }
+
+    const outbox = oncePerScrape(() => outboxBacklog(reader));
+    new Gauge({
+      name: 'veil_outbox_pending_deliveries',
+      help: "Deliveries of events to the app's webhook endpoints not yet made: due, or waiting out a retry",
+      registers,
+      async collect() {
+        this.set((await outbox()).pending);
+      },
+    });
+    new Gauge({
+      name: 'veil_outbox_oldest_undelivered_timestamp_seconds',
+      help: 'When the oldest event still owed to a webhook endpoint was made (unix seconds); the time of the scrape when none is owed, so time() minus this is the outbox lag',
+      registers,
+      async collect() {
+        const { oldestCreatedAt } = await outbox();
+        this.set((oldestCreatedAt ?? Date.now()) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'veil_outbox_dead_deliveries',
+      help: 'Dead letters: deliveries given up after their last attempt (VEIL_WEBHOOK_MAX_ATTEMPTS), to endpoints not deleted, until redelivered',
+      registers,
+      async collect() {
+        this.set((await outbox()).dead);
+      },
+    });
+  }
+
+  /** The exposition's content type (Prometheus text format 0.0.4). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The text Prometheus scrapes: this app's metrics, then the process's. */
+  render(): Promise<string> {
+    return Registry.merge([this.registry, processRegistry()]).metrics();
+  }
+}
