@@ -33,8 +33,8 @@ export interface FailoverPass {
  * their binding is the carrier's to undo.
  */
 export class Failover {
-  /** The last pass's figure of sessions left behind, logged when it changes. */
-  private stranded = 0;
+  /** Sessions the last pass left behind (no room for them): logged when it changes, and a metric. */
+  private left = 0;
   /** While sessions are stuck and nothing moves, passes before this time look at nothing. */
   private quietUntil = 0;
   private lastCarriers = '';
@@ -51,7 +51,7 @@ export class Failover {
   async pass(): Promise<FailoverPass> {
     const usable = usableCarriers(this.carriers, await providerFlags(this.store.db, this.carriers));
     const carriers = this.carriers.filter((c) => !usable.includes(c));
-    const result: FailoverPass = { carriers, rebound: 0, stranded: this.stranded };
+    const result: FailoverPass = { carriers, rebound: 0, stranded: this.left };
     // Each stuck session costs an allocation tried in vain: with nothing moving, they are tried
     // again after a while, or at once when another carrier goes down or comes back.
     if (String(carriers) === this.lastCarriers && this.clock() < this.quietUntil) return result;
@@ -103,7 +103,7 @@ export class Failover {
 
   private report({ carriers, rebound, stranded }: FailoverPass): void {
     if (rebound > 0) this.logger.warn({ carriers, rebound }, 'sessions re-bound off carriers down or off');
-    if (stranded !== this.stranded) {
+    if (stranded !== this.left) {
       this.logger[stranded > 0 ? 'error' : 'info'](
         { carriers, stranded },
         stranded > 0
@@ -111,6 +111,11 @@ export class Failover {
           : 'no session is left on a carrier down or off',
       );
     }
-    this.stranded = stranded;
+    this.left = stranded;
+  }
+
+  /** Sessions the last pass could not move. */
+  get stranded(): number {
+    return this.left;
   }
 }

@@ -59,8 +59,8 @@ function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
 export class Metrics {
   readonly registry = new Registry();
 
-  constructor(veil: Pick<Veil, 'store' | 'health' | 'carriers' | 'binders' | 'config'>) {
-    const { store, health } = veil;
+  constructor(veil: Pick<Veil, 'store' | 'health' | 'carriers' | 'binders' | 'config' | 'failover'>) {
+    const { store, health, failover } = veil;
     const reader = store.reader;
     // Every enabled carrier, as GET /v1/providers lists them.
     const carriers = [...veil.carriers.keys(), ...veil.binders.keys()];
@@ -192,6 +192,15 @@ export class Metrics {
         },
       });
     }
+
+    new Gauge({
+      name: 'veil_failover_stranded_sessions',
+      help: "Open sessions on a carrier down or switched off that this instance's last failover pass could not move: no number of a carrier in use fits them",
+      registers,
+      collect() {
+        this.set(failover.stranded);
+      },
+    });
 
     const outbox = oncePerScrape(() => outboxBacklog(reader));
     new Gauge({

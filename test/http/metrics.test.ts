@@ -3,6 +3,7 @@ import { afterEach, beforeEach, it } from 'node:test';
 import type { OutboxPolicy } from '../../src/domain/webhooks.ts';
 import { createLogger } from '../../src/logger.ts';
 import { BindingService } from '../../src/services/bindings.ts';
+import { STUCK_RETRY_MS } from '../../src/services/failover.ts';
 import { Outbox } from '../../src/services/outbox.ts';
 import { providerFlags } from '../../src/store/providers.ts';
 import {
@@ -126,6 +127,23 @@ describeStores('GET /metrics', { perTest: true }, (store) => {
 
     assert.equal((await t.api('PATCH', '/v1/providers/twilio', { enabled: true })).statusCode, 200);
     assert.equal((await scrape(t)).value('veil_provider_enabled', { provider: 'twilio' }), 1);
+  });
+
+  it('shows the sessions failover could not move off a carrier switched off, until it moves them', async () => {
+    assert.equal((await t.api('POST', '/v1/numbers', { number: POOL[0], provider: 'sim' })).statusCode, 201);
+    assert.equal((await openSession()).statusCode, 201);
+    assert.equal((await scrape(t)).value('veil_failover_stranded_sessions'), 0);
+    // Twilio, the other carrier, has no number: the session has nowhere to go.
+    assert.equal((await t.api('PATCH', '/v1/providers/sim', { enabled: false })).statusCode, 200);
+    assert.equal((await t.veil.failover.pass()).stranded, 1);
+    assert.equal((await scrape(t)).value('veil_failover_stranded_sessions'), 1);
+    assert.equal(
+      (await t.api('POST', '/v1/numbers', { number: POOL[1], provider: 'twilio' })).statusCode,
+      201,
+    );
+    t.clock.advance(STUCK_RETRY_MS / 1000);
+    assert.equal((await t.veil.failover.pass()).rebound, 1);
+    assert.equal((await scrape(t)).value('veil_failover_stranded_sessions'), 0);
   });
 
   it('counts the pool’s free numbers as sessions take them, drain them and let them go', async () => {
