@@ -1,18 +1,18 @@
 import { PoolExhaustedError } from '../domain/errors.ts';
 import { usableCarriers } from '../domain/providers.ts';
 import type { Logger } from '../logger.ts';
-import { NumberRepository } from '../store/numbers.ts';
 import { providerFlags } from '../store/providers.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import type { Store } from '../store/store.ts';
 import type { SessionWriter } from './session-writer.ts';
 
-/** Numbers read per look for sessions to move. */
-const BATCH = 100;
+/** Open participations read per look for sessions to move. */
+const BATCH = 200;
 /** Sessions being moved at once. */
 const CONCURRENCY = 16;
-/** How long sessions that could not be moved wait before they are tried again (nothing moving). */
+/** How long after a pass that moved nothing the next one looks again (doubling, up to MAX_QUIET_MS). */
 export const STUCK_RETRY_MS = 30_000;
+const MAX_QUIET_MS = 600_000;
 
 /** What one pass did: sessions moved, and sessions it could not move (the pool had no room). */
 export interface FailoverPass {
@@ -35,8 +35,9 @@ export interface FailoverPass {
 export class Failover {
   /** Sessions the last pass left behind (no room for them): logged when it changes, and a metric. */
   private left = 0;
-  /** While sessions are stuck and nothing moves, passes before this time look at nothing. */
+  /** While nothing moves, passes before this time look at nothing; `quietMs` is the wait. */
   private quietUntil = 0;
+  private quietMs = 0;
   private lastCarriers = '';
 
   constructor(
@@ -52,28 +53,25 @@ export class Failover {
     const usable = usableCarriers(this.carriers, await providerFlags(this.store.db, this.carriers));
     const carriers = this.carriers.filter((c) => !usable.includes(c));
     const result: FailoverPass = { carriers, rebound: 0, stranded: this.left };
-    // Each stuck session costs an allocation tried in vain: with nothing moving, they are tried
-    // again after a while, or at once when another carrier goes down or comes back.
-    if (String(carriers) === this.lastCarriers && this.clock() < this.quietUntil) return result;
+    const changed = String(carriers) !== this.lastCarriers;
+    // A pass walks every open session: with nothing moving, the next waits longer and longer
+    // (30 s, doubling up to 10 min), unless another carrier goes down or comes back.
+    if (!changed && this.clock() < this.quietUntil) return result;
     this.lastCarriers = String(carriers);
     result.stranded = 0;
     if (carriers.length > 0) {
-      const numbers = new NumberRepository(this.store.db);
       const sessions = new SessionRepository(this.store.db);
       const tried = new Set<string>();
-      // Number by number, each one's sessions: every session is tried once a pass, and one that
-      // cannot move (no room in the pool) holds up no other. A page's sessions move several at a
-      // time, so that SQLite's group commit (or PostgreSQL's pool) carries many in one go.
-      let page = await numbers.inUse(carriers, '', BATCH);
-      while (page.length > 0) {
-        const due: { id: string; tenantId: string }[] = [];
-        for (const numberId of page) {
-          for (const session of await sessions.holding(numberId)) {
-            if (tried.has(session.id)) continue;
-            tried.add(session.id);
-            due.push(session);
-          }
-        }
+      // Page by page of the open sessions on those carriers, each tried once a pass (one that
+      // cannot move holds up no other); a page's sessions move several at a time, so that SQLite's
+      // group commit (or PostgreSQL's pool) carries many in one go.
+      let after: { expiresAt: number; id: string } | undefined;
+      for (;;) {
+        const page = await sessions.onCarriers(carriers, after, BATCH);
+        const last = page[page.length - 1];
+        if (!last) break;
+        after = last;
+        const due = page.filter((s) => !tried.has(s.id) && tried.add(s.id));
         const moveNext = async () => {
           for (let s = due.shift(); s; s = due.shift()) {
             if (await this.rebind(s.tenantId, s.id)) result.rebound++;
@@ -81,11 +79,12 @@ export class Failover {
           }
         };
         await Promise.all(Array.from({ length: CONCURRENCY }, moveNext));
-        page = await numbers.inUse(carriers, page[page.length - 1] ?? '', BATCH);
       }
     }
     this.report(result);
-    this.quietUntil = result.stranded > 0 && result.rebound === 0 ? this.clock() + STUCK_RETRY_MS : 0;
+    this.quietMs =
+      changed || result.rebound > 0 ? 0 : Math.min(Math.max(this.quietMs * 2, STUCK_RETRY_MS), MAX_QUIET_MS);
+    this.quietUntil = this.clock() + this.quietMs;
     return result;
   }
 

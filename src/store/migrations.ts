@@ -425,19 +425,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
-  '0012_rebinding': {
-    async up(db: Kysely<unknown>) {
-      // The open participations on one number: what failover (services/failover.ts) moves off a
-      // carrier that is down or switched off. Partial, so a participation leaves it when released.
-      await db.schema
-        .createIndex('participants_open_by_number')
-        .on('participants')
-        .column('proxy_number_id')
-        .where(sql.ref('active'), '=', 1)
-        .execute();
-    },
-  },
-  '0013_metrics_indexes': {
+  '0012_metrics_indexes': {
     async up(db: Kysely<unknown>) {
       // What /metrics counts at each scrape (services/metrics.ts), each from an index whose entries
       // are only the rare rows it counts, so that neither a scrape nor an ordinary write pays for

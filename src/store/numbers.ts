@@ -92,21 +92,6 @@ export class NumberRepository {
     return rows.map((r) => r.number);
   }
 
-  /** Of every tenant, the numbers of `carriers` held by open sessions, by id after `after`. */
-  async inUse(carriers: readonly string[], after: string, limit: number): Promise<string[]> {
-    if (carriers.length === 0) return [];
-    const rows = await this.db
-      .selectFrom('numbers')
-      .select('id')
-      .where('provider', 'in', carriers)
-      .where('load', '>', 0)
-      .where('id', '>', after)
-      .orderBy('id')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => r.id);
-  }
-
   async list(filter: NumberFilter): Promise<PoolNumber[]> {
     let q = this.db.selectFrom('numbers').selectAll().where('tenant_id', '=', filter.tenantId);
     if (filter.status) q = q.where('status', '=', filter.status);

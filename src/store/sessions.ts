@@ -381,18 +381,33 @@ export class SessionRepository {
   }
 
   /**
-   * The open sessions holding this number as a proxy (by the open-participation-by-number index).
-   * Sessions bound at a remote-binding carrier are not among them: their binding is the carrier's.
+   * Open sessions holding a proxy of one of `carriers`, in the order of the expiry index, after
+   * `after` (the last one of the previous page), at most `limit` participations' worth: a walk over
+   * every open session, for failover, which runs it only when a carrier is down or off. Sessions
+   * bound at a remote-binding carrier are not among them: their binding is the carrier's.
    */
-  async holding(numberId: string): Promise<{ id: string; tenantId: string }[]> {
-    const rows = await this.db
-      .selectFrom('participants')
-      .select(['session_id as id', 'tenant_id as tenantId'])
-      .where('proxy_number_id', '=', numberId)
-      .where('active', '=', ACTIVE)
-      .where('binding', 'is', null)
-      .execute();
-    return [...new Map(rows.map((r) => [r.id, r])).values()];
+  async onCarriers(
+    carriers: readonly string[],
+    after: { expiresAt: number; id: string } | undefined,
+    limit: number,
+  ): Promise<{ id: string; tenantId: string; expiresAt: number }[]> {
+    if (carriers.length === 0) return [];
+    let q = this.db
+      .selectFrom('sessions as s')
+      .innerJoin('participants as p', 'p.session_id', 's.id')
+      .innerJoin('numbers as n', 'n.id', 'p.proxy_number_id')
+      .select(['s.id as id', 's.tenant_id as tenantId', 's.expires_at as expiresAt'])
+      .where('s.status', '=', OPEN)
+      .where('p.active', '=', ACTIVE)
+      .where('p.binding', 'is', null)
+      .where('n.provider', 'in', carriers);
+    if (after) {
+      q = q
+        .where('s.expires_at', '>=', after.expiresAt)
+        .where((eb) => eb.or([eb('s.expires_at', '>', after.expiresAt), eb('s.id', '>', after.id)]));
+    }
+    const rows = await q.orderBy('s.expires_at').orderBy('s.id').limit(limit).execute();
+    return rows.map((r) => ({ ...r, expiresAt: Number(r.expiresAt) }));
   }
 
   /** Whether this participant was in the session and was taken out of it (removed or replaced). */

@@ -162,8 +162,9 @@ describeStores(
       assert.deepEqual(await rebound(), []);
       assert.ok(t.logs.some((l) => l.includes('sessions left on carriers down or off')));
 
+      // Looked at once more after the change, then after a while: a pass walks every open session.
+      assert.deepEqual(await t.veil.failover.pass(), { carriers: ['plivo'], rebound: 0, stranded: 1 });
       await pool(SIM_NUMBERS.slice(0, 1), 'sim');
-      // Tried again after a while: each stuck session costs an allocation in vain.
       assert.deepEqual(await t.veil.failover.pass(), { carriers: ['plivo'], rebound: 0, stranded: 1 });
       t.clock.advance(STUCK_RETRY_MS / 1000);
       assert.deepEqual(await t.veil.failover.pass(), { carriers: ['plivo'], rebound: 1, stranded: 0 });
