@@ -113,6 +113,22 @@ describeStores('error responses', (store) => {
   });
 
   describe('bodies the API cannot take', () => {
+    it('a text holding NUL (U+0000), anywhere: 400 naming the field, nothing written', async () => {
+      // PostgreSQL's text cannot hold it: the write failed with a 500 before (found by the fuzz test).
+      for (const [path, body, field] of [
+        ['/v1/blocklist', { number: '+14155550123', reason: '\u0000' }, 'reason'],
+        ['/v1/sessions', { ...SESSION, externalId: 'order\u00001' }, 'externalId'],
+        ['/v1/sessions', { ...SESSION, metadata: { note: { deep: 'a\u0000b' } } }, 'metadata/note/deep'],
+        ['/v1/sessions', { ...SESSION, metadata: { 'k\u0000': 1 } }, 'metadata/k\u0000'],
+      ] as const) {
+        const r = await assertRefused(() => t.api('POST', path, body), 400, 'invalid_request');
+        assert.equal(r.json().error.field, field);
+        assert.match(r.json().error.message, /NUL/);
+      }
+      const query = await t.api('GET', '/v1/sessions?externalId=a%00b');
+      assertError(query, 400, 'invalid_request');
+    });
+
     it('over 1 MiB: 413 payload_too_large', async () => {
       const big = JSON.stringify({ ...SESSION, metadata: { pad: 'x'.repeat(ONE_MIB) } });
       assert.ok(Buffer.byteLength(big) > ONE_MIB);
