@@ -90,9 +90,9 @@ export class BindingService {
   async attempt(due: DueBinding): Promise<BindingOutcome> {
     const repo = new BindingRepository(this.store.db);
     const read: Expected = { state: due.state, version: due.version };
-    if (!(await repo.claim(due.sessionId, read, this.clock() + this.leaseMs))) return 'skipped';
+    if (!(await repo.claim(due, read, this.clock() + this.leaseMs))) return 'skipped';
     const claimed: Expected = { state: due.state, version: due.version + 1 };
-    const work = await repo.work(due.sessionId);
+    const work = await repo.work(due, claimed);
     if (!work) return 'skipped';
     const binder = this.binders.get(work.provider);
     try {
@@ -142,7 +142,7 @@ export class BindingService {
   private settle(due: DueBinding, claimed: Expected, ref?: string): Promise<boolean> {
     const to = stateOnSuccess(due.state);
     if (!canMove(due.state, to)) return Promise.resolve(false);
-    return new BindingRepository(this.store.db).settle(due.sessionId, claimed, to, ref);
+    return new BindingRepository(this.store.db).settle(due, claimed, to, ref);
   }
 
   private async failed(
@@ -158,7 +158,7 @@ export class BindingService {
     if (attempts < this.options.maxAttempts) {
       const nextAt = this.clock() + backoffMs(attempts - 1, this.backoff, this.random);
       const kept = await new BindingRepository(this.store.db).retryLater(
-        due.sessionId,
+        due,
         claimed,
         attempts,
         reason,
@@ -168,7 +168,7 @@ export class BindingService {
       return kept ? 'retry' : 'skipped';
     }
     const gaveUp = await inTransaction(this.store, async (trx) => {
-      if (!(await new BindingRepository(trx).giveUp(due.sessionId, claimed, attempts, reason))) return false;
+      if (!(await new BindingRepository(trx).giveUp(due, claimed, attempts, reason))) return false;
       const payload: BindingFailed = {
         sessionId: due.sessionId,
         operation,

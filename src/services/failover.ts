@@ -29,8 +29,8 @@ export interface FailoverPass {
  * a `session.rebound` event (SessionWriter.rebind). Safe on every instance at once: the session is
  * locked and looked at again inside the transaction, so two passes never move one twice. A session
  * the pool has no room for stays where it is (its calls still route if the carrier carries them)
- * and is tried again at the next pass. Sessions bound at a remote-binding carrier are not moved:
- * their binding is the carrier's to undo.
+ * and is tried again at the next pass. A session bound at a remote-binding carrier moves too; its
+ * old binding is undone by the binding worker, as at a session's end.
  */
 export class Failover {
   /** Sessions the last pass left behind (no room for them): logged when it changes, and a metric. */

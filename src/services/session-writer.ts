@@ -15,6 +15,7 @@ import {
   participantsOf,
   type Session,
 } from '../domain/session.ts';
+import { BindingRepository } from '../store/bindings.ts';
 import { dialectOf } from '../store/dialect.ts';
 import { WriteRaceError } from '../store/errors.ts';
 import { appendEvent, eventRow } from '../store/events.ts';
@@ -329,15 +330,18 @@ export class StoreSessionWriter implements SessionWriter {
       const session = await sessions.getForUpdate(tenantId, id);
       if (!session || effectiveStatus(session, now) !== 'open') return undefined;
       const { participants: old } = session;
-      // A binding at a carrier is the carrier's to undo: such a session is not moved here.
-      if (old.length === 0 || old.some((p) => p.binding !== null)) return undefined;
+      if (old.length === 0) return undefined;
       const from = (await numbers.get(tenantId, old[0]?.proxyNumberId ?? ''))?.provider;
       if (!from || usableCarriers([from], await providerFlags(trx, [from])).length > 0) {
         return undefined;
       }
       // The old proxies are given back as a replacement gives them (their history kept for the
       // cooldown), then the same people allocated afresh, as a new session on the carriers in use.
-      for (const p of old) await sessions.retireParticipation(p.id, newId('par', now), now);
+      // A binding at a remote-binding carrier ends as at the session's end: undone by the binding
+      // worker once the carrier answers, its proxy kept from these people until then.
+      const retired = old.map(() => newId('par', now));
+      for (const [i, p] of old.entries()) await sessions.retireParticipation(p.id, retired[i] as string, now);
+      await new BindingRepository(trx).end(retired, now);
       await numbers.release(new Set(old.map((p) => p.proxyNumberId)), now);
       const fresh = await this.allocator(trx, { ...session, participants: [] }, now).allocate(
         old.map((p) => ({

@@ -2,9 +2,17 @@ import { sql } from 'kysely';
 import { type BindingState, type PendingState, stateAtEnd } from '../domain/binding.ts';
 import type { Db } from './schema.ts';
 
-/** A session whose binding waits for the worker: its state and the version it was read at. */
-export interface DueBinding {
+/**
+ * A binding: the rows of one session on one proxy. A session has one at a time, and more only
+ * after a rebind moved it off a carrier that was down, while the old binding is being undone.
+ */
+export interface BindingKey {
   sessionId: string;
+  proxyNumberId: string;
+}
+
+/** A binding waiting for the worker: its state and the version it was read at. */
+export interface DueBinding extends BindingKey {
   tenantId: string;
   state: PendingState;
   version: number;
@@ -61,7 +69,14 @@ export class BindingRepository {
   async due(now: number, limit: number): Promise<DueBinding[]> {
     const rows = await this.db
       .selectFrom('participants')
-      .select(['session_id', 'tenant_id', 'binding', 'binding_version', 'binding_attempts'])
+      .select([
+        'session_id',
+        'proxy_number_id',
+        'tenant_id',
+        'binding',
+        'binding_version',
+        'binding_attempts',
+      ])
       .where(PENDING)
       .where('binding_next_at', '<=', now)
       .orderBy('binding_next_at')
@@ -69,9 +84,11 @@ export class BindingRepository {
       .execute();
     const due = new Map<string, DueBinding>();
     for (const r of rows) {
-      if (due.has(r.session_id) || due.size >= limit) continue;
-      due.set(r.session_id, {
+      const key = `${r.session_id} ${r.proxy_number_id}`;
+      if (due.has(key) || due.size >= limit) continue;
+      due.set(key, {
         sessionId: r.session_id,
+        proxyNumberId: r.proxy_number_id,
         tenantId: r.tenant_id,
         state: r.binding as PendingState,
         version: r.binding_version,
@@ -86,22 +103,24 @@ export class BindingRepository {
    * worker takes it again only after that, should this one die on the way). False when another
    * worker, or a change of the session, got there first.
    */
-  async claim(sessionId: string, expected: Expected, leaseUntil: number): Promise<boolean> {
-    const r = await this.guarded(sessionId, expected)
+  async claim(key: BindingKey, expected: Expected, leaseUntil: number): Promise<boolean> {
+    const r = await this.guarded(key, expected)
       .set({ binding_version: expected.version + 1, binding_next_at: leaseUntil })
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
 
-  /** What the carrier is to be asked for a session's binding. */
-  async work(sessionId: string): Promise<BindingWork | undefined> {
+  /** What the carrier is to be asked for a binding, as it is in the state `expected`. */
+  async work(key: BindingKey, expected: Expected): Promise<BindingWork | undefined> {
     const rows = await this.db
       .selectFrom('participants as p')
       .innerJoin('numbers as n', 'n.id', 'p.proxy_number_id')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
       .select(['p.number', 'p.proxy_number', 'p.binding_ref', 'n.provider', 's.expires_at', 's.record'])
-      .where('p.session_id', '=', sessionId)
-      .where('p.removed_at', 'is', null)
+      .where('p.session_id', '=', key.sessionId)
+      .where('p.proxy_number_id', '=', key.proxyNumberId)
+      .where('p.binding', '=', expected.state)
+      .where('p.binding_version', '=', expected.version)
       .orderBy('p.created_at')
       .orderBy('p.id')
       .execute();
@@ -121,8 +140,8 @@ export class BindingRepository {
    * Moves the binding on after the carrier's yes (`bound` with its id, or `unbound`, which lets go
    * of the proxy for its people). False when it changed since it was claimed.
    */
-  async settle(sessionId: string, expected: Expected, to: BindingState, ref?: string): Promise<boolean> {
-    const r = await this.guarded(sessionId, expected)
+  async settle(key: BindingKey, expected: Expected, to: BindingState, ref?: string): Promise<boolean> {
+    const r = await this.guarded(key, expected)
       .set({
         binding: to,
         binding_version: expected.version + 1,
@@ -138,13 +157,13 @@ export class BindingRepository {
 
   /** Records a failed try, to be tried again at `nextAt`. False when it changed since it was claimed. */
   async retryLater(
-    sessionId: string,
+    key: BindingKey,
     expected: Expected,
     attempts: number,
     error: string,
     nextAt: number,
   ): Promise<boolean> {
-    const r = await this.guarded(sessionId, expected)
+    const r = await this.guarded(key, expected)
       .set({
         binding_version: expected.version + 1,
         binding_attempts: attempts,
@@ -159,8 +178,8 @@ export class BindingRepository {
    * Gives up: `failed`. A session that ended lets go of the proxy (the carrier's binding ends at
    * its own expiry); an open one keeps it and routes nothing. False when it changed since claimed.
    */
-  async giveUp(sessionId: string, expected: Expected, attempts: number, error: string): Promise<boolean> {
-    const r = await this.guarded(sessionId, expected)
+  async giveUp(key: BindingKey, expected: Expected, attempts: number, error: string): Promise<boolean> {
+    const r = await this.guarded(key, expected)
       .set({
         binding: 'failed',
         binding_version: expected.version + 1,
@@ -174,32 +193,36 @@ export class BindingRepository {
   }
 
   /**
-   * The end of a session, inside its transaction, after its participants were released: a bound
-   * binding turns `unbinding`, due at once, and its rows stay active (the invariant's index keeps
-   * the proxy from its people until the carrier let go); any other is over (`unbound`).
+   * The end of a binding, inside the transaction that ended it (its session's end, or a rebind
+   * that retired its participations), after its rows were released: a bound binding turns
+   * `unbinding`, due at once, and its rows stay active (the invariant's index keeps the proxy from
+   * its people until the carrier let go); any other is over (`unbound`). `ids` are its rows.
    */
-  async endSession(sessionId: string, now: number): Promise<void> {
+  async end(ids: readonly string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
     const rows = await this.db
       .selectFrom('participants')
       .select(['binding', 'binding_version'])
-      .where('session_id', '=', sessionId)
+      .where('id', 'in', ids)
       .where('binding', 'is not', null)
-      .where('removed_at', 'is', null)
       .execute();
     const [first] = rows;
     if (!first?.binding) return;
-    const expected = { state: first.binding, version: first.binding_version };
     const to = stateAtEnd(first.binding);
     if (to === first.binding) return;
-    await this.guarded(sessionId, expected)
+    await this.db
+      .updateTable('participants')
       .set({
         binding: to,
-        binding_version: expected.version + 1,
+        binding_version: first.binding_version + 1,
         binding_attempts: 0,
         binding_next_at: to === 'unbinding' ? now : null,
         binding_error: null,
         active: to === 'unbinding' ? 1 : 0,
       })
+      .where('id', 'in', ids)
+      .where('binding', '=', first.binding)
+      .where('binding_version', '=', first.binding_version)
       .execute();
   }
 
@@ -244,10 +267,11 @@ export class BindingRepository {
     return census;
   }
 
-  private guarded(sessionId: string, expected: Expected) {
+  private guarded(key: BindingKey, expected: Expected) {
     return this.db
       .updateTable('participants')
-      .where('session_id', '=', sessionId)
+      .where('session_id', '=', key.sessionId)
+      .where('proxy_number_id', '=', key.proxyNumberId)
       .where('binding', '=', expected.state)
       .where('binding_version', '=', expected.version);
   }

@@ -57,14 +57,19 @@ function onBlocklist(eb: Lookup, number: 'p.number' | 'o.number') {
   );
 }
 
+/**
+ * The other participant (`o`) of the participation's session: one still in it. A participation a
+ * rebind retired stays active while its carrier undoes its binding (store/bindings.ts), and is
+ * nobody's other party.
+ */
+const otherParticipant = sql<boolean>`o.session_id = p.session_id and o.active = ${ACTIVE} and o.removed_at is null and o.id <> p.id`;
+
 /** Open participations (`p`) joined to their session and the other participant. */
 function participations(db: Db) {
   return db
     .selectFrom('participants as p')
     .innerJoin('sessions as s', 's.id', 'p.session_id')
-    .leftJoin('participants as o', (join) =>
-      join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', ACTIVE).onRef('o.id', '<>', 'p.id'),
-    )
+    .leftJoin('participants as o', (join) => join.on(otherParticipant))
     .select(PARTICIPATION)
     .where('p.active', '=', ACTIVE)
     .where(routable);
@@ -110,9 +115,7 @@ function participationsQuery(db: Db, froms: Expression<string[]>, tos: Expressio
         .on(routable),
     )
     .innerJoin('sessions as s', 's.id', 'p.session_id')
-    .leftJoin('participants as o', (join) =>
-      join.onRef('o.session_id', '=', 'p.session_id').on('o.active', '=', ACTIVE).onRef('o.id', '<>', 'p.id'),
-    )
+    .leftJoin('participants as o', (join) => join.on(otherParticipant))
     .select(['q.caller', 'q.proxy', ...PARTICIPATION]);
 }
 

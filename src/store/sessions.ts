@@ -327,14 +327,17 @@ export class SessionRepository {
       .where('status', '=', OPEN)
       .executeTakeFirst();
     if (ended.numUpdatedRows !== 1n) return undefined;
+    // Its participants now: a binding a rebind retired stays active until the carrier undid it.
     const released = await this.db
       .updateTable('participants')
       .set({ active: 0, released_at: now })
       .where('session_id', '=', id)
       .where('active', '=', ACTIVE)
-      .returning(['proxy_number_id', 'binding'])
+      .where('removed_at', 'is', null)
+      .returning(['id', 'proxy_number_id', 'binding'])
       .execute();
-    if (released.some((r) => r.binding !== null)) await new BindingRepository(this.db).endSession(id, now);
+    const bound = released.filter((r) => r.binding !== null).map((r) => r.id);
+    await new BindingRepository(this.db).end(bound, now);
     return new Set(released.map((r) => r.proxy_number_id));
   }
 
@@ -383,8 +386,8 @@ export class SessionRepository {
   /**
    * Open sessions holding a proxy of one of `carriers`, in the order of the expiry index, after
    * `after` (the last one of the previous page), at most `limit` participations' worth: a walk over
-   * every open session, for failover, which runs it only when a carrier is down or off. Sessions
-   * bound at a remote-binding carrier are not among them: their binding is the carrier's.
+   * every open session, for failover, which runs it only when a carrier is down or off. A binding
+   * a rebind retired (still being undone at its carrier) is not counted: its session moved.
    */
   async onCarriers(
     carriers: readonly string[],
@@ -399,7 +402,7 @@ export class SessionRepository {
       .select(['s.id as id', 's.tenant_id as tenantId', 's.expires_at as expiresAt'])
       .where('s.status', '=', OPEN)
       .where('p.active', '=', ACTIVE)
-      .where('p.binding', 'is', null)
+      .where('p.removed_at', 'is', null)
       .where('n.provider', 'in', carriers);
     if (after) {
       q = q

@@ -317,6 +317,105 @@ describeStores('remote binding (aliyun, BindAxb)', { perTest: true }, (store) =>
     assert.equal(await bindingOf(s.id), 'bound');
   });
 
+  describe('failover', () => {
+    const SIM = '+8613800000002';
+    const switchAliyun = async (enabled: boolean) => {
+      const r = await t.api('PATCH', '/v1/providers/aliyun', { enabled });
+      assert.equal(r.statusCode, 200, r.body);
+    };
+
+    it('moves a bound session off aliyun switched off; the old binding is undone once aliyun answers, and only then is X theirs again', async () => {
+      const s = await createShared();
+      assert.deepEqual(await worker().pass(), ['bound']);
+      const [subsId] = fake.bindings.keys();
+      assert.equal((await t.api('POST', '/v1/numbers', { number: SIM, provider: 'sim' })).statusCode, 201);
+
+      await switchAliyun(false);
+      assert.deepEqual(await t.veil.failover.pass(), { carriers: ['aliyun'], rebound: 1, stranded: 0 });
+      const moved = (await t.api('GET', `/v1/sessions/${s.id}`)).json();
+      assert.deepEqual(
+        moved.participants.map((p: { id: string; proxyNumber: string; binding: string }) => [
+          p.id,
+          p.proxyNumber,
+          p.binding,
+        ]),
+        s.participants.map((p) => [p.id, SIM, 'bound']),
+      );
+      // The sim proxy routes at once, to the other person, never to a retired participation.
+      for (const [from, to] of [
+        [A, B],
+        [B, A],
+      ]) {
+        const d = (await t.api('POST', '/v1/route', { from, to: SIM, channel: 'voice' })).json();
+        assert.deepEqual([d.action, d.to, d.callerId], ['connect', to, SIM]);
+      }
+      assert.equal((await route()).action, 'reject', 'X connects nobody now');
+      const [event] = (
+        await t.veil.store.db.selectFrom('events').selectAll().where('type', '=', 'session.rebound').execute()
+      ).map((e) => JSON.parse(e.payload));
+      assert.deepEqual([event.rebound.from, event.rebound.to], ['aliyun', 'sim']);
+
+      // The old binding waits to be undone, and keeps X from A and B meanwhile.
+      const retired = (await rows(s.id)).filter((r) => r.removed_at !== null);
+      assert.deepEqual(
+        retired.map((r) => [r.proxy_number, r.binding, r.active]),
+        [
+          [X, 'unbinding', 1],
+          [X, 'unbinding', 1],
+        ],
+      );
+      await switchAliyun(true);
+      const blocked = await t.api('POST', '/v1/sessions', {
+        mode: 'shared',
+        participants: [{ number: A }, { number: C }],
+      });
+      assert.equal(blocked.statusCode, 503, blocked.body);
+
+      assert.deepEqual(await worker().pass(), ['unbound']);
+      const [unbind] = fake.of('UnbindSubscription');
+      assert.equal(unbind?.params.SubsId, subsId);
+      assert.equal(fake.bindings.size, 0);
+      assert.ok((await rows(s.id)).filter((r) => r.removed_at !== null).every((r) => r.active === 0));
+      // The moved session is untouched by the unbind, and still routes.
+      const d = (await t.api('POST', '/v1/route', { from: A, to: SIM, channel: 'voice' })).json();
+      assert.deepEqual([d.action, d.to], ['connect', B]);
+      assert.equal((await createShared([A, C])).participants[0]?.proxyNumber, X);
+
+      // Closing the moved session ends it alone: nothing more for the carrier to do.
+      assert.equal((await t.api('DELETE', `/v1/sessions/${s.id}`)).statusCode, 200);
+      assert.equal((await worker().pass()).filter((o) => o === 'unbound').length, 0);
+    });
+
+    it('moves a session still waiting for its binding, and a late bind is undone', async () => {
+      fake.plan({ kind: 'code', code: 'isv.SYSTEM_ERROR' });
+      const s = await createShared();
+      assert.deepEqual(await worker().pass(), ['retry']);
+      assert.equal((await t.api('POST', '/v1/numbers', { number: SIM, provider: 'sim' })).statusCode, 201);
+      await switchAliyun(false);
+      assert.deepEqual(await t.veil.failover.pass(), { carriers: ['aliyun'], rebound: 1, stranded: 0 });
+      // Never confirmed, so nothing at the carrier to undo: over at once, X free again.
+      assert.deepEqual(
+        (await rows(s.id)).filter((r) => r.removed_at !== null).map((r) => [r.binding, r.active]),
+        [
+          ['unbound', 0],
+          ['unbound', 0],
+        ],
+      );
+      t.clock.advance(60);
+      assert.deepEqual(await worker().pass(), []);
+      const d = (await t.api('POST', '/v1/route', { from: B, to: SIM, channel: 'voice' })).json();
+      assert.deepEqual([d.action, d.to], ['connect', A]);
+    });
+
+    it('leaves a bound session where it is while no other carrier has room (stranded)', async () => {
+      await createShared();
+      await worker().pass();
+      await switchAliyun(false);
+      assert.deepEqual(await t.veil.failover.pass(), { carriers: ['aliyun'], rebound: 0, stranded: 1 });
+      assert.equal(fake.bindings.size, 1);
+    });
+  });
+
   describe('sessions an aliyun number cannot serve', () => {
     it('never gives an aliyun number to a session of another mode (503 when nothing else fits)', async () => {
       const r = await t.api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
