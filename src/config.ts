@@ -21,6 +21,7 @@ import { PROVIDER_NAMES } from './providers/registry.ts';
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
 export const DEFAULT_REUSE_COOLDOWN_SECONDS = 3600;
+export const DEFAULT_RETENTION_DAYS = 30;
 export const DEFAULT_CALLBACK_WINDOW_SECONDS = 86_400;
 /** Where the Telnyx API (numbers, and the Messaging API that relays texts) is reached. */
 export const DEFAULT_TELNYX_API_URL = 'https://api.telnyx.com';
@@ -120,6 +121,13 @@ export const Environment = Type.Object({
     maximum: MAX_SECONDS,
     default: DEFAULT_REUSE_COOLDOWN_SECONDS,
     description: "how long, in seconds, a person's released proxy number is avoided for them",
+  }),
+  VEIL_RETENTION_DAYS: Type.Integer({
+    minimum: 0,
+    maximum: 36_500,
+    default: DEFAULT_RETENTION_DAYS,
+    description:
+      "how many days sessions that ended (with their people's real numbers), interaction logs and events are kept before they are purged; 0: for ever",
   }),
   VEIL_OUT_OF_SESSION: Type.String({
     pattern: '^(reject|forward:\\+[1-9]\\d{6,14}|ask:.+)$',
@@ -436,6 +444,8 @@ export interface Config {
   defaultCountry?: Environment['VEIL_DEFAULT_COUNTRY'];
   defaultTtlSeconds: Environment['VEIL_DEFAULT_TTL_SECONDS'];
   reuseCooldownSeconds: Environment['VEIL_REUSE_COOLDOWN_SECONDS'];
+  /** How long ended sessions, interactions and events are kept, in days; 0: for ever. */
+  retentionDays: Environment['VEIL_RETENTION_DAYS'];
   outOfSession: OutOfSession;
   callbackWindowSeconds: Environment['VEIL_CALLBACK_WINDOW_SECONDS'];
   extensionFallback: Environment['VEIL_EXTENSION_FALLBACK'];
@@ -548,6 +558,7 @@ export function loadConfig(env: Env = process.env): Config {
     defaultCountry: defaultCountry(e.VEIL_DEFAULT_COUNTRY),
     defaultTtlSeconds: e.VEIL_DEFAULT_TTL_SECONDS,
     reuseCooldownSeconds: e.VEIL_REUSE_COOLDOWN_SECONDS,
+    retentionDays: retentionDays(e),
     outOfSession: outOfSession(e.VEIL_OUT_OF_SESSION, production),
     interceptUrl:
       e.VEIL_INTERCEPT_URL === undefined
@@ -888,4 +899,21 @@ function carrierApiUrl(key: string, value: string, production: boolean): string 
   if (url.username || url.password) throw new ConfigError(key, 'must not carry a user name or password');
   if (url.search || url.hash) throw new ConfigError(key, 'must not carry a query or fragment');
   return value.replace(/\/+$/, '');
+}
+
+/**
+ * The retention period, which must outlast what Veil reads back from the history it purges: a
+ * person's released proxies (the reuse cooldown) and a dedicated number's last caller (the
+ * callback window).
+ */
+function retentionDays(e: Environment): number {
+  const days = e.VEIL_RETENTION_DAYS;
+  const needed = Math.max(e.VEIL_REUSE_COOLDOWN_SECONDS, e.VEIL_CALLBACK_WINDOW_SECONDS);
+  if (days > 0 && days * 86_400 < needed) {
+    throw new ConfigError(
+      'VEIL_RETENTION_DAYS',
+      `must cover VEIL_REUSE_COOLDOWN_SECONDS and VEIL_CALLBACK_WINDOW_SECONDS (${needed} s), or be 0 to keep everything`,
+    );
+  }
+  return days;
 }

@@ -10,6 +10,7 @@ import { startOutboxWorker } from './workers/outbox.ts';
 import type { Periodic } from './workers/periodic.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
 import { startProviderProbe } from './workers/providers.ts';
+import { startRetention } from './workers/retention.ts';
 import { startSweeper } from './workers/sweeper.ts';
 
 /** How long a stop lets requests in flight finish before it cuts their connections. */
@@ -71,6 +72,7 @@ export async function startServer(
       startProviderProbe(veil.providers, logger, config.health.probeIntervalMs),
       startFailover(veil.failover, logger, config.health.failoverIntervalMs),
       startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs),
+      startRetention(veil.retention, logger),
     );
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {

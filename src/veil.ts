@@ -15,6 +15,7 @@ import { Outbox } from './services/outbox.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { ProviderService } from './services/providers.ts';
 import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
+import { Retention } from './services/retention.ts';
 import { Router } from './services/routing.ts';
 import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
@@ -53,6 +54,8 @@ export interface Veil {
   health: CarrierHealth;
   /** Moves open sessions off carriers down or switched off (its worker: workers/failover.ts). */
   failover: Failover;
+  /** Purges what outlived VEIL_RETENTION_DAYS (its worker: workers/retention.ts). */
+  retention: Retention;
   /** Makes and undoes sessions' bindings at those carriers (the binding worker's passes). */
   bindings: BindingService;
   interactions: InteractionLog;
@@ -183,6 +186,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     binders,
     providers,
     failover: new Failover(store, writer, names, logger, clock),
+    retention: new Retention(store, config.retentionDays * 86_400_000, logger, clock),
     health,
     bindings: new BindingService(store, guardedBinders(binders, health), logger, {
       maxAttempts: config.binding.maxAttempts,

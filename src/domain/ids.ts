@@ -44,3 +44,11 @@ export function generateSecret(prefix = ''): string {
 export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
 }
+
+/**
+ * The least id `newId(prefix, ms)` can make: every id of that prefix made before `ms` sorts below
+ * it, so a primary key finds the rows older than a moment with no index of their time.
+ */
+export function firstIdAt(prefix: string, ms: number): string {
+  return `${prefix}_${Math.max(0, ms).toString(16).padStart(12, '0')}`;
+}
