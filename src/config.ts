@@ -34,6 +34,11 @@ export const DEFAULT_VONAGE_API_URL = 'https://api.nexmo.com';
 /** Where Vonage's Numbers API (search, buy, cancel, the account's numbers) is reached: its own host. */
 export const DEFAULT_VONAGE_REST_URL = 'https://rest.nexmo.com';
 const MAX_SECONDS = 31_536_000;
+/** Abuse limits (README "Abuse limits"); each 0 turns its limit off. */
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 6000;
+export const DEFAULT_RATE_LIMIT_ROUTE_PER_MINUTE = 60_000;
+export const DEFAULT_MAX_SESSIONS_PER_MINUTE = 1200;
+export const DEFAULT_MAX_CALLS_PER_SESSION_HOUR = 60;
 /** Tries of a remote binding before it is given up (VEIL_BINDING_MAX_ATTEMPTS). */
 export const DEFAULT_BINDING_MAX_ATTEMPTS = 6;
 
@@ -404,6 +409,34 @@ export const Environment = Type.Object({
     description:
       'how often, in milliseconds, open sessions holding numbers of a carrier that is down or switched off are looked for and moved to numbers of carriers in use (session.rebound); 0: never',
   }),
+  VEIL_RATE_LIMIT_PER_MINUTE: Type.Integer({
+    minimum: 0,
+    maximum: 10_000_000,
+    default: DEFAULT_RATE_LIMIT_PER_MINUTE,
+    description:
+      'requests one API key may make to /v1 (but POST /v1/route) per minute on one instance; beyond, 429 rate_limited; 0: no limit',
+  }),
+  VEIL_RATE_LIMIT_ROUTE_PER_MINUTE: Type.Integer({
+    minimum: 0,
+    maximum: 10_000_000,
+    default: DEFAULT_RATE_LIMIT_ROUTE_PER_MINUTE,
+    description:
+      'POST /v1/route requests one API key may make per minute on one instance, counted apart from its other requests; 0: no limit',
+  }),
+  VEIL_MAX_SESSIONS_PER_MINUTE: Type.Integer({
+    minimum: 0,
+    maximum: 10_000_000,
+    default: DEFAULT_MAX_SESSIONS_PER_MINUTE,
+    description:
+      'sessions one tenant may create per minute on one instance; beyond, 429 rate_limited; 0: no cap',
+  }),
+  VEIL_MAX_CALLS_PER_SESSION_HOUR: Type.Integer({
+    minimum: 0,
+    maximum: 10_000_000,
+    default: DEFAULT_MAX_CALLS_PER_SESSION_HOUR,
+    description:
+      'calls one session may connect per hour on one instance (a toll-fraud guard); beyond, a call is refused with reason call_limit; 0: no cap',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -471,9 +504,23 @@ export interface Config {
   binding: { maxAttempts: number; intervalMs: number };
   /** When a carrier counts as down, when it is tried again, and how often it is probed (0: never). */
   health: ProviderHealthPolicy;
+  /** How much one key, tenant or session may do (README "Abuse limits"); 0 turns a limit off. */
+  limits: AbuseLimits;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
+}
+
+/** Limits on one key's requests, one tenant's new sessions and one session's calls; 0: none. */
+export interface AbuseLimits {
+  /** Requests per API key per minute to /v1, POST /v1/route apart. */
+  requestsPerMinute: number;
+  /** POST /v1/route requests per API key per minute. */
+  routesPerMinute: number;
+  /** Sessions created per tenant per minute. */
+  sessionsPerMinute: number;
+  /** Calls connected per session per hour. */
+  callsPerSessionHour: number;
 }
 
 /** A carrier's health: down after `failures` in a row, tried again after `halfOpenAfterMs`. */
@@ -597,6 +644,12 @@ export function loadConfig(env: Env = process.env): Config {
       halfOpenAfterMs: e.VEIL_PROVIDER_HALF_OPEN_MS,
       probeIntervalMs: e.VEIL_PROVIDER_PROBE_SECONDS * 1000,
       failoverIntervalMs: e.VEIL_FAILOVER_MS,
+    },
+    limits: {
+      requestsPerMinute: e.VEIL_RATE_LIMIT_PER_MINUTE,
+      routesPerMinute: e.VEIL_RATE_LIMIT_ROUTE_PER_MINUTE,
+      sessionsPerMinute: e.VEIL_MAX_SESSIONS_PER_MINUTE,
+      callsPerSessionHour: e.VEIL_MAX_CALLS_PER_SESSION_HOUR,
     },
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,

@@ -140,6 +140,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
       extensionFallback: config.extensionFallback,
     },
     clock,
+    config.limits.sessionsPerMinute,
   );
   const router = new Router(
     new RouteLookup(store),
@@ -150,6 +151,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
       callbackWindowSeconds: config.callbackWindowSeconds,
       gather: { numDigits: EXTENSION_DIGITS, prompt: config.gatherPrompt, message: config.gather },
       rejectMessage: config.rejectMessage,
+      callsPerSessionHour: config.limits.callsPerSessionHour,
     },
     clock,
     hooks,

@@ -53,6 +53,19 @@ export class UnavailableError extends VeilError {
   }
 }
 
+/**
+ * Too many requests of one kind for now (a key's requests, a tenant's new sessions): the same
+ * request may succeed after `retryAfterSeconds`.
+ */
+export class RateLimitedError extends VeilError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('rate_limited', message);
+  }
+}
+
 export class UnauthorizedError extends VeilError {
   constructor(message = 'a valid API key is required: Authorization: Bearer <key>') {
     super('unauthorized', message);

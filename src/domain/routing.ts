@@ -42,6 +42,8 @@ export const REJECT_REASONS = [
   'wrong_extension',
   'blocked',
   'intercepted',
+  /** The session connected as many calls this hour as VEIL_MAX_CALLS_PER_SESSION_HOUR allows. */
+  'call_limit',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -7,6 +7,7 @@ import { Metrics } from '../services/metrics.ts';
 import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
+import { limitRequestsPerKey } from './rate-limit.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -94,6 +95,7 @@ export async function buildApp(
   await app.register(
     async (v1) => {
       requireApiKey(v1, veil.keys);
+      await limitRequestsPerKey(v1, veil.config.limits);
       await v1.register(numberRoutes, { veil });
       await v1.register(sessionRoutes, { veil });
       await v1.register(routeRoutes, { veil });

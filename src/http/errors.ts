@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { InvalidRequestError, VeilError } from '../domain/errors.ts';
+import { InvalidRequestError, RateLimitedError, VeilError } from '../domain/errors.ts';
 import { maskNumbersInText } from '../domain/phone.ts';
 
 const STATUS: Record<string, number> = {
@@ -47,6 +47,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | VeilError, request, reply) => {
     if (error instanceof VeilError) {
       const field = error instanceof InvalidRequestError ? error.field : undefined;
+      if (error instanceof RateLimitedError) reply.header('retry-after', error.retryAfterSeconds);
       return reply.status(STATUS[error.code] ?? 400).send(errorBody(error.code, error.message, field));
     }
     if ('validation' in error && error.validation) {

@@ -11,6 +11,7 @@ import {
   type RouteDecision,
   type RouteRequest,
 } from '../domain/routing.ts';
+import { WindowCap } from '../domain/window-cap.ts';
 import type { BlocklistRepository } from '../store/blocklist.ts';
 import type { InteractionLog, Slide } from '../store/interactions.ts';
 import type { RouteLookup, RouteParticipation } from '../store/route-lookup.ts';
@@ -46,7 +47,16 @@ export interface RoutingPolicy {
   gather: Gather;
   /** What a refused caller hears, unless their session says otherwise. */
   rejectMessage: Announcement;
+  /** Calls a session may connect per hour, on this instance (a toll-fraud guard); 0: no cap. */
+  callsPerSessionHour: number;
 }
+
+const HOUR_MS = 3_600_000;
+/**
+ * Sessions whose calls of the hour one instance counts at once (~150 bytes each): past that, the
+ * session called least recently starts its count again.
+ */
+export const CALL_CAP_SESSIONS = 200_000;
 
 /**
  * Routes calls and texts: one indexed lookup, the domain's decision, and an interaction entry
@@ -55,6 +65,9 @@ export interface RoutingPolicy {
  * a number shared by extension asks a caller for a code.
  */
 export class Router {
+  /** Each session's calls of its current hour, on this instance: counted in memory, no query per call. */
+  private readonly calls: WindowCap | undefined;
+
   constructor(
     private readonly lookup: RouteLookup,
     private readonly blocklist: BlocklistRepository,
@@ -63,11 +76,15 @@ export class Router {
     private readonly clock: () => number = Date.now,
     /** The app's webhooks (ask, intercept), when configured: they have their say on each route. */
     private readonly hooks?: RouteHooks,
-  ) {}
+  ) {
+    const { callsPerSessionHour } = policy;
+    this.calls =
+      callsPerSessionHour > 0 ? new WindowCap(callsPerSessionHour, HOUR_MS, CALL_CAP_SESSIONS) : undefined;
+  }
 
   async route(request: RouteRequest, context: RouteContext): Promise<RouteDecision> {
     const now = this.clock();
-    const { decision, interaction, slide } = await this.decide(request, context, now, this.hooks);
+    const { decision, interaction, slide } = await this.decide(request, context, now, true);
     this.log.record(interaction, slide);
     return request.channel === 'voice' && decision.action === 'reject' ? this.said(decision) : decision;
   }
@@ -106,9 +123,10 @@ export class Router {
 
   /**
    * The decision for a call or text and its log entry: one indexed lookup and the domain's rule,
-   * then the app's say when `hooks` gives it one (not for a status report's re-decision).
+   * then, for a `live` call (not a status report's re-decision), the app's say and the session's
+   * cap on calls.
    */
-  private async decide(request: RouteRequest, context: RouteContext, now: number, hooks?: RouteHooks) {
+  private async decide(request: RouteRequest, context: RouteContext, now: number, live = false) {
     const { outOfSession } = this.policy;
     // A carrier may send anything as a number ("anonymous", junk): what is not E.164 is in no
     // session and owned by no one, and is not worth a lookup.
@@ -158,6 +176,14 @@ export class Router {
         !participation && (await this.strangerBlocked(request, tenantId)),
       );
     }
+    // A call the session's rule connects counts against its cap, before the app's intercept is
+    // asked: a flood of calls in one session must not become a flood of requests to the app.
+    if (live && this.calls && decision.action === 'connect' && decision.sessionId !== null) {
+      if (this.calls.take(decision.sessionId, now) > 0) {
+        decision = { action: 'reject', reason: 'call_limit', sessionId: decision.sessionId };
+      }
+    }
+    const hooks = live ? this.hooks : undefined;
     if (hooks?.consults(decision)) decision = await hooks.review(request, decision, tenantId);
     let slide: Slide | undefined;
     if (

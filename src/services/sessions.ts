@@ -1,4 +1,4 @@
-import { NotFoundError } from '../domain/errors.ts';
+import { NotFoundError, RateLimitedError } from '../domain/errors.ts';
 import type { Interaction } from '../domain/interaction.ts';
 import { type Page, pageOf } from '../domain/page.ts';
 import type { Announcement } from '../domain/routing.ts';
@@ -19,6 +19,7 @@ import {
   type SessionInput,
   type SessionStatus,
 } from '../domain/session.ts';
+import { WindowCap } from '../domain/window-cap.ts';
 import type { InteractionLog } from '../store/interactions.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import type { Store } from '../store/store.ts';
@@ -35,27 +36,56 @@ export interface SessionChanges {
 /** Sessions expired per call of expireDue: a sweep ends them a batch at a time. */
 const EXPIRY_BATCH = 500;
 
+const MINUTE_MS = 60_000;
+/** Tenants whose creates of the minute one instance counts at once. */
+const SESSION_CAP_TENANTS = 10_000;
+
 /**
  * Sessions as the API and the CLI see them: requests are checked and normalised here, on the
  * caller's clock, then handed to the SessionWriter (in this thread, or on the writer thread of a
  * SQLite file); reads go to the store directly.
  */
 export class SessionService {
+  /** Each tenant's creates of its current minute, on this instance. */
+  private readonly creates: WindowCap | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly log: InteractionLog,
     private readonly writer: SessionWriter,
     private readonly defaults: SessionDefaults,
     private readonly clock: () => number = Date.now,
-  ) {}
+    /** Sessions a tenant may create per minute on this instance (a toll-fraud guard); 0: no cap. */
+    sessionsPerMinute = 0,
+  ) {
+    this.creates =
+      sessionsPerMinute > 0 ? new WindowCap(sessionsPerMinute, MINUTE_MS, SESSION_CAP_TENANTS) : undefined;
+  }
 
   /**
    * Opens a session, or returns the one its externalId names (open, closed or expired, as it is)
-   * when the request is the same; a different request with that externalId is a conflict.
+   * when the request is the same; a different request with that externalId is a conflict. A
+   * tenant past its sessions of the minute is refused (RateLimitedError) before anything is read,
+   * a retry included; only a session opened counts.
    */
-  create(tenantId: string, input: SessionInput): Promise<{ session: Session; created: boolean }> {
+  async create(tenantId: string, input: SessionInput): Promise<{ session: Session; created: boolean }> {
     const now = this.clock();
-    return this.writer.create(tenantId, normalizeSession(input, this.defaults, now), now);
+    const session = normalizeSession(input, this.defaults, now);
+    const waitMs = this.creates?.take(tenantId, now) ?? 0;
+    if (waitMs > 0) {
+      throw new RateLimitedError(
+        `this tenant opened ${this.creates?.limit} sessions in the last minute, as many as VEIL_MAX_SESSIONS_PER_MINUTE allows`,
+        Math.ceil(waitMs / 1000),
+      );
+    }
+    let created = false;
+    try {
+      const result = await this.writer.create(tenantId, session, now);
+      created = result.created;
+      return result;
+    } finally {
+      if (!created) this.creates?.giveBack(tenantId, now);
+    }
   }
 
   async get(tenantId: string, id: string): Promise<Session> {

@@ -1,13 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isE164, parsePhone } from '../../domain/phone.ts';
 import type { Veil } from '../../veil.ts';
+import { routeRateLimit } from '../rate-limit.ts';
 import { RouteBody, RouteDecision } from '../schemas.ts';
 import { withErrors } from './responses.ts';
 
 /**
+ * The largest route request: two numbers, a text of 1,600 characters each escaped (`\uXXXX`),
+ * media URLs, with room to spare. A route key sends no more, and nothing larger is parsed.
+ */
+export const ROUTE_BODY_LIMIT_BYTES = 64 * 1024;
+
+/**
  * POST /v1/route: the provider-neutral routing decision, for webhooks of any carrier and for SIP
  * proxies. This is the hot path: the key is verified from cache, the lookup is one prepared query,
- * and the interaction is logged without waiting for the write.
+ * and the interaction is logged without waiting for the write. Its requests are counted per key
+ * apart from the key's other requests (routeRateLimit).
  */
 export const routeRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, { veil }) => {
   const country = veil.config.defaultCountry;
@@ -22,7 +30,8 @@ export const routeRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app
         body: RouteBody,
         response: withErrors({ 200: RouteDecision }),
       },
-      config: { scope: 'route' },
+      config: { scope: 'route', rateLimit: routeRateLimit(veil.config.limits) },
+      bodyLimit: ROUTE_BODY_LIMIT_BYTES,
     },
     async (request) => {
       const body = request.body;
