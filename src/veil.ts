@@ -5,6 +5,7 @@ import type { Binder } from './providers/binder.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
 import { acceptedProviders, createBinders, createCarriers } from './providers/registry.ts';
 import { createRouteHooks } from './services/app-hooks.ts';
+import { AuditService } from './services/audit.ts';
 import { BindingService } from './services/bindings.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { CarrierHealth } from './services/carrier-health.ts';
@@ -21,6 +22,7 @@ import { startSessionThread } from './services/session-thread.ts';
 import { type SessionWriter, StoreSessionWriter } from './services/session-writer.ts';
 import { SessionService } from './services/sessions.ts';
 import { ensureSimSecret } from './services/sim-secret.ts';
+import { TenantService } from './services/tenants.ts';
 import { WebhookService } from './services/webhooks.ts';
 import { BlocklistRepository } from './store/blocklist.ts';
 import { InteractionLog } from './store/interactions.ts';
@@ -45,6 +47,10 @@ export interface Veil {
   outbox: Outbox;
   router: Router;
   keys: KeyService;
+  /** The installation's tenants (managed by its admin). */
+  tenants: TenantService;
+  /** The admin actions' log. */
+  audit: AuditService;
   carriers: Map<string, CarrierAdapter>;
   /** The enabled remote-binding carriers (Alibaba PNS): they connect calls themselves. */
   binders: Map<string, Binder>;
@@ -184,6 +190,8 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     outbox: new Outbox(store, config.outbox, logger, clock, options.random),
     router,
     keys: new KeyService(store, clock),
+    tenants: new TenantService(store, clock),
+    audit: new AuditService(store),
     carriers,
     binders,
     providers,

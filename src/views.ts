@@ -1,10 +1,12 @@
 import type { Static } from 'typebox';
+import type { AuditEntry } from './domain/audit.ts';
 import type { BlocklistEntry } from './domain/blocklist.ts';
 import type { OutboxEvent } from './domain/events.ts';
 import type { Interaction } from './domain/interaction.ts';
 import type { ApiKey } from './domain/keys.ts';
 import type { PoolNumber } from './domain/pool.ts';
 import type { Participant, Session } from './domain/session.ts';
+import type { Tenant } from './domain/tenants.ts';
 import type { Delivery, WebhookEndpoint } from './domain/webhooks.ts';
 import type * as Api from './http/schemas.ts';
 
@@ -99,6 +101,7 @@ export function interactionView(i: Interaction): Static<typeof Api.Interaction> 
 export function keyView(k: ApiKey): Static<typeof Api.ApiKey> {
   return {
     id: k.id,
+    tenantId: k.tenantId,
     name: k.name,
     scopes: k.scopes,
     createdAt: iso(k.createdAt),
@@ -146,5 +149,20 @@ export function eventView(e: OutboxEvent & { deliveries: Delivery[] }): Static<t
       lastStatus: d.lastStatus,
       deliveredAt: isoOrNull(d.deliveredAt),
     })),
+  };
+}
+
+export function tenantView(t: Tenant): Static<typeof Api.Tenant> {
+  return { id: t.id, name: t.name, createdAt: iso(t.createdAt) };
+}
+
+export function auditView(a: AuditEntry): Static<typeof Api.AuditEntry> {
+  return {
+    id: a.id,
+    action: a.action,
+    keyId: a.keyId,
+    targetId: a.targetId,
+    detail: a.detail,
+    createdAt: iso(a.createdAt),
   };
 }

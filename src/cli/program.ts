@@ -111,6 +111,44 @@ export function buildProgram(): Command {
       guarded(options.json, async (out) => (await import('./commands/blocklist.ts')).remove(number, out)),
     );
 
+  const keys = program
+    .command('keys')
+    .description('API keys: made with a secret shown once, listed without it, rotated and revoked');
+  keys
+    .command('create')
+    .description('make a key; its secret is printed this once')
+    .argument('<name>', 'what the key is for')
+    .option('--scope <scope>', 'admin, sessions, route or read; repeat for more', collect, [])
+    .option('--tenant <id>', "the tenant the key acts for (default: the installation's own)")
+    .addOption(jsonOption())
+    .action((name: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/keys.ts')).create(name, options, out)),
+    );
+  keys
+    .command('list')
+    .description("a tenant's keys, revoked ones included; never a secret")
+    .option('--tenant <id>', "the tenant (default: the installation's own)")
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) => (await import('./commands/keys.ts')).list(options, out)),
+    );
+  keys
+    .command('revoke')
+    .description('revoke a key: every instance refuses it from its next request')
+    .argument('<id>', 'the key id (key_...)')
+    .addOption(jsonOption())
+    .action((id: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/keys.ts')).revoke(id, out)),
+    );
+  keys
+    .command('rotate')
+    .description('give a key a new secret, printed this once; the old one stops working')
+    .argument('<id>', 'the key id (key_...)')
+    .addOption(jsonOption())
+    .action((id: string, options) =>
+      guarded(options.json, async (out) => (await import('./commands/keys.ts')).rotate(id, out)),
+    );
+
   const providers = program
     .command('providers')
     .description('carriers: their health, and the one-click downgrade');

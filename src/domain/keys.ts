@@ -18,12 +18,13 @@ export function hashKey(key: string): string {
 }
 
 /**
- * What a scope lets a key do. `admin` does everything; `sessions` manages sessions and routes;
- * `route` only asks routing decisions; `read` reads.
+ * What a scope lets a key do. `admin` does everything; `sessions` manages sessions, routes and
+ * reads; `route` only asks routing decisions (the SIP edge's key reads no session, so it cannot
+ * list real numbers); `read` reads.
  */
 export function allows(scopes: readonly Scope[], needed: Scope): boolean {
   if (scopes.includes('admin')) return true;
-  if (needed === 'read') return scopes.length > 0;
+  if (needed === 'read') return scopes.includes('read') || scopes.includes('sessions');
   if (needed === 'route') return scopes.includes('route') || scopes.includes('sessions');
   return scopes.includes(needed);
 }

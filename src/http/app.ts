@@ -8,6 +8,7 @@ import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { limitRequestsPerKey } from './rate-limit.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -16,6 +17,7 @@ import { numberRoutes } from './routes/numbers.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { routeRoutes } from './routes/route.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { tenantRoutes } from './routes/tenants.ts';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts';
 import { validatorCompiler } from './validation.ts';
 import { webhookRoutes } from './webhooks.ts';
@@ -104,6 +106,8 @@ export async function buildApp(
       await v1.register(eventRoutes, { veil });
       await v1.register(blocklistRoutes, { veil });
       await v1.register(providerRoutes, { veil });
+      await v1.register(tenantRoutes, { veil });
+      await v1.register(auditRoutes, { veil });
     },
     { prefix: '/v1' },
   );

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { ForbiddenError, UnauthorizedError } from '../domain/errors.ts';
+import { ForbiddenError, NotFoundError, UnauthorizedError } from '../domain/errors.ts';
 import { type ApiKey, allows, type Scope } from '../domain/keys.ts';
-import { DEFAULT_TENANT } from '../domain/tenants.ts';
+import { isInstallationAdmin } from '../domain/tenants.ts';
 import type { KeyService } from '../services/keys.ts';
 
 declare module 'fastify' {
@@ -12,6 +12,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The scope a key needs for the route; `admin` when a route names none. */
     scope?: Scope;
+    /**
+     * The route acts on the whole installation (tenants, the carriers every tenant shares): only
+     * the installation's admin (domain/tenants.ts isInstallationAdmin) may call it.
+     */
+    installation?: boolean;
   }
 }
 
@@ -25,6 +30,9 @@ export function requireApiKey(app: FastifyInstance, keys: KeyService): void {
     if (!key) throw new UnauthorizedError('the API key is not valid or was revoked');
     const scope = request.routeOptions.config.scope ?? 'admin';
     if (!allows(key.scopes, scope)) throw new ForbiddenError(`this key lacks the ${scope} scope`);
+    if (request.routeOptions.config.installation && !isInstallationAdmin(key)) {
+      throw new ForbiddenError("only the installation's admin key may do this");
+    }
     request.apiKey = key;
   });
 }
@@ -49,10 +57,20 @@ export function requireMetricsReader(
     if (tokenHash && timingSafeEqual(createHash('sha256').update(secret).digest(), tokenHash)) return;
     const key = await keys.authenticate(secret);
     if (!key) throw new UnauthorizedError('the API key or metrics token is not valid');
-    if (key.tenantId !== DEFAULT_TENANT || !allows(key.scopes, 'admin')) {
+    if (!isInstallationAdmin(key)) {
       throw new ForbiddenError(
         "metrics need VEIL_METRICS_TOKEN or an admin key of the installation's tenant",
       );
     }
   });
+}
+
+/**
+ * The tenant a request acts on: the key's own, or the one it names (`tenantId`) when the key is the
+ * installation's admin. Another tenant named by any other key is not found, as if it did not exist.
+ */
+export function tenantOf(key: ApiKey, asked: string | undefined): string {
+  if (asked === undefined || asked === key.tenantId) return key.tenantId;
+  if (!isInstallationAdmin(key)) throw new NotFoundError('tenant', asked);
+  return asked;
 }

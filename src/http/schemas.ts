@@ -1,4 +1,5 @@
 import { type Static, type TSchema, Type } from 'typebox';
+import { AUDIT_ACTIONS } from '../domain/audit.ts';
 import { BINDING_STATES } from '../domain/binding.ts';
 import { EVENT_TYPES } from '../domain/events.ts';
 import { SCOPES } from '../domain/keys.ts';
@@ -528,12 +529,31 @@ export const KeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 64, description: 'what the key is for' }),
     scopes: Scopes,
+    tenantId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description:
+          "the tenant the key belongs to (default: the caller's); only the installation's admin names another tenant",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
+export const KeyQuery = Type.Object({
+  tenantId: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: "another tenant's keys (the installation's admin only; default: the caller's)",
+    }),
+  ),
+});
+
 export const ApiKey = Type.Object({
   id: Id('key'),
+  tenantId: Type.String({ description: 'the tenant the key acts for' }),
   name: Type.String({ description: 'what the key is for' }),
   scopes: Scopes,
   createdAt: Created,
@@ -669,4 +689,44 @@ export const Event = Type.Object({
   deliveries: Type.Array(EventDelivery, {
     description: "the event's deliveries, one per endpoint that wants it",
   }),
+});
+
+export const TenantBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 64, description: 'who the tenant is, for the operator' }) },
+  { additionalProperties: false },
+);
+
+export const Tenant = Type.Object({
+  id: Id('tenant'),
+  name: Type.String({ description: 'who the tenant is, for the operator' }),
+  createdAt: Created,
+});
+
+export const AuditQuery = Type.Object({
+  action: Type.Optional(Type.Enum(AUDIT_ACTIONS, { description: 'only entries of this action' })),
+  tenantId: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: "another tenant's entries (the installation's admin only; default: the caller's)",
+    }),
+  ),
+  cursor: Cursor,
+  limit: Limit,
+});
+
+export const AuditEntry = Type.Object({
+  id: Id('audit entry'),
+  action: Type.Enum(AUDIT_ACTIONS, { description: 'what was done' }),
+  keyId: Type.Union([Type.String(), Type.Null()], {
+    description: 'the API key that did it; null for the veil CLI',
+  }),
+  targetId: Type.String({
+    description:
+      "the id of what it was done to (a blocked number's mask: numbers are never kept in clear here)",
+  }),
+  detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
+    description: 'what changed (numbers masked); null when the action says it all',
+  }),
+  createdAt: Time('when it was done'),
 });

@@ -1,7 +1,9 @@
+import { type ActingKey, blockedTarget } from '../domain/audit.ts';
 import type { BlocklistEntry } from '../domain/blocklist.ts';
 import { ConflictError, NotFoundError } from '../domain/errors.ts';
 import type { Page } from '../domain/page.ts';
 import { maskNumber, parsePhone } from '../domain/phone.ts';
+import { recordAudit } from '../store/audit.ts';
 import { BlocklistRepository } from '../store/blocklist.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
@@ -27,12 +29,23 @@ export class BlocklistService {
    * Blocks a number. Idempotent: a number already on the tenant's blocklist stays as it is (its
    * first reason kept) and is answered with `added: false`.
    */
-  async add(tenantId: string, input: BlocklistInput): Promise<{ entry: BlocklistEntry; added: boolean }> {
+  async add(
+    tenantId: string,
+    input: BlocklistInput,
+    by: ActingKey = null,
+  ): Promise<{ entry: BlocklistEntry; added: boolean }> {
     const number = parsePhone(input.number, 'number', this.defaultCountry).e164;
     const entry: BlocklistEntry = { tenantId, number, reason: input.reason ?? null, createdAt: this.clock() };
     return inTransaction(this.store, async (trx) => {
       const repo = new BlocklistRepository(trx);
-      if (await repo.insert(entry)) return { entry, added: true };
+      if (await repo.insert(entry)) {
+        await recordAudit(
+          trx,
+          { tenantId, keyId: by, action: 'blocklist.added', targetId: blockedTarget(number), detail: null },
+          entry.createdAt,
+        );
+        return { entry, added: true };
+      }
       const existing = await repo.get(tenantId, number);
       // Only a removal committed between the two statements (PostgreSQL) finds none: try again.
       if (!existing)
@@ -49,11 +62,17 @@ export class BlocklistService {
   }
 
   /** Unblocks a number, answering it in E.164; NotFoundError when the tenant had not blocked it. */
-  async remove(tenantId: string, input: string): Promise<string> {
+  async remove(tenantId: string, input: string, by: ActingKey = null): Promise<string> {
     const number = parsePhone(input, 'number', this.defaultCountry).e164;
-    const removed = await inTransaction(this.store, (trx) =>
-      new BlocklistRepository(trx).remove(tenantId, number),
-    );
+    const removed = await inTransaction(this.store, async (trx) => {
+      if (!(await new BlocklistRepository(trx).remove(tenantId, number))) return false;
+      await recordAudit(
+        trx,
+        { tenantId, keyId: by, action: 'blocklist.removed', targetId: blockedTarget(number), detail: null },
+        this.clock(),
+      );
+      return true;
+    });
     if (!removed) throw new NotFoundError('blocklist entry', maskNumber(number));
     return number;
   }

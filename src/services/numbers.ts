@@ -1,9 +1,11 @@
+import type { ActingKey } from '../domain/audit.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../domain/errors.ts';
 import { newId } from '../domain/ids.ts';
 import { type Page, pageOf } from '../domain/page.ts';
-import { parsePhone } from '../domain/phone.ts';
+import { maskNumber, parsePhone } from '../domain/phone.ts';
 import { assertStatusChange, type NumberStatus, type PoolNumber, retirementStatus } from '../domain/pool.ts';
 import { CHANNELS, type Channel } from '../domain/session.ts';
+import { type AuditRecord, recordAudit } from '../store/audit.ts';
 import { asUniqueViolation } from '../store/errors.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import type { Db } from '../store/schema.ts';
@@ -27,6 +29,9 @@ export interface NumberChanges {
   status?: NumberStatus;
 }
 
+/** What a change of a number tells the audit log. */
+type NumberAudit = Pick<AuditRecord, 'action' | 'keyId' | 'detail'>;
+
 /** The pool: adding, listing, changing and retiring proxy numbers. */
 export class NumberService {
   constructor(
@@ -42,14 +47,14 @@ export class NumberService {
     private readonly onRetired: (n: PoolNumber) => Promise<void> = async () => {},
   ) {}
 
-  async add(tenantId: string, input: NumberInput): Promise<PoolNumber> {
-    const [added] = await this.insert(tenantId, [input], () => '');
+  async add(tenantId: string, input: NumberInput, by: ActingKey = null): Promise<PoolNumber> {
+    const [added] = await this.insert(tenantId, [input], () => '', by);
     return added as PoolNumber;
   }
 
   /** Adds all the numbers or none: a duplicate or a bad entry names its index and adds nothing. */
-  import(tenantId: string, inputs: NumberInput[]): Promise<PoolNumber[]> {
-    return this.insert(tenantId, inputs, (i) => `${i}/`);
+  import(tenantId: string, inputs: NumberInput[], by: ActingKey = null): Promise<PoolNumber[]> {
+    return this.insert(tenantId, inputs, (i) => `${i}/`, by);
   }
 
   /**
@@ -72,6 +77,7 @@ export class NumberService {
     tenantId: string,
     inputs: NumberInput[],
     at: (i: number) => string,
+    by: ActingKey,
   ): Promise<PoolNumber[]> {
     const now = this.clock();
     const numbers = inputs.map((input, i) => this.build(tenantId, input, at(i), now));
@@ -83,7 +89,20 @@ export class NumberService {
     }
     return inTransaction(this.store, async (trx) => {
       const repo = new NumberRepository(trx);
-      for (const [i, n] of numbers.entries()) await this.insertOne(repo, n, at(i));
+      for (const [i, n] of numbers.entries()) {
+        await this.insertOne(repo, n, at(i));
+        await recordAudit(
+          trx,
+          {
+            tenantId,
+            keyId: by,
+            action: 'number.added',
+            targetId: n.id,
+            detail: { number: maskNumber(n.number), provider: n.provider },
+          },
+          now,
+        );
+      }
       return numbers;
     });
   }
@@ -161,8 +180,14 @@ export class NumberService {
     return pageOf(rows, query.limit);
   }
 
-  async update(tenantId: string, id: string, changes: NumberChanges): Promise<PoolNumber> {
-    return this.changeAndRelease(tenantId, id, (n) => {
+  async update(
+    tenantId: string,
+    id: string,
+    changes: NumberChanges,
+    by: ActingKey = null,
+  ): Promise<PoolNumber> {
+    const audit = { action: 'number.changed', keyId: by, detail: { ...changes } } as const;
+    return this.changeAndRelease(tenantId, id, audit, (n) => {
       if (changes.status !== undefined) assertStatusChange(n.status, changes.status);
       const status =
         changes.status === 'retired' || (changes.status === 'draining' && n.load === 0)
@@ -182,8 +207,9 @@ export class NumberService {
   }
 
   /** Drains then retires: no new sessions now; it retires when the last open session on it ends. */
-  async retire(tenantId: string, id: string): Promise<PoolNumber> {
-    return this.changeAndRelease(tenantId, id, (n) =>
+  async retire(tenantId: string, id: string, by: ActingKey = null): Promise<PoolNumber> {
+    const audit = { action: 'number.retired', keyId: by, detail: null } as const;
+    return this.changeAndRelease(tenantId, id, audit, (n) =>
       n.status === 'retired' ? n : { ...n, status: retirementStatus(n.load) },
     );
   }
@@ -192,10 +218,11 @@ export class NumberService {
   private async changeAndRelease(
     tenantId: string,
     id: string,
+    audit: NumberAudit,
     apply: (n: PoolNumber) => PoolNumber,
   ): Promise<PoolNumber> {
     let retiredNow = false;
-    const next = await this.change(tenantId, id, (n) => {
+    const next = await this.change(tenantId, id, audit, (n) => {
       const changed = apply(n);
       retiredNow = n.status !== 'retired' && changed.status === 'retired';
       return changed;
@@ -204,13 +231,19 @@ export class NumberService {
     return next;
   }
 
-  private change(tenantId: string, id: string, apply: (n: PoolNumber) => PoolNumber): Promise<PoolNumber> {
+  private change(
+    tenantId: string,
+    id: string,
+    audit: NumberAudit,
+    apply: (n: PoolNumber) => PoolNumber,
+  ): Promise<PoolNumber> {
     return inTransaction(this.store, async (trx: Db) => {
       const repo = new NumberRepository(trx);
       const current = await repo.get(tenantId, id);
       if (!current) throw new NotFoundError('number', id);
       const next = { ...apply(current), updatedAt: this.clock() };
       await repo.update(next);
+      await recordAudit(trx, { tenantId, targetId: id, ...audit }, next.updatedAt);
       return next;
     });
   }

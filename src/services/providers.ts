@@ -1,10 +1,13 @@
+import type { ActingKey } from '../domain/audit.ts';
 import { NotFoundError } from '../domain/errors.ts';
 import { FLAGS_UP, healthOf, type ProviderFlags, type ProviderHealth } from '../domain/providers.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
 import type { Logger } from '../logger.ts';
 import type { NumberProvider } from '../providers/procurement.ts';
+import { recordAudit } from '../store/audit.ts';
 import { appendEvent } from '../store/events.ts';
 import { providerFlags, setProviderFlag } from '../store/providers.ts';
+import type { Db } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
 import type { CarrierHealth } from './carrier-health.ts';
@@ -49,9 +52,21 @@ export class ProviderService {
   }
 
   /** The one-click downgrade (false) and its recovery (true). Setting it as it is changes nothing. */
-  async setEnabled(name: string, enabled: boolean): Promise<ProviderView> {
+  async setEnabled(name: string, enabled: boolean, by: ActingKey = null): Promise<ProviderView> {
     if (!this.carriers.has(name)) throw new NotFoundError('provider', name);
-    await this.change(name, 'enabled', enabled, enabled ? 'enabled' : 'disabled');
+    await this.change(name, 'enabled', enabled, enabled ? 'enabled' : 'disabled', (trx, now) =>
+      recordAudit(
+        trx,
+        {
+          tenantId: DEFAULT_TENANT,
+          keyId: by,
+          action: enabled ? 'provider.enabled' : 'provider.disabled',
+          targetId: name,
+          detail: null,
+        },
+        now,
+      ),
+    );
     const flags = await providerFlags(this.store.db, [name]);
     return this.view(name, flags.get(name) ?? FLAGS_UP);
   }
@@ -95,9 +110,12 @@ export class ProviderService {
     flag: keyof ProviderFlags,
     value: boolean,
     reason: string,
+    /** What else the change writes in its transaction (the operator's audit entry). */
+    alsoWrite?: (trx: Db, now: number) => Promise<void>,
   ): Promise<void> {
     await inTransaction(this.store, async (trx) => {
       if (!(await setProviderFlag(trx, name, flag, value))) return;
+      await alsoWrite?.(trx, this.clock());
       const up = flag === 'enabled' ? value : !value;
       await appendEvent(
         trx,

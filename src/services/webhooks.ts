@@ -1,3 +1,4 @@
+import type { ActingKey } from '../domain/audit.ts';
 import { NotFoundError } from '../domain/errors.ts';
 import type { OutboxEvent } from '../domain/events.ts';
 import { generateWebhookSecret, newId } from '../domain/ids.ts';
@@ -10,6 +11,7 @@ import {
   type WebhookEndpoint,
   wants,
 } from '../domain/webhooks.ts';
+import { recordAudit } from '../store/audit.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
 import { DeliveryRepository, getEvent, listEvents, WebhookEndpointRepository } from '../store/webhooks.ts';
@@ -38,7 +40,7 @@ export class WebhookService {
   ) {}
 
   /** A new endpoint of the tenant; its secret is in the answer, and never shown again by the API. */
-  async create(tenantId: string, input: EndpointInput): Promise<WebhookEndpoint> {
+  async create(tenantId: string, input: EndpointInput, by: ActingKey = null): Promise<WebhookEndpoint> {
     const now = this.clock();
     const endpoint: WebhookEndpoint = {
       id: newId('whe', now),
@@ -49,7 +51,20 @@ export class WebhookService {
       createdAt: now,
       deletedAt: null,
     };
-    await new WebhookEndpointRepository(this.store.db).insert(endpoint);
+    await inTransaction(this.store, async (trx) => {
+      await new WebhookEndpointRepository(trx).insert(endpoint);
+      await recordAudit(
+        trx,
+        {
+          tenantId,
+          keyId: by,
+          action: 'webhook_endpoint.created',
+          targetId: endpoint.id,
+          detail: { host: new URL(endpoint.url).host, events: endpoint.events },
+        },
+        now,
+      );
+    });
     return endpoint;
   }
 
@@ -70,10 +85,17 @@ export class WebhookService {
   }
 
   /** Deletes the tenant's endpoint: its pending deliveries are given up, and it gets nothing more. */
-  async delete(tenantId: string, id: string): Promise<void> {
-    const deleted = await inTransaction(this.store, (trx) =>
-      new WebhookEndpointRepository(trx).delete(tenantId, id, this.clock()),
-    );
+  async delete(tenantId: string, id: string, by: ActingKey = null): Promise<void> {
+    const now = this.clock();
+    const deleted = await inTransaction(this.store, async (trx) => {
+      if (!(await new WebhookEndpointRepository(trx).delete(tenantId, id, now))) return false;
+      await recordAudit(
+        trx,
+        { tenantId, keyId: by, action: 'webhook_endpoint.deleted', targetId: id, detail: null },
+        now,
+      );
+      return true;
+    });
     if (!deleted) throw new NotFoundError('webhook endpoint', id);
   }
 

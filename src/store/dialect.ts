@@ -26,6 +26,11 @@ export interface Dialect {
    * SQLite they run back to back instead, each a probe of a statement prepared once.
    */
   readonly batchesLookups: boolean;
+  /**
+   * A transaction can tell other connections of its commit (LISTEN/NOTIFY). Instances sharing a
+   * SQLite file read a counter instead (key-revocations.ts).
+   */
+  readonly notifies: boolean;
 }
 
 /** The dialect of a database handle (or of a transaction on it). */

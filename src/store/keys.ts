@@ -54,11 +54,29 @@ export class KeyRepository {
     return rows.map(toKey);
   }
 
-  async revoke(tenantId: string, id: string, now: number): Promise<boolean> {
+  /** The key `id`, of `tenantId` (of any tenant when null). */
+  async get(tenantId: string | null, id: string): Promise<ApiKey | undefined> {
+    let q = this.db.selectFrom('api_keys').selectAll().where('id', '=', id);
+    if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+    const row = await q.executeTakeFirst();
+    return row && toKey(row);
+  }
+
+  async revoke(id: string, now: number): Promise<boolean> {
     const r = await this.db
       .updateTable('api_keys')
       .set({ revoked_at: now })
-      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return r.numUpdatedRows === 1n;
+  }
+
+  /** Gives an unrevoked key a new secret (its hash): the old one opens nothing from then on. */
+  async rehash(id: string, hash: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('api_keys')
+      .set({ key_hash: hash })
       .where('id', '=', id)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();

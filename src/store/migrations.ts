@@ -445,6 +445,24 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0013_audit': {
+    async up(db: Kysely<unknown>) {
+      // The admin actions (domain/audit.ts), each written in the transaction of the change it
+      // records. `key_id` is the acting API key (null for the CLI), `tenant_id` the tenant whose
+      // resource it changed; a target that is a real number is kept masked.
+      await db.schema
+        .createTable('audit')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_tenant').on('audit').columns(['tenant_id', 'id']).execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

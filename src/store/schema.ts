@@ -158,6 +158,17 @@ export interface Schema {
   /** Numbers a tenant never connects; the primary key is (tenant_id, number). */
   blocklist: { tenant_id: string; number: string; reason: string | null; created_at: number };
   settings: { key: string; value: string };
+  /** The admin actions (migration 0013), newest last by id. */
+  audit: {
+    id: string;
+    tenant_id: string;
+    key_id: string | null;
+    action: string;
+    target_id: string;
+    /** JSON: what the action changed, numbers masked; null when the action says it all. */
+    detail: string | null;
+    created_at: number;
+  };
   /** The purchase journal (migration 0008): numbers being bought, bought, and given back. */
   purchases: {
     id: string;

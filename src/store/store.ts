@@ -2,6 +2,7 @@ import { type CompiledQuery, sql } from 'kysely';
 import type { StoreConfig } from '../config.ts';
 import type { Thread } from '../thread.ts';
 import type { Dialect } from './dialect.ts';
+import type { RevocationWatch } from './key-revocations.ts';
 import { openPostgresStore } from './postgres/store.ts';
 import type { Db } from './schema.ts';
 import type { SqliteBackground, Statement } from './sqlite/background.ts';
@@ -36,6 +37,8 @@ export interface Store {
   writeBatch(statements: readonly Statement[]): Promise<void>;
   /** SQLite's background thread (sqlite/background.ts), on a file. */
   readonly background?: Thread<SqliteBackground>;
+  /** How this instance hears of API keys revoked or rotated elsewhere (key-revocations.ts). */
+  readonly revocations: RevocationWatch;
   /** Why the store cannot serve now (SQLite's background thread is down), or undefined. */
   unready(): string | undefined;
   close(): Promise<void>;

@@ -26,6 +26,10 @@ const V1_ROUTES: [string, string][] = [
   ['POST', '/v1/keys'],
   ['GET', '/v1/keys'],
   ['DELETE', '/v1/keys/:id'],
+  ['POST', '/v1/keys/:id/rotate'],
+  ['POST', '/v1/tenants'],
+  ['GET', '/v1/tenants'],
+  ['GET', '/v1/audit'],
   ['GET', '/v1/blocklist'],
   ['POST', '/v1/blocklist'],
   ['DELETE', '/v1/blocklist/:number'],
@@ -39,7 +43,7 @@ const V1_ROUTES: [string, string][] = [
   ['POST', '/v1/events/:id/redeliver'],
 ];
 /** POST routes that take no body: an action on the resource the path names. */
-const BODILESS = new Set(['/v1/events/:id/redeliver']);
+const BODILESS = new Set(['/v1/events/:id/redeliver', '/v1/keys/:id/rotate']);
 /** Options DESIGN names that are not built yet: the document must not offer them. */
 
 type Schema = {

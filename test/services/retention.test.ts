@@ -5,7 +5,13 @@ import { interactionRows, type TestApp, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 
 const PROXIES = ['+14155550180', '+14155550181', '+14155550182', '+14155550183'];
-const [A, B, C, D, STRANGER] = ['+14155550110', '+14155550111', '+14155550112', '+14155550113', '+14155550119'];
+const [A, B, C, D, STRANGER] = [
+  '+14155550110',
+  '+14155550111',
+  '+14155550112',
+  '+14155550113',
+  '+14155550119',
+];
 const DAY = 86_400;
 
 describeStores('retention (VEIL_RETENTION_DAYS)', { perTest: true }, (store) => {

@@ -41,7 +41,11 @@ export const blocklistRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async 
       config: { scope: 'admin' },
     },
     async (request, reply) => {
-      const { entry, added } = await veil.blocklist.add(request.apiKey.tenantId, request.body);
+      const { entry, added } = await veil.blocklist.add(
+        request.apiKey.tenantId,
+        request.body,
+        request.apiKey.id,
+      );
       return reply.status(added ? 201 : 200).send(blocklistView(entry));
     },
   );
@@ -58,7 +62,7 @@ export const blocklistRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async 
       config: { scope: 'admin' },
     },
     async (request, reply) => {
-      await veil.blocklist.remove(request.apiKey.tenantId, request.params.number);
+      await veil.blocklist.remove(request.apiKey.tenantId, request.params.number, request.apiKey.id);
       return reply.status(204).send(null);
     },
   );

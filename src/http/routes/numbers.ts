@@ -23,7 +23,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       config: { scope: 'admin' },
     },
     async (request, reply) => {
-      const n = await veil.numbers.add(request.apiKey.tenantId, request.body);
+      const n = await veil.numbers.add(request.apiKey.tenantId, request.body, request.apiKey.id);
       return reply.status(201).send(numberView(n));
     },
   );
@@ -45,7 +45,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       const { body } = request;
       const tenantId = request.apiKey.tenantId;
       if (Array.isArray(body)) {
-        const added = await veil.numbers.import(tenantId, body);
+        const added = await veil.numbers.import(tenantId, body, request.apiKey.id);
         return reply.status(201).send({ data: added.map(numberView), nextCursor: null });
       }
       const result = await veil.procurement.buy(tenantId, body);
@@ -90,7 +90,14 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       config: { scope: 'admin' },
     },
     async (request) =>
-      numberView(await veil.numbers.update(request.apiKey.tenantId, request.params.id, request.body)),
+      numberView(
+        await veil.numbers.update(
+          request.apiKey.tenantId,
+          request.params.id,
+          request.body,
+          request.apiKey.id,
+        ),
+      ),
   );
 
   app.delete(
@@ -104,6 +111,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       },
       config: { scope: 'admin' },
     },
-    async (request) => numberView(await veil.numbers.retire(request.apiKey.tenantId, request.params.id)),
+    async (request) =>
+      numberView(await veil.numbers.retire(request.apiKey.tenantId, request.params.id, request.apiKey.id)),
   );
 };

@@ -5,8 +5,8 @@ import { ProviderParams, ProviderPatch, ProviderView } from '../schemas.ts';
 import { withErrors } from './responses.ts';
 
 /**
- * /v1/providers: the enabled carriers with their health, and the one-click downgrade. Installation
- * wide, so admin only.
+ * /v1/providers: the enabled carriers with their health, and the one-click downgrade. Every tenant
+ * shares them, so only the installation's admin sees or switches them.
  */
 export const providerRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app, { veil }) => {
   const tags = ['providers'];
@@ -20,7 +20,7 @@ export const providerRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (
           200: Type.Object({ data: Type.Array(ProviderView, { description: 'every enabled carrier' }) }),
         }),
       },
-      config: { scope: 'admin' },
+      config: { scope: 'admin', installation: true },
     },
     async () => ({ data: await veil.providers.list() }),
   );
@@ -35,8 +35,9 @@ export const providerRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (
         body: ProviderPatch,
         response: withErrors({ 200: ProviderView }),
       },
-      config: { scope: 'admin' },
+      config: { scope: 'admin', installation: true },
     },
-    async (request) => veil.providers.setEnabled(request.params.name, request.body.enabled),
+    async (request) =>
+      veil.providers.setEnabled(request.params.name, request.body.enabled, request.apiKey.id),
   );
 };

@@ -31,7 +31,7 @@ export const webhookEndpointRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = 
       config,
     },
     async (request, reply) => {
-      const endpoint = await veil.webhooks.create(request.apiKey.tenantId, request.body);
+      const endpoint = await veil.webhooks.create(request.apiKey.tenantId, request.body, request.apiKey.id);
       return reply.status(201).send({ ...webhookEndpointView(endpoint), secret: endpoint.secret });
     },
   );
@@ -78,7 +78,7 @@ export const webhookEndpointRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = 
       config,
     },
     async (request, reply) => {
-      await veil.webhooks.delete(request.apiKey.tenantId, request.params.id);
+      await veil.webhooks.delete(request.apiKey.tenantId, request.params.id, request.apiKey.id);
       return reply.status(204).send(null);
     },
   );

@@ -6,4 +6,5 @@ export const POSTGRES: Dialect = {
   writesTablesInOneStatement: true,
   lateral: true,
   batchesLookups: true,
+  notifies: true,
 };

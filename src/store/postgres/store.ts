@@ -5,6 +5,7 @@ import { preparedName } from '../prepared.ts';
 import type { Db, Schema } from '../schema.ts';
 import type { Store, StoreOptions } from '../store.ts';
 import { POSTGRES } from './dialect.ts';
+import { RevocationListener } from './revocation-listener.ts';
 
 const DEFAULT_POOL_SIZE = 10;
 /** PostgreSQL's type id of bigint: its columns hold epoch milliseconds, well inside Number's range. */
@@ -31,9 +32,14 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
     await db.destroy();
     throw error;
   }
+  const revocations = new RevocationListener({
+    connectionString: url,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
   return {
     db,
     reader: db,
+    revocations,
     dialect: POSTGRES,
     readRows: async <Row>(query: CompiledQuery<Row>) => (await db.executeQuery(query)).rows,
     transaction: (work) => db.transaction().execute(work),
@@ -42,7 +48,10 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
         for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, [...s.parameters]));
       }),
     unready: () => undefined,
-    close: () => db.destroy(),
+    async close() {
+      await revocations.close();
+      await db.destroy();
+    },
   };
 }
 

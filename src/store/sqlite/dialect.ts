@@ -6,4 +6,5 @@ export const SQLITE: Dialect = {
   writesTablesInOneStatement: false,
   lateral: false,
   batchesLookups: false,
+  notifies: false,
 };

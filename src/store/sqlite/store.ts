@@ -1,4 +1,5 @@
 import { CompiledQuery, type Kysely, sql } from 'kysely';
+import { counterWatch } from '../key-revocations.ts';
 import { migrate } from '../migrations.ts';
 import type { Db } from '../schema.ts';
 import type { Store, StoreOptions } from '../store.ts';
@@ -34,11 +35,14 @@ export async function openSqliteStore(file: string, options: StoreOptions): Prom
     const reader = reading ? sqliteKysely(reading) : db;
     const readFrom = reading ?? main;
     const group = new GroupCommit(db, withoutBusyWait(main));
+    const readRows = async <Row>(query: CompiledQuery<Row>) =>
+      readFrom.rows<Row>(query.sql, query.parameters);
     return {
       db,
       reader,
       dialect: SQLITE,
-      readRows: async <Row>(query: CompiledQuery<Row>) => readFrom.rows<Row>(query.sql, query.parameters),
+      readRows,
+      revocations: counterWatch(db, readRows),
       transaction: (work) => group.run(work),
       writeBatch: background
         ? (statements) => background.api.write(statements)
