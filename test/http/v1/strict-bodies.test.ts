@@ -124,6 +124,7 @@ describeStores('unknown body fields on every route', (store) => {
     'patch /v1/sessions/{id}/participants/{pid}': [{ label: 'courier' }],
     'post /v1/route': [{ from: A, to: proxyOfA, channel: 'voice' }],
     'post /v1/keys': [{ name: 'k', scopes: ['read'] }],
+    'post /v1/tenants': [{ name: 'acme' }],
     'post /v1/webhook-endpoints': [{ url: 'https://app.example/hooks' }],
     'post /v1/blocklist': [{ number: '+14155550199', reason: 'fraud' }],
     'patch /v1/providers/{name}': [{ enabled: true }],
