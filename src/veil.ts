@@ -14,6 +14,7 @@ import { NumberService } from './services/numbers.ts';
 import { Outbox } from './services/outbox.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { ProviderService } from './services/providers.ts';
+import { ReplayGuard } from './services/replay-guard.ts';
 import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
 import { Router } from './services/routing.ts';
 import { startSessionThread } from './services/session-thread.ts';
@@ -43,6 +44,8 @@ export interface Veil {
   /** Delivers the events to the app's webhook endpoints (its worker: workers/outbox.ts). */
   outbox: Outbox;
   router: Router;
+  /** Carries out each signed carrier webhook once: the same request again is refused. */
+  replays: ReplayGuard;
   keys: KeyService;
   carriers: Map<string, CarrierAdapter>;
   /** The enabled remote-binding carriers (Alibaba PNS): they connect calls themselves. */
@@ -178,6 +181,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     webhooks: new WebhookService(store, config.production, clock),
     outbox: new Outbox(store, config.outbox, logger, clock, options.random),
     router,
+    replays: new ReplayGuard(store, clock),
     keys: new KeyService(store, clock),
     carriers,
     binders,

@@ -158,6 +158,8 @@ export interface Schema {
   /** Numbers a tenant never connects; the primary key is (tenant_id, number). */
   blocklist: { tenant_id: string; number: string; reason: string | null; created_at: number };
   settings: { key: string; value: string };
+  /** Carrier webhooks taken, by digest, until the carrier's signature would be refused as stale. */
+  webhook_receipts: { provider: string; digest: string; expires_at: number };
   /** The purchase journal (migration 0008): numbers being bought, bought, and given back. */
   purchases: {
     id: string;
