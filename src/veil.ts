@@ -181,7 +181,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     webhooks: new WebhookService(store, config.production, clock),
     outbox: new Outbox(store, config.outbox, logger, clock, options.random),
     router,
-    replays: new ReplayGuard(store, clock),
+    replays: new ReplayGuard(store, interactions, clock),
     keys: new KeyService(store, clock),
     carriers,
     binders,

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { ReplayKey } from '../providers/carrier.ts';
+import type { InteractionLog } from '../store/interactions.ts';
 import type { Store } from '../store/store.ts';
 import { WebhookReceiptRepository } from '../store/webhook-receipts.ts';
 
@@ -19,8 +21,11 @@ export const UNTIMED_RECEIPT_MS = 86_400_000;
  */
 export const RETRY_WINDOW_MS = 15_000;
 
-/** Most answers kept for retries; past it, the oldest go first (a retry of it is then refused). */
-const MAX_KEPT_ANSWERS = 10_000;
+/**
+ * Most requests this instance remembers taking; past it, the oldest are forgotten (their receipts,
+ * written by then, still refuse them, with one read).
+ */
+const MAX_SEEN = 100_000;
 
 /** What a carrier was answered, as it can be sent again. */
 export interface KeptAnswer {
@@ -41,18 +46,26 @@ export interface Repeated {
   answer?: KeptAnswer;
 }
 
-interface Pending {
-  answer: Promise<KeptAnswer | undefined>;
-  /** When the kept answer goes, once settled. */
-  expiresAt: number;
+/** A request this instance took, or found taken, while its receipt lasts. */
+interface Seen {
+  /** The answer it had, for the carrier's retry (ReplayKey.resent); undefined when there is none. */
+  answer?: Promise<KeptAnswer | undefined>;
+  /** Until when that answer is given again: the retry window from the answer, unbounded until then. */
+  answeredUntil: number;
 }
 
 /**
- * Each signed carrier webhook is carried out once. The first taking of a request writes a receipt
+ * Each signed carrier webhook is carried out once. The first taking of a request leaves a receipt
  * whose key is unique across every instance sharing the database; the same request sent again (a
- * replay: a captured request, or a body re-encoded under the same signature) finds it and is
- * refused, so it neither routes a call nor relays a text nor rewrites a report a second time, nor
- * tells the sender the number a call was put through to.
+ * replay: a captured request, or a body re-encoded under the same signature) is refused, so it
+ * neither routes a call nor relays a text nor rewrites a report a second time, nor tells the sender
+ * the number a call was put through to.
+ *
+ * Checking costs a read, not a write: this instance remembers the requests it took (an LRU cache,
+ * each entry as long as its receipt), and a request it has not seen is looked up once by the
+ * receipts' primary key on the routing reader. The receipt itself is written behind the answer, in
+ * the interaction log's next batch (within its MAX_DELAY_MS, 100 ms). The one gap this leaves: the
+ * same request sent to another instance before that batch is committed is taken there once more.
  *
  * Twilio's own retry of a request whose answer it never received is the same request, signature
  * and all: on the instance that answered it, within RETRY_WINDOW_MS, it gets that answer again
@@ -62,40 +75,56 @@ interface Pending {
  * anew or not), and that delivery is taken.
  */
 export class ReplayGuard {
-  private readonly receipts = new WebhookReceiptRepository();
-  /** The answers of requests taken on this instance, oldest first, by provider and digest. */
-  private readonly kept = new Map<string, Pending>();
+  private readonly receipts: WebhookReceiptRepository;
+  /** The requests taken (or found taken) on this instance, by provider and digest. */
+  private readonly seen: LRUCache<string, Seen>;
 
   constructor(
     private readonly store: Store,
+    private readonly log: Pick<InteractionLog, 'recordReceipt' | 'withdrawReceipt' | 'flush'>,
     private readonly clock: () => number = Date.now,
-  ) {}
+  ) {
+    this.receipts = new WebhookReceiptRepository(store);
+    this.seen = new LRUCache({
+      max: MAX_SEEN,
+      updateAgeOnGet: false,
+      // Read the clock at every look-up (requests answered from the cache alone reach no timer tick).
+      ttlResolution: 0,
+      perf: { now: clock },
+    });
+  }
 
   async take(provider: string, replayKey: ReplayKey): Promise<Taken | Repeated> {
     const digest = createHash('sha256').update(replayKey.key).digest('base64url');
-    const now = this.clock();
-    const expiresAt = replayKey.until ?? now + UNTIMED_RECEIPT_MS;
-    const taken = await this.store.transaction((trx) => this.receipts.take(trx, provider, digest, expiresAt));
     const id = `${provider} ${digest}`;
-    if (!taken) {
-      const pending = this.kept.get(id);
-      // Still being answered: the retry waits for that answer, as long as the carrier would.
-      const answer =
-        pending && pending.expiresAt > now ? await within(pending.answer, RETRY_WINDOW_MS) : undefined;
-      return answer ? { first: false, answer } : { first: false };
-    }
-    this.forgetExpired(now);
-    if (!replayKey.resent)
-      return { first: true, settle: (answer) => answer || this.release(provider, digest) };
+    const now = this.clock();
+    const known = this.seen.get(id);
+    if (known) return repeated(known, now);
+
+    const expiresAt = replayKey.until ?? now + UNTIMED_RECEIPT_MS;
     let resolve: (answer: KeptAnswer | undefined) => void = () => {};
-    const pending: Pending = {
-      answer: new Promise((r) => {
+    const seen: Seen = { answeredUntil: Number.POSITIVE_INFINITY };
+    if (replayKey.resent)
+      seen.answer = new Promise((r) => {
         resolve = r;
-      }),
-      expiresAt: Number.POSITIVE_INFINITY,
-    };
-    this.kept.delete(id);
-    this.kept.set(id, pending);
+      });
+    // Remembered before the read, so that the same request arriving meanwhile waits on this one.
+    this.seen.set(id, seen, { ttl: Math.max(1, expiresAt - now) });
+    let held: boolean;
+    try {
+      held = await this.receipts.held(provider, digest, now);
+    } catch (error) {
+      this.forget(id, seen);
+      resolve(undefined);
+      throw error;
+    }
+    if (held) {
+      // Taken on another instance (or before a restart): a replay, as is any repeat of it here.
+      resolve(undefined);
+      seen.answer = undefined;
+      return { first: false };
+    }
+    this.log.recordReceipt(provider, digest, expiresAt);
     let settled = false;
     return {
       first: true,
@@ -104,18 +133,29 @@ export class ReplayGuard {
         settled = true;
         resolve(answer);
         if (answer) {
-          pending.expiresAt = this.clock() + RETRY_WINDOW_MS;
+          seen.answeredUntil = this.clock() + RETRY_WINDOW_MS;
           return;
         }
-        this.kept.delete(id);
+        this.forget(id, seen);
         this.release(provider, digest);
       },
     };
   }
 
+  /** Forgets a request taken here, unless a later taking of it replaced the entry. */
+  private forget(id: string, seen: Seen): void {
+    if (this.seen.peek(id) === seen) this.seen.delete(id);
+  }
+
   /** Not carried out: the carrier's next delivery of the request is to be taken. */
   private release(provider: string, digest: string): void {
-    void this.store.transaction((trx) => this.receipts.release(trx, provider, digest)).catch(() => undefined);
+    if (this.log.withdrawReceipt(provider, digest)) return;
+    // Already in a batch: once it is committed, delete the row it wrote.
+    void (async () => {
+      await this.log.flush();
+      if (this.log.withdrawReceipt(provider, digest)) return;
+      await this.store.transaction((trx) => this.receipts.release(trx, provider, digest));
+    })().catch(() => undefined);
   }
 
   /** Removes receipts past their time, a batch at a time; how many went (the sweeper's). */
@@ -129,14 +169,14 @@ export class ReplayGuard {
     } while (removed === WebhookReceiptRepository.PRUNE_BATCH);
     return total;
   }
+}
 
-  /** Drops the kept answers whose retry window has passed, and the oldest past MAX_KEPT_ANSWERS. */
-  private forgetExpired(now: number): void {
-    for (const [id, pending] of this.kept) {
-      if (pending.expiresAt > now && this.kept.size < MAX_KEPT_ANSWERS) break;
-      this.kept.delete(id);
-    }
-  }
+/** A request taken before: its answer again when it is the carrier's retry within the window, else refused. */
+async function repeated(seen: Seen, now: number): Promise<Repeated> {
+  // Still being answered: the retry waits for that answer, as long as the carrier would.
+  const answer =
+    seen.answer && seen.answeredUntil > now ? await within(seen.answer, RETRY_WINDOW_MS) : undefined;
+  return answer ? { first: false, answer } : { first: false };
 }
 
 /** What `promise` gives within `ms`, else undefined. */

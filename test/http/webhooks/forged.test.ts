@@ -3,7 +3,7 @@ import { after, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import twilio from 'twilio';
 import { signSimRequest } from '../../../src/providers/sim/sim-adapter.ts';
-import { RETRY_WINDOW_MS } from '../../../src/services/replay-guard.ts';
+import { RETRY_WINDOW_MS, ReplayGuard } from '../../../src/services/replay-guard.ts';
 import {
   interactionRows,
   PUBLIC_URL,
@@ -772,6 +772,26 @@ describeStores('carrier webhooks: the same signed request again', { perTest: tru
     }
   });
 
+  it('refuses it by its written receipt where it was never seen (another instance, or this one restarted)', async () => {
+    await open();
+    try {
+      const wire = voice();
+      assert.equal((await send(t, wire)).statusCode, 200);
+      // The receipt goes with the interaction log's next batch; then a guard that remembers nothing.
+      await t.veil.interactions.flush();
+      t.veil.replays = new ReplayGuard(t.veil.store, t.veil.interactions, t.clock.read);
+      const replay = await send(t, wire);
+      assert.equal(replay.statusCode, 403);
+      assert.match(replay.json().error.message, /replayed/);
+      assert.equal(await connects(), 1);
+      // A request it has not seen is still taken.
+      assert.equal((await send(t, voice())).statusCode, 200);
+      assert.equal(await connects(), 2);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('takes the same request again after it failed (5xx): the carrier delivers it again', async () => {
     const api = new FakeMessagesApi();
     await api.start();
@@ -800,6 +820,8 @@ describeStores('carrier webhooks: the same signed request again', { perTest: tru
     await open();
     try {
       assert.equal((await send(t, voice())).statusCode, 200);
+      // The receipt is written behind the answer, with the interaction log's next batch.
+      await t.veil.interactions.flush();
       const receipts = () => t.veil.store.db.selectFrom('webhook_receipts').selectAll().execute();
       assert.equal((await receipts()).length, 1);
       assert.equal(await t.veil.replays.prune(), 0);
@@ -829,6 +851,9 @@ describeStores('carrier webhooks: a request taken on one instance', { only: 'pos
       ) as Body;
       const wire = twilioScheme.sign('/webhooks/twilio/voice', 'form', body);
       assert.equal((await send(one, wire)).statusCode, 200);
+      // Once the receipt is written (the interaction log's batch, within 100 ms); sent to the other
+      // instance before that, the request would be taken there once more.
+      await one.veil.interactions.flush();
       assert.equal((await send(other, wire)).statusCode, 403);
       const rows = await interactionRows(one);
       assert.equal(rows.filter((r) => r.provider_call_id === 'CA-two-instances').length, 1);
