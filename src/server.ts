@@ -65,7 +65,7 @@ export async function startServer(
     }
     app = await buildApp(veil, logger, timeouts);
     workers.push(
-      startSweeper(veil.sessions, logger),
+      startSweeper(veil.sessions, logger, undefined, veil.replays),
       startProcurementWorker(veil.procurement, logger),
       startReplenisher(veil.replenisher, logger, config.replenish.intervalMs),
       startBindingWorker(veil.bindings, logger, config.binding.intervalMs),

@@ -15,6 +15,7 @@ import { NumberService } from './services/numbers.ts';
 import { Outbox } from './services/outbox.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { ProviderService } from './services/providers.ts';
+import { ReplayGuard } from './services/replay-guard.ts';
 import { checkReplenishRules, Replenisher } from './services/replenisher.ts';
 import { Retention } from './services/retention.ts';
 import { Router } from './services/routing.ts';
@@ -46,6 +47,8 @@ export interface Veil {
   /** Delivers the events to the app's webhook endpoints (its worker: workers/outbox.ts). */
   outbox: Outbox;
   router: Router;
+  /** Carries out each signed carrier webhook once: the same request again is refused. */
+  replays: ReplayGuard;
   keys: KeyService;
   /** The installation's tenants (managed by its admin). */
   tenants: TenantService;
@@ -189,6 +192,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     webhooks: new WebhookService(store, config.production, clock),
     outbox: new Outbox(store, config.outbox, logger, clock, options.random),
     router,
+    replays: new ReplayGuard(store, interactions, clock),
     keys: new KeyService(store, clock),
     tenants: new TenantService(store, clock),
     audit: new AuditService(store),

@@ -23,14 +23,14 @@ import type { BenchPlan } from '../plan.ts';
 import type { ServerProcess } from '../processes.ts';
 import { seededRandom, shuffle } from '../random.ts';
 import type { RoutePair, SeededData } from '../seed.ts';
-import { type CallRequest, requestFor } from './route.ts';
+import { type CallRequest, requestFor, signedFor } from './route.ts';
 
 /** What §5 measures on one server: the API's route and each carrier's voice webhook. */
 export const CARRIER_ENDPOINTS = ['route', 'twilio', 'vonage', 'plivo', 'telnyx'] as const;
 export type CarrierEndpoint = (typeof CARRIER_ENDPOINTS)[number];
 type Carrier = Exclude<CarrierEndpoint, 'route'>;
 
-/** Distinct calls signed for each run: each connects, each with a call id of its own. */
+/** Distinct calls the runs go through; each request signed anew, with a call id of its own (signedFor). */
 const SIGNED_CALLS = 3_000;
 /** Calls of each endpoint checked one by one before the load: each must be put through to the callee. */
 const PROBED_CALLS = 20;
@@ -243,7 +243,7 @@ export async function measureCarriers(
       run: (seconds: number) =>
         runLoad({
           server,
-          requests: calls.map((call) => signedRequest(endpoint, call)),
+          requests: signedFor(calls, seconds, (call) => signedRequest(endpoint, call)),
           connections: plan.connections,
           pipelining: plan.pipelining,
           seconds,

@@ -10,8 +10,12 @@ import type { RoutePair, SeededData } from '../seed.ts';
 
 export const ROUTE_PATH = '/v1/route';
 export const VOICE_WEBHOOK_PATH = '/webhooks/twilio/voice';
-/** Webhook bodies signed beforehand per server: signing is the carrier's work, not the client's. */
-const SIGNED_BODIES = 3_000;
+/**
+ * Webhook requests signed beforehand for each run, per second it lasts: signing is the carrier's
+ * work, not the client's, and a signed request is taken once (a repeat is refused as a replay), so
+ * a run needs one for every request it can send. Past this rate a run would send repeats.
+ */
+export const SIGNED_PER_SECOND = 10_000;
 
 /** A Veil server over a seeded database, and on SQLite the floor (bench/servers/floor.ts) over the same file. */
 export interface RouteFixture {
@@ -66,13 +70,14 @@ export async function measureRouting(
   for (const m of measured) if (m.fixture) await probe(endpoint, m);
   const targets = measured.map((m) => {
     // Bare Fastify reads nothing: the first fixture's calls are as good as any.
-    const requests = requestsFor(endpoint, (m.fixture ?? first).data);
+    const data = (m.fixture ?? first).data;
+    const requests = endpoint === 'form' ? [] : requestsFor(endpoint, data);
     return {
       name: `${rowName(m)} ${endpoint}`,
       run: (seconds: number) =>
         runLoad({
           server: m.server,
-          requests,
+          requests: endpoint === 'form' ? requestsFor(endpoint, data, seconds) : requests,
           connections: plan.connections,
           pipelining: plan.pipelining,
           seconds,
@@ -159,9 +164,18 @@ export function requestFor(endpoint: Endpoint, call: RoutePair): CallRequest {
   };
 }
 
-export function requestsFor(endpoint: Endpoint, data: SeededData): CallRequest[] {
+/** The requests of a run; for the webhook, new ones signed for a run of `seconds`. */
+export function requestsFor(endpoint: Endpoint, data: SeededData, seconds = 1): CallRequest[] {
   const all = calls(data);
-  return (endpoint === 'form' ? all.slice(0, SIGNED_BODIES) : all).map((call) => requestFor(endpoint, call));
+  if (endpoint !== 'form') return all.map((call) => requestFor(endpoint, call));
+  return signedFor(all, seconds, (call) => requestFor(endpoint, call));
+}
+
+/** SIGNED_PER_SECOND requests per second of a run, each signed anew, over `calls` in turn. */
+export function signedFor<T>(calls: RoutePair[], seconds: number, sign: (call: RoutePair) => T): T[] {
+  return Array.from({ length: Math.ceil(seconds * SIGNED_PER_SECOND) }, (_, i) =>
+    sign(calls[i % calls.length] as RoutePair),
+  );
 }
 
 /**

@@ -7,12 +7,15 @@ import {
   type WebhookPath,
   type WebhookReply,
 } from '../providers/carrier.ts';
+import type { Taken } from '../services/replay-guard.ts';
 import type { Veil } from '../veil.ts';
 import { errorBody } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     rawBody?: string;
+    /** A webhook's first taking (services/replay-guard.ts), settled with the answer it is sent. */
+    receipt?: Taken;
   }
   interface FastifyContextConfig {
     /** Which of a carrier's webhooks the route serves: it decides the one body format taken. */
@@ -41,7 +44,8 @@ export const MAX_FORM_PARAMETERS = 1000;
  * take the body only in the one format the carrier uses on that path (else 415), verify the
  * carrier's signature over what was received and the public URL (never the Host header), translate
  * to the neutral request, route, answer in the carrier's language. A request that fails
- * verification gets 403 and touches nothing.
+ * verification gets 403 and touches nothing; so does a request already taken (a replay), but for
+ * the carrier's own retry of one it had no answer to, which gets that answer (replay-guard.ts).
  */
 export async function webhookRoutes(app: FastifyInstance, { veil }: { veil: Veil }): Promise<void> {
   for (const carrier of veil.carriers.values()) {
@@ -77,6 +81,21 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
     }
   });
 
+  // The answer settles the request's receipt: kept for the carrier's retry, or given back on a 5xx
+  // (an error the carrier delivers the request again for, which is then taken).
+  app.addHook('onSend', async (request, reply, payload) => {
+    request.receipt?.settle(
+      reply.statusCode < 500 && typeof payload === 'string'
+        ? {
+            statusCode: reply.statusCode,
+            contentType: String(reply.getHeader('content-type')),
+            body: payload,
+          }
+        : undefined,
+    );
+    return payload;
+  });
+
   // What the carrier's health counts of its webhooks: handled, or failed here (5xx). A refused
   // signature (403) counts as neither: a forger cannot make a carrier look unwell.
   app.addHook('onResponse', async (request, reply) => {
@@ -85,7 +104,7 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
   });
 
   const base = `/webhooks/${carrier.name}`;
-  const preHandler = verifier(carrier, veil.config.publicUrl);
+  const preHandler = verifier(carrier, veil);
   const verified = (path: WebhookPath) => ({
     preHandler,
     schema: { hide: true },
@@ -204,14 +223,31 @@ function jsonObject(body: string): Record<string, unknown> {
   return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
 }
 
-function verifier(carrier: CarrierAdapter, publicUrl: string) {
+function verifier(carrier: CarrierAdapter, veil: Veil) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const url = publicUrl + request.url;
+    const url = veil.config.publicUrl + request.url;
     const refused = await refusal(carrier, request, url);
     if (refused) {
       request.log.warn({ provider: carrier.name, url, ...refused }, 'webhook signature refused');
       return reply.status(403).send(errorBody('forbidden', `invalid or missing ${carrier.name} signature`));
     }
+    const signed = { url, headers: request.headers, rawBody: request.rawBody ?? '', params: params(request) };
+    const taken = await veil.replays.take(carrier.name, carrier.replayKey(signed));
+    if (taken.first) {
+      request.receipt = taken;
+      return;
+    }
+    if (taken.answer) {
+      const { statusCode, contentType, body } = taken.answer;
+      return reply.status(statusCode).type(contentType).send(body);
+    }
+    request.log.warn(
+      { provider: carrier.name, url, reason: 'the same signed request was taken before: a replay' },
+      'webhook signature refused',
+    );
+    return reply
+      .status(403)
+      .send(errorBody('forbidden', `${carrier.name} signature already used: a replayed request is refused`));
   };
 }
 

@@ -26,6 +26,22 @@ export interface WebhookRequest {
  */
 export type Verification = { ok: true } | { ok: false; reason: string };
 
+/**
+ * What makes a verified webhook the one request it is: the same request sent again has the same
+ * key (services/replay-guard.ts refuses it), any other request of the carrier another. It is what
+ * the carrier signed, or a signature no other request can carry, never a part the sender can vary.
+ */
+export interface ReplayKey {
+  key: string;
+  /** When the carrier's own check refuses the request as stale, in ms; undefined when it never does. */
+  until?: number;
+  /**
+   * The carrier sends a request it had no answer to again with this same key (Twilio's retries),
+   * rather than signing each delivery anew: that retry is answered as the request was.
+   */
+  resent?: boolean;
+}
+
 /** What the carrier is answered, in its own language (TwiML, NCCO, JSON). */
 export interface WebhookReply {
   contentType: string;
@@ -180,6 +196,8 @@ export interface CarrierAdapter {
    * carrier whose package verifies with WebCrypto.
    */
   verify(request: WebhookRequest): Verification | Promise<Verification>;
+  /** What identifies a request that `verify` accepted, for refusing it when it comes again. */
+  replayKey(request: WebhookRequest): ReplayKey;
   /** `query`: the webhook URL's query string, which carries state Veil gave the carrier (a gather's attempt). */
   voice(params: Record<string, unknown>, query?: Record<string, unknown>): Inbound;
   /** Undefined when the request is not an inbound text (a carrier's delivery report on the same URL). */

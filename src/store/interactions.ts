@@ -4,6 +4,7 @@ import type { Channel } from '../domain/session.ts';
 import { byShape, columnList, Prepared, rowNames, rowsOf } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
 import type { Store } from './store.ts';
+import { insertReceipts, RECEIPT_COLUMNS } from './webhook-receipts.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
 /**
@@ -56,11 +57,17 @@ const MAX_PENDING = 100_000;
  * group-committed batches (every MAX_DELAY_MS, or at MAX_BATCH rows), which takes the write off
  * the call path. Reads and status updates flush first, so they always see every entry recorded
  * before them; close() flushes what is left, so a clean shutdown loses nothing.
+ *
+ * The receipts of the carrier webhooks behind the entries (services/replay-guard.ts) go in the same
+ * batches, in the same transaction: a receipt costs the webhook no write of its own.
  */
 export class InteractionLog {
   /** The values of the rows recorded and not yet written, row after row (WIDTH each). */
   private pending: unknown[] = [];
   private slides = new Map<string, number>();
+  /** The receipts recorded and not yet written, by their key (`provider digest`): their values. */
+  private receipts = new Map<string, unknown[]>();
+  private readonly insertReceiptsOf: ReturnType<typeof insertReceipts>;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   /** The prepared INSERT of n rows (their values row after row, in COLUMNS order), made when first needed. */
@@ -83,6 +90,7 @@ export class InteractionLog {
     private readonly store: Store,
     private readonly onError: (error: unknown, dropped: number) => void,
   ) {
+    this.insertReceiptsOf = insertReceipts(store.db);
     this.slide = new Prepared(['expiresAt', 'sessionId'], (v) =>
       store.db
         .updateTable('sessions')
@@ -98,7 +106,22 @@ export class InteractionLog {
     for (const column of COLUMNS) this.pending.push(row[column]);
     if (slide)
       this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
-    if (this.pending.length >= MAX_BATCH * WIDTH) void this.flush();
+    this.schedule();
+  }
+
+  /** Records a carrier webhook's receipt, written with the next batch. */
+  recordReceipt(provider: string, digest: string, expiresAt: number): void {
+    this.receipts.set(`${provider} ${digest}`, [provider, digest, expiresAt]);
+    this.schedule();
+  }
+
+  /** Takes back a receipt not yet written; false when it was written already (or is being written). */
+  withdrawReceipt(provider: string, digest: string): boolean {
+    return this.receipts.delete(`${provider} ${digest}`);
+  }
+
+  private schedule(): void {
+    if (this.pending.length + this.receipts.size * WIDTH >= MAX_BATCH * WIDTH) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), MAX_DELAY_MS);
   }
 
@@ -108,9 +131,11 @@ export class InteractionLog {
     this.timer = undefined;
     const values = this.pending;
     const slides = this.slides;
+    const receipts = this.receipts;
     this.pending = [];
     this.slides = new Map();
-    this.writing = this.writing.then(() => this.write(values, slides));
+    this.receipts = new Map();
+    this.writing = this.writing.then(() => this.write(values, slides, receipts));
     return this.writing;
   }
 
@@ -119,12 +144,22 @@ export class InteractionLog {
    * were recorded, one at a time: laying out a batch of 250 here at once held the event loop for
    * milliseconds (bench/HISTORY.md).
    */
-  private async write(values: unknown[], slides: Map<string, number>): Promise<void> {
-    if (values.length === 0 && slides.size === 0) return;
+  private async write(
+    values: unknown[],
+    slides: Map<string, number>,
+    receipts: Map<string, unknown[]>,
+  ): Promise<void> {
+    if (values.length === 0 && slides.size === 0 && receipts.size === 0) return;
     const statements = [];
     for (let at = 0; at < values.length; at += CHUNK * WIDTH) {
       const chunk = values.slice(at, at + CHUNK * WIDTH);
       statements.push(this.insertOf(chunk.length / WIDTH).bind(chunk));
+    }
+    const receiptValues = [...receipts.values()].flat();
+    const receiptChunk = CHUNK * RECEIPT_COLUMNS.length;
+    for (let at = 0; at < receiptValues.length; at += receiptChunk) {
+      const chunk = receiptValues.slice(at, at + receiptChunk);
+      statements.push(this.insertReceiptsOf(chunk.length / RECEIPT_COLUMNS.length).bind(chunk));
     }
     for (const [sessionId, expiresAt] of slides) statements.push(this.slide.bind([expiresAt, sessionId]));
     try {
@@ -133,6 +168,11 @@ export class InteractionLog {
       // Keep the rows for the next flush rather than lose them; bound what is kept.
       this.pending = [...values, ...this.pending];
       for (const [id, at] of slides) if (!this.slides.has(id)) this.slides.set(id, at);
+      for (const [key, receipt] of receipts) if (!this.receipts.has(key)) this.receipts.set(key, receipt);
+      for (const key of this.receipts.keys()) {
+        if (this.receipts.size <= MAX_PENDING) break;
+        this.receipts.delete(key);
+      }
       const dropped = Math.max(0, this.pending.length / WIDTH - MAX_PENDING);
       if (dropped > 0) this.pending.splice(0, dropped * WIDTH);
       this.onError(error, dropped);

@@ -463,6 +463,25 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_tenant').on('audit').columns(['tenant_id', 'id']).execute();
     },
   },
+  '0014_webhook_receipts': {
+    async up(db: Kysely<unknown>) {
+      // The carrier webhooks already taken, by a digest of what makes each one the request it is
+      // (store/webhook-receipts.ts): the same signed request again is a replay. The key is unique
+      // across instances; rows go once the carrier's own check would refuse the request as stale.
+      await db.schema
+        .createTable('webhook_receipts')
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('webhook_receipts_pkey', ['provider', 'digest'])
+        .execute();
+      await db.schema
+        .createIndex('webhook_receipts_expiry')
+        .on('webhook_receipts')
+        .column('expires_at')
+        .execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

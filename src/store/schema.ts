@@ -169,6 +169,8 @@ export interface Schema {
     detail: string | null;
     created_at: number;
   };
+  /** Carrier webhooks taken, by digest, until the carrier's signature would be refused as stale. */
+  webhook_receipts: { provider: string; digest: string; expires_at: number };
   /** The purchase journal (migration 0008): numbers being bought, bought, and given back. */
   purchases: {
     id: string;

@@ -9,6 +9,7 @@ import {
   field,
   gatherAttempt,
   type Inbound,
+  type ReplayKey,
   reportedCall,
   type StatusReport,
   seconds,
@@ -87,6 +88,14 @@ export class PlivoAdapter implements CarrierAdapter {
     return valid
       ? { ok: true }
       : { ok: false, reason: 'signature does not match the URL, parameters and nonce' };
+  }
+
+  /**
+   * The nonce: Plivo signs a new one into every request (the signature header may list several
+   * signatures, in any order, so it is no key), and no time.
+   */
+  replayKey(request: { headers: Record<string, string | string[] | undefined> }): ReplayKey {
+    return { key: String(request.headers['x-plivo-signature-v3-nonce']) };
   }
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {

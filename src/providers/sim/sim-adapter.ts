@@ -6,6 +6,7 @@ import {
   field,
   type Inbound,
   type RecordingReport,
+  type ReplayKey,
   recordingReport,
   reportedCall,
   type StatusReport,
@@ -65,6 +66,12 @@ export class SimAdapter implements CarrierAdapter {
     return given.length === expected.length && timingSafeEqual(given, expected)
       ? { ok: true }
       : { ok: false, reason: 'signature does not match the body' };
+  }
+
+  /** What was signed: the timestamp and the body, good until MAX_SKEW_SECONDS past the timestamp. */
+  replayKey(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): ReplayKey {
+    const timestamp = String(request.headers[TIMESTAMP_HEADER]);
+    return { key: `${timestamp}.${request.rawBody}`, until: (Number(timestamp) + MAX_SKEW_SECONDS) * 1000 };
   }
 
   voice(params: Record<string, unknown>): Inbound {

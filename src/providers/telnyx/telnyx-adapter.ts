@@ -12,6 +12,7 @@ import {
   type Inbound,
   type RecordingReport,
   RelayError,
+  type ReplayKey,
   recordingReport,
   reportedCall,
   type StatusReport,
@@ -97,6 +98,18 @@ export class TelnyxAdapter implements CarrierAdapter {
     } catch (error) {
       return { ok: false, reason: refusalReason(error) };
     }
+  }
+
+  /**
+   * What was signed: the timestamp and the body (a signature's base64 could be written other
+   * ways), good until TIMESTAMP_TOLERANCE_SECONDS past the timestamp.
+   */
+  replayKey(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): ReplayKey {
+    const timestamp = String(request.headers['telnyx-timestamp']);
+    return {
+      key: `${timestamp}|${request.rawBody}`,
+      until: (Number(timestamp) + TIMESTAMP_TOLERANCE_SECONDS) * 1000,
+    };
   }
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {

@@ -9,6 +9,7 @@ import {
   field,
   type Inbound,
   type RecordingReport,
+  type ReplayKey,
   recordingReport,
   reportedCall,
   type StatusReport,
@@ -68,6 +69,15 @@ export class TwilioAdapter implements CarrierAdapter {
     return twilio.validateRequest(this.authToken, signature.value, request.url, request.params)
       ? { ok: true }
       : { ok: false, reason: 'signature does not match the URL and parameters' };
+  }
+
+  /**
+   * The signature: it is compared whole, so no other request carries it (the package takes the
+   * URL with its port written out, or the form re-encoded, only as this same request). It has no
+   * time: Twilio sends it again, unchanged, when it retries a request it had no answer to.
+   */
+  replayKey(request: { headers: Record<string, string | string[] | undefined> }): ReplayKey {
+    return { key: String(request.headers['x-twilio-signature']), resent: true };
   }
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {

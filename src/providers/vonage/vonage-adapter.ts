@@ -11,6 +11,7 @@ import {
   GATHER_ATTEMPTS,
   gatherAttempt,
   type Inbound,
+  type ReplayKey,
   reportedCall,
   type StatusReport,
   seconds,
@@ -79,6 +80,16 @@ export class VonageAdapter implements CarrierAdapter {
 
   verify(request: { headers: Record<string, string | string[] | undefined>; rawBody: string }): Verification {
     return verifyVonageRequest(this.signatureSecret, request.headers, request.rawBody, this.clock());
+  }
+
+  /**
+   * The token: its signature is compared whole and covers its claims (a `jti` of its own, `iat`),
+   * good until MAX_SKEW_SECONDS past `iat`.
+   */
+  replayKey(request: { headers: Record<string, string | string[] | undefined> }): ReplayKey {
+    const token = bearerToken(String(request.headers.authorization)) ?? '';
+    const iat = payload(token).iat;
+    return { key: token, until: typeof iat === 'number' ? (iat + MAX_SKEW_SECONDS) * 1000 : undefined };
   }
 
   voice(params: Record<string, unknown>, query: Record<string, unknown> = {}): Inbound {
@@ -216,7 +227,7 @@ export function verifyVonageRequest(
 ): Verification {
   const header = signatureHeader(headers, 'Authorization');
   if ('problem' in header) return { ok: false, reason: header.problem };
-  const token = /^Bearer +([\w-]+\.[\w-]+\.[\w-]+)$/i.exec(header.value.trim())?.[1];
+  const token = bearerToken(header.value);
   if (!token) return { ok: false, reason: 'Authorization is not a Bearer JWT' };
   if (!verifySignature(token, secret)) {
     return { ok: false, reason: 'JWT signature does not match the signature secret, or the token expired' };
@@ -232,6 +243,11 @@ export function verifyVonageRequest(
   return given.length === expected.length && timingSafeEqual(given, expected)
     ? { ok: true }
     : { ok: false, reason: 'JWT payload_hash does not match the body' };
+}
+
+/** The JWT of an `Authorization: Bearer` header. */
+function bearerToken(header: string): string | undefined {
+  return /^Bearer +([\w-]+\.[\w-]+\.[\w-]+)$/i.exec(header.trim())?.[1];
 }
 
 /** The claims of a JWT whose signature was verified. */

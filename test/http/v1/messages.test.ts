@@ -43,11 +43,13 @@ describeStores('reject messages and gather prompts', { perTest: true }, (store) 
   }
   const route = async (from: string, to: string, extra: Record<string, unknown> = {}) =>
     (await t.api('POST', '/v1/route', { from, to, channel: 'voice', ...extra })).json();
+  // Each call with a CallSid of its own, as Twilio gives it: the same signed request again is a replay.
+  let calls = 0;
   const twiml = async (from: string, to: string) =>
     (
       await postTwilio(t, '/webhooks/twilio/voice', {
         AccountSid: TWILIO_SID,
-        CallSid: `CA${'1'.repeat(32)}`,
+        CallSid: `CA${String(++calls).padStart(32, '0')}`,
         From: from,
         To: to,
         CallStatus: 'ringing',

@@ -461,8 +461,16 @@ describeStores('Telnyx webhooks: extension fallback', (store) => {
     await api.stop();
   });
 
+  // Each of the call's requests signed a second after the one before, as Telnyx would (a caller
+  // keys each extension in turn): the same body and time again would be refused as a replay.
+  let second = 0;
   const dial = (path: string, extra: Record<string, string> = {}) =>
-    postTelnyx(t, path, { form: { ...texmlCall({ from: C, to: proxyNumber, id: 'v3:gather' }), ...extra } });
+    postTelnyx(
+      t,
+      path,
+      { form: { ...texmlCall({ from: C, to: proxyNumber, id: 'v3:gather' }), ...extra } },
+      { at: Date.now() + ++second * 1000 },
+    );
 
   it('asks for the extension with a TeXML Gather whose action carries the attempt', async () => {
     const r = await dial(VOICE);

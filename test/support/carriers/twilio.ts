@@ -29,7 +29,8 @@ function outcome(r: LightMyRequestResponse): Outcome {
   return { status: 200, action: 'reject' };
 }
 
-const voice = (c: { from: string; to: string; id: string }): TwilioParams => ({
+/** An inbound call's voice webhook as Twilio posts it. */
+export const twilioVoice = (c: { from: string; to: string; id: string }): TwilioParams => ({
   AccountSid: TWILIO_SID,
   CallSid: c.id,
   From: c.from,
@@ -41,7 +42,7 @@ const voice = (c: { from: string; to: string; id: string }): TwilioParams => ({
 export const twilioHarness: CarrierHarness = {
   name: 'twilio',
   env: () => ({}),
-  call: async (t, c) => outcome(await postTwilio(t, '/webhooks/twilio/voice', voice(c))),
+  call: async (t, c) => outcome(await postTwilio(t, '/webhooks/twilio/voice', twilioVoice(c))),
   text: async (t, c) =>
     outcome(
       await postTwilio(t, '/webhooks/twilio/sms', {
@@ -55,13 +56,13 @@ export const twilioHarness: CarrierHarness = {
     ),
   status: (t, c) =>
     postTwilio(t, '/webhooks/twilio/status', {
-      ...voice(c),
+      ...twilioVoice(c),
       CallStatus: 'completed',
       CallDuration: String(c.durationSeconds),
     }),
   forgeries(c): Forgery[] {
     const path = '/webhooks/twilio/voice';
-    const params = voice(c);
+    const params = twilioVoice(c);
     const send = (signing: Parameters<typeof postTwilio>[3]) => (t: TestApp) =>
       postTwilio(t, path, params, signing);
     return [
