@@ -11,7 +11,8 @@ import { describeStores } from '../support/stores.ts';
  * fast-check bodies built from the route's own field names with any JSON values, and any JSON at
  * all. However bad the body, the server answers within a bound, never with a 5xx, and a 4xx
  * leaves the database exactly as it was. Webhooks are signed, so that the bodies get past the
- * signature to the parsing behind it.
+ * signature to the parsing behind it. Then every route of the API document (`/docs/json`, so a
+ * new route is never missed), with hostile path ids, query strings and bodies.
  *
  * FC_SEED and FC_RUNS replay or widen a run.
  */
@@ -37,6 +38,12 @@ const bodyOf = (fields: readonly string[]) =>
     fc.record({ participants: fc.array(fc.dictionary(fc.constantFrom('number', 'label'), hostileValue)) }),
     fc.jsonValue({ maxDepth: 12 }),
   );
+
+/** An operation of the OpenAPI document, as far as this test reads it. */
+interface Operation {
+  parameters?: { in: string; name: string }[];
+  requestBody?: { content: Record<string, { schema?: { properties?: Record<string, unknown> } }> };
+}
 
 interface Target {
   method: 'POST' | 'PATCH';
@@ -195,7 +202,26 @@ describeStores('hostile bodies at every route', (store) => {
       interactions: await db.selectFrom('interactions').selectAll().orderBy('id').execute(),
       events: await db.selectFrom('events').select('id').orderBy('id').execute(),
       blocklist: await db.selectFrom('blocklist').selectAll().orderBy('number').execute(),
+      tenants: await db.selectFrom('tenants').selectAll().orderBy('id').execute(),
+      endpoints: await db.selectFrom('webhook_endpoints').selectAll().orderBy('id').execute(),
+      audit: await db.selectFrom('audit').select('id').orderBy('id').execute(),
+      settings: await db.selectFrom('settings').selectAll().orderBy('key').execute(),
     };
+  }
+
+  /** Sends one request, answered within the bound; never 5xx, and a 4xx leaves everything as it was. */
+  async function probe(where: string, send: () => Promise<{ statusCode: number; body: string }>) {
+    const before = await snapshot();
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([
+      send(),
+      new Promise<never>((_, fail) => {
+        timer = setTimeout(() => fail(new Error(`no answer in time: ${where}`)), ANSWER_WITHIN_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const what = `${where} → ${r.statusCode} ${r.body.slice(0, 300)}`;
+    assert.ok(r.statusCode < 500, what);
+    if (r.statusCode >= 400) assert.deepEqual(await snapshot(), before, `a refusal changed state: ${what}`);
   }
 
   it('answers every body within the bound, never 5xx, and a 4xx changes nothing', async () => {
@@ -218,5 +244,52 @@ describeStores('hostile bodies at every route', (store) => {
         { numRuns: RUNS, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
       );
     }
+  });
+
+  it('answers hostile bodies, queries and ids at every route of the API document the same way', async (context) => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json() as {
+      paths: Record<string, Record<string, Operation>>;
+    };
+    let routes = 0;
+    let probes = 0;
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v1/')) continue;
+      for (const [method, operation] of Object.entries(operations)) {
+        routes++;
+        const queryNames = (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+        const schema = operation.requestBody?.content['application/json']?.schema;
+        const bodyFields = Object.keys(schema?.properties ?? {});
+        const ids = fc.oneof(fc.constantFrom(sessionId, numberId, 'sim'), hostileString);
+        const request = fc.record({
+          ids: fc.array(ids, { minLength: 3, maxLength: 3 }),
+          query: fc.dictionary(fc.constantFrom('x', ...queryNames), hostileString, { maxKeys: 4 }),
+          body: schema ? bodyOf(bodyFields.length > 0 ? bodyFields : ['x']) : fc.constant(undefined),
+        });
+        await fc.assert(
+          fc.asyncProperty(request, async ({ ids: [a, b, c], query, body }) => {
+            let n = 0;
+            const url = path.replace(/\{[^}]+\}/g, () => encodeURIComponent([a, b, c][n++] ?? ''));
+            const search = new URLSearchParams(query as Record<string, string>).toString();
+            const where = `${method.toUpperCase()} ${url}${search ? `?${search}` : ''}`;
+            probes++;
+            await probe(where, () =>
+              t.app.inject({
+                method: method.toUpperCase() as 'GET',
+                url: `${url}${search ? `?${search}` : ''}`,
+                headers: {
+                  authorization: `Bearer ${ADMIN_KEY}`,
+                  ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+                },
+                ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+              }),
+            );
+          }),
+          { numRuns: RUNS, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
+        );
+      }
+    }
+    assert.ok(routes >= 30, `only ${routes} routes in the API document`);
+    assert.ok(probes >= routes * RUNS, `${probes} probes over ${routes} routes`);
+    context.diagnostic(`${probes} hostile requests over ${routes} routes: none 5xx, no 4xx wrote anything`);
   });
 });
