@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import type { StoreConfig } from '../src/config.ts';
 import { openStore, type Store } from '../src/store/store.ts';
+import { BENCH_KEYS } from './keys.ts';
 
 /** A database made for one benchmark step: the server's DATABASE_URL, and how to throw it away. */
 export interface BenchDatabase {
@@ -78,7 +79,7 @@ async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T
 
 /** Opens the database as the service does (running its migrations), for set-up and checks. */
 export async function withStore<T>(database: BenchDatabase, work: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(database.store);
+  const store = await openStore(database.store, { keys: BENCH_KEYS });
   try {
     return await work(store);
   } finally {
@@ -112,8 +113,8 @@ export function checkInvariant(database: BenchDatabase): Promise<InvariantCheck>
     return {
       doubleAssigned: await count(sql`
         select count(*) as n from (
-          select number, proxy_number from participants where active = 1
-          group by number, proxy_number having count(*) > 1
+          select number_index, proxy_number from participants where active = 1
+          group by number_index, proxy_number having count(*) > 1
         ) as duplicates`),
       loadMismatches: await count(sql`
         select count(*) as n from numbers as nu

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { telnyxKeyPair } from '../test/support/signatures.ts';
 import type { BenchDatabase } from './databases.ts';
+import { BENCH_KEY_ENV } from './keys.ts';
 import { type ServerProcess, startServer } from './processes.ts';
 
 /** Credentials every Veil server of a run shares: the clients sign and authenticate with them. */
@@ -100,6 +101,7 @@ export function veilEnv(database: BenchDatabase, env: Record<string, string> = {
     SIM_WEBHOOK_SECRET,
     VEIL_DEMO_POOL: 'false',
     LOG_LEVEL: 'warn',
+    ...BENCH_KEY_ENV,
     // One key and a few sessions carry the whole load: the limits are counted as in production,
     // but set past what a run reaches, so that no request is refused (README "Abuse limits").
     ...BENCH_LIMITS,

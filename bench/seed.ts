@@ -7,7 +7,9 @@ import { NUMBER_COLUMNS } from '../src/store/numbers.ts';
 import { valuesOf } from '../src/store/prepared.ts';
 import type { Schema } from '../src/store/schema.ts';
 import { PARTICIPANT_COLUMNS, SESSION_COLUMNS } from '../src/store/sessions.ts';
+import type { NumberVault } from '../src/store/vault.ts';
 import { type BenchDatabase, withStore } from './databases.ts';
+import { benchVault } from './keys.ts';
 import {
   areaOfPerson,
   firstPoolNumberOfArea,
@@ -171,6 +173,7 @@ class SessionPlan {
   private readonly customers = new Holders(FIRST_CUSTOMER, CUSTOMER_MAX_SESSIONS);
   private readonly random: () => number;
   private readonly sampleSize: number;
+  private readonly vault = benchVault();
   private made = 0;
 
   constructor(
@@ -233,6 +236,7 @@ class SessionPlan {
       id: idOf('par', createdAt, this.random),
       sessionId,
       number,
+      vault: this.vault,
       label,
       proxy: { id: this.poolIds[proxy] as string, number: proxyNumber },
       createdAt,
@@ -291,11 +295,16 @@ export function sessionRow(
   };
 }
 
-/** A participant as SessionService.create writes it with no options given: not revealed, may initiate, open. */
+/**
+ * A participant as SessionService.create writes it with no options given: not revealed, may
+ * initiate, open; its number sealed by `vault`, or written as it is where the vault is `none` (the
+ * floor, which does only the database's work).
+ */
 export function participantRow(p: {
   id: string;
   sessionId: string;
   number: string;
+  vault: NumberVault | 'none';
   label: string | null;
   proxy: { id: string; number: string };
   createdAt: number;
@@ -304,7 +313,8 @@ export function participantRow(p: {
     id: p.id,
     tenant_id: DEFAULT_TENANT,
     session_id: p.sessionId,
-    number: p.number,
+    number_index: p.vault === 'none' ? p.number : p.vault.index(p.number),
+    number_sealed: p.vault === 'none' ? p.number : p.vault.sealNumber(p.number),
     label: p.label,
     proxy_number_id: p.proxy.id,
     proxy_number: p.proxy.number,

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { type Static, type TSchema, Type } from 'typebox';
 import { Value } from 'typebox/value';
@@ -17,6 +17,7 @@ import { DEFAULT_WEBHOOK_RETRY, type OutboxPolicy } from './domain/webhooks.ts';
 import { DEFAULT_ALIYUN_PNS_URL, DEFAULT_ALIYUN_TIMEOUT_MS } from './providers/aliyun/aliyun-binder.ts';
 import { MAX_PURCHASE } from './providers/procurement.ts';
 import { PROVIDER_NAMES } from './providers/registry.ts';
+import { checkDataKeys, type DataKeys } from './store/vault.ts';
 
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_SQLITE_FILE = './data/veil.db';
@@ -437,6 +438,30 @@ export const Environment = Type.Object({
     description:
       'calls one session may connect per hour on one instance (a toll-fraud guard); beyond, a call is refused with reason call_limit; 0: no cap',
   }),
+  VEIL_DATA_KEYS: Type.Optional(
+    Type.String({
+      secret: true,
+      pattern: '^[A-Za-z0-9_-]{1,16}:[A-Za-z0-9+/=_-]+(,[A-Za-z0-9_-]{1,16}:[A-Za-z0-9+/=_-]+)*$',
+      expected: 'id:base64 of 32 bytes, comma-separated, the key that encrypts first',
+      description:
+        'the AES-256-GCM keys that encrypt real numbers at rest, as id:base64 (32 bytes); the first encrypts, the others only decrypt (rotation); with VEIL_INDEX_KEY',
+    }),
+  ),
+  VEIL_INDEX_KEY: Type.Optional(
+    Type.String({
+      secret: true,
+      pattern: '^[A-Za-z0-9+/=_-]+$',
+      expected: 'base64 of 32 bytes',
+      description:
+        'the HMAC-SHA256 key of the blind index real numbers are looked up by; with VEIL_DATA_KEYS',
+    }),
+  ),
+  VEIL_KEY_FILE: Type.Optional(
+    Type.String({
+      description:
+        'a JSON file holding the index key and the data keys, instead of VEIL_DATA_KEYS and VEIL_INDEX_KEY; in development one is generated beside the database when neither is set',
+    }),
+  ),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -506,6 +531,8 @@ export interface Config {
   health: ProviderHealthPolicy;
   /** How much one key, tenant or session may do (README "Abuse limits"); 0 turns a limit off. */
   limits: AbuseLimits;
+  /** Where the keys that encrypt real numbers at rest come from (services/data-keys.ts). */
+  dataKeys: DataKeySource;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
@@ -651,9 +678,60 @@ export function loadConfig(env: Env = process.env): Config {
       sessionsPerMinute: e.VEIL_MAX_SESSIONS_PER_MINUTE,
       callsPerSessionHour: e.VEIL_MAX_CALLS_PER_SESSION_HOUR,
     },
+    dataKeys: dataKeySource(e, production),
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/**
+ * Where the keys that seal real numbers come from: the environment (both variables), a key file,
+ * or, in development only, a file generated beside the database (in memory for an in-memory one).
+ */
+export type DataKeySource =
+  | { from: 'environment'; keys: DataKeys }
+  | { from: 'file'; file: string; generate: boolean }
+  | { from: 'memory' };
+
+function dataKeySource(e: Environment, production: boolean): DataKeySource {
+  const given = credentials(e, ['VEIL_DATA_KEYS', 'VEIL_INDEX_KEY']);
+  if (given && e.VEIL_KEY_FILE !== undefined)
+    throw new ConfigError(
+      'VEIL_KEY_FILE',
+      'cannot be set with VEIL_DATA_KEYS and VEIL_INDEX_KEY: choose one',
+    );
+  if (given) return { from: 'environment', keys: dataKeysOf(given.VEIL_DATA_KEYS, given.VEIL_INDEX_KEY) };
+  if (e.VEIL_KEY_FILE !== undefined) return { from: 'file', file: resolve(e.VEIL_KEY_FILE), generate: false };
+  if (production)
+    throw new ConfigError(
+      'VEIL_DATA_KEYS',
+      'and VEIL_INDEX_KEY (or VEIL_KEY_FILE) are required in production: the keys that encrypt real numbers at rest',
+    );
+  const store = storeConfig(e.DATABASE_URL);
+  if (store.dialect === 'sqlite' && store.file === ':memory:') return { from: 'memory' };
+  const folder = store.dialect === 'sqlite' ? dirname(store.file) : dirname(resolve(DEFAULT_SQLITE_FILE));
+  return { from: 'file', file: join(folder, DEVELOPMENT_KEY_FILE), generate: true };
+}
+
+/** The key file development generates beside the database. */
+export const DEVELOPMENT_KEY_FILE = 'veil-keys.json';
+
+/** VEIL_DATA_KEYS and VEIL_INDEX_KEY as keys, checked (sizes, ids), naming the variable at fault. */
+function dataKeysOf(list: string, index: string): DataKeys {
+  const keys: DataKeys = {
+    indexKey: Buffer.from(index, 'base64'),
+    dataKeys: list.split(',').map((entry) => {
+      const at = entry.indexOf(':');
+      return { id: entry.slice(0, at), key: Buffer.from(entry.slice(at + 1), 'base64') };
+    }),
+  };
+  if (keys.indexKey.length !== 32) throw new ConfigError('VEIL_INDEX_KEY', 'must be the base64 of 32 bytes');
+  try {
+    checkDataKeys(keys);
+  } catch (error) {
+    throw new ConfigError('VEIL_DATA_KEYS', (error as Error).message);
+  }
+  return keys;
 }
 
 /** The variables of the schema, read from text, with the schema's defaults applied, checked. */

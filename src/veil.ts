@@ -9,6 +9,7 @@ import { AuditService } from './services/audit.ts';
 import { BindingService } from './services/bindings.ts';
 import { BlocklistService } from './services/blocklist.ts';
 import { CarrierHealth } from './services/carrier-health.ts';
+import { loadDataKeys } from './services/data-keys.ts';
 import { Failover } from './services/failover.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
@@ -97,7 +98,9 @@ export interface VeilOptions {
 export async function createVeil(config: Config, options: VeilOptions): Promise<Veil> {
   const { logger } = options;
   const clock = options.clock ?? Date.now;
+  const keys = loadDataKeys(config.dataKeys, logger);
   const store = await openStore(config.store, {
+    keys,
     schema: options.schema,
     poolSize: options.poolSize,
     onBackgroundError: (error) => logger.error({ err: error }, 'SQLite background thread failed'),
@@ -134,7 +137,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   // Started last, once nothing else here can fail: a thread left running would keep the process alive.
   const thread =
     options.sessionThread && config.store.dialect === 'sqlite' && config.store.file !== ':memory:'
-      ? await startSessionThread({ store: config.store, allocation }, (error) =>
+      ? await startSessionThread({ store: config.store, keys, allocation }, (error) =>
           logger.error({ err: error }, 'session writer thread failed'),
         )
       : undefined;

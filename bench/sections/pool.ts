@@ -9,6 +9,7 @@ import { SessionService } from '../../src/services/sessions.ts';
 import { InteractionLog } from '../../src/store/interactions.ts';
 import type { Db } from '../../src/store/schema.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
+import { BENCH_KEYS } from '../keys.ts';
 import { randomIndex, seededRandom } from '../random.ts';
 
 /**
@@ -63,7 +64,7 @@ async function churn(
   preference: ProxyPreference,
   poolSize: number,
 ): Promise<PoolRun> {
-  const store: Store = await openStore({ dialect: 'sqlite', file: ':memory:' });
+  const store: Store = await openStore({ dialect: 'sqlite', file: ':memory:' }, { keys: BENCH_KEYS });
   const log = new InteractionLog(store, () => {});
   // No reuse cooldown: it only reorders equally good numbers, and would blur what the preference does.
   const sessions = new SessionService(store, log, new PreferenceWriter(store, preference), {

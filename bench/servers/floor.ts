@@ -5,10 +5,11 @@ import { Kysely, SqliteDialect, sql } from 'kysely';
 import { newId } from '../../src/domain/ids.ts';
 import { element, response } from '../../src/providers/twilio/twiml.ts';
 import { valuesOf } from '../../src/store/prepared.ts';
-import { type ParticipationRow, participationOf, participationQuery } from '../../src/store/route-lookup.ts';
+import { type ParticipationRow, participationQuery } from '../../src/store/route-lookup.ts';
 import type { Schema } from '../../src/store/schema.ts';
 import { PARTICIPANT_COLUMNS, SESSION_COLUMNS } from '../../src/store/sessions.ts';
 import { CachedConnection } from '../../src/store/sqlite/connection.ts';
+import { benchVault } from '../keys.ts';
 import { insertText, type ParticipantRow, participantRow, type SessionRow, sessionRow } from '../seed.ts';
 
 /**
@@ -75,10 +76,15 @@ function lookups(sqlite: SqliteDatabase.Database) {
   // The lookup read as Veil reads it: raw rows, named by the statement's columns.
   const connection = new CachedConnection(sqlite);
   const text = participationQuery(kysely, sql.val(''), sql.val('')).compile().sql;
+  // The seeder's numbers are looked up by their blind index, as Veil looks them up (and remembers);
+  // the other's number is answered as stored, sealed: opening it is Veil's work, not the database's.
+  const vault = benchVault();
   return perTurn((calls: { from?: string; to?: string }[]) =>
     calls.map(({ from, to }) => {
-      const [row] = from && to ? connection.rows<ParticipationRow>(text, [from, to]) : [];
-      return row && participationOf(row).other;
+      const [row] = from && to ? connection.rows<ParticipationRow>(text, [vault.index(from), to]) : [];
+      return row?.otherId && row.otherProxy
+        ? { number: row.otherNumberSealed ?? '', proxyNumber: row.otherProxy }
+        : undefined;
     }),
   );
 }
@@ -126,6 +132,7 @@ function creates(sqlite: SqliteDatabase.Database) {
             id: newId('par', now),
             sessionId: id,
             number,
+            vault: 'none',
             label: label ?? null,
             proxy,
             createdAt: now,

@@ -58,7 +58,8 @@ export class BlocklistService {
   async list(tenantId: string, query: { cursor?: string; limit: number }): Promise<Page<BlocklistEntry>> {
     const rows = await new BlocklistRepository(this.store.db).list(tenantId, query.cursor, query.limit + 1);
     const data = rows.slice(0, query.limit);
-    return { data, nextCursor: rows.length > query.limit ? (data.at(-1)?.number ?? null) : null };
+    const next = rows.length > query.limit ? data.at(-1)?.cursor : undefined;
+    return { data: data.map(({ cursor: _, ...entry }) => entry), nextCursor: next ?? null };
   }
 
   /** Unblocks a number, answering it in E.164; NotFoundError when the tenant had not blocked it. */

@@ -5,7 +5,7 @@ import { type SessionWriter, StoreSessionWriter } from './session-writer.ts';
 
 // The session writer thread (session-thread.ts): the SessionWriter on a connection of its own.
 await serveThread<SessionWriter>(async (data) => {
-  const { store: config, allocation } = data as SessionThreadData;
-  const store = await openStore(config, { background: false });
+  const { store: config, keys, allocation } = data as SessionThreadData;
+  const store = await openStore(config, { keys, background: false });
   return { api: new StoreSessionWriter(store, allocation), close: () => store.close() };
 });

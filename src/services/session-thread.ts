@@ -1,4 +1,5 @@
 import type { StoreConfig } from '../config.ts';
+import type { DataKeys } from '../store/vault.ts';
 import { Thread } from '../thread.ts';
 import type { AllocationSettings } from './allocator.ts';
 import type { SessionWriter } from './session-writer.ts';
@@ -6,6 +7,8 @@ import type { SessionWriter } from './session-writer.ts';
 /** What the session writer thread opens (session-thread-worker.ts). */
 export interface SessionThreadData {
   store: Extract<StoreConfig, { dialect: 'sqlite' }>;
+  /** The keys that seal real numbers: the thread writes participants too. */
+  keys: DataKeys;
   allocation: AllocationSettings;
 }
 

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { type BindingState, type PendingState, stateAtEnd } from '../domain/binding.ts';
 import type { Db } from './schema.ts';
+import { vaultOf } from './vault.ts';
 
 /**
  * A binding: the rows of one session on one proxy. A session has one at a time, and more only
@@ -116,7 +117,14 @@ export class BindingRepository {
       .selectFrom('participants as p')
       .innerJoin('numbers as n', 'n.id', 'p.proxy_number_id')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
-      .select(['p.number', 'p.proxy_number', 'p.binding_ref', 'n.provider', 's.expires_at', 's.record'])
+      .select([
+        'p.number_sealed',
+        'p.proxy_number',
+        'p.binding_ref',
+        'n.provider',
+        's.expires_at',
+        's.record',
+      ])
       .where('p.session_id', '=', key.sessionId)
       .where('p.proxy_number_id', '=', key.proxyNumberId)
       .where('p.binding', '=', expected.state)
@@ -127,7 +135,7 @@ export class BindingRepository {
     const [first] = rows;
     if (!first) return undefined;
     return {
-      people: rows.map((r) => r.number),
+      people: rows.map((r) => vaultOf(this.db).openNumber(r.number_sealed)),
       proxyNumber: first.proxy_number,
       provider: first.provider,
       expiresAt: first.expires_at,

@@ -3,10 +3,11 @@ import type { EventType } from '../domain/events.ts';
 import { newId } from '../domain/ids.ts';
 import { columnList, insertRows, valuesOf } from './prepared.ts';
 import type { Db, Schema } from './schema.ts';
+import { vaultOf } from './vault.ts';
 
 export type { EventType } from '../domain/events.ts';
 
-/** An outbox row. */
+/** An outbox row. Its payload is JSON until it is written, and is written sealed (store/vault.ts). */
 export type EventRow = Selectable<Schema['events']>;
 
 export const EVENT_COLUMNS = columnList<EventRow>()([
@@ -49,5 +50,10 @@ export async function appendEvent(
 
 /** Appends an event made by eventRow. */
 export async function appendEventRow(db: Db, event: EventRow): Promise<void> {
-  await insertEvent(1).run(db, valuesOf(EVENT_COLUMNS, event));
+  await insertEvent(1).run(db, sealedEventValues(db, event));
+}
+
+/** An event's values for its INSERT, its payload sealed: it shows sessions with their people's numbers. */
+export function sealedEventValues(db: Db, event: EventRow): unknown[] {
+  return valuesOf(EVENT_COLUMNS, { ...event, payload: vaultOf(db).seal(event.payload) });
 }

@@ -4,6 +4,7 @@ import type { Channel } from '../domain/session.ts';
 import { byShape, columnList, Prepared, rowNames, rowsOf } from './prepared.ts';
 import { OPEN, type Schema } from './schema.ts';
 import type { Store } from './store.ts';
+import { type NumberVault, vaultOf } from './vault.ts';
 import { insertReceipts, RECEIPT_COLUMNS } from './webhook-receipts.ts';
 
 type InteractionRow = Selectable<Schema['interactions']>;
@@ -37,6 +38,7 @@ const COLUMNS = columnList<LoggedRow>()([
   'to_number',
   'target_number',
   'caller_id',
+  'from_index',
   'action',
   'reason',
   'provider',
@@ -85,11 +87,13 @@ export class InteractionLog {
   );
   /** A sliding session's new expiry; never moves it back, nor revives an ended session. */
   private readonly slide: Prepared<{ expiresAt: number; sessionId: string }, UpdateResult>;
+  private readonly vault: NumberVault;
 
   constructor(
     private readonly store: Store,
     private readonly onError: (error: unknown, dropped: number) => void,
   ) {
+    this.vault = vaultOf(store.db);
     this.insertReceiptsOf = insertReceipts(store.db);
     this.slide = new Prepared(['expiresAt', 'sessionId'], (v) =>
       store.db
@@ -102,7 +106,7 @@ export class InteractionLog {
   }
 
   record(interaction: Interaction, slide?: Slide): void {
-    const row = rowOf(interaction);
+    const row = rowOf(this.vault, interaction);
     for (const column of COLUMNS) this.pending.push(row[column]);
     if (slide)
       this.slides.set(slide.sessionId, Math.max(slide.expiresAt, this.slides.get(slide.sessionId) ?? 0));
@@ -194,7 +198,7 @@ export class InteractionLog {
       .where('tenant_id', '=', tenantId);
     if (after) q = q.where('id', '>', after);
     const rows = await q.orderBy('id').limit(limit).execute();
-    return rows.map(toInteraction);
+    return rows.map((r) => toInteraction(this.vault, r));
   }
 
   /**
@@ -207,13 +211,13 @@ export class InteractionLog {
       .selectFrom('interactions')
       .select('from_number')
       .where('session_id', '=', sessionId)
-      .where('from_number', '<>', owner)
+      .where('from_index', '<>', this.vault.index(owner))
       .where('action', 'in', ['connect', 'forward'])
       .where('created_at', '>=', since)
       .orderBy('id', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row?.from_number;
+    return row && this.vault.open(row.from_number);
   }
 
   /** Applies a carrier's status callback; undefined when no interaction has that call id. */
@@ -272,17 +276,18 @@ export class InteractionLog {
   }
 }
 
-/** An interaction's row as routing writes it. */
-function rowOf(i: Interaction): LoggedRow {
+/** An interaction's row as routing writes it, its people's numbers sealed. */
+function rowOf(vault: NumberVault, i: Interaction): LoggedRow {
   return {
     id: i.id,
     tenant_id: i.tenantId,
     session_id: i.sessionId,
     channel: i.channel,
-    from_number: i.from,
+    from_number: vault.sealNumber(i.from),
     to_number: i.to,
-    target_number: i.target,
-    caller_id: i.callerId,
+    target_number: vault.sealNumberOrNull(i.target),
+    caller_id: vault.sealNumberOrNull(i.callerId),
+    from_index: vault.index(i.from),
     action: i.action,
     reason: i.reason,
     provider: i.provider,
@@ -296,16 +301,16 @@ function rowOf(i: Interaction): LoggedRow {
   };
 }
 
-function toInteraction(r: InteractionRow): Interaction {
+function toInteraction(vault: NumberVault, r: InteractionRow): Interaction {
   return {
     id: r.id,
     tenantId: r.tenant_id,
     sessionId: r.session_id,
     channel: r.channel as Channel,
-    from: r.from_number,
+    from: vault.open(r.from_number),
     to: r.to_number,
-    target: r.target_number,
-    callerId: r.caller_id,
+    target: vault.openOrNull(r.target_number),
+    callerId: vault.openOrNull(r.caller_id),
     action: r.action as Interaction['action'],
     reason: r.reason,
     provider: r.provider,

@@ -482,6 +482,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0015_sealed_numbers': {
+    async up(db: Kysely<unknown>) {
+      // Real numbers at rest (DESIGN §4, store/vault.ts): a person's number is looked up by its
+      // blind index and kept sealed beside it. The renamed columns keep their indexes (the
+      // invariant's, the history's, the blocklist's key); rows from before hold the number in
+      // clear there, with no sealed value, until the store seals them at start (store/sealing.ts).
+      // An interaction's numbers are sealed in place; `from_index` finds the last caller.
+      await db.schema.alterTable('participants').renameColumn('number', 'number_index').execute();
+      await db.schema.alterTable('participants').addColumn('number_sealed', 'text').execute();
+      await db.schema.alterTable('blocklist').renameColumn('number', 'number_index').execute();
+      await db.schema.alterTable('blocklist').addColumn('number_sealed', 'text').execute();
+      await db.schema.alterTable('interactions').addColumn('from_index', 'text').execute();
+    },
+  },
 };
 
 const migrationProvider: MigrationProvider = {

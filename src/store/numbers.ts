@@ -6,6 +6,7 @@ import { dialectOf } from './dialect.ts';
 import { byShape, columnList, slot, statement } from './prepared.ts';
 import type { Db } from './schema.ts';
 import { ACTIVE, DIRECT, type Schema } from './schema.ts';
+import { type NumberVault, vaultOf } from './vault.ts';
 
 type NumberRow = Selectable<Schema['numbers']>;
 
@@ -301,6 +302,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   if (dedicated) names.push('sessionId');
   // The values in the order of the names.
   const inOrder = (
+    vault: NumberVault,
     v: ProxySearch,
     session: { id: string; held: ReadonlySet<string> },
     now: number,
@@ -308,7 +310,8 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     const list: unknown[] = [v.tenantId, v.country, ...v.carriers];
     if (region) list.push(v.region);
     if (one) list.push(v.number);
-    list.push(...v.people);
+    // The people by their blind indexes, as the participants table knows them.
+    for (const person of v.people) list.push(vault.index(person));
     if (cooling) list.push(v.releasedSince);
     list.push(...(v.avoid ?? []), ...session.held, now);
     if (dedicated) list.push(session.id);
@@ -339,7 +342,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
     search = search.where(({ not, exists, selectFrom }) => {
       let held = selectFrom('participants as held')
         .select('held.id')
-        .where('held.number', 'in', who)
+        .where('held.number_index', 'in', who)
         .whereRef('held.proxy_number', '=', 'numbers.number')
         .where('held.active', '=', ACTIVE);
       if (shape.use === 'extension') held = held.where('held.extension', '=', DIRECT);
@@ -352,7 +355,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
           exists(
             selectFrom('participants as released')
               .select('released.id')
-              .where('released.number', 'in', who)
+              .where('released.number_index', 'in', who)
               .whereRef('released.proxy_number_id', '=', 'numbers.id')
               .where('released.released_at', '>', v.releasedSince),
           ),
@@ -413,7 +416,7 @@ function proxyStatement(shape: ProxySearch, heldCount: number, lock: Lock) {
   });
   return {
     execute: (db: Db, search: ProxySearch, session: { id: string; held: ReadonlySet<string> }, now: number) =>
-      prepared.run(db, inOrder(search, session, now)),
+      prepared.run(db, inOrder(vaultOf(db), search, session, now)),
   };
 }
 

@@ -4,6 +4,7 @@ import type { Channel, SessionMode, TtlMode } from '../domain/session.ts';
 import { Prepared } from './prepared.ts';
 import { ACTIVE, type Db, DIRECT, type Schema } from './schema.ts';
 import type { Store } from './store.ts';
+import { type NumberVault, vaultOf } from './vault.ts';
 
 /** The caller's participation with what routing and a sliding TTL need. */
 export interface RouteParticipation extends Participation {
@@ -20,7 +21,7 @@ const PARTICIPATION = [
   'p.id as participantId',
   'p.session_id as sessionId',
   'p.tenant_id as tenantId',
-  'p.number as number',
+  'p.number_sealed as numberSealed',
   'p.can_initiate as canInitiate',
   'p.reveal_number as revealNumber',
   's.mode as mode',
@@ -31,10 +32,10 @@ const PARTICIPATION = [
   's.ttl_mode as ttlMode',
   's.ttl_seconds as ttlSeconds',
   'o.id as otherId',
-  'o.number as otherNumber',
+  'o.number_sealed as otherNumberSealed',
   'o.proxy_number as otherProxy',
-  (eb: Lookup) => onBlocklist(eb, 'p.number').as('callerBlocked'),
-  (eb: Lookup) => onBlocklist(eb, 'o.number').as('otherBlocked'),
+  (eb: Lookup) => onBlocklist(eb, 'p.number_index').as('callerBlocked'),
+  (eb: Lookup) => onBlocklist(eb, 'o.number_index').as('otherBlocked'),
 ] as const;
 
 /** What the lookup's columns can refer to: the caller's participation, its session, the other participant. */
@@ -47,13 +48,13 @@ type Lookup = ExpressionBuilder<
  * Whether a person of the call is on the blocklist of the participation's tenant: one probe of the
  * blocklist's primary key, in the lookup's own statement (no second round trip on the hot path).
  */
-function onBlocklist(eb: Lookup, number: 'p.number' | 'o.number') {
+function onBlocklist(eb: Lookup, index: 'p.number_index' | 'o.number_index') {
   return eb.exists(
     eb
       .selectFrom('blocklist as b')
-      .select('b.number')
+      .select('b.tenant_id')
       .whereRef('b.tenant_id', '=', 'p.tenant_id')
-      .whereRef('b.number', '=', number),
+      .whereRef('b.number_index', '=', index),
   );
 }
 
@@ -83,13 +84,13 @@ function participations(db: Db) {
 const routable = sql<boolean>`(p.binding is null or p.binding = 'bound')`;
 
 /**
- * The open direct participation of `from` on proxy `to` (the unique index of the invariant finds
- * it), joined to its session and the other participant: one row, or none. (The benchmark's floor
- * server runs this query too, bare.)
+ * The open direct participation of the caller whose blind index is `from` on proxy `to` (the
+ * unique index of the invariant finds it), joined to its session and the other participant: one
+ * row, or none. (The benchmark's floor server runs this query too, bare.)
  */
 export function participationQuery(db: Db, from: Expression<string>, to: Expression<string>) {
   return participations(db)
-    .where('p.number', '=', from)
+    .where('p.number_index', '=', from)
     .where('p.proxy_number', '=', to)
     .where('p.extension', '=', DIRECT);
 }
@@ -108,7 +109,7 @@ function participationsQuery(db: Db, froms: Expression<string[]>, tos: Expressio
     )
     .innerJoin('participants as p', (join) =>
       join
-        .onRef('p.number', '=', 'q.caller')
+        .onRef('p.number_index', '=', 'q.caller')
         .onRef('p.proxy_number', '=', 'q.proxy')
         .on('p.extension', '=', DIRECT)
         .on('p.active', '=', ACTIVE)
@@ -150,6 +151,7 @@ function numberUseQuery(db: Db, number: Expression<string>) {
 
 /** A lookup waiting for the end of the event loop's turn. */
 interface Waiting {
+  /** The caller's blind index. */
   from: string;
   to: string;
   resolve: (participation: RouteParticipation | undefined) => void;
@@ -179,8 +181,11 @@ export class RouteLookup {
   private readonly rejecting: Prepared<{ sessionId: string }, { message: string | null }>;
   private waiting: Waiting[] = [];
 
+  private readonly vault: NumberVault;
+
   constructor(private readonly store: Store) {
     const db = store.reader;
+    this.vault = vaultOf(db);
     this.one = new Prepared(['from', 'to'], (v) => participationQuery(db, v.from, v.to));
     this.number = new Prepared(['number'], (v) => numberUseQuery(db, v.number));
     this.keyed = new Prepared(['proxy', 'extension'], (v) =>
@@ -201,9 +206,11 @@ export class RouteLookup {
       : undefined;
   }
 
+  /** The open direct participation of `from` on proxy `to`. */
   find(from: string, to: string): Promise<RouteParticipation | undefined> {
+    const index = this.vault.index(from);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ from, to, resolve, reject });
+      this.waiting.push({ from: index, to, resolve, reject });
       if (this.waiting.length === 1) setImmediate(this.answer);
     });
   }
@@ -220,13 +227,13 @@ export class RouteLookup {
   /** The open participation that holds this extension code on a shared number. */
   async byExtension(proxy: string, extension: string): Promise<RouteParticipation | undefined> {
     const [row] = await this.store.readRows(this.keyed.bind([proxy, extension]));
-    return row && participationOf(row);
+    return row && participationOf(row, this.vault);
   }
 
   /** The owner's participation in a `dedicated` session (its only one). */
   async ownerOf(sessionId: string): Promise<RouteParticipation | undefined> {
     const [row] = await this.store.readRows(this.owner.bind([sessionId]));
-    return row && participationOf(row);
+    return row && participationOf(row, this.vault);
   }
 
   /** The session's own reject message, if it has one (read only for a call refused within it). */
@@ -245,7 +252,7 @@ export class RouteLookup {
   private async answerOne(w: Waiting): Promise<void> {
     try {
       const [row] = await this.store.readRows(this.one.bind([w.from, w.to]));
-      w.resolve(row && participationOf(row));
+      w.resolve(row && participationOf(row, this.vault));
     } catch (error) {
       w.reject(error);
     }
@@ -256,7 +263,7 @@ export class RouteLookup {
       const query = many.bind([turn.map((w) => w.from), turn.map((w) => w.to)]);
       const found = new Map<string, RouteParticipation>();
       for (const row of await this.store.readRows(query)) {
-        found.set(pairKey(row.caller, row.proxy), participationOf(row));
+        found.set(pairKey(row.caller, row.proxy), participationOf(row, this.vault));
       }
       for (const w of turn) w.resolve(found.get(pairKey(w.from, w.to)));
     } catch (error) {
@@ -269,15 +276,15 @@ function pairKey(from: string, to: string): string {
   return `${from} ${to}`;
 }
 
-/** The participation a row read by the lookup describes. */
-export function participationOf(row: ParticipationRow): RouteParticipation {
-  const { otherId, otherNumber, otherProxy } = row;
+/** The participation a row read by the lookup describes, its people's numbers opened. */
+export function participationOf(row: ParticipationRow, vault: NumberVault): RouteParticipation {
+  const { otherId, otherNumberSealed, otherProxy } = row;
   return {
     participantId: row.participantId,
     sessionId: row.sessionId,
     tenantId: row.tenantId,
     mode: row.mode as SessionMode,
-    number: row.number,
+    number: vault.openNumber(row.numberSealed),
     // An exists is a boolean on PostgreSQL, 0 or 1 on SQLite.
     callerBlocked: Boolean(row.callerBlocked),
     canInitiate: row.canInitiate === 1,
@@ -289,8 +296,8 @@ export function participationOf(row: ParticipationRow): RouteParticipation {
     ttlMode: row.ttlMode as TtlMode,
     ttlSeconds: row.ttlSeconds,
     other:
-      otherId && otherNumber && otherProxy
-        ? { participantId: otherId, number: otherNumber, proxyNumber: otherProxy }
+      otherId && otherProxy
+        ? { participantId: otherId, number: vault.openNumber(otherNumberSealed), proxyNumber: otherProxy }
         : null,
     otherBlocked: Boolean(row.otherBlocked),
   };

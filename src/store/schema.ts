@@ -62,7 +62,10 @@ export interface Schema {
     id: string;
     tenant_id: string;
     session_id: string;
-    number: string;
+    /** The person's blind index (store/vault.ts): what every lookup by number compares. */
+    number_index: string;
+    /** The person's number, sealed; null only in a row from before migration 0015 not yet sealed. */
+    number_sealed: string | null;
     label: string | null;
     proxy_number_id: string;
     proxy_number: string;
@@ -99,10 +102,13 @@ export interface Schema {
     tenant_id: string | null;
     session_id: string | null;
     channel: string;
+    /** Sealed (store/vault.ts), as are target_number and caller_id; to_number is the pool number dialled. */
     from_number: string;
     to_number: string;
     target_number: string | null;
     caller_id: string | null;
+    /** The blind index of from_number (null in rows from before migration 0015). */
+    from_index: string | null;
     action: string;
     reason: string | null;
     provider: string;
@@ -156,7 +162,14 @@ export interface Schema {
     updated_at: number;
   };
   /** Numbers a tenant never connects; the primary key is (tenant_id, number). */
-  blocklist: { tenant_id: string; number: string; reason: string | null; created_at: number };
+  blocklist: {
+    tenant_id: string;
+    /** The blocked number's blind index, as in participants. */
+    number_index: string;
+    number_sealed: string | null;
+    reason: string | null;
+    created_at: number;
+  };
   settings: { key: string; value: string };
   /** The admin actions (migration 0013), newest last by id. */
   audit: {

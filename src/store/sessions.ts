@@ -11,10 +11,11 @@ import type {
 } from '../domain/session.ts';
 import { BindingRepository } from './bindings.ts';
 import { dialectOf } from './dialect.ts';
-import { appendEventRow, EVENT_COLUMNS, type EventRow } from './events.ts';
+import { appendEventRow, EVENT_COLUMNS, type EventRow, sealedEventValues } from './events.ts';
 import { byShape, columnList, insertRows, rowNames, rowsOf, slot, statement, valuesOf } from './prepared.ts';
 import type { Db } from './schema.ts';
 import { ACTIVE, DIRECT, OPEN, type Schema } from './schema.ts';
+import { type NumberVault, vaultOf } from './vault.ts';
 
 type SessionRow = Selectable<Schema['sessions']>;
 type ParticipantRow = Selectable<Schema['participants']>;
@@ -47,7 +48,8 @@ export const PARTICIPANT_COLUMNS = columnList<ParticipantRow>()([
   'id',
   'tenant_id',
   'session_id',
-  'number',
+  'number_index',
+  'number_sealed',
   'label',
   'proxy_number_id',
   'proxy_number',
@@ -123,7 +125,7 @@ function staleSessions(db: Db, now: Expression<number>) {
   return expired.crossJoinLateral((eb) =>
     eb
       .selectFrom('participants')
-      .select(['number', 'active'])
+      .select(['number_index', 'active'])
       .whereRef('session_id', '=', 's.id')
       .offset(sql.lit(0))
       .as('p'),
@@ -131,36 +133,36 @@ function staleSessions(db: Db, now: Expression<number>) {
 }
 
 /**
- * What n people's recent past says about them, in one statement: the open sessions they hold that
+ * What n people's recent past says about them (each named by its blind index), in one statement: the open sessions they hold that
  * are past their expiry (a row per holding, with its session), and which of them gave a proxy back
  * since `since` (a row with no session each). Stale holdings start from the expiry index (the
  * sweeper keeps that set small) rather than from the people, since a courier may hold hundreds of
  * sessions; a give-back is one probe of the release index per person.
  */
 type HistoryValues = { now: number; since: number } & Record<Person, string>;
-type HistoryRow = { number: string; session_id: string | null };
+type HistoryRow = { person: string; session_id: string | null };
 const historiesQuery = byShape(
   (n: number) => n,
   (n) =>
     statement<HistoryValues, HistoryRow>(['now', 'since', ...personNames(n)], (db, v) => {
       const people = personNames(n).map((name) => slot<string>(v, name));
       const stale = staleSessions(db, v.now)
-        .select(['p.number', 's.id as session_id'])
-        .where('p.number', 'in', people)
+        .select(['p.number_index as person', 's.id as session_id'])
+        .where('p.number_index', 'in', people)
         .where('p.active', '=', ACTIVE)
         .$castTo<HistoryRow>();
       const gaveBack = (person: Expression<string>) =>
         db
           .selectNoFrom([
             // A bare parameter has no type for PostgreSQL to give the union's column: it is cast.
-            sql<string>`cast(${person} as text)`.as('number'),
+            sql<string>`cast(${person} as text)`.as('person'),
             sql<string | null>`null`.as('session_id'),
           ])
           .where(({ exists, selectFrom }) =>
             exists(
               selectFrom('participants')
                 .select('id')
-                .where('number', '=', person)
+                .where('number_index', '=', person)
                 .where('released_at', '>', v.since),
             ),
           );
@@ -208,9 +210,13 @@ export class SessionRepository {
   async insertOpened(session: Session, fingerprint: string, event: EventRow): Promise<void> {
     const n = session.participants.length;
     const row = valuesOf(SESSION_COLUMNS, sessionRow(session, fingerprint));
-    const participants = participantValues(session.tenantId, session.participants);
+    const participants = participantValues(vaultOf(this.db), session.tenantId, session.participants);
     if (dialectOf(this.db).writesTablesInOneStatement) {
-      await insertOpenedSession(n).run(this.db, [...row, ...participants, ...valuesOf(EVENT_COLUMNS, event)]);
+      await insertOpenedSession(n).run(this.db, [
+        ...row,
+        ...participants,
+        ...sealedEventValues(this.db, event),
+      ]);
       return;
     }
     await insertSession(1).run(this.db, row);
@@ -221,7 +227,10 @@ export class SessionRepository {
   /** Inserts new participants of one session, in one statement. */
   async insertParticipants(tenantId: string, participants: readonly Participant[]): Promise<void> {
     if (participants.length === 0) return;
-    await insertParticipants(participants.length).run(this.db, participantValues(tenantId, participants));
+    await insertParticipants(participants.length).run(
+      this.db,
+      participantValues(vaultOf(this.db), tenantId, participants),
+    );
   }
 
   async get(tenantId: string, id: string): Promise<Session | undefined> {
@@ -448,13 +457,16 @@ export class SessionRepository {
     since: number,
   ): Promise<{ stale: StaleHolding[]; gaveBack: Set<string> }> {
     if (numbers.length === 0) return { stale: [], gaveBack: new Set() };
+    const vault = vaultOf(this.db);
+    const byIndex = new Map(numbers.map((n) => [vault.index(n), n]));
     // In the order of the statement's names: now, since, person0, person1…
-    const { rows } = await historiesQuery(numbers.length).run(this.db, [now, since, ...numbers]);
+    const { rows } = await historiesQuery(numbers.length).run(this.db, [now, since, ...byIndex.keys()]);
     const stale: StaleHolding[] = [];
     const gaveBack = new Set<string>();
     for (const r of rows) {
-      if (r.session_id === null) gaveBack.add(r.number);
-      else stale.push({ number: r.number, sessionId: r.session_id });
+      const number = byIndex.get(r.person) as string;
+      if (r.session_id === null) gaveBack.add(number);
+      else stale.push({ number, sessionId: r.session_id });
     }
     return { stale, gaveBack };
   }
@@ -464,7 +476,7 @@ export class SessionRepository {
     const row = await this.db
       .selectFrom('participants')
       .select('id')
-      .where('number', '=', number)
+      .where('number_index', '=', vaultOf(this.db).index(number))
       .where('proxy_number', '=', proxyNumber)
       .where('active', '=', ACTIVE)
       .executeTakeFirst();
@@ -480,10 +492,11 @@ export class SessionRepository {
     b: string,
     limit: number,
   ): Promise<{ proxyA: string; proxyIdA: string; proxyB: string; proxyIdB: string }[]> {
+    const vault = vaultOf(this.db);
     return this.db
       .selectFrom('participants as pa')
       .innerJoin('participants as pb', (join) =>
-        join.onRef('pb.session_id', '=', 'pa.session_id').on('pb.number', '=', b),
+        join.onRef('pb.session_id', '=', 'pa.session_id').on('pb.number_index', '=', vault.index(b)),
       )
       .select([
         'pa.proxy_number as proxyA',
@@ -491,7 +504,7 @@ export class SessionRepository {
         'pb.proxy_number as proxyB',
         'pb.proxy_number_id as proxyIdB',
       ])
-      .where('pa.number', '=', a)
+      .where('pa.number_index', '=', vault.index(a))
       .where('pa.released_at', 'is not', null)
       .orderBy('pa.released_at', 'desc')
       .limit(limit)
@@ -531,20 +544,25 @@ export class SessionRepository {
         participants
           // A session shows the participants it has (or had when it ended), not those replaced.
           .filter((p) => p.session_id === r.id && p.removed_at === null)
-          .map(toParticipant),
+          .map((p) => toParticipant(p, vaultOf(this.db))),
       ),
     );
   }
 }
 
 /** The participants' values, row after row, each in the order of PARTICIPANT_COLUMNS. */
-function participantValues(tenantId: string, participants: readonly Participant[]): unknown[] {
+function participantValues(
+  vault: NumberVault,
+  tenantId: string,
+  participants: readonly Participant[],
+): unknown[] {
   return participants.flatMap((p) => {
     const row: ParticipantRow = {
       id: p.id,
       tenant_id: tenantId,
       session_id: p.sessionId,
-      number: p.number,
+      number_index: vault.index(p.number),
+      number_sealed: vault.sealNumber(p.number),
       label: p.label,
       proxy_number_id: p.proxyNumberId,
       proxy_number: p.proxyNumber,
@@ -618,11 +636,11 @@ function toSession(r: SessionRow, participants: Participant[]): Session {
   };
 }
 
-export function toParticipant(r: ParticipantRow): Participant {
+export function toParticipant(r: ParticipantRow, vault: NumberVault): Participant {
   return {
     id: r.id,
     sessionId: r.session_id,
-    number: r.number,
+    number: vault.openNumber(r.number_sealed),
     label: r.label,
     proxyNumberId: r.proxy_number_id,
     proxyNumber: r.proxy_number,

@@ -5,8 +5,10 @@ import type { Dialect } from './dialect.ts';
 import type { RevocationWatch } from './key-revocations.ts';
 import { openPostgresStore } from './postgres/store.ts';
 import type { Db } from './schema.ts';
+import { sealAll } from './sealing.ts';
 import type { SqliteBackground, Statement } from './sqlite/background.ts';
 import { openSqliteStore } from './sqlite/store.ts';
+import { attachVault, type DataKeys, NumberVault } from './vault.ts';
 
 /** An open database: the Kysely handle plus what each dialect does its own way (sqlite/, postgres/). */
 export interface Store {
@@ -49,6 +51,11 @@ export interface StoreOptions {
   schema?: string;
   /** Most PostgreSQL connections this process opens. */
   poolSize?: number;
+  /**
+   * The keys that seal real numbers (store/vault.ts). Without them the store opens, but any read or
+   * write of a number throws: only a process that touches no number (a setting's reader) omits them.
+   */
+  keys?: DataKeys;
   /** Where a background thread's errors go (SQLite's). */
   onBackgroundError?: (error: Error) => void;
   /**
@@ -59,11 +66,26 @@ export interface StoreOptions {
   background?: boolean;
 }
 
-/** Opens (and migrates) the database named by the config. */
-export function openStore(config: StoreConfig, options: StoreOptions = {}): Promise<Store> {
-  return config.dialect === 'postgres'
-    ? openPostgresStore(config.url, options)
-    : openSqliteStore(config.file, options);
+/**
+ * Opens (and migrates) the database named by the config. With keys, it seals what an older Veil
+ * left in clear before it answers (store/sealing.ts).
+ */
+export async function openStore(config: StoreConfig, options: StoreOptions = {}): Promise<Store> {
+  const store =
+    config.dialect === 'postgres'
+      ? await openPostgresStore(config.url, options)
+      : await openSqliteStore(config.file, options);
+  if (!options.keys) return store;
+  const vault = new NumberVault(options.keys);
+  attachVault(store.db, vault);
+  attachVault(store.reader, vault);
+  try {
+    await sealAll(store, 'legacy');
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
 }
 
 /** True when the database answers: what /readyz asks. */

@@ -3,6 +3,7 @@ import type { EventType, OutboxEvent } from '../domain/events.ts';
 import type { Delivery, WebhookEndpoint } from '../domain/webhooks.ts';
 import { dialectOf } from './dialect.ts';
 import type { Db, Schema } from './schema.ts';
+import { type NumberVault, vaultOf } from './vault.ts';
 
 type EndpointRow = Selectable<Schema['webhook_endpoints']>;
 type DeliveryRow = Selectable<Schema['deliveries']>;
@@ -117,7 +118,7 @@ export class DeliveryRepository {
   async eventsToFanOut(limit: number): Promise<OutboxEvent[]> {
     let q = this.db.selectFrom('events').selectAll().where('fanned_out', '=', 0).orderBy('id').limit(limit);
     if (dialectOf(this.db).locksRows) q = q.forUpdate();
-    return (await q.execute()).map(toEvent);
+    return (await q.execute()).map((row) => toEvent(vaultOf(this.db), row));
   }
 
   async markFannedOut(eventIds: readonly string[]): Promise<void> {
@@ -196,7 +197,7 @@ export class DeliveryRepository {
         .executeTakeFirst();
       if (result.numUpdatedRows !== 1n) continue;
       claimed.push({
-        event: toEvent({ ...row, id: row.event_id, fanned_out: 1 }),
+        event: toEvent(vaultOf(this.db), { ...row, id: row.event_id, fanned_out: 1 }),
         endpointId: row.endpoint_id,
         url: row.url,
         secret: row.secret,
@@ -343,7 +344,7 @@ export async function listEvents(
   let q = db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId);
   if (query.type !== undefined) q = q.where('type', '=', query.type);
   if (query.after !== undefined) q = q.where('id', '>', query.after);
-  return (await q.orderBy('id').limit(query.limit).execute()).map(toEvent);
+  return (await q.orderBy('id').limit(query.limit).execute()).map((row) => toEvent(vaultOf(db), row));
 }
 
 /** The tenant's event, if it has one of this id. */
@@ -354,7 +355,7 @@ export async function getEvent(db: Db, tenantId: string, id: string): Promise<Ou
     .where('tenant_id', '=', tenantId)
     .where('id', '=', id)
     .executeTakeFirst();
-  return row && toEvent(row);
+  return row && toEvent(vaultOf(db), row);
 }
 
 function toEndpoint(row: EndpointRow): WebhookEndpoint {
@@ -369,12 +370,13 @@ function toEndpoint(row: EndpointRow): WebhookEndpoint {
   };
 }
 
-function toEvent(row: EventRow): OutboxEvent {
+/** An event as its row holds it, its payload (which shows people's numbers) opened. */
+function toEvent(vault: NumberVault, row: EventRow): OutboxEvent {
   return {
     id: row.id,
     tenantId: row.tenant_id,
     type: row.type as EventType,
-    payload: JSON.parse(row.payload),
+    payload: JSON.parse(vault.open(row.payload)),
     createdAt: row.created_at,
   };
 }

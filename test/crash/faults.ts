@@ -20,6 +20,7 @@ import { type ServerProcess, type SpawnedServer, spawnServer } from '../../bench
 import { seed } from '../../bench/seed.ts';
 import { sessionBodies } from '../../bench/workload.ts';
 import type { EventType } from '../../src/domain/events.ts';
+import { vaultOf } from '../../src/store/vault.ts';
 import { databaseUrl, type TestStore } from '../support/stores.ts';
 import { WebhookReceiver } from '../support/webhook-receiver.ts';
 
@@ -283,12 +284,14 @@ function overtaken(events: { id: string; payload: string }[], receiver: WebhookR
 /** The session.* events of these types in the store, oldest first. */
 function sessionEvents(database: BenchDatabase, types: EventType[]) {
   return withStore(database, async ({ db }) =>
-    db
-      .selectFrom('events')
-      .select(['id', 'type', 'payload'])
-      .where('type', 'in', types)
-      .orderBy('id')
-      .execute(),
+    (
+      await db
+        .selectFrom('events')
+        .select(['id', 'type', 'payload'])
+        .where('type', 'in', types)
+        .orderBy('id')
+        .execute()
+    ).map((e) => ({ ...e, payload: vaultOf(db).open(e.payload) })),
   );
 }
 
@@ -357,7 +360,8 @@ async function checkSessions(
       .select('payload')
       .where('type', '=', 'session.created')
       .execute();
-    return { sessions, participants, created: created.map((e) => JSON.parse(e.payload).id as string) };
+    const opened = created.map((e) => JSON.parse(vaultOf(db).open(e.payload)).id as string);
+    return { sessions, participants, created: opened };
   });
   const held = new Map<string, number>();
   for (const p of store.participants) {

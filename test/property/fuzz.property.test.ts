@@ -201,7 +201,7 @@ describeStores('hostile bodies at every route', (store) => {
       keys: await db.selectFrom('api_keys').selectAll().orderBy('id').execute(),
       interactions: await db.selectFrom('interactions').selectAll().orderBy('id').execute(),
       events: await db.selectFrom('events').select('id').orderBy('id').execute(),
-      blocklist: await db.selectFrom('blocklist').selectAll().orderBy('number').execute(),
+      blocklist: await db.selectFrom('blocklist').selectAll().orderBy('number_index').execute(),
       tenants: await db.selectFrom('tenants').selectAll().orderBy('id').execute(),
       endpoints: await db.selectFrom('webhook_endpoints').selectAll().orderBy('id').execute(),
       audit: await db.selectFrom('audit').select('id').orderBy('id').execute(),

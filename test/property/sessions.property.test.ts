@@ -3,7 +3,8 @@ import { after, before, it } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { DEFAULT_GATHER_PROMPT, DEFAULT_REJECT_MESSAGE } from '../../src/domain/routing.ts';
-import { type TestApp, testApp } from '../support/app.ts';
+import { vaultOf } from '../../src/store/vault.ts';
+import { numberOf, type TestApp, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 
 /**
@@ -960,8 +961,12 @@ class Run {
     const rows = await this.t.veil.store.db
       .selectFrom('participants as p')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
-      .select(['p.number', 'p.proxy_number'])
-      .where('p.number', 'in', numbers)
+      .select(['p.number_sealed', 'p.proxy_number'])
+      .where(
+        'p.number_index',
+        'in',
+        numbers.map((n) => vaultOf(this.t.veil.store.db).index(n)),
+      )
       .where((eb) =>
         eb.or([
           eb.and([eb('p.active', '=', 0), eb('p.released_at', '>', this.now - COOLDOWN_SECONDS * 1000)]),
@@ -970,7 +975,10 @@ class Run {
       )
       .execute();
     const map = new Map<string, Set<string>>();
-    for (const r of rows) map.set(r.number, (map.get(r.number) ?? new Set()).add(r.proxy_number));
+    for (const r of rows) {
+      const number = numberOf(this.t.veil.store.db, r);
+      map.set(number, (map.get(number) ?? new Set()).add(r.proxy_number));
+    }
     return map;
   }
 
@@ -999,7 +1007,7 @@ class Run {
     }
     const active = await db
       .selectFrom('participants')
-      .select(['session_id', 'id', 'number', 'proxy_number', 'extension'])
+      .select(['session_id', 'id', 'number_index', 'number_sealed', 'proxy_number', 'extension'])
       .where('active', '=', 1)
       .orderBy('created_at')
       .orderBy('id')
@@ -1010,7 +1018,7 @@ class Run {
     const holdings = new Map<string, string[]>();
     const codes = new Set<string>();
     for (const a of active) {
-      const key = `${a.number} on ${a.proxy_number}`;
+      const key = `${a.number_index} on ${a.proxy_number}`;
       holdings.set(key, [...(holdings.get(key) ?? []), a.extension]);
       if (a.extension === '') continue;
       const code = `${a.proxy_number} #${a.extension}`;
@@ -1042,7 +1050,7 @@ class Run {
     const bySession = new Map<string, ModelParticipant[]>();
     for (const a of active) {
       const list = bySession.get(a.session_id) ?? [];
-      list.push({ id: a.id, number: a.number, proxy: a.proxy_number, extension: a.extension || null });
+      list.push({ id: a.id, number: numberOf(db, a), proxy: a.proxy_number, extension: a.extension || null });
       bySession.set(a.session_id, list);
     }
     const sort = (l: ModelParticipant[]) => [...l].sort((x, y) => x.id.localeCompare(y.id));

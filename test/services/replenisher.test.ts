@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config.ts';
 import { BUDGET_WINDOW_MS } from '../../src/domain/replenish.ts';
-import { type TestApp, TWILIO_SID, TWILIO_TOKEN, testApp } from '../support/app.ts';
+import { payloadOf, type TestApp, TWILIO_SID, TWILIO_TOKEN, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 import { FakeTwilioApi } from '../support/twilio-api.ts';
 
@@ -29,7 +29,7 @@ describeStores('the replenisher', { perTest: true }, (store) => {
       .where('type', '=', 'pool.low')
       .orderBy('id')
       .execute()
-      .then((rows) => rows.map((r) => JSON.parse(r.payload)));
+      .then((rows) => rows.map((r) => payloadOf(t.veil.store.db, r.payload)));
   const pool = () =>
     t.veil.store.db
       .selectFrom('numbers')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
-import { interactionRows, type TestApp, testApp } from '../support/app.ts';
+import { interactionRows, numberOf, payloadOf, type TestApp, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 
 const PROXIES = ['+14155550180', '+14155550181', '+14155550182', '+14155550183'];
@@ -47,9 +47,13 @@ describeStores('retention (VEIL_RETENTION_DAYS)', { perTest: true }, (store) => 
   /** Every real number the database still holds, in any table that holds people's numbers. */
   const numbersHeld = async () => {
     const db = t.veil.store.db;
-    const participants = await db.selectFrom('participants').select('number').execute();
+    const participants = (await db.selectFrom('participants').select('number_sealed').execute()).map((r) =>
+      numberOf(db, r),
+    );
     const interactions = await interactionRows(t);
-    const events = await db.selectFrom('events').select('payload').execute();
+    const events = (await db.selectFrom('events').select('payload').execute()).map((e) =>
+      payloadOf(db, e.payload),
+    );
     const text = JSON.stringify([participants, interactions, events]);
     return [A, B, C, D, STRANGER].filter((n) => text.includes(n));
   };

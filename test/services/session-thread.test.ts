@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { ConflictError } from '../../src/domain/errors.ts';
 import type { SessionWriter } from '../../src/services/session-writer.ts';
 import type { Thread } from '../../src/thread.ts';
-import { type TestApp, testApp } from '../support/app.ts';
+import { payloadOf, type TestApp, testApp } from '../support/app.ts';
 import { storeKinds, type TestStore, type TestStoreKind } from '../support/stores.ts';
 
 const CUSTOMER = '+14155550123';
@@ -94,7 +94,7 @@ for (const kind of storeKinds()) {
         .where('type', '=', 'session.created')
         .select('payload')
         .execute();
-      assert.ok(events.some((e) => JSON.parse(e.payload).id === session.id));
+      assert.ok(events.some((e) => payloadOf(t.veil.store.db, e.payload).id === session.id));
     });
 
     it('answers an idempotent repeat with the same session, and a different request with 409', async () => {

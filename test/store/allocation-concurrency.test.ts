@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { type TestApp, testApp } from '../support/app.ts';
+import { numberOf, type TestApp, testApp } from '../support/app.ts';
 import { describeStores } from '../support/stores.ts';
 
 /**
@@ -98,19 +98,19 @@ describeStores('allocation across concurrent instances', { only: 'postgres' }, (
   async function assertDatabaseConsistent(): Promise<void> {
     const doubles = await db()
       .selectFrom('participants')
-      .select(['number', 'proxy_number', (eb) => eb.fn.countAll().as('n')])
+      .select(['number_index', 'proxy_number', (eb) => eb.fn.countAll().as('n')])
       .where('active', '=', 1)
-      .groupBy(['number', 'proxy_number'])
+      .groupBy(['number_index', 'proxy_number'])
       .having((eb) => eb.fn.countAll(), '>', 1)
       .execute();
     assert.deepEqual(doubles, [], 'a (real number, proxy) pair is held twice among active participants');
     const twiceOpen = await db()
       .selectFrom('participants as p')
       .innerJoin('sessions as s', 's.id', 'p.session_id')
-      .select(['p.number', 'p.proxy_number'])
+      .select(['p.number_index', 'p.proxy_number'])
       .where('s.status', '=', 'open')
       .where('p.active', '=', 1)
-      .groupBy(['p.number', 'p.proxy_number'])
+      .groupBy(['p.number_index', 'p.proxy_number'])
       .having((eb) => eb.fn.count('s.id').distinct(), '>', 1)
       .execute();
     assert.deepEqual(twiceOpen, [], 'a person has two open sessions on the same proxy');
@@ -139,11 +139,14 @@ describeStores('allocation across concurrent instances', { only: 'postgres' }, (
   async function heldByPerson(): Promise<Map<string, Set<string>>> {
     const rows = await db()
       .selectFrom('participants')
-      .select(['number', 'proxy_number'])
+      .select(['number_sealed', 'proxy_number'])
       .where('active', '=', 1)
       .execute();
     const held = new Map<string, Set<string>>();
-    for (const r of rows) held.set(r.number, (held.get(r.number) ?? new Set()).add(r.proxy_number));
+    for (const r of rows) {
+      const number = numberOf(db(), r);
+      held.set(number, (held.get(number) ?? new Set()).add(r.proxy_number));
+    }
     return held;
   }
 
@@ -251,11 +254,11 @@ describeStores('allocation across concurrent instances', { only: 'postgres' }, (
   async function activeBySession(): Promise<Map<string, string[]>> {
     const rows = await db()
       .selectFrom('participants')
-      .select(['session_id', 'number'])
+      .select(['session_id', 'number_sealed'])
       .where('active', '=', 1)
       .execute();
     const map = new Map<string, string[]>();
-    for (const r of rows) map.set(r.session_id, [...(map.get(r.session_id) ?? []), r.number]);
+    for (const r of rows) map.set(r.session_id, [...(map.get(r.session_id) ?? []), numberOf(db(), r)]);
     return map;
   }
 

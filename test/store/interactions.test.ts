@@ -3,13 +3,13 @@ import { afterEach, beforeEach, it } from 'node:test';
 import { interactionOf } from '../../src/domain/interaction.ts';
 import { InteractionLog } from '../../src/store/interactions.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { describeStores } from '../support/stores.ts';
+import { describeStores, TEST_KEYS } from '../support/stores.ts';
 
 // A store for each test: the first counts every row of the table.
 describeStores('InteractionLog', { perTest: true }, (test) => {
   let store: Store;
   beforeEach(async () => {
-    store = await openStore(test().config, { schema: test().schema });
+    store = await openStore(test().config, { keys: TEST_KEYS, schema: test().schema });
   });
   afterEach(async () => {
     await store.close();

@@ -5,7 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrate, migrateTo } from '../../src/store/migrations.ts';
 import { openStore } from '../../src/store/store.ts';
-import { describeStores, type TestStore } from '../support/stores.ts';
+import { describeStores, TEST_KEYS, type TestStore } from '../support/stores.ts';
 
 /** A bare Kysely over the test store, migrated by hand. */
 function bare(store: TestStore): Kysely<unknown> {
@@ -65,7 +65,11 @@ describeStores('migration 0010_bindings', { perTest: true }, (store) => {
       await db.destroy();
     }
     // The store opens the migrated database, and its sessions read as before (no binding: bound).
-    const opened = await openStore(store().config, { schema: store().schema, background: false });
+    const opened = await openStore(store().config, {
+      keys: TEST_KEYS,
+      schema: store().schema,
+      background: false,
+    });
     try {
       const participants = await opened.db.selectFrom('participants').select(['id', 'binding']).execute();
       assert.equal(participants.length, 2);

@@ -3,7 +3,7 @@ import { after, before, it } from 'node:test';
 import { sql } from 'kysely';
 import { statement } from '../../src/store/prepared.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { describeStores } from '../support/stores.ts';
+import { describeStores, TEST_KEYS } from '../support/stores.ts';
 
 const settingValue = statement<{ key: string }, { value: string }>(['key'], (db, v) =>
   db.selectFrom('settings').select('value').where('key', '=', v.key),
@@ -18,7 +18,7 @@ describeStores('named prepared statements', { only: 'postgres' }, (testStore) =>
 
   before(async () => {
     // One connection, so that pg_prepared_statements shows the connection the statements ran on.
-    store = await openStore(testStore().config, { schema: testStore().schema, poolSize: 1 });
+    store = await openStore(testStore().config, { keys: TEST_KEYS, schema: testStore().schema, poolSize: 1 });
     await store.db
       .insertInto('settings')
       .values([
@@ -65,7 +65,11 @@ describeStores('statements run with values by position', (testStore) => {
   let store: Store;
 
   before(async () => {
-    store = await openStore(testStore().config, { schema: testStore().schema, background: false });
+    store = await openStore(testStore().config, {
+      keys: TEST_KEYS,
+      schema: testStore().schema,
+      background: false,
+    });
     await store.db
       .insertInto('settings')
       .values(['a', 'b', 'c', 'd'].map((key) => ({ key, value: key })))

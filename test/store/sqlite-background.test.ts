@@ -10,13 +10,13 @@ import { CHECKPOINT_INTERVAL_MS, type SqliteBackground } from '../../src/store/s
 import { openStore } from '../../src/store/store.ts';
 import type { Thread } from '../../src/thread.ts';
 import { testApp } from '../support/app.ts';
-import { storeKinds, type TestStoreKind } from '../support/stores.ts';
+import { storeKinds, TEST_KEYS, type TestStoreKind } from '../support/stores.ts';
 
 describe('SQLite checkpoints', () => {
   it('happen on the background thread, not in commits: the database file grows only after the interval', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'veil-checkpoint-'));
     const file = join(dir, 'veil.db');
-    const store = await openStore({ dialect: 'sqlite', file });
+    const store = await openStore({ dialect: 'sqlite', file }, { keys: TEST_KEYS });
     try {
       await new Promise((r) => setTimeout(r, CHECKPOINT_INTERVAL_MS * 1.5)); // migrations checkpointed
       const before = statSync(file).size;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { openStore } from '../../src/store/store.ts';
+import { TEST_KEYS } from '../support/stores.ts';
 
 describe('SQLite statistics', () => {
   it('per-value statistics left by a hand-run ANALYZE are dropped at start; per-index counts stay', async () => {
@@ -15,7 +16,7 @@ describe('SQLite statistics', () => {
         (await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(db)).rows[0]?.n,
       );
     try {
-      const first = await openStore(config);
+      const first = await openStore(config, { keys: TEST_KEYS });
       await first.db
         .insertInto('settings')
         .values(Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: 'v' })))
@@ -24,7 +25,7 @@ describe('SQLite statistics', () => {
       assert.ok((await count(first.db, 'sqlite_stat4')) > 0, 'ANALYZE wrote per-value statistics');
       await first.close();
 
-      const again = await openStore(config);
+      const again = await openStore(config, { keys: TEST_KEYS });
       try {
         assert.equal(await count(again.db, 'sqlite_stat4'), 0);
         assert.ok((await count(again.db, 'sqlite_stat1')) > 0);

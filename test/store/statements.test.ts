@@ -10,7 +10,8 @@ import { columnList } from '../../src/store/prepared.ts';
 import { RouteLookup } from '../../src/store/route-lookup.ts';
 import { SessionRepository } from '../../src/store/sessions.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { describeStores, storeKinds, type TestStoreKind } from '../support/stores.ts';
+import { vaultOf } from '../../src/store/vault.ts';
+import { describeStores, storeKinds, TEST_KEYS, type TestStoreKind } from '../support/stores.ts';
 
 /**
  * The hot statements, field by field: what a statement binds by position comes back from the
@@ -24,7 +25,7 @@ describeStores('hot statements round-trip every field', (testStore) => {
   const ids = new Map<string, string>();
 
   before(async () => {
-    store = await openStore(testStore().config, { schema: testStore().schema });
+    store = await openStore(testStore().config, { keys: TEST_KEYS, schema: testStore().schema });
     for (const [i, number] of proxies.entries()) {
       const id = `num_${i}`;
       ids.set(number, id);
@@ -101,7 +102,12 @@ describeStores('hot statements round-trip every field', (testStore) => {
     );
     assert.equal(found?.fingerprint, 'fp-1');
     const events = await store.db.selectFrom('events').selectAll().where('id', '=', event.id).execute();
-    assert.deepEqual(events, [event]);
+    // Stored sealed: the payload shows the people's numbers.
+    assert.deepEqual(
+      events.map((e) => ({ ...e, payload: vaultOf(store.db).open(e.payload) })),
+      [event],
+    );
+    assert.ok(!events[0]?.payload.includes('+14155550101'));
   });
 
   it('participants added to an open session', async () => {
@@ -160,20 +166,25 @@ describeStores('hot statements round-trip every field', (testStore) => {
     assert.deepEqual(await lookup.find(a.number, a.proxyNumber), expected(a, b));
 
     // With B blocked by the session's tenant (and A by another tenant, which changes nothing here).
+    const vault = vaultOf(store.db);
+    const blocked = (number: string) => ({
+      number_index: vault.index(number),
+      number_sealed: vault.sealNumber(number),
+    });
     await store.db.insertInto('tenants').values({ id: 'other', name: 'other', created_at: now }).execute();
     await store.db
       .insertInto('blocklist')
       .values([
-        { tenant_id: DEFAULT_TENANT, number: b.number, reason: null, created_at: now },
-        { tenant_id: 'other', number: a.number, reason: 'elsewhere', created_at: now },
+        { tenant_id: DEFAULT_TENANT, ...blocked(b.number), reason: null, created_at: now },
+        { tenant_id: 'other', ...blocked(a.number), reason: 'elsewhere', created_at: now },
       ])
       .execute();
-    const blocked = await Promise.all([
+    const blockedNow = await Promise.all([
       lookup.find(a.number, a.proxyNumber),
       lookup.find(b.number, b.proxyNumber),
     ]);
     const alone = [await lookup.find(a.number, a.proxyNumber), await lookup.find(b.number, b.proxyNumber)];
-    for (const [fromA, fromB] of [blocked, alone]) {
+    for (const [fromA, fromB] of [blockedNow, alone]) {
       assert.deepEqual(fromA, { ...expected(a, b), otherBlocked: true });
       assert.deepEqual(fromB, { ...expected(b, a), callerBlocked: true });
     }
@@ -216,7 +227,7 @@ describe('column lists', () => {
 describe('SQLite transactions (sqlite)', () => {
   it('take the write lock when they begin (IMMEDIATE), before they write anything', async () => {
     const test = await (storeKinds()[0] as TestStoreKind).create();
-    const store = await openStore(test.config);
+    const store = await openStore(test.config, { keys: TEST_KEYS });
     const other = new Database((test.config as { file: string }).file);
     other.pragma('busy_timeout = 0');
     try {

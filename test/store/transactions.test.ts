@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../src/store/schema.ts';
 import { getSetting } from '../../src/store/settings.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { describeStores, storeKinds } from '../support/stores.ts';
+import { describeStores, storeKinds, TEST_KEYS } from '../support/stores.ts';
 
 /**
  * store.transaction: on SQLite the work queued for the writer shares one transaction, each piece
@@ -16,7 +16,7 @@ describeStores('store transactions', (testStore) => {
   let store: Store;
 
   before(async () => {
-    store = await openStore(testStore().config, { schema: testStore().schema });
+    store = await openStore(testStore().config, { keys: TEST_KEYS, schema: testStore().schema });
   });
   after(async () => {
     await store.close();
@@ -86,7 +86,7 @@ describe('store transactions while another connection holds the SQLite write loc
     const sqlite = storeKinds().find((kind) => kind.name === 'sqlite');
     assert.ok(sqlite);
     const testStore = await sqlite.create();
-    const store = await openStore(testStore.config);
+    const store = await openStore(testStore.config, { keys: TEST_KEYS });
     const other = new SqliteDatabase((testStore.config as { file: string }).file);
     try {
       other.exec('begin immediate'); // the CLI in another process, or a checkpoint syncing the file

@@ -4,6 +4,8 @@ import { type Config, loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ProcurementHooks } from '../../src/services/procurement.ts';
+import type { Db } from '../../src/store/schema.ts';
+import { vaultOf } from '../../src/store/vault.ts';
 import { createVeil, type Veil } from '../../src/veil.ts';
 import type { TestStore } from './stores.ts';
 
@@ -122,10 +124,26 @@ export async function refusalLogged(
   return { warning, raw };
 }
 
-/** Every interaction row, once the interaction log has written what it holds. */
+/** Every interaction row, once the interaction log has written what it holds, its numbers opened. */
 export async function interactionRows(t: TestApp) {
   await t.veil.interactions.flush();
-  return t.veil.store.db.selectFrom('interactions').selectAll().execute();
+  const vault = vaultOf(t.veil.store.db);
+  return (await t.veil.store.db.selectFrom('interactions').selectAll().execute()).map((r) => ({
+    ...r,
+    from_number: vault.open(r.from_number),
+    target_number: vault.openOrNull(r.target_number),
+    caller_id: vault.openOrNull(r.caller_id),
+  }));
+}
+
+/** An event's payload as stored (sealed), parsed. */
+export function payloadOf(db: Db, payload: string) {
+  return JSON.parse(vaultOf(db).open(payload));
+}
+
+/** A participant row's or a blocklist row's real number, opened. */
+export function numberOf(db: Db, row: { number_sealed: string | null }): string {
+  return vaultOf(db).openNumber(row.number_sealed);
 }
 
 /** Asserts that `send` is answered 403 forbidden, naming the signature, and writes no interaction. */

@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe } from 'node:test';
 import pg from 'pg';
 import type { StoreConfig } from '../../src/config.ts';
+import { generateDataKeys } from '../../src/store/vault.ts';
+
+/** The keys a test process seals numbers with where it opens a store itself. */
+export const TEST_KEYS = generateDataKeys();
 
 export type StoreName = 'sqlite' | 'postgres';
 

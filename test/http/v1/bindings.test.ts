@@ -11,7 +11,7 @@ import {
   ALIYUN_KEY_SECRET as KEY_SECRET,
   ALIYUN_POOL_KEY as POOL_KEY,
 } from '../../support/aliyun-api.ts';
-import { type TestApp, testApp } from '../../support/app.ts';
+import { numberOf, payloadOf, type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
 
 /** Two people in China and the aliyun proxy X between them (AXB). */
@@ -80,7 +80,7 @@ describeStores('remote binding (aliyun, BindAxb)', { perTest: true }, (store) =>
   const failedEvents = async () =>
     (
       await t.veil.store.db.selectFrom('events').selectAll().where('type', '=', 'binding.failed').execute()
-    ).map((e) => JSON.parse(e.payload));
+    ).map((e) => payloadOf(t.veil.store.db, e.payload));
 
   it('creates the shared session as `binding`, routes nothing until the carrier bound it, then connects', async () => {
     const s = await createShared();
@@ -352,7 +352,7 @@ describeStores('remote binding (aliyun, BindAxb)', { perTest: true }, (store) =>
       assert.equal((await route()).action, 'reject', 'X connects nobody now');
       const [event] = (
         await t.veil.store.db.selectFrom('events').selectAll().where('type', '=', 'session.rebound').execute()
-      ).map((e) => JSON.parse(e.payload));
+      ).map((e) => payloadOf(t.veil.store.db, e.payload));
       assert.deepEqual([event.rebound.from, event.rebound.to], ['aliyun', 'sim']);
 
       // The old binding waits to be undone, and keeps X from A and B meanwhile.
@@ -472,7 +472,7 @@ describeStores('remote binding (aliyun, BindAxb)', { perTest: true }, (store) =>
         label: 'courier',
       });
       assert.equal(labelled.statusCode, 200, labelled.body);
-      assert.deepEqual((await rows(s.id)).map((r) => r.number).sort(), [A, B].sort());
+      assert.deepEqual((await rows(s.id)).map((r) => numberOf(t.veil.store.db, r)).sort(), [A, B].sort());
     });
 
     it('buys no aliyun numbers and serves no aliyun webhooks', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 import { STUCK_RETRY_MS } from '../../../src/services/failover.ts';
 import { setProviderFlag } from '../../../src/store/providers.ts';
-import { type TestApp, testApp } from '../../support/app.ts';
+import { payloadOf, type TestApp, testApp } from '../../support/app.ts';
 import { PLIVO_ENV } from '../../support/plivo.ts';
 import { describeStores } from '../../support/stores.ts';
 
@@ -63,15 +63,15 @@ describeStores(
           .where('type', '=', 'session.rebound')
           .orderBy('id')
           .execute()
-      ).map((e) => JSON.parse(e.payload));
+      ).map((e) => payloadOf(t.veil.store.db, e.payload));
     /** Every open participation's (person, proxy) appears once: the routing invariant. */
     const assertInvariant = async () => {
       const rows = await t.veil.store.db
         .selectFrom('participants')
-        .select(['number', 'proxy_number', 'extension'])
+        .select(['number_index', 'proxy_number', 'extension'])
         .where('active', '=', 1)
         .execute();
-      const keys = rows.map((r) => `${r.number}|${r.proxy_number}|${r.extension}`);
+      const keys = rows.map((r) => `${r.number_index}|${r.proxy_number}|${r.extension}`);
       assert.equal(new Set(keys).size, keys.length, `a person holds a proxy twice: ${keys}`);
     };
     const loads = async (numbers: readonly string[]) =>

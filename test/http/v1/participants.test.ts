@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ADMIN_KEY, type TestApp, testApp } from '../../support/app.ts';
+import { ADMIN_KEY, payloadOf, type TestApp, testApp } from '../../support/app.ts';
 import { describeStores } from '../../support/stores.ts';
 
 const CUSTOMER = '+14155550123';
@@ -73,7 +73,7 @@ describeStores('/v1/sessions/:id/participants/:pid', { perTest: true }, (store) 
         .where('type', '=', 'session.updated')
         .orderBy('id')
         .execute()
-    ).map((e) => JSON.parse(e.payload));
+    ).map((e) => payloadOf(t.veil.store.db, e.payload));
   /** Each pool number's load, as GET /v1/numbers shows it. */
   const loads = async (): Promise<Record<string, number>> =>
     Object.fromEntries(

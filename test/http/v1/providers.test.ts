@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setProviderFlag } from '../../../src/store/providers.ts';
-import { type TestApp, testApp } from '../../support/app.ts';
+import { payloadOf, type TestApp, testApp } from '../../support/app.ts';
 import { PLIVO_ENV } from '../../support/plivo.ts';
 import { describeStores } from '../../support/stores.ts';
 
@@ -89,7 +89,7 @@ describeStores(
           .orderBy('id')
           .execute()
       )
-        .map((e) => JSON.parse(e.payload))
+        .map((e) => payloadOf(t.veil.store.db, e.payload))
         .filter((e) => e.provider === 'plivo');
     const create = () =>
       t.api('POST', '/v1/sessions', {

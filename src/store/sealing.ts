@@ -1,0 +1,180 @@
+import { type RawBuilder, sql } from 'kysely';
+import type { Db } from './schema.ts';
+import type { Store } from './store.ts';
+import { type NumberVault, vaultOf } from './vault.ts';
+
+/**
+ * What to seal: `legacy` is what was written before migration 0015 (numbers in clear), sealed when
+ * a store opens; `rotate` is also every value sealed under a data key other than the current one
+ * (`veil keys rotate-data`).
+ */
+export type SealingMode = 'legacy' | 'rotate';
+
+/** The tables that hold real numbers, in the order they are sealed. */
+export const SEALED_TABLES = ['participants', 'blocklist', 'interactions', 'events'] as const;
+export type SealedTable = (typeof SEALED_TABLES)[number];
+
+export type SealingProgress = (table: SealedTable, done: number) => void;
+
+const BATCH = 500;
+
+/**
+ * Seals, a batch at a time, each value `mode` names, and answers how many rows it changed per
+ * table. Each batch is one short transaction; a row changed by someone else meanwhile (another
+ * instance sealing too) is left to them, and a row deleted meanwhile (retention) is simply gone.
+ * Throws SealedValueError when a value is sealed under a key this vault does not have.
+ */
+export async function sealAll(
+  store: Store,
+  mode: SealingMode,
+  onProgress: SealingProgress = () => {},
+): Promise<Record<SealedTable, number>> {
+  const vault = vaultOf(store.db);
+  const done = { participants: 0, blocklist: 0, interactions: 0, events: 0 };
+  for (const table of SEALED_TABLES) {
+    let after = '';
+    for (;;) {
+      const batch = await SEALERS[table](store, vault, mode, after);
+      if (batch.rows === 0) break;
+      done[table] += batch.changed;
+      after = batch.last;
+      onProgress(table, done[table]);
+    }
+  }
+  return done;
+}
+
+/** One batch of a table: how many rows were read and changed, and the key of the last one read. */
+type Sealer = (
+  store: Store,
+  vault: NumberVault,
+  mode: SealingMode,
+  after: string,
+) => Promise<{ rows: number; changed: number; last: string }>;
+
+/** A column's value is sealed under another key than the current one (and is sealed at all). */
+function underOtherKey(vault: NumberVault, column: string): RawBuilder<boolean> {
+  const prefix = `${vault.currentKeyId}:`;
+  return sql<boolean>`substr(${sql.ref(column)}, 1, ${prefix.length}) <> ${prefix}`;
+}
+
+const SEALERS: Record<SealedTable, Sealer> = {
+  async participants(store, vault, mode, after) {
+    const rows = await store.db
+      .selectFrom('participants')
+      .select(['id', 'number_index', 'number_sealed'])
+      .where('id', '>', after)
+      .where((eb) =>
+        mode === 'legacy'
+          ? eb('number_sealed', 'is', null)
+          : eb.or([eb('number_sealed', 'is', null), underOtherKey(vault, 'number_sealed')]),
+      )
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    const changed = await inBatch(store, rows, (trx, row) => {
+      const number = row.number_sealed === null ? row.number_index : vault.open(row.number_sealed);
+      return trx
+        .updateTable('participants')
+        .set({ number_index: vault.index(number), number_sealed: vault.sealNumber(number) })
+        .where('id', '=', row.id)
+        .where((eb) =>
+          row.number_sealed === null
+            ? eb('number_sealed', 'is', null)
+            : eb('number_sealed', '=', row.number_sealed),
+        );
+    });
+    return { rows: rows.length, changed, last: rows.at(-1)?.id ?? after };
+  },
+
+  // Keyed by (tenant, index), which sealing changes: each batch reads what is still to seal, from the start.
+  async blocklist(store, vault, mode) {
+    const rows = await store.db
+      .selectFrom('blocklist')
+      .select(['tenant_id', 'number_index', 'number_sealed'])
+      .where((eb) =>
+        mode === 'legacy'
+          ? eb('number_sealed', 'is', null)
+          : eb.or([eb('number_sealed', 'is', null), underOtherKey(vault, 'number_sealed')]),
+      )
+      .limit(BATCH)
+      .execute();
+    const changed = await inBatch(store, rows, (trx, row) => {
+      const number = row.number_sealed === null ? row.number_index : vault.open(row.number_sealed);
+      return trx
+        .updateTable('blocklist')
+        .set({ number_index: vault.index(number), number_sealed: vault.sealNumber(number) })
+        .where('tenant_id', '=', row.tenant_id)
+        .where('number_index', '=', row.number_index);
+    });
+    // A row another instance changed first stays to read again: stop once a batch changes nothing.
+    return { rows: changed, changed, last: '' };
+  },
+
+  async interactions(store, vault, mode, after) {
+    const rows = await store.db
+      .selectFrom('interactions')
+      .select(['id', 'from_number', 'target_number', 'caller_id', 'from_index'])
+      .where('id', '>', after)
+      .where((eb) =>
+        mode === 'legacy'
+          ? eb('from_index', 'is', null)
+          : eb.or([eb('from_index', 'is', null), underOtherKey(vault, 'from_number')]),
+      )
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    const changed = await inBatch(store, rows, (trx, row) => {
+      const clear = row.from_index === null;
+      const read = (value: string | null) => (clear || value === null ? value : vault.open(value));
+      const from = read(row.from_number) as string;
+      return trx
+        .updateTable('interactions')
+        .set({
+          from_number: vault.sealNumber(from),
+          target_number: vault.sealNumberOrNull(read(row.target_number)),
+          caller_id: vault.sealNumberOrNull(read(row.caller_id)),
+          from_index: vault.index(from),
+        })
+        .where('id', '=', row.id)
+        .where('from_number', '=', row.from_number);
+    });
+    return { rows: rows.length, changed, last: rows.at(-1)?.id ?? after };
+  },
+
+  async events(store, vault, mode, after) {
+    // A payload in clear is JSON: it starts with a brace or a bracket, which no sealed value does.
+    const clear = sql<boolean>`substr(payload, 1, 1) in ('{', '[')`;
+    const rows = await store.db
+      .selectFrom('events')
+      .select(['id', 'payload'])
+      .where('id', '>', after)
+      .where((eb) => (mode === 'legacy' ? clear : eb.or([clear, underOtherKey(vault, 'payload')])))
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    const changed = await inBatch(store, rows, (trx, row) => {
+      const payload = /^[{[]/.test(row.payload) ? row.payload : vault.open(row.payload);
+      return trx
+        .updateTable('events')
+        .set({ payload: vault.seal(payload) })
+        .where('id', '=', row.id)
+        .where('payload', '=', row.payload);
+    });
+    return { rows: rows.length, changed, last: rows.at(-1)?.id ?? after };
+  },
+};
+
+/** Runs one update per row in one transaction; how many rows they changed. */
+async function inBatch<Row>(
+  store: Store,
+  rows: readonly Row[],
+  update: (trx: Db, row: Row) => { executeTakeFirst(): Promise<{ numUpdatedRows: bigint }> },
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  return store.transaction(async (trx) => {
+    let changed = 0;
+    for (const row of rows) changed += Number((await update(trx, row).executeTakeFirst()).numUpdatedRows);
+    return changed;
+  });
+}
