@@ -149,6 +149,16 @@ export function buildProgram(): Command {
       guarded(options.json, async (out) => (await import('./commands/keys.ts')).rotate(id, out)),
     );
 
+  keys
+    .command('rotate-data')
+    .description(
+      'seal every stored real number (and event payload) again under the first data key of VEIL_DATA_KEYS or the key file, with progress; older keys may be dropped once it is done',
+    )
+    .addOption(jsonOption())
+    .action((options) =>
+      guarded(options.json, async (out) => (await import('./commands/keys.ts')).rotateData(options, out)),
+    );
+
   const providers = program
     .command('providers')
     .description('carriers: their health, and the one-click downgrade');

@@ -1,6 +1,8 @@
 import { InvalidRequestError } from '../../domain/errors.ts';
 import { SCOPES, type Scope } from '../../domain/keys.ts';
 import { DEFAULT_TENANT } from '../../domain/tenants.ts';
+import { sealAll } from '../../store/sealing.ts';
+import { vaultOf } from '../../store/vault.ts';
 import { keyView } from '../../views.ts';
 import { cliConfig, withVeil } from '../core.ts';
 import { maxLength } from '../input.ts';
@@ -77,4 +79,27 @@ function scopesOption(list: string[]): Scope[] {
     }
   }
   return [...new Set(list)] as Scope[];
+}
+
+/**
+ * `veil keys rotate-data`: every sealed value not under the current data key (and anything an
+ * older Veil left in clear) sealed again under it, a batch at a time, with a line of progress per
+ * batch on stderr with --json (stdout otherwise). Safe beside running servers that know both keys.
+ */
+export async function rotateData(options: { json?: boolean }, out: Output): Promise<void> {
+  const config = cliConfig();
+  const progress = options.json ? process.stderr : process.stdout;
+  const { keyId, done } = await withVeil(config, async (veil) => {
+    const done = await sealAll(veil.store, 'rotate', (table, n) =>
+      progress.write(`${table}: ${n} sealed again\n`),
+    );
+    return { keyId: vaultOf(veil.store.db).currentKeyId, done };
+  });
+  out.result(
+    { keyId, ...done },
+    () =>
+      `every stored number is sealed under data key ${keyId} (${Object.entries(done)
+        .map(([table, n]) => `${table} ${n}`)
+        .join(', ')} changed)`,
+  );
 }
