@@ -48,6 +48,8 @@ export class CachedConnection {
   private readonly raw = new LRUCache<string, { statement: Database.Statement; names: string[] }>({
     max: STATEMENT_CACHE_SIZE,
   });
+  /** Statements that answer one value (`pluck`): never one Kysely runs. */
+  private readonly plucked = new LRUCache<string, Database.Statement>({ max: STATEMENT_CACHE_SIZE });
 
   constructor(readonly database: Database.Database) {}
 
@@ -75,6 +77,19 @@ export class CachedConnection {
       for (let i = 0; i < names.length; i++) row[names[i] as string] = values[i];
       return row as Row;
     });
+  }
+
+  /**
+   * Runs a read for one value: the first column of its first row, undefined when there is no row.
+   * No row objects are made and the statement stops at its first row.
+   */
+  value<Value>(text: string, parameters: readonly unknown[]): Value | undefined {
+    let statement = this.plucked.get(text);
+    if (!statement) {
+      statement = this.database.prepare(text).pluck(true);
+      this.plucked.set(text, statement);
+    }
+    return statement.get(parameters as unknown[]) as Value | undefined;
   }
 
   busyTimeout(ms: number): void {

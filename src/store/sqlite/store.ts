@@ -42,7 +42,7 @@ export async function openSqliteStore(file: string, options: StoreOptions): Prom
       reader,
       dialect: SQLITE,
       readRows,
-      revocations: counterWatch(db, readRows),
+      revocations: counterWatch(db, (query) => readFrom.value(query.sql, query.parameters)),
       transaction: (work) => group.run(work),
       writeBatch: background
         ? (statements) => background.api.write(statements)
