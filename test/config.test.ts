@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, Environment, loadConfig } from '../src/config.ts';
 import { DEFAULT_TTL_SECONDS } from '../src/domain/session.ts';
+import { loadDataKeys, readKeyFile } from '../src/services/data-keys.ts';
+import { TEST_KEY_ENV } from './support/stores.ts';
 
 const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
 const TWILIO_SID = `AC${'a1'.repeat(16)}`;
@@ -47,7 +51,7 @@ describe('loadConfig', () => {
     });
 
     it('in production: all interfaces, no demo pool', () => {
-      const config = loadConfig({ NODE_ENV: 'production' });
+      const config = loadConfig({ NODE_ENV: 'production', ...TEST_KEY_ENV });
       assert.equal(config.production, true);
       assert.equal(config.host, '0.0.0.0');
       assert.equal(config.demoPool, false);
@@ -75,6 +79,7 @@ describe('loadConfig', () => {
     it('takes PORT, HOST, VEIL_DEMO_POOL, LOG_LEVEL and the rest', () => {
       const config = loadConfig({
         NODE_ENV: 'production',
+        ...TEST_KEY_ENV,
         PORT: '8080',
         HOST: '10.0.0.5',
         VEIL_DEMO_POOL: 'true',
@@ -113,6 +118,7 @@ describe('loadConfig', () => {
       const intercept = 'https://app.example.com/veil/intercept';
       const production = loadConfig({
         NODE_ENV: 'production',
+        ...TEST_KEY_ENV,
         VEIL_OUT_OF_SESSION: `ask:${ask}`,
         VEIL_INTERCEPT_URL: intercept,
       });
@@ -179,7 +185,12 @@ describe('loadConfig', () => {
       );
       assert.throws(
         () =>
-          loadConfig({ NODE_ENV: 'production', VEIL_API_KEY: 'k'.repeat(32), VEIL_REPLENISH: 'US=1@sim' }),
+          loadConfig({
+            NODE_ENV: 'production',
+            ...TEST_KEY_ENV,
+            VEIL_API_KEY: 'k'.repeat(32),
+            VEIL_REPLENISH: 'US=1@sim',
+          }),
         /VEIL_REPLENISH.*simulator/,
       );
     });
@@ -296,21 +307,21 @@ describe('loadConfig', () => {
     it('an app webhook that is not https in production, saying why and not echoing the URL', () => {
       const http = 'http://app.example.com/hook?token=s3cret-token';
       assertRefused(
-        { NODE_ENV: 'production', VEIL_OUT_OF_SESSION: `ask:${http}` },
+        { NODE_ENV: 'production', ...TEST_KEY_ENV, VEIL_OUT_OF_SESSION: `ask:${http}` },
         'VEIL_OUT_OF_SESSION',
         's3cret-token',
       );
       assertRefused(
-        { NODE_ENV: 'production', VEIL_INTERCEPT_URL: http },
+        { NODE_ENV: 'production', ...TEST_KEY_ENV, VEIL_INTERCEPT_URL: http },
         'VEIL_INTERCEPT_URL',
         's3cret-token',
       );
       // Loopback is no exception: outside development it is https or nothing.
       assertRefused(
-        { NODE_ENV: 'production', VEIL_INTERCEPT_URL: 'http://127.0.0.1:8080/hook' },
+        { NODE_ENV: 'production', ...TEST_KEY_ENV, VEIL_INTERCEPT_URL: 'http://127.0.0.1:8080/hook' },
         'VEIL_INTERCEPT_URL',
       );
-      assert.throws(() => loadConfig({ NODE_ENV: 'production', VEIL_INTERCEPT_URL: http }), {
+      assert.throws(() => loadConfig({ NODE_ENV: 'production', ...TEST_KEY_ENV, VEIL_INTERCEPT_URL: http }), {
         message: 'VEIL_INTERCEPT_URL: must be an https:// URL in production: it is sent real numbers',
       });
     });
@@ -394,6 +405,7 @@ describe('loadConfig', () => {
         {
           ...aliyun,
           NODE_ENV: 'production',
+          ...TEST_KEY_ENV,
           VEIL_API_KEY: 'k'.repeat(16),
           ALIYUN_PNS_URL: 'http://pns.example',
         },
@@ -413,6 +425,7 @@ describe('loadConfig', () => {
         {
           ...twilio,
           NODE_ENV: 'production',
+          ...TEST_KEY_ENV,
           VEIL_API_KEY: 'k'.repeat(16),
           TWILIO_API_URL: 'http://relay.example',
         },
@@ -497,5 +510,46 @@ describe('npm start', () => {
     assert.match(stderr, /abc/);
     assert.doesNotMatch(stdout, /listening/i);
     assert.ok(Date.now() - started < 10_000);
+  });
+});
+
+describe('the keys that seal real numbers', () => {
+  const dir = () => mkdtempSync(join(tmpdir(), 'veil-keys-'));
+
+  it('are required in production, from the environment or a key file, naming the variables', () => {
+    assertRefused({ NODE_ENV: 'production' }, 'VEIL_DATA_KEYS');
+    assertRefused({ ...TEST_KEY_ENV, VEIL_INDEX_KEY: '' }, 'VEIL_INDEX_KEY');
+    assertRefused(
+      { VEIL_DATA_KEYS: 'k1:c2hvcnQ=', VEIL_INDEX_KEY: TEST_KEY_ENV.VEIL_INDEX_KEY },
+      'VEIL_DATA_KEYS',
+    );
+    assertRefused(
+      { VEIL_DATA_KEYS: TEST_KEY_ENV.VEIL_DATA_KEYS, VEIL_INDEX_KEY: 'c2hvcnQ=' },
+      'VEIL_INDEX_KEY',
+    );
+    assertRefused({ ...TEST_KEY_ENV, VEIL_KEY_FILE: '/etc/veil/keys.json' }, 'VEIL_KEY_FILE');
+    const production = loadConfig({ NODE_ENV: 'production', VEIL_KEY_FILE: '/etc/veil/keys.json' });
+    assert.deepEqual(production.dataKeys, { from: 'file', file: '/etc/veil/keys.json', generate: false });
+    const given = loadConfig({ NODE_ENV: 'production', ...TEST_KEY_ENV }).dataKeys;
+    assert.equal(given.from, 'environment');
+  });
+
+  it('are generated beside the database in development, once, readable by their owner only, and kept', () => {
+    const folder = dir();
+    const source = loadConfig({ DATABASE_URL: `sqlite:${join(folder, 'veil.db')}` }).dataKeys;
+    assert.deepEqual(source, { from: 'file', file: join(folder, 'veil-keys.json'), generate: true });
+    const warnings: unknown[] = [];
+    const first = loadDataKeys(source, { warn: (...args: unknown[]) => warnings.push(args) } as never);
+    assert.equal(warnings.length, 1);
+    assert.equal(statSync(join(folder, 'veil-keys.json')).mode & 0o777, 0o600);
+    const again = loadDataKeys(source, { warn: (...args: unknown[]) => warnings.push(args) } as never);
+    assert.equal(warnings.length, 1, 'a second start generates nothing');
+    assert.deepEqual(again, first);
+    // The same file read as VEIL_KEY_FILE; a broken one is refused naming the variable, never a key.
+    assert.deepEqual(readKeyFile(join(folder, 'veil-keys.json')), first);
+    writeFileSync(join(folder, 'bad.json'), '{"indexKey": "c2hvcnQ=", "dataKeys": []}');
+    assert.throws(() => readKeyFile(join(folder, 'bad.json')), /VEIL_KEY_FILE.*index key must be 32 bytes/);
+    assert.throws(() => readKeyFile(join(folder, 'missing.json')), /VEIL_KEY_FILE.*does not exist/);
+    assert.deepEqual(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).dataKeys, { from: 'memory' });
   });
 });

@@ -11,7 +11,7 @@ import { HTTP_TIMEOUTS, type HttpTimeouts } from '../src/http/app.ts';
 import { createLogger } from '../src/logger.ts';
 import { type RunningServer, STOP_GRACE_MS, startServer } from '../src/server.ts';
 import { createVeil } from '../src/veil.ts';
-import { databaseUrl, storeKinds, type TestStore } from './support/stores.ts';
+import { databaseUrl, storeKinds, TEST_KEY_ENV, type TestStore } from './support/stores.ts';
 
 const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
 const API_KEY = 'graceful-stop-key-0123456789';
@@ -125,6 +125,7 @@ for (const kind of storeKinds()) {
         env: {
           PATH: process.env.PATH,
           NODE_ENV: 'production',
+          ...TEST_KEY_ENV,
           DATABASE_URL: databaseUrl(store),
           VEIL_API_KEY: API_KEY,
           PORT: '0',
@@ -239,6 +240,7 @@ describe('stop() with connections in every state (sqlite, in process)', { timeou
     store = await sqlite.create();
     const config = loadConfig({
       NODE_ENV: 'production',
+      ...TEST_KEY_ENV,
       DATABASE_URL: databaseUrl(store),
       VEIL_API_KEY: API_KEY,
       PORT: '0',

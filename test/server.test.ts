@@ -11,7 +11,7 @@ import { DEFAULT_TENANT } from '../src/domain/tenants.ts';
 import { createLogger } from '../src/logger.ts';
 import { type RunningServer, startServer } from '../src/server.ts';
 import { createVeil } from '../src/veil.ts';
-import { databaseUrl, storeKinds, type TestStore } from './support/stores.ts';
+import { databaseUrl, storeKinds, TEST_KEY_ENV, type TestStore } from './support/stores.ts';
 
 const PROJECT = resolve(fileURLToPath(import.meta.url), '../..');
 const OPERATOR_KEY = 'operator-key-0123456789abcdef';
@@ -114,6 +114,7 @@ for (const kind of storeKinds()) {
     const production = (env: Record<string, string> = {}) =>
       loadConfig({
         NODE_ENV: 'production',
+        ...TEST_KEY_ENV,
         DATABASE_URL: databaseUrl(store),
         PORT: '0',
         LOG_LEVEL: 'silent',
@@ -205,6 +206,7 @@ for (const kind of storeKinds()) {
             env: {
               PATH: process.env.PATH,
               NODE_ENV: 'production',
+              ...TEST_KEY_ENV,
               DATABASE_URL: databaseUrl(store),
               PORT: '0',
               HOST: '127.0.0.1',
@@ -267,6 +269,7 @@ describe('startServer: HTTP timeouts (sqlite)', { timeout: 30_000 }, () => {
     store = await sqlite.create();
     const config = loadConfig({
       NODE_ENV: 'production',
+      ...TEST_KEY_ENV,
       DATABASE_URL: databaseUrl(store),
       VEIL_API_KEY: OPERATOR_KEY,
       PORT: '0',

@@ -98,7 +98,7 @@ export function buildProgram(): Command {
   listing(
     blocklist
       .command('list')
-      .description('list the blocked numbers in number order (masked; --json shows them)'),
+      .description('list the blocked numbers, a page at a time (masked; --json shows them)'),
   ).action((options) =>
     guarded(options.json, async (out) => (await import('./commands/blocklist.ts')).list(options, out)),
   );

@@ -54,7 +54,7 @@ export class BlocklistService {
     });
   }
 
-  /** The tenant's blocklist in the order of the numbers, `limit` at a time. */
+  /** The tenant's blocklist `limit` at a time, in the order of the blind indexes (which shows nothing of the numbers). */
   async list(tenantId: string, query: { cursor?: string; limit: number }): Promise<Page<BlocklistEntry>> {
     const rows = await new BlocklistRepository(this.store.db).list(tenantId, query.cursor, query.limit + 1);
     const data = rows.slice(0, query.limit);

@@ -6,6 +6,7 @@ import { DEFAULT_TENANT } from '../../src/domain/tenants.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createVeil } from '../../src/veil.ts';
 import { HookApp } from '../support/hook-app.ts';
+import { TEST_KEY_ENV } from '../support/stores.ts';
 import { json, Workspace } from './run.ts';
 
 const STRANGER = '+14155550199';
@@ -66,7 +67,7 @@ describe('veil hooks secret', { concurrency: true }, () => {
       [
         { VEIL_OUT_OF_SESSION: 'ask:http://app.example.com/ask' },
         { VEIL_INTERCEPT_URL: 'http://app.example.com/intercept' },
-      ].map((env) => ws.veil(['serve'], { NODE_ENV: 'production', ...env })),
+      ].map((env) => ws.veil(['serve'], { NODE_ENV: 'production', ...TEST_KEY_ENV, ...env })),
     );
     for (const [i, key] of ['VEIL_OUT_OF_SESSION', 'VEIL_INTERCEPT_URL'].entries()) {
       const run = runs[i];

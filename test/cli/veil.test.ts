@@ -339,13 +339,10 @@ describe('veil (the command line)', { concurrency: true }, () => {
       );
       const again = await ws.veil(['blocklist', 'add', STRANGER, '--reason', 'other']);
       assert.equal(again.stdout, '+1415*****99 was already blocked\n');
-      assert.deepEqual(
-        (await blocked()).map((e) => [e.number, e.reason]),
-        [
-          [CUSTOMER, null],
-          [STRANGER, 'fraud'],
-        ],
-      );
+      assert.deepEqual((await blocked()).map((e) => [e.number, e.reason]).sort(), [
+        [CUSTOMER, null],
+        [STRANGER, 'fraud'],
+      ]);
       const bad = await ws.veil(['blocklist', 'add', '4155550154']);
       assert.ok(refused(bad), JSON.stringify(bad));
       assert.match(bad.stderr, /^veil: number must be an E\.164 number/);
@@ -360,15 +357,18 @@ describe('veil (the command line)', { concurrency: true }, () => {
       assert.equal(table.code, 0, table.stderr);
       const [header, ...lines] = table.stdout.trim().split('\n');
       assert.match(header as string, /^NUMBER +BLOCKED AT +REASON$/);
-      assert.deepEqual(
-        lines.map((l) => l.split(/ +/).filter((_, i) => i !== 1)),
-        [
-          ['+1415*****01', '-'],
-          ['+1415*****99', 'fraud'],
-        ],
-      );
+      assert.deepEqual(lines.map((l) => l.split(/ +/).filter((_, i) => i !== 1)).sort(), [
+        ['+1415*****01', '-'],
+        ['+1415*****99', 'fraud'],
+      ]);
       assert.ok(!table.stdout.includes(CUSTOMER.slice(1)), 'the listing shows a number in clear');
-      assert.deepEqual(json<{ nextCursor: string }>(page).nextCursor, CUSTOMER);
+      // A page of one, and a cursor that shows no number.
+      const firstPage = json<{ data: unknown[]; nextCursor: string }>(page);
+      assert.equal(firstPage.data.length, 1);
+      assert.ok(
+        firstPage.nextCursor && !firstPage.nextCursor.includes(CUSTOMER.slice(2)),
+        firstPage.nextCursor,
+      );
 
       const removed = await ws.veil(['blocklist', 'remove', CUSTOMER]);
       assert.equal(removed.code, 0, removed.stderr);

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
-import { migrate, migrateTo } from '../../src/store/migrations.ts';
+import { migrateTo } from '../../src/store/migrations.ts';
 import { sealAll } from '../../src/store/sealing.ts';
 import { openStore } from '../../src/store/store.ts';
 import { generateDataKeys, NumberVault, SealedValueError, vaultOf } from '../../src/store/vault.ts';

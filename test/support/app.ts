@@ -52,7 +52,7 @@ export async function testApp(
   const config: Config = {
     ...loadConfig({
       // Development, so that the simulator (refused in production) carries the tests' calls; a
-      // test of production's rules says NODE_ENV: 'production'.
+      // test of production's rules says NODE_ENV: 'production' (with keys: TEST_KEY_ENV).
       NODE_ENV: 'development',
       VEIL_DEMO_POOL: 'false',
       VEIL_API_KEY: ADMIN_KEY,

@@ -10,6 +10,12 @@ import { generateDataKeys } from '../../src/store/vault.ts';
 /** The keys a test process seals numbers with where it opens a store itself. */
 export const TEST_KEYS = generateDataKeys();
 
+/** TEST_KEYS as the environment gives them: production refuses to start without keys. */
+export const TEST_KEY_ENV = {
+  VEIL_DATA_KEYS: `${TEST_KEYS.dataKeys[0]?.id}:${Buffer.from(TEST_KEYS.dataKeys[0]?.key ?? []).toString('base64')}`,
+  VEIL_INDEX_KEY: Buffer.from(TEST_KEYS.indexKey).toString('base64'),
+};
+
 export type StoreName = 'sqlite' | 'postgres';
 
 /** A database for one test suite: its own SQLite file or PostgreSQL schema, dropped afterwards. */

@@ -28,7 +28,7 @@ export async function add(number: string, options: AddOptions, out: Output): Pro
   );
 }
 
-/** `veil blocklist list`: the blocked numbers in number order; masked, as in every plain listing. */
+/** `veil blocklist list`: the blocked numbers, a page at a time; masked, as in every plain listing. */
 export async function list(options: ListOptions, out: Output): Promise<void> {
   const config = cliConfig();
   const limit = integerOption(options.limit, '--limit', 1, 500) as number;

@@ -16,7 +16,7 @@ export const blocklistRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async 
     {
       schema: {
         tags,
-        summary: 'The blocked numbers, in the order of the numbers',
+        summary: 'The blocked numbers, a page at a time (the cursor is opaque)',
         querystring: PageQuery,
         response: withErrors({ 200: page(BlocklistEntry) }),
       },

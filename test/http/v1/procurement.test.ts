@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { ProcurementHooks } from '../../../src/services/procurement.ts';
 import { type TestApp, TWILIO_SID, TWILIO_TOKEN, testApp } from '../../support/app.ts';
-import { describeStores } from '../../support/stores.ts';
+import { describeStores, TEST_KEY_ENV } from '../../support/stores.ts';
 import { FakeTwilioApi } from '../../support/twilio-api.ts';
 
 /** Numbers the fake Twilio sells in area code 415 (and one in 212). */
@@ -346,7 +346,7 @@ describeStores('POST /v1/numbers/import (purchase)', { perTest: true }, (store) 
 describeStores('POST /v1/numbers/import (purchase) in production', { perTest: true }, (store) => {
   let t: TestApp;
   beforeEach(async () => {
-    t = await testApp(store(), { NODE_ENV: 'production' });
+    t = await testApp(store(), { NODE_ENV: 'production', ...TEST_KEY_ENV });
   });
   afterEach(() => t.close());
 

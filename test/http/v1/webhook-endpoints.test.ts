@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { type TestApp, testApp } from '../../support/app.ts';
-import { describeStores } from '../../support/stores.ts';
+import { describeStores, TEST_KEY_ENV } from '../../support/stores.ts';
 
 const URL = 'https://app.example.test/veil/events';
 
@@ -72,7 +72,7 @@ describeStores('/v1/webhook-endpoints', { perTest: true }, (store) => {
 
     it('takes https only in production: events carry real numbers', async () => {
       await t.close();
-      t = await testApp(store(), { NODE_ENV: 'production' });
+      t = await testApp(store(), { NODE_ENV: 'production', ...TEST_KEY_ENV });
       const r = await t.api('POST', '/v1/webhook-endpoints', { url: 'http://app.example.test/x' });
       assert.equal(r.statusCode, 400, r.body);
       assert.equal(r.json().error.field, 'url');

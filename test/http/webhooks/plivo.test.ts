@@ -26,7 +26,7 @@ import {
   plivoSignatureV3,
   postPlivo,
 } from '../../support/plivo.ts';
-import { describeStores } from '../../support/stores.ts';
+import { describeStores, TEST_KEY_ENV } from '../../support/stores.ts';
 
 const FORM = 'application/x-www-form-urlencoded';
 const PROXY_NUMBERS = ['+14155550300', '+14155550301'];
@@ -747,6 +747,7 @@ describe('PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN', () => {
       {
         ...PLIVO_ENV,
         NODE_ENV: 'production',
+        ...TEST_KEY_ENV,
         VEIL_API_KEY: 'k'.repeat(24),
         PLIVO_API_URL: 'http://relay.example',
       },

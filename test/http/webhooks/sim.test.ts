@@ -9,7 +9,7 @@ import {
   type TestApp,
   testApp,
 } from '../../support/app.ts';
-import { describeStores } from '../../support/stores.ts';
+import { describeStores, TEST_KEY_ENV } from '../../support/stores.ts';
 
 const PROXY_NUMBERS = ['+14155550300', '+14155550301'];
 const A = '+14155550111';
@@ -359,7 +359,7 @@ describeStores('simulator webhooks', (store) => {
     before(async () => {
       // The same database: what the first app still holds must land before rows are counted here.
       await t.veil.interactions.flush();
-      prod = await testApp(store(), { NODE_ENV: 'production' });
+      prod = await testApp(store(), { NODE_ENV: 'production', ...TEST_KEY_ENV });
       prod.clock.now = Date.now();
     });
     after(async () => {

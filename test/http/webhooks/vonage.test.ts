@@ -17,7 +17,7 @@ import {
   type TestApp,
   testApp,
 } from '../../support/app.ts';
-import { describeStores } from '../../support/stores.ts';
+import { describeStores, TEST_KEY_ENV } from '../../support/stores.ts';
 import {
   answerBody,
   digits,
@@ -650,7 +650,12 @@ describe('Vonage configuration', () => {
   });
 
   it('takes VONAGE_API_URL over https in production, http only on a loopback host', () => {
-    const production = { ...credentials, NODE_ENV: 'production', VEIL_API_KEY: 'a'.repeat(24) };
+    const production = {
+      ...credentials,
+      NODE_ENV: 'production',
+      ...TEST_KEY_ENV,
+      VEIL_API_KEY: 'a'.repeat(24),
+    };
     assert.throws(
       () => loadConfig({ ...production, VONAGE_API_URL: 'http://api.nexmo.com' }),
       /VONAGE_API_URL/,
