@@ -275,7 +275,8 @@ export function sessionRow(
     id,
     tenant_id: DEFAULT_TENANT,
     external_id: externalId,
-    fingerprint: createHash('sha256').update(id).digest('base64url'),
+    // Shaped as Veil keys a fingerprint (store/vault.ts), so that no start takes it for an older one to key.
+    fingerprint: `h:${createHash('sha256').update(id).digest('base64url')}`,
     mode: 'per-participant',
     status: 'open',
     ttl_mode: 'fixed',

@@ -115,9 +115,9 @@ export class StoreSessionWriter implements SessionWriter {
       if (externalId !== null) {
         // An externalId names one session for ever: the same request again gets it as it is, even
         // closed or expired, so that a late retry never opens a finished order again.
-        const existing = await sessions.findByExternalId(tenantId, externalId);
+        const existing = await sessions.findByExternalId(tenantId, externalId, request.fingerprint);
         if (existing) {
-          if (existing.fingerprint !== request.fingerprint) {
+          if (!existing.sameRequest) {
             throw new ConflictError(
               `session ${existing.session.id} has externalId ${externalId} and was opened by a different request`,
             );

@@ -1,7 +1,7 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Db } from './schema.ts';
 import type { Store } from './store.ts';
-import { type NumberVault, vaultOf } from './vault.ts';
+import { KEYED_FINGERPRINT, type NumberVault, vaultOf } from './vault.ts';
 
 /**
  * What to seal: `legacy` is what was written before migration 0015 (numbers in clear), sealed when
@@ -11,7 +11,7 @@ import { type NumberVault, vaultOf } from './vault.ts';
 export type SealingMode = 'legacy' | 'rotate';
 
 /** The tables that hold real numbers, in the order they are sealed. */
-export const SEALED_TABLES = ['participants', 'blocklist', 'interactions', 'events'] as const;
+export const SEALED_TABLES = ['participants', 'blocklist', 'interactions', 'events', 'sessions'] as const;
 export type SealedTable = (typeof SEALED_TABLES)[number];
 
 export type SealingProgress = (table: SealedTable, done: number) => void;
@@ -30,7 +30,7 @@ export async function sealAll(
   onProgress: SealingProgress = () => {},
 ): Promise<Record<SealedTable, number>> {
   const vault = vaultOf(store.db);
-  const done = { participants: 0, blocklist: 0, interactions: 0, events: 0 };
+  const done = { participants: 0, blocklist: 0, interactions: 0, events: 0, sessions: 0 };
   for (const table of SEALED_TABLES) {
     let after = '';
     for (;;) {
@@ -161,6 +161,28 @@ const SEALERS: Record<SealedTable, Sealer> = {
         .where('id', '=', row.id)
         .where('payload', '=', row.payload);
     });
+    return { rows: rows.length, changed, last: rows.at(-1)?.id ?? after };
+  },
+
+  // A request's fingerprint, kept as a plain hash before migration 0015, is keyed (store/vault.ts).
+  // It depends on the index key alone: rotating data keys leaves it as it is.
+  async sessions(store, vault, _mode, after) {
+    const plain = sql<boolean>`substr(fingerprint, 1, ${KEYED_FINGERPRINT.length}) <> ${KEYED_FINGERPRINT}`;
+    const rows = await store.db
+      .selectFrom('sessions')
+      .select(['id', 'fingerprint'])
+      .where('id', '>', after)
+      .where(plain)
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    const changed = await inBatch(store, rows, (trx, row) =>
+      trx
+        .updateTable('sessions')
+        .set({ fingerprint: vault.fingerprint(row.fingerprint) })
+        .where('id', '=', row.id)
+        .where('fingerprint', '=', row.fingerprint),
+    );
     return { rows: rows.length, changed, last: rows.at(-1)?.id ?? after };
   },
 };

@@ -209,7 +209,7 @@ export class SessionRepository {
    */
   async insertOpened(session: Session, fingerprint: string, event: EventRow): Promise<void> {
     const n = session.participants.length;
-    const row = valuesOf(SESSION_COLUMNS, sessionRow(session, fingerprint));
+    const row = valuesOf(SESSION_COLUMNS, sessionRow(session, vaultOf(this.db).fingerprint(fingerprint)));
     const participants = participantValues(vaultOf(this.db), session.tenantId, session.participants);
     if (dialectOf(this.db).writesTablesInOneStatement) {
       await insertOpenedSession(n).run(this.db, [
@@ -260,16 +260,17 @@ export class SessionRepository {
 
   /**
    * The session an externalId names (the newest, should a database from before that rule hold
-   * several), whatever its status, with the fingerprint of the request that created it.
+   * several), whatever its status, and whether the request with `fingerprint` created it.
    */
   async findByExternalId(
     tenantId: string,
     externalId: string,
-  ): Promise<{ session: Session; fingerprint: string } | undefined> {
+    fingerprint: string,
+  ): Promise<{ session: Session; sameRequest: boolean } | undefined> {
     const [row] = (await byExternalId.execute(this.db, { tenantId, externalId })).rows;
     if (!row) return undefined;
     const [session] = await this.withParticipants([row]);
-    return session && { session, fingerprint: row.fingerprint };
+    return session && { session, sameRequest: row.fingerprint === vaultOf(this.db).fingerprint(fingerprint) };
   }
 
   /** Whether a session other than `id` has this externalId: one probe of its index. */

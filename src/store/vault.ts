@@ -19,6 +19,8 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 /** A sealed value: `<key id>:<base64url of iv, ciphertext and tag>`. A number or JSON never matches. */
 const SEALED = /^([A-Za-z0-9_-]{1,16}):([A-Za-z0-9_-]+)$/;
+/** What starts a keyed fingerprint; an older Veil's plain hash (base64url) never has a colon. */
+export const KEYED_FINGERPRINT = 'h:';
 /** Memo sizes: past them a memo starts over (a route's numbers are sealed or looked up again). */
 const MEMO_ENTRIES = 50_000;
 
@@ -83,6 +85,14 @@ export class NumberVault {
       remember(this.indexes, number, index);
     }
     return index;
+  }
+
+  /**
+   * A request's fingerprint as stored: keyed like the blind index (and apart from it), since a
+   * plain hash of a request that names two people could be searched for their numbers.
+   */
+  fingerprint(fingerprint: string): string {
+    return `${KEYED_FINGERPRINT}${createHmac('sha256', this.indexKey).update(`fingerprint:${fingerprint}`).digest('base64url')}`;
   }
 
   /** A number sealed under the current key (the same ciphertext for the same number, see above). */

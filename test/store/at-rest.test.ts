@@ -189,6 +189,7 @@ describeStores('real numbers at rest', { perTest: true }, (store) => {
       blocklist: 0,
       interactions: 0,
       events: 0,
+      sessions: 0,
     });
     await t.close();
 
@@ -287,6 +288,9 @@ describeStores('migration 0015_sealed_numbers', { perTest: true }, (store) => {
       );
       const [event] = await opened.db.selectFrom('events').selectAll().execute();
       assert.equal(JSON.parse(vault.open(event?.payload ?? '')).participants[0].number, COURIER);
+      // The request's fingerprint, a plain hash then, is keyed now.
+      const [session] = await opened.db.selectFrom('sessions').select('fingerprint').execute();
+      assert.equal(session?.fingerprint, vault.fingerprint('f'));
       // Nothing is left in clear, and opening again changes nothing.
       assert.deepEqual(found(JSON.stringify([participants, block, call, event])), []);
       assert.deepEqual(await sealAll(opened, 'legacy'), {
@@ -294,6 +298,7 @@ describeStores('migration 0015_sealed_numbers', { perTest: true }, (store) => {
         blocklist: 0,
         interactions: 0,
         events: 0,
+        sessions: 0,
       });
     } finally {
       await opened.close();

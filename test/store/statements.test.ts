@@ -96,11 +96,18 @@ describeStores('hot statements round-trip every field', (testStore) => {
     await store.transaction((trx) => new SessionRepository(trx).insertOpened(written, 'fp-1', event));
     const read = await new SessionRepository(store.db).get(DEFAULT_TENANT, written.id);
     assert.deepEqual(read, written);
-    const found = await new SessionRepository(store.db).findByExternalId(
-      DEFAULT_TENANT,
-      'order-ses_round_trip',
-    );
-    assert.equal(found?.fingerprint, 'fp-1');
+    const repository = new SessionRepository(store.db);
+    const found = await repository.findByExternalId(DEFAULT_TENANT, 'order-ses_round_trip', 'fp-1');
+    assert.deepEqual([found?.session, found?.sameRequest], [written, true]);
+    const other = await repository.findByExternalId(DEFAULT_TENANT, 'order-ses_round_trip', 'fp-2');
+    assert.equal(other?.sameRequest, false);
+    // Stored keyed, not as given.
+    const [stored] = await store.db
+      .selectFrom('sessions')
+      .select('fingerprint')
+      .where('id', '=', written.id)
+      .execute();
+    assert.ok(stored?.fingerprint.startsWith('h:') && !stored.fingerprint.includes('fp-1'));
     const events = await store.db.selectFrom('events').selectAll().where('id', '=', event.id).execute();
     // Stored sealed: the payload shows the people's numbers.
     assert.deepEqual(
