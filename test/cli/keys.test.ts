@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { hashKey } from '../../src/domain/keys.ts';
@@ -87,5 +88,43 @@ describe('veil keys', { concurrency: 1 }, () => {
     for (const r of runs) assert.ok(refused(r), JSON.stringify(r));
     assert.match(runs[0]?.stderr ?? '', /--scope must be one of admin, sessions, route, read/);
     assert.equal((await core.keys.list(DEFAULT_TENANT)).length, before);
+  });
+});
+
+describe('veil keys rotate-data', { concurrency: 1 }, () => {
+  const key = (id: string) => `${id}:${randomBytes(32).toString('base64')}`;
+  const [k1, k2] = [key('k1'), key('k2')];
+  const ws = new Workspace({ VEIL_INDEX_KEY: randomBytes(32).toString('base64') });
+  const CUSTOMER = '+14155550101';
+  after(() => ws.remove());
+
+  it('seals every stored number again under the first key, with progress, and the old key can go', async () => {
+    const added = await ws.veil(['blocklist', 'add', CUSTOMER, '--json'], { VEIL_DATA_KEYS: k1 });
+    assert.equal(added.code, 0, added.stderr);
+    const rotated = await ws.veil(['keys', 'rotate-data'], { VEIL_DATA_KEYS: `${k2},${k1}` });
+    assert.equal(rotated.code, 0, rotated.stderr);
+    assert.match(rotated.stdout, /^blocklist: 1 sealed again\n/m);
+    assert.match(rotated.stdout, /every stored number is sealed under data key k2 \(.*blocklist 1.*\)\n$/);
+    const again = await ws.veil(['keys', 'rotate-data', '--json'], { VEIL_DATA_KEYS: `${k2},${k1}` });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(json<Record<string, unknown>>(again), {
+      keyId: 'k2',
+      participants: 0,
+      blocklist: 0,
+      interactions: 0,
+      events: 0,
+      sessions: 0,
+    });
+    // k1 dropped: the number reads under k2 alone.
+    const listed = await ws.veil(['blocklist', 'list', '--json'], { VEIL_DATA_KEYS: k2 });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      json<{ data: { number: string }[] }>(listed).data.map((e) => e.number),
+      [CUSTOMER],
+    );
+    // Without the key the values are sealed under, the command fails and says so, naming no number.
+    const lost = await ws.veil(['blocklist', 'list', '--json'], { VEIL_DATA_KEYS: k1 });
+    assert.notEqual(lost.code, 0);
+    assert.ok(!`${lost.stdout}${lost.stderr}`.includes(CUSTOMER.slice(2)), lost.stderr);
   });
 });
