@@ -11,6 +11,7 @@ import { limitRequestsPerKey } from './rate-limit.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
 import { eventRoutes } from './routes/events.ts';
+import { interactionRoutes } from './routes/interactions.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { numberRoutes } from './routes/numbers.ts';
@@ -104,6 +105,7 @@ export async function buildApp(
       await v1.register(keyRoutes, { veil });
       await v1.register(webhookEndpointRoutes, { veil });
       await v1.register(eventRoutes, { veil });
+      await v1.register(interactionRoutes, { veil });
       await v1.register(blocklistRoutes, { veil });
       await v1.register(providerRoutes, { veil });
       await v1.register(tenantRoutes, { veil });

@@ -653,6 +653,17 @@ export const EventQuery = Type.Object({
 
 export const EventParams = Type.Object({ id: Id('event') });
 
+export const InteractionQuery = Type.Object({
+  action: Type.Optional(Action),
+  reason: Type.Optional(RejectReason),
+  channel: Type.Optional(Channel),
+  after: Type.Optional(
+    Type.String({ maxLength: 64, description: 'the entries after this interaction id (or a nextCursor)' }),
+  ),
+  cursor: Cursor,
+  limit: Limit,
+});
+
 const EventDelivery = Type.Object(
   {
     endpointId: Id('webhook endpoint'),

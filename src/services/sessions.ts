@@ -20,7 +20,7 @@ import {
   type SessionStatus,
 } from '../domain/session.ts';
 import { WindowCap } from '../domain/window-cap.ts';
-import type { InteractionLog } from '../store/interactions.ts';
+import type { InteractionFilter, InteractionLog } from '../store/interactions.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import type { Store } from '../store/store.ts';
 import type { SessionUpdate, SessionWriter } from './session-writer.ts';
@@ -175,6 +175,19 @@ export class SessionService {
   ): Promise<Page<Interaction>> {
     await this.get(tenantId, id);
     return pageOf(await this.log.listForSession(tenantId, id, query.cursor, query.limit + 1), query.limit);
+  }
+
+  /**
+   * The tenant's call and text log across sessions, strangers' refused calls included, oldest
+   * first; a page may hold fewer than `limit` entries when few match (follow nextCursor).
+   */
+  async interactionLog(
+    tenantId: string,
+    query: InteractionFilter & { limit: number },
+  ): Promise<Page<Interaction>> {
+    const { limit, ...filter } = query;
+    const { entries, next } = await this.log.list(tenantId, filter, limit);
+    return { data: entries, nextCursor: next ?? null };
   }
 
   /** Expires open sessions past their expiry, a batch at a time; returns how many it ended. */

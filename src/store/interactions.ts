@@ -49,6 +49,17 @@ const COLUMNS = columnList<LoggedRow>()([
   'created_at',
   'updated_at',
 ]);
+/** The most log entries one listing reads past its cursor (see InteractionLog.list). */
+export const SCAN_WINDOW = 10_000;
+
+/** What a listing of the log keeps: entries after an id, of one action, reason or channel. */
+export interface InteractionFilter {
+  after?: string;
+  action?: Interaction['action'];
+  reason?: string;
+  channel?: Channel;
+}
+
 /** Values per row: an entry waits to be written as its row's values, in COLUMNS order. */
 const WIDTH = COLUMNS.length;
 /** Rows kept while the database refuses writes, before the oldest are dropped (and said so). */
@@ -182,6 +193,43 @@ export class InteractionLog {
       this.onError(error, dropped);
       this.timer ??= setTimeout(() => void this.flush(), 1000);
     }
+  }
+
+  /**
+   * The tenant's interactions oldest first, after the id `after`, those matching the filter, at
+   * most `limit`. A request reads at most SCAN_WINDOW entries of the log past `after`, whatever
+   * the filter, so that a rare filter over a long log still ends quickly: `next` is where to go on
+   * (the last entry answered, or the end of the window read), undefined at the log's end.
+   */
+  async list(
+    tenantId: string,
+    filter: InteractionFilter,
+    limit: number,
+  ): Promise<{ entries: Interaction[]; next: string | undefined }> {
+    await this.flush();
+    const db = this.store.db;
+    const after = filter.after ?? '';
+    const edge = await db
+      .selectFrom('interactions')
+      .select('id')
+      .where('id', '>', after)
+      .orderBy('id')
+      .offset(SCAN_WINDOW - 1)
+      .limit(1)
+      .executeTakeFirst();
+    let q = db
+      .selectFrom('interactions')
+      .selectAll()
+      .where('id', '>', after)
+      .where('tenant_id', '=', tenantId);
+    if (edge) q = q.where('id', '<=', edge.id);
+    if (filter.action !== undefined) q = q.where('action', '=', filter.action);
+    if (filter.reason !== undefined) q = q.where('reason', '=', filter.reason);
+    if (filter.channel !== undefined) q = q.where('channel', '=', filter.channel);
+    const rows = await q.orderBy('id').limit(limit).execute();
+    const entries = rows.map((r) => toInteraction(this.vault, r));
+    const next = rows.length === limit ? rows.at(-1)?.id : edge?.id;
+    return { entries, next };
   }
 
   async listForSession(

@@ -40,6 +40,7 @@ const V1_ROUTES: [string, string][] = [
   ['GET', '/v1/webhook-endpoints/:id'],
   ['DELETE', '/v1/webhook-endpoints/:id'],
   ['GET', '/v1/events'],
+  ['GET', '/v1/interactions'],
   ['POST', '/v1/events/:id/redeliver'],
 ];
 /** POST routes that take no body: an action on the resource the path names. */

@@ -207,6 +207,10 @@ const REQUESTS: Record<string, { needs: Needs; probe: (ids: Ids) => Probe }> = {
     probe: (a) => ({ url: `/v1/webhook-endpoints/${a.endpoint}`, refusal: 'not_found' }),
   },
   'GET /v1/events': { needs: 'read', probe: () => ({ url: '/v1/events?limit=100', refusal: 'list' }) },
+  'GET /v1/interactions': {
+    needs: 'read',
+    probe: () => ({ url: '/v1/interactions?limit=100', refusal: 'list' }),
+  },
   'POST /v1/events/{id}/redeliver': {
     needs: 'admin',
     probe: (a) => ({ url: `/v1/events/${a.event}/redeliver`, refusal: 'not_found' }),
