@@ -1,4 +1,5 @@
 import pino, { type Logger as PinoLogger } from 'pino';
+import pinoPretty from 'pino-pretty';
 import { maskNumbersInText } from './domain/phone.ts';
 
 /** What the core logs through: pino's logger, or anything with its three methods. */
@@ -11,12 +12,17 @@ export interface Logger {
 /**
  * The pino logger. Every line passes through a mask on its way out, so a real number never
  * reaches the log in clear, whichever field or message it hides in (`+1415*****02`); the
- * Authorization header is removed outright.
+ * Authorization header is removed outright. With `pretty` (development, on a terminal) the masked
+ * lines are laid out for a person by pino-pretty; otherwise they are JSON, one per line.
  */
 export function createLogger(
   level: string,
   destination: { write(line: string): unknown } = process.stdout,
+  { pretty = false }: { pretty?: boolean } = {},
 ): PinoLogger {
+  const out = pretty
+    ? pinoPretty({ destination: destination as NodeJS.WritableStream, sync: true })
+    : destination;
   return pino(
     {
       level,
@@ -26,6 +32,6 @@ export function createLogger(
         remove: true,
       },
     },
-    { write: (line: string) => destination.write(maskNumbersInText(line)) },
+    { write: (line: string) => out.write(maskNumbersInText(line)) },
   );
 }

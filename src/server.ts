@@ -47,7 +47,10 @@ export async function startServer(
   config: Config,
   { timeouts = HTTP_TIMEOUTS, stopGraceMs = STOP_GRACE_MS }: ServerOptions = {},
 ): Promise<RunningServer> {
-  const logger = createLogger(config.logLevel);
+  // Readable by a person in development on a terminal; JSON lines otherwise (a collector reads them).
+  const logger = createLogger(config.logLevel, process.stdout, {
+    pretty: !config.production && process.stdout.isTTY === true,
+  });
   const veil = await createVeil(config, { logger, sessionThread: true });
   let developmentKey: string | undefined;
   let app: FastifyInstance | undefined;

@@ -8,6 +8,7 @@ import type { Veil } from '../veil.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { limitRequestsPerKey } from './rate-limit.ts';
+import { registerRequestLog } from './request-log.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { blocklistRoutes } from './routes/blocklist.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -76,6 +77,7 @@ export async function buildApp(
   app.removeContentTypeParser('text/plain');
 
   registerErrorHandler(app);
+  registerRequestLog(app);
   await app.register(swagger, {
     openapi: {
       info: {

@@ -10,6 +10,7 @@ import {
 import type { Taken } from '../services/replay-guard.ts';
 import type { Veil } from '../veil.ts';
 import { errorBody } from './errors.ts';
+import { noteDecision } from './request-log.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -116,6 +117,7 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
       provider: carrier.name,
       providerCallId: inbound.providerCallId,
     });
+    noteDecision(request, carrier.name, 'voice', decision);
     return send(reply, carrier.renderVoice(decision, inbound));
   });
   app.post(`${base}/sms`, verified('sms'), async (request, reply) => {
@@ -125,6 +127,7 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
       provider: carrier.name,
       providerCallId: inbound.providerCallId,
     });
+    noteDecision(request, carrier.name, 'sms', decision);
     try {
       // A relay through the carrier's API goes through its circuit: while it is down, at once 502.
       // A refused text asks nothing of the carrier, so it is no trial of it: through the circuit,

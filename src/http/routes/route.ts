@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isE164, parsePhone } from '../../domain/phone.ts';
 import type { Veil } from '../../veil.ts';
 import { routeRateLimit } from '../rate-limit.ts';
+import { noteDecision } from '../request-log.ts';
 import { RouteBody, RouteDecision } from '../schemas.ts';
 import { withErrors } from './responses.ts';
 
@@ -36,7 +37,12 @@ export const routeRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app
     async (request) => {
       const body = request.body;
       const routed = { ...body, from: canonical(body.from, 'from'), to: canonical(body.to, 'to') };
-      return veil.router.route(routed, { tenantId: request.apiKey.tenantId, provider: 'api' });
+      const decision = await veil.router.route(routed, {
+        tenantId: request.apiKey.tenantId,
+        provider: 'api',
+      });
+      noteDecision(request, 'api', routed.channel, decision);
+      return decision;
     },
   );
 };
