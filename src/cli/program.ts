@@ -209,6 +209,21 @@ export function buildProgram(): Command {
       guarded(options.json, async (out) => (await import('./commands/events.ts')).redeliver(id, out)),
     );
 
+  listing(
+    program
+      .command('interactions')
+      .description('the call and text log across sessions')
+      .command('list')
+      .description(
+        'the call and text log across sessions, oldest first, strangers’ refused calls included (numbers masked; --json shows them)',
+      )
+      .option('--action <action>', 'only connect, forward, gather or reject')
+      .option('--reason <reason>', 'only refusals for this reason, e.g. no_session')
+      .option('--channel <channel>', 'only voice or sms'),
+  ).action((options) =>
+    guarded(options.json, async (out) => (await import('./commands/interactions.ts')).list(options, out)),
+  );
+
   const sessions = program
     .command('sessions')
     .description('sessions: two people talking through proxy numbers');
