@@ -1,5 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Db } from './schema.ts';
+import { ensureSetting, getSetting } from './settings.ts';
 import type { Store } from './store.ts';
 import { KEYED_FINGERPRINT, type NumberVault, vaultOf } from './vault.ts';
 
@@ -42,6 +43,20 @@ export async function sealAll(
     }
   }
   return done;
+}
+
+/** The setting that says what older Veils left in clear has been sealed: later opens skip the walk. */
+const SEALED_SETTING = 'numbers_sealed';
+
+/**
+ * Seals what an older Veil left in clear, once per database: every later open finds the setting
+ * and skips the walk (which reads each table through). Once migration 0015 has run, no older Veil
+ * can write to the database, so nothing in clear can appear after it.
+ */
+export async function sealLegacy(store: Store): Promise<void> {
+  if ((await getSetting(store.db, SEALED_SETTING)) !== undefined) return;
+  await sealAll(store, 'legacy');
+  await ensureSetting(store.db, SEALED_SETTING, String(Date.now()));
 }
 
 /** One batch of a table: how many rows were read and changed, and the key of the last one read. */
