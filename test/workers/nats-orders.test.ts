@@ -4,11 +4,13 @@ import { createServer, connect as dial, type Server, type Socket } from 'node:ne
 import { after, afterEach, before, beforeEach, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type JetStreamManager, type Msg, type NatsConnection } from 'nats';
+import { loadConfig } from '../../src/config.ts';
 import type { Session } from '../../src/domain/session.ts';
 import { DEFAULT_TENANT } from '../../src/domain/tenants.ts';
+import { startServer } from '../../src/server.ts';
 import { DEAD_LETTER_HEADERS, type OrderConsumer, startNatsOrders } from '../../src/workers/nats-orders.ts';
 import { type TestApp, testApp } from '../support/app.ts';
-import { describeStores } from '../support/stores.ts';
+import { databaseUrl, describeStores } from '../support/stores.ts';
 
 /** The real NATS server (JetStream enabled) the tests run against. */
 const NATS = '127.0.0.1:4222';
@@ -357,6 +359,60 @@ describeStores('order events from NATS JetStream', (store) => {
       } finally {
         await consumer?.stop();
         await proxy.close();
+      }
+    },
+  );
+});
+
+describeStores('npm start with VEIL_NATS_URL', { only: 'sqlite' }, (store) => {
+  it(
+    'consumes order events, is ready once consuming, and stops the consumer with the server',
+    TIMEOUT,
+    async () => {
+      const wiring = newWiring();
+      const server = await startServer({
+        ...loadConfig({
+          DATABASE_URL: databaseUrl(store()),
+          PORT: '0',
+          LOG_LEVEL: 'silent',
+          VEIL_API_KEY: 'server-test-admin-key-0123456789',
+          VEIL_NATS_URL: `nats://${NATS}`,
+          VEIL_NATS_SUBJECT: wiring.subject,
+          VEIL_NATS_DEAD_SUBJECT: wiring.deadSubject,
+          VEIL_NATS_DURABLE: wiring.durable,
+        }),
+      });
+      const nc = await connect({ servers: NATS });
+      const jsm = await nc.jetstreamManager();
+      try {
+        await until(async () => (await fetch(`${server.url}/readyz`)).status === 200, '/readyz 200');
+        const orderId = `o-${randomBytes(4).toString('hex')}`;
+        const event = {
+          type: 'order.assigned',
+          orderId,
+          customer: { number: CUSTOMER },
+          courier: { number: COURIER },
+        };
+        await nc
+          .jetstream()
+          .publish(`${wiring.prefix}.orders.x`, new TextEncoder().encode(JSON.stringify(event)));
+        const sessions = () => server.veil.sessions.list(DEFAULT_TENANT, { externalId: orderId, limit: 1 });
+        // The demo pool's simulator numbers carry it.
+        await until(async () => (await sessions()).data.length === 1, 'the session opened');
+        await server.stop();
+        // Stopped: the consumer is gone from the server's connections.
+        const stream = await jsm.streams.find(wiring.subject);
+        await until(
+          async () => (await jsm.consumers.info(stream, wiring.durable)).num_waiting === 0,
+          'no pull waiting',
+        );
+      } finally {
+        await server.stop();
+        for (const subject of [wiring.subject, wiring.deadSubject]) {
+          const stream = await jsm.streams.find(subject).catch(() => undefined);
+          if (stream) await jsm.streams.delete(stream);
+        }
+        await nc.close();
       }
     },
   );
