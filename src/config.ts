@@ -43,6 +43,18 @@ export const DEFAULT_MAX_CALLS_PER_SESSION_HOUR = 60;
 /** Tries of a remote binding before it is given up (VEIL_BINDING_MAX_ATTEMPTS). */
 export const DEFAULT_BINDING_MAX_ATTEMPTS = 6;
 
+/** Order events in (DESIGN §6): where they are read from, and where malformed ones go. */
+export const DEFAULT_NATS_SUBJECT = 'orders.>';
+export const DEFAULT_NATS_DEAD_SUBJECT = 'veil.orders.dead';
+export const DEFAULT_NATS_DURABLE = 'veil-orders';
+export const DEFAULT_KAFKA_TOPIC = 'orders';
+export const DEFAULT_KAFKA_DEAD_TOPIC = 'veil.orders.dead';
+export const DEFAULT_KAFKA_GROUP = 'veil-orders';
+/** A NATS subject: dot-separated tokens, `*` a whole token, `>` the last one. */
+const NATS_SUBJECT_PATTERN = '^([^.*>\\s]+|\\*)(\\.([^.*>\\s]+|\\*))*(\\.>)?$|^>$';
+const NATS_PLAIN_SUBJECT_PATTERN = '^[^.*>\\s]+(\\.[^.*>\\s]+)*$';
+const KAFKA_TOPIC_PATTERN = '^[A-Za-z0-9._-]{1,249}$';
+
 /**
  * Two annotations of our own on a variable's schema: `secret` (its value never appears in an
  * error) and `expected` (what a pattern means, in words an operator reads).
@@ -462,6 +474,59 @@ export const Environment = Type.Object({
         'a JSON file holding the index key and the data keys, instead of VEIL_DATA_KEYS and VEIL_INDEX_KEY; in development one is generated beside the database when neither is set',
     }),
   ),
+  VEIL_NATS_URL: Type.Optional(
+    Type.String({
+      secret: true,
+      description:
+        'NATS server(s) to consume order events from through JetStream, comma-separated nats://host:port (they may carry credentials); unset: no NATS consumer',
+    }),
+  ),
+  VEIL_NATS_SUBJECT: Type.String({
+    pattern: NATS_SUBJECT_PATTERN,
+    default: DEFAULT_NATS_SUBJECT,
+    expected: 'a NATS subject such as orders.> (tokens split by dots, * and > as wildcards)',
+    description:
+      'the subject (wildcards allowed) whose order events are consumed; a stream is created for it if none captures it',
+  }),
+  VEIL_NATS_DEAD_SUBJECT: Type.String({
+    pattern: NATS_PLAIN_SUBJECT_PATTERN,
+    default: DEFAULT_NATS_DEAD_SUBJECT,
+    expected: 'a NATS subject without wildcards, such as veil.orders.dead',
+    description:
+      'where malformed order events go, with the reason in a header; outside VEIL_NATS_SUBJECT, and kept in a stream (created if none captures it)',
+  }),
+  VEIL_NATS_DURABLE: Type.String({
+    pattern: '^[A-Za-z0-9_-]{1,64}$',
+    default: DEFAULT_NATS_DURABLE,
+    expected: 'letters, digits, _ and -',
+    description: 'the durable JetStream consumer every instance shares (each event goes to one of them)',
+  }),
+  KAFKA_BROKERS: Type.Optional(
+    Type.String({
+      pattern: '^[^,\\s]+:\\d+(,[^,\\s]+:\\d+)*$',
+      expected: 'host:port, comma-separated',
+      description:
+        'Kafka brokers to consume order events from, comma-separated host:port; unset: no Kafka consumer',
+    }),
+  ),
+  VEIL_KAFKA_TOPIC: Type.String({
+    pattern: KAFKA_TOPIC_PATTERN,
+    default: DEFAULT_KAFKA_TOPIC,
+    expected: 'a Kafka topic name (letters, digits, ., _ and -)',
+    description: 'the Kafka topic whose order events are consumed',
+  }),
+  VEIL_KAFKA_DEAD_TOPIC: Type.String({
+    pattern: KAFKA_TOPIC_PATTERN,
+    default: DEFAULT_KAFKA_DEAD_TOPIC,
+    expected: 'a Kafka topic name (letters, digits, ., _ and -)',
+    description: 'the Kafka topic malformed order events are sent to, with the reason in a header',
+  }),
+  VEIL_KAFKA_GROUP: Type.String({
+    pattern: KAFKA_TOPIC_PATTERN,
+    default: DEFAULT_KAFKA_GROUP,
+    expected: 'a consumer group id (letters, digits, ., _ and -)',
+    description: 'the Kafka consumer group every instance joins (each event goes to one of them)',
+  }),
   SIM_WEBHOOK_SECRET: Type.Optional(
     Type.String({
       secret: true,
@@ -533,9 +598,32 @@ export interface Config {
   limits: AbuseLimits;
   /** Where the keys that encrypt real numbers at rest come from (services/data-keys.ts). */
   dataKeys: DataKeySource;
+  /** Where order events come from (NATS JetStream, Kafka, both or neither). */
+  orders: OrderEventsConfig;
   /** Secret the simulator signs webhooks with; undefined in development means "generate and keep". */
   simWebhookSecret?: Environment['SIM_WEBHOOK_SECRET'];
   logLevel: Environment['LOG_LEVEL'];
+}
+
+/** The brokers order events are consumed from; each is off when absent. */
+export interface OrderEventsConfig {
+  nats?: NatsOrdersConfig;
+  kafka?: KafkaOrdersConfig;
+}
+
+export interface NatsOrdersConfig {
+  /** The servers, as the nats client takes them (they may carry credentials: never logged). */
+  servers: string[];
+  subject: string;
+  deadSubject: string;
+  durable: string;
+}
+
+export interface KafkaOrdersConfig {
+  brokers: string[];
+  topic: string;
+  deadTopic: string;
+  groupId: string;
 }
 
 /** Limits on one key's requests, one tenant's new sessions and one session's calls; 0: none. */
@@ -679,6 +767,7 @@ export function loadConfig(env: Env = process.env): Config {
       callsPerSessionHour: e.VEIL_MAX_CALLS_PER_SESSION_HOUR,
     },
     dataKeys: dataKeySource(e, production),
+    orders: { nats: natsOrders(e), kafka: kafkaOrders(e) },
     simWebhookSecret: e.SIM_WEBHOOK_SECRET,
     logLevel: e.LOG_LEVEL,
   };
@@ -1030,6 +1119,51 @@ function carrierApiUrl(key: string, value: string, production: boolean): string 
   if (url.username || url.password) throw new ConfigError(key, 'must not carry a user name or password');
   if (url.search || url.hash) throw new ConfigError(key, 'must not carry a query or fragment');
   return value.replace(/\/+$/, '');
+}
+
+function natsOrders(e: Environment): NatsOrdersConfig | undefined {
+  if (e.VEIL_NATS_URL === undefined) return undefined;
+  const servers = e.VEIL_NATS_URL.split(',').map((s) => s.trim());
+  if (servers.some((s) => !/^(nats|tls|wss?):\/\/[^\s/]+\/?$/.test(s) && !/^[^\s/:]+:\d+$/.test(s))) {
+    throw new ConfigError('VEIL_NATS_URL', 'must be nats://host:port (or host:port), comma-separated');
+  }
+  // A dead letter the consumer itself reads would come back to it, and go to the dead letters again.
+  if (subjectMatches(e.VEIL_NATS_SUBJECT, e.VEIL_NATS_DEAD_SUBJECT)) {
+    throw new ConfigError(
+      'VEIL_NATS_DEAD_SUBJECT',
+      `must lie outside VEIL_NATS_SUBJECT (${e.VEIL_NATS_SUBJECT}), got "${e.VEIL_NATS_DEAD_SUBJECT}"`,
+    );
+  }
+  return {
+    servers,
+    subject: e.VEIL_NATS_SUBJECT,
+    deadSubject: e.VEIL_NATS_DEAD_SUBJECT,
+    durable: e.VEIL_NATS_DURABLE,
+  };
+}
+
+/** Whether the NATS subject `filter` (with `*` and `>`) takes in the subject `subject`. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const want = filter.split('.');
+  const have = subject.split('.');
+  for (const [i, token] of want.entries()) {
+    if (token === '>') return have.length > i;
+    if (i >= have.length || (token !== '*' && token !== have[i])) return false;
+  }
+  return want.length === have.length;
+}
+
+function kafkaOrders(e: Environment): KafkaOrdersConfig | undefined {
+  if (e.KAFKA_BROKERS === undefined) return undefined;
+  if (e.VEIL_KAFKA_DEAD_TOPIC === e.VEIL_KAFKA_TOPIC) {
+    throw new ConfigError('VEIL_KAFKA_DEAD_TOPIC', 'must differ from VEIL_KAFKA_TOPIC');
+  }
+  return {
+    brokers: e.KAFKA_BROKERS.split(','),
+    topic: e.VEIL_KAFKA_TOPIC,
+    deadTopic: e.VEIL_KAFKA_DEAD_TOPIC,
+    groupId: e.VEIL_KAFKA_GROUP,
+  };
 }
 
 /**

@@ -2,10 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { type Config, ConfigError, localUrl } from './config.ts';
 import { seedDemoPool } from './demo.ts';
 import { buildApp, HTTP_TIMEOUTS, type HttpTimeouts } from './http/app.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
 import { startBindingWorker } from './workers/binding.ts';
 import { startFailover } from './workers/failover.ts';
+import { startKafkaOrders } from './workers/kafka-orders.ts';
+import { type OrderConsumer, startNatsOrders } from './workers/nats-orders.ts';
 import { startOutboxWorker } from './workers/outbox.ts';
 import type { Periodic } from './workers/periodic.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
@@ -76,6 +78,7 @@ export async function startServer(
       startFailover(veil.failover, logger, config.health.failoverIntervalMs),
       startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs),
       startRetention(veil.retention, logger),
+      ...startOrderConsumers(veil, logger),
     );
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -124,6 +127,25 @@ async function closeHttp(app: FastifyInstance, graceMs: number): Promise<void> {
   } finally {
     clearTimeout(cut);
   }
+}
+
+/**
+ * The consumers of order events the configuration asks for (NATS JetStream, Kafka), each reported
+ * by /readyz while it cannot consume, and no longer once stopped.
+ */
+function startOrderConsumers(veil: Veil, logger: Logger): OrderConsumer[] {
+  const { nats, kafka } = veil.config.orders;
+  const consumers = [
+    nats && startNatsOrders(veil.orders, logger, nats),
+    kafka && startKafkaOrders(veil.orders, logger, kafka),
+  ].filter((c): c is OrderConsumer => c !== undefined);
+  return consumers.map((consumer) => {
+    const unwatch = veil.watch(consumer);
+    return {
+      unready: () => consumer.unready(),
+      stop: () => consumer.stop().finally(unwatch),
+    };
+  });
 }
 
 /** Why production will not start: with no usable key, nothing could be managed through the API. */

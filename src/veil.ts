@@ -1,5 +1,6 @@
 import type { Config } from './config.ts';
 import { EXTENSION_DIGITS } from './domain/session.ts';
+import { DEFAULT_TENANT } from './domain/tenants.ts';
 import type { Logger } from './logger.ts';
 import type { Binder } from './providers/binder.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
@@ -13,6 +14,7 @@ import { loadDataKeys } from './services/data-keys.ts';
 import { Failover } from './services/failover.ts';
 import { KeyService } from './services/keys.ts';
 import { NumberService } from './services/numbers.ts';
+import { OrderEvents } from './services/order-events.ts';
 import { Outbox } from './services/outbox.ts';
 import { type ProcurementHooks, ProcurementService } from './services/procurement.ts';
 import { ProviderService } from './services/providers.ts';
@@ -69,12 +71,25 @@ export interface Veil {
   /** Makes and undoes sessions' bindings at those carriers (the binding worker's passes). */
   bindings: BindingService;
   interactions: InteractionLog;
+  /** Order events from a broker, carried out on the installation's sessions (workers/*-orders.ts). */
+  orders: OrderEvents;
   /** The session writer thread, when the sessions' writes run on one (a SQLite file, in the server). */
   sessionThread?: Thread<SessionWriter>;
   /** Why this instance cannot serve (what /readyz answers), or undefined when it can. */
   unready(): Promise<string | undefined>;
+  /**
+   * Makes /readyz answer 503 with `part`'s reason while it gives one (an order-event broker out of
+   * reach, say); returns what undoes it.
+   */
+  watch(part: ReadinessPart): () => void;
   /** Flushes the interaction log and closes the database. */
   close(): Promise<void>;
+}
+
+/** A part of the instance outside the core that can keep it from serving (see Veil.watch). */
+export interface ReadinessPart {
+  /** Why it cannot work now, named for an operator (`NATS ...`), or undefined when it can. */
+  unready(): string | undefined;
 }
 
 export interface VeilOptions {
@@ -184,6 +199,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     options.procurementHooks,
   );
   const replenisher = new Replenisher(store, procurement, config.replenish, carriers, logger, clock);
+  const watched = new Set<ReadinessPart>();
   return {
     config,
     store,
@@ -210,10 +226,22 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
       clock,
     }),
     interactions,
+    // The installation's own tenant: a broker's messages carry no API key to name another.
+    orders: new OrderEvents(sessions, { tenantId: DEFAULT_TENANT, defaultCountry: config.defaultCountry }),
     sessionThread: thread,
     async unready() {
       if (!(await ping(store))) return 'database unreachable';
-      return store.unready() ?? thread?.failure;
+      const failure = store.unready() ?? thread?.failure;
+      if (failure) return failure;
+      for (const part of watched) {
+        const reason = part.unready();
+        if (reason) return reason;
+      }
+      return undefined;
+    },
+    watch(part) {
+      watched.add(part);
+      return () => watched.delete(part);
     },
     async close() {
       await thread?.stop();

@@ -76,6 +76,50 @@ describe('loadConfig', () => {
   });
 
   describe('explicit values', () => {
+    it('order events: off unless VEIL_NATS_URL or KAFKA_BROKERS; then DESIGN §6 defaults', () => {
+      assert.deepEqual(loadConfig({}).orders, { nats: undefined, kafka: undefined });
+      const config = loadConfig({
+        VEIL_NATS_URL: 'nats://a:4222, nats://b:4222',
+        KAFKA_BROKERS: 'k1:9092,k2:9092',
+      });
+      assert.deepEqual(config.orders, {
+        nats: {
+          servers: ['nats://a:4222', 'nats://b:4222'],
+          subject: 'orders.>',
+          deadSubject: 'veil.orders.dead',
+          durable: 'veil-orders',
+        },
+        kafka: {
+          brokers: ['k1:9092', 'k2:9092'],
+          topic: 'orders',
+          deadTopic: 'veil.orders.dead',
+          groupId: 'veil-orders',
+        },
+      });
+      const chosen = loadConfig({
+        VEIL_NATS_URL: '127.0.0.1:4222',
+        VEIL_NATS_SUBJECT: 'shop.*.order.>',
+        VEIL_NATS_DEAD_SUBJECT: 'shop.veil.dead',
+        VEIL_NATS_DURABLE: 'veil_eu-1',
+        KAFKA_BROKERS: 'kafka:9092',
+        VEIL_KAFKA_TOPIC: 'shop.orders',
+        VEIL_KAFKA_DEAD_TOPIC: 'shop.orders.dead',
+        VEIL_KAFKA_GROUP: 'veil-eu',
+      }).orders;
+      assert.deepEqual(chosen.nats, {
+        servers: ['127.0.0.1:4222'],
+        subject: 'shop.*.order.>',
+        deadSubject: 'shop.veil.dead',
+        durable: 'veil_eu-1',
+      });
+      assert.deepEqual(chosen.kafka, {
+        brokers: ['kafka:9092'],
+        topic: 'shop.orders',
+        deadTopic: 'shop.orders.dead',
+        groupId: 'veil-eu',
+      });
+    });
+
     it('takes PORT, HOST, VEIL_DEMO_POOL, LOG_LEVEL and the rest', () => {
       const config = loadConfig({
         NODE_ENV: 'production',
@@ -304,6 +348,34 @@ describe('loadConfig', () => {
       });
     }
 
+    it('order events: subjects, topics and brokers that are not', () => {
+      const nats = { VEIL_NATS_URL: 'nats://127.0.0.1:4222' };
+      for (const value of ['orders.>.x', 'orders..x', 'orders x', '.orders', 'orders.*x', '']) {
+        if (value) assertRefused({ ...nats, VEIL_NATS_SUBJECT: value }, 'VEIL_NATS_SUBJECT');
+      }
+      for (const value of ['veil.orders.*', 'veil.>', 'a b']) {
+        assertRefused({ ...nats, VEIL_NATS_DEAD_SUBJECT: value }, 'VEIL_NATS_DEAD_SUBJECT');
+      }
+      // A dead letter the consumer itself would read again.
+      assertRefused({ ...nats, VEIL_NATS_DEAD_SUBJECT: 'orders.dead' }, 'VEIL_NATS_DEAD_SUBJECT');
+      assertRefused({ ...nats, VEIL_NATS_SUBJECT: 'veil.*.dead' }, 'VEIL_NATS_DEAD_SUBJECT');
+      assertRefused({ ...nats, VEIL_NATS_SUBJECT: '>' }, 'VEIL_NATS_DEAD_SUBJECT');
+      assertRefused({ ...nats, VEIL_NATS_DURABLE: 'veil.orders' }, 'VEIL_NATS_DURABLE');
+      for (const value of ['http://nats.example:4222', 'nats://a:4222,', 'nats:4222/x']) {
+        assertRefused({ VEIL_NATS_URL: value }, 'VEIL_NATS_URL');
+      }
+      // Credentials in the URL are not echoed.
+      assertRefused({ VEIL_NATS_URL: 'http://veil:s3cret-pw@nats:4222' }, 'VEIL_NATS_URL', 's3cret-pw');
+      for (const value of ['kafka', 'kafka:x', 'a:9092,', 'a:9092 b:9092']) {
+        assertRefused({ KAFKA_BROKERS: value }, 'KAFKA_BROKERS');
+      }
+      assertRefused({ VEIL_KAFKA_TOPIC: 'orders/in' }, 'VEIL_KAFKA_TOPIC');
+      assertRefused(
+        { KAFKA_BROKERS: 'kafka:9092', VEIL_KAFKA_DEAD_TOPIC: 'orders' },
+        'VEIL_KAFKA_DEAD_TOPIC',
+      );
+    });
+
     it('an app webhook that is not https in production, saying why and not echoing the URL', () => {
       const http = 'http://app.example.com/hook?token=s3cret-token';
       assertRefused(
@@ -464,6 +536,10 @@ describe('the Environment schema', () => {
     assert.equal(defaults.VEIL_REUSE_COOLDOWN_SECONDS, 3600);
     assert.equal(defaults.VEIL_OUT_OF_SESSION, 'reject');
     assert.equal(defaults.LOG_LEVEL, 'info');
+    assert.equal(defaults.VEIL_NATS_SUBJECT, 'orders.>');
+    assert.equal(defaults.VEIL_KAFKA_TOPIC, 'orders');
+    assert.equal(defaults.VEIL_NATS_URL, undefined);
+    assert.equal(defaults.KAFKA_BROKERS, undefined);
   });
 });
 
