@@ -197,6 +197,20 @@ export const PoolNumber = Type.Object({
   updatedAt: Updated,
 });
 
+/** One carrier's numbers in one country and region, counted by what they do now (GET /v1/pool). */
+export const PoolGroup = Type.Object({
+  provider: Provider,
+  country: Type.String({ description: 'ISO country code' }),
+  region: Type.String({ description: "area code; '' for numbers with none" }),
+  active: Type.Integer({ description: 'numbers in the pool and taking sessions' }),
+  inUse: Type.Integer({ description: 'active numbers that at least one open session holds' }),
+  free: Type.Integer({
+    description:
+      'active numbers with room for another session (under their cap, not dedicated), as pool.low counts them',
+  }),
+  draining: Type.Integer({ description: 'numbers taking no new session, retired once their last one ends' }),
+});
+
 export const NumberImportResult = Type.Object({
   data: Type.Array(PoolNumber, { description: 'the numbers added to the pool' }),
   nextCursor: Type.Null({ description: 'always null: every number added is listed' }),
