@@ -661,6 +661,12 @@ export const EventQuery = Type.Object({
   after: Type.Optional(
     Type.String({ maxLength: 64, description: 'the events after this event id (or a nextCursor)' }),
   ),
+  order: Type.Optional(
+    Type.Enum(['oldest', 'newest'], {
+      description:
+        'oldest first (the default, to follow the log with after) or newest first (the recent events; nextCursor then leads to older ones)',
+    }),
+  ),
   cursor: Cursor,
   limit: Limit,
 });
