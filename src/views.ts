@@ -9,6 +9,7 @@ import type { Participant, Session } from './domain/session.ts';
 import type { Tenant } from './domain/tenants.ts';
 import type { Delivery, WebhookEndpoint } from './domain/webhooks.ts';
 import type * as Api from './http/schemas.ts';
+import type { PoolCensus } from './store/numbers.ts';
 
 /**
  * Domain objects as Veil shows them to the outside: camelCase, ISO times, no internal columns,
@@ -17,6 +18,19 @@ import type * as Api from './http/schemas.ts';
  */
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
+
+export function poolGroupView(g: PoolCensus): Static<typeof Api.PoolGroup> {
+  return {
+    // The service adds a number only with a provider it knows.
+    provider: g.provider as Static<typeof Api.PoolGroup>['provider'],
+    country: g.country,
+    region: g.region,
+    active: g.active,
+    inUse: g.inUse,
+    free: g.free,
+    draining: g.draining,
+  };
+}
 
 export function numberView(n: PoolNumber): Static<typeof Api.PoolNumber> {
   return {

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger } from 'pino';
 import { Metrics } from '../services/metrics.ts';
 import type { Veil } from '../veil.ts';
+import { adminRoutes } from './admin.ts';
 import { requireApiKey } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { limitRequestsPerKey } from './rate-limit.ts';
@@ -50,7 +51,7 @@ export type HttpTimeouts = typeof HTTP_TIMEOUTS;
  */
 const TIMEOUT_CHECK_MS = 1_000;
 
-/** The HTTP server over the core: the API at /v1, carrier webhooks, health, metrics and docs. */
+/** The HTTP server over the core: the API at /v1, carrier webhooks, health, metrics, docs and the dashboard. */
 export async function buildApp(
   veil: Veil,
   logger: Logger,
@@ -116,6 +117,7 @@ export async function buildApp(
     { prefix: '/v1' },
   );
   await app.register(webhookRoutes, { veil });
+  await app.register(adminRoutes);
   // Its own registry per app, so that the apps of one process (tests) keep theirs apart.
   await app.register(metricsRoutes, { veil, metrics: new Metrics(veil) });
   return app;

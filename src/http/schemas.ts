@@ -197,6 +197,20 @@ export const PoolNumber = Type.Object({
   updatedAt: Updated,
 });
 
+/** One carrier's numbers in one country and region, counted by what they do now (GET /v1/pool). */
+export const PoolGroup = Type.Object({
+  provider: Provider,
+  country: Type.String({ description: 'ISO country code' }),
+  region: Type.String({ description: "area code; '' for numbers with none" }),
+  active: Type.Integer({ description: 'numbers in the pool and taking sessions' }),
+  inUse: Type.Integer({ description: 'active numbers that at least one open session holds' }),
+  free: Type.Integer({
+    description:
+      'active numbers with room for another session (under their cap, not dedicated), as pool.low counts them',
+  }),
+  draining: Type.Integer({ description: 'numbers taking no new session, retired once their last one ends' }),
+});
+
 export const NumberImportResult = Type.Object({
   data: Type.Array(PoolNumber, { description: 'the numbers added to the pool' }),
   nextCursor: Type.Null({ description: 'always null: every number added is listed' }),
@@ -646,6 +660,12 @@ export const EventQuery = Type.Object({
   type: Type.Optional(EventTypeName),
   after: Type.Optional(
     Type.String({ maxLength: 64, description: 'the events after this event id (or a nextCursor)' }),
+  ),
+  order: Type.Optional(
+    Type.Enum(['oldest', 'newest'], {
+      description:
+        'oldest first (the default, to follow the log with after) or newest first (the recent events; nextCursor then leads to older ones)',
+    }),
   ),
   cursor: Cursor,
   limit: Limit,

@@ -7,7 +7,7 @@ import { assertStatusChange, type NumberStatus, type PoolNumber, retirementStatu
 import { CHANNELS, type Channel } from '../domain/session.ts';
 import { type AuditRecord, recordAudit } from '../store/audit.ts';
 import { asUniqueViolation } from '../store/errors.ts';
-import { NumberRepository } from '../store/numbers.ts';
+import { NumberRepository, type PoolCensus } from '../store/numbers.ts';
 import type { Db } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
@@ -178,6 +178,17 @@ export class NumberService {
       limit: query.limit + 1,
     });
     return pageOf(rows, query.limit);
+  }
+
+  /** The tenant's pool by carrier, country and region: how many numbers are free, in use, draining. */
+  async census(tenantId: string): Promise<PoolCensus[]> {
+    const groups = await new NumberRepository(this.store.db).census(tenantId);
+    return groups.sort(
+      (a, b) =>
+        a.country.localeCompare(b.country) ||
+        a.region.localeCompare(b.region) ||
+        a.provider.localeCompare(b.provider),
+    );
   }
 
   async update(

@@ -14,7 +14,13 @@ import {
 import { recordAudit } from '../store/audit.ts';
 import type { Store } from '../store/store.ts';
 import { inTransaction } from '../store/transactions.ts';
-import { DeliveryRepository, getEvent, listEvents, WebhookEndpointRepository } from '../store/webhooks.ts';
+import {
+  DeliveryRepository,
+  type EventListQuery,
+  getEvent,
+  listEvents,
+  WebhookEndpointRepository,
+} from '../store/webhooks.ts';
 
 export interface EndpointInput {
   url: string;
@@ -103,10 +109,7 @@ export class WebhookService {
    * The tenant's events, oldest first, of `type` if given, after the event `after` (an id, or the
    * previous page's nextCursor), `limit` at a time, each with its deliveries.
    */
-  async events(
-    tenantId: string,
-    query: { type?: string; after?: string; limit: number },
-  ): Promise<Page<LoggedEvent>> {
+  async events(tenantId: string, query: EventListQuery): Promise<Page<LoggedEvent>> {
     const rows = await listEvents(this.store.db, tenantId, { ...query, limit: query.limit + 1 });
     const page = pageOf(rows, query.limit);
     const deliveries = await new DeliveryRepository(this.store.db).ofEvents(page.data.map((e) => e.id));

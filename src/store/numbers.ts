@@ -157,7 +157,7 @@ export class NumberRepository {
 
   /**
    * The tenant's pool by carrier, country and region: numbers active and draining, and of the
-   * active ones those free (as `free` counts them). One pass over the tenant's pool, which is small
+   * active ones those in use (held by an open session) and those free (as `free` counts them). One pass over the tenant's pool, which is small
    * beside its sessions.
    */
   async census(tenantId: string): Promise<PoolCensus[]> {
@@ -173,6 +173,16 @@ export class NumberRepository {
         eb.fn
           .sum<number | string>(eb.case().when('status', '=', 'draining').then(1).else(0).end())
           .as('draining'),
+        eb.fn
+          .sum<number | string>(
+            eb
+              .case()
+              .when(eb.and([eb('status', '=', 'active'), eb('load', '>', 0)]))
+              .then(1)
+              .else(0)
+              .end(),
+          )
+          .as('in_use'),
         eb.fn
           .sum<number | string>(
             eb
@@ -194,6 +204,7 @@ export class NumberRepository {
       region: r.region,
       active: Number(r.active),
       draining: Number(r.draining),
+      inUse: Number(r.in_use),
       free: Number(r.free),
     }));
   }
@@ -225,6 +236,8 @@ export interface PoolCensus {
   region: string;
   active: number;
   draining: number;
+  /** Active numbers that at least one open session holds. */
+  inUse: number;
   /** Active numbers that can take another ordinary session. */
   free: number;
 }

@@ -336,15 +336,25 @@ export async function outboxBacklog(db: Db): Promise<OutboxBacklog> {
 }
 
 /** The tenant's events oldest first, of `type` if given, from the one after `after`. */
-export async function listEvents(
-  db: Db,
-  tenantId: string,
-  query: { type?: string; after?: string; limit: number },
-): Promise<OutboxEvent[]> {
+/** Which of a tenant's events to list: ids after and before bounds, oldest or newest first. */
+export interface EventListQuery {
+  type?: string;
+  after?: string;
+  before?: string;
+  newest?: boolean;
+  limit: number;
+}
+
+export async function listEvents(db: Db, tenantId: string, query: EventListQuery): Promise<OutboxEvent[]> {
   let q = db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId);
   if (query.type !== undefined) q = q.where('type', '=', query.type);
   if (query.after !== undefined) q = q.where('id', '>', query.after);
-  return (await q.orderBy('id').limit(query.limit).execute()).map((row) => toEvent(vaultOf(db), row));
+  if (query.before !== undefined) q = q.where('id', '<', query.before);
+  const rows = await q
+    .orderBy('id', query.newest ? 'desc' : 'asc')
+    .limit(query.limit)
+    .execute();
+  return rows.map((row) => toEvent(vaultOf(db), row));
 }
 
 /** The tenant's event, if it has one of this id. */

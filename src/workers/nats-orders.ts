@@ -233,7 +233,10 @@ export function startNatsOrders(
       if (!nc || nc.isClosed()) return;
       // Drained, what is in flight gets its answer; a server out of reach is not waited for.
       const drained = nc.drain().catch(() => undefined);
-      const timedOut = await Promise.race([drained.then(() => false), sleep(timeoutMs, true, { ref: false })]);
+      const timedOut = await Promise.race([
+        drained.then(() => false),
+        sleep(timeoutMs, true, { ref: false }),
+      ]);
       if (timedOut) await nc.close();
     },
   };

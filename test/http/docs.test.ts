@@ -8,6 +8,7 @@ import { storeKinds, type TestStore } from '../support/stores.ts';
 const V1_ROUTES: [string, string][] = [
   ['POST', '/v1/numbers'],
   ['GET', '/v1/numbers'],
+  ['GET', '/v1/pool'],
   ['POST', '/v1/numbers/import'],
   ['GET', '/v1/numbers/:id'],
   ['PATCH', '/v1/numbers/:id'],

@@ -12,20 +12,32 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app
     {
       schema: {
         tags,
-        summary: 'The events, oldest first, each with the state of its deliveries',
+        summary: 'The events, oldest first (or newest first), each with the state of its deliveries',
         querystring: EventQuery,
         response: withErrors({ 200: page(Event) }),
       },
       config: { scope: 'read' },
     },
     async (request) => {
-      const { type, after, cursor, limit = 50 } = request.query;
+      const { type, after, cursor, order, limit = 50 } = request.query;
+      const tenantId = request.apiKey.tenantId;
+      if (order === 'newest') {
+        // `after` bounds the list from below; the cursor names the oldest event already seen.
+        const result = await veil.webhooks.events(tenantId, {
+          type,
+          after,
+          before: cursor,
+          newest: true,
+          limit,
+        });
+        return { data: result.data.map(eventView), nextCursor: result.nextCursor };
+      }
       // Both name the last event already seen; given both, the later one.
       const from = [after, cursor]
         .filter((c) => c !== undefined)
         .sort()
         .at(-1);
-      const result = await veil.webhooks.events(request.apiKey.tenantId, { type, after: from, limit });
+      const result = await veil.webhooks.events(tenantId, { type, after: from, limit });
       return { data: result.data.map(eventView), nextCursor: result.nextCursor };
     },
   );

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { Veil } from '../../veil.ts';
-import { numberView } from '../../views.ts';
+import { numberView, poolGroupView } from '../../views.ts';
 import {
   NumberBody,
   NumberImportBody,
@@ -8,6 +9,7 @@ import {
   NumberParams,
   NumberPatch,
   NumberQuery,
+  PoolGroup,
   PoolNumber,
   page,
 } from '../schemas.ts';
@@ -72,6 +74,29 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (ap
       const result = await veil.numbers.list(request.apiKey.tenantId, { ...query, limit });
       return { data: result.data.map(numberView), nextCursor: result.nextCursor };
     },
+  );
+
+  app.get(
+    '/pool',
+    {
+      schema: {
+        tags,
+        summary: 'Pool use by country, region and carrier: numbers free, in use and draining',
+        description:
+          'One entry per carrier, country and region with numbers not retired, sorted by country, region, carrier; always one page.',
+        response: withErrors({
+          200: Type.Object({
+            data: Type.Array(PoolGroup, { description: 'each carrier, country and region of the pool' }),
+            nextCursor: Type.Null({ description: 'always null: the whole pool in one page' }),
+          }),
+        }),
+      },
+      config: { scope: 'read' },
+    },
+    async (request) => ({
+      data: (await veil.numbers.census(request.apiKey.tenantId)).map(poolGroupView),
+      nextCursor: null,
+    }),
   );
 
   app.get(

@@ -59,6 +59,7 @@ const REQUESTS: Record<string, { needs: Needs; probe: (ids: Ids) => Probe }> = {
     }),
   },
   'GET /v1/numbers': { needs: 'read', probe: () => ({ url: '/v1/numbers?limit=100', refusal: 'list' }) },
+  'GET /v1/pool': { needs: 'read', probe: () => ({ url: '/v1/pool', refusal: 'list' }) },
   'POST /v1/numbers/import': {
     needs: 'admin',
     probe: (a) => ({

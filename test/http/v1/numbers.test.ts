@@ -132,6 +132,77 @@ describeStores('/v1/numbers', { perTest: true }, (store) => {
     });
   });
 
+  describe('GET /v1/pool', () => {
+    beforeEach(() =>
+      add([
+        { number: '+14155550100', provider: 'sim' },
+        { number: '+14155550101', provider: 'sim' },
+        { number: '+14155550102', provider: 'sim', maxSessions: 1 },
+        { number: '+12125550100', provider: 'sim' },
+        { number: '+442079460101', provider: 'twilio', capabilities: ['voice'] },
+      ]),
+    );
+    const pool = async (key?: string) => {
+      const r = await t.api('GET', '/v1/pool', undefined, key);
+      assert.equal(r.statusCode, 200, r.body);
+      return r.json() as { data: Record<string, unknown>[]; nextCursor: null };
+    };
+    const group = (
+      provider: string,
+      country: string,
+      region: string,
+      counts: { active: number; inUse: number; free: number; draining: number },
+    ) => ({ provider, country, region, ...counts });
+
+    it('counts numbers free, in use and draining by country, region and carrier', async () => {
+      assert.deepEqual(await pool(), {
+        data: [
+          group('twilio', 'GB', '20', { active: 1, inUse: 0, free: 1, draining: 0 }),
+          group('sim', 'US', '212', { active: 1, inUse: 0, free: 1, draining: 0 }),
+          group('sim', 'US', '415', { active: 3, inUse: 0, free: 3, draining: 0 }),
+        ],
+        nextCursor: null,
+      });
+      // Take the capped number for one person, and another 415 number for the other.
+      const s = await t.api('POST', '/v1/sessions', {
+        participants: [{ number: '+14155550123', proxyNumber: '+14155550102' }, { number: '+14155550187' }],
+      });
+      assert.equal(s.statusCode, 201, s.body);
+      const held = (s.json().participants as { proxyNumber: string }[]).map((p) => p.proxyNumber);
+      assert.equal(new Set(held).size, 2);
+      assert.deepEqual(
+        (await pool()).data.at(-1),
+        group('sim', 'US', '415', { active: 3, inUse: 2, free: 2, draining: 0 }),
+      );
+      // Retiring a number held by the session drains it; one nobody holds leaves the counts.
+      const numbers = (await t.api('GET', '/v1/numbers?country=US')).json().data as {
+        id: string;
+        number: string;
+      }[];
+      const other = numbers.find((n) => n.number === held.find((h) => h !== '+14155550102'));
+      assert.ok(other);
+      assert.equal((await t.api('DELETE', `/v1/numbers/${other.id}`)).json().status, 'draining');
+      assert.deepEqual(
+        (await pool()).data.at(-1),
+        group('sim', 'US', '415', { active: 2, inUse: 1, free: 1, draining: 1 }),
+      );
+      const idle = numbers.find((n) => n.number === '+12125550100');
+      assert.ok(idle);
+      assert.equal((await t.api('DELETE', `/v1/numbers/${idle.id}`)).json().status, 'retired');
+      assert.equal((await pool()).data.length, 2, 'a retired number is counted nowhere');
+    });
+
+    it('shows a tenant its own pool only, to a read key; a route key gets 403', async () => {
+      const tenant = (await t.api('POST', '/v1/tenants', { name: 'other' })).json().id as string;
+      const key = async (scopes: string[]) =>
+        (await t.api('POST', '/v1/keys', { name: 'k', scopes, tenantId: tenant })).json().key as string;
+      assert.deepEqual(await pool(await key(['read'])), { data: [], nextCursor: null });
+      const refused = await t.api('GET', '/v1/pool', undefined, await key(['route']));
+      assert.equal(refused.statusCode, 403);
+      assert.equal(refused.json().error.code, 'forbidden');
+    });
+  });
+
   describe('PATCH and DELETE /v1/numbers/:id', () => {
     beforeEach(() =>
       add([
