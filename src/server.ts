@@ -6,8 +6,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createVeil, type Veil } from './veil.ts';
 import { startBindingWorker } from './workers/binding.ts';
 import { startFailover } from './workers/failover.ts';
-import { startKafkaOrders } from './workers/kafka-orders.ts';
-import { type OrderConsumer, startNatsOrders } from './workers/nats-orders.ts';
+import type { OrderConsumer } from './workers/nats-orders.ts';
 import { startOutboxWorker } from './workers/outbox.ts';
 import type { Periodic } from './workers/periodic.ts';
 import { startProcurementWorker, startReplenisher } from './workers/procurement.ts';
@@ -78,7 +77,7 @@ export async function startServer(
       startFailover(veil.failover, logger, config.health.failoverIntervalMs),
       startOutboxWorker(veil.outbox, logger, config.outbox.intervalMs),
       startRetention(veil.retention, logger),
-      ...startOrderConsumers(veil, logger),
+      ...(await startOrderConsumers(veil, logger)),
     );
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -133,12 +132,14 @@ async function closeHttp(app: FastifyInstance, graceMs: number): Promise<void> {
  * The consumers of order events the configuration asks for (NATS JetStream, Kafka), each reported
  * by /readyz while it cannot consume, and no longer once stopped.
  */
-function startOrderConsumers(veil: Veil, logger: Logger): OrderConsumer[] {
+async function startOrderConsumers(veil: Veil, logger: Logger): Promise<OrderConsumer[]> {
   const { nats, kafka } = veil.config.orders;
-  const consumers = [
-    nats && startNatsOrders(veil.orders, logger, nats),
-    kafka && startKafkaOrders(veil.orders, logger, kafka),
-  ].filter((c): c is OrderConsumer => c !== undefined);
+  // Each broker's client is loaded only when its broker is configured.
+  const consumers: OrderConsumer[] = [];
+  if (nats)
+    consumers.push((await import('./workers/nats-orders.ts')).startNatsOrders(veil.orders, logger, nats));
+  if (kafka)
+    consumers.push((await import('./workers/kafka-orders.ts')).startKafkaOrders(veil.orders, logger, kafka));
   return consumers.map((consumer) => {
     const unwatch = veil.watch(consumer);
     return {
