@@ -151,7 +151,8 @@ function numberUseQuery(db: Db, number: Expression<string>) {
 
 /** A lookup waiting for the end of the event loop's turn. */
 interface Waiting {
-  /** The caller's blind index. */
+  /** The caller's number, and its blind index. */
+  number: string;
   from: string;
   to: string;
   resolve: (participation: RouteParticipation | undefined) => void;
@@ -210,7 +211,7 @@ export class RouteLookup {
   find(from: string, to: string): Promise<RouteParticipation | undefined> {
     const index = this.vault.index(from);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ from: index, to, resolve, reject });
+      this.waiting.push({ number: from, from: index, to, resolve, reject });
       if (this.waiting.length === 1) setImmediate(this.answer);
     });
   }
@@ -252,7 +253,7 @@ export class RouteLookup {
   private async answerOne(w: Waiting): Promise<void> {
     try {
       const [row] = await this.store.readRows(this.one.bind([w.from, w.to]));
-      w.resolve(row && participationOf(row, this.vault));
+      w.resolve(row && participationOf(row, this.vault, w.number));
     } catch (error) {
       w.reject(error);
     }
@@ -261,11 +262,12 @@ export class RouteLookup {
   private async answerTogether(many: NonNullable<RouteLookup['many']>, turn: Waiting[]): Promise<void> {
     try {
       const query = many.bind([turn.map((w) => w.from), turn.map((w) => w.to)]);
-      const found = new Map<string, RouteParticipation>();
-      for (const row of await this.store.readRows(query)) {
-        found.set(pairKey(row.caller, row.proxy), participationOf(row, this.vault));
+      const found = new Map<string, ParticipationRow>();
+      for (const row of await this.store.readRows(query)) found.set(pairKey(row.caller, row.proxy), row);
+      for (const w of turn) {
+        const row = found.get(pairKey(w.from, w.to));
+        w.resolve(row && participationOf(row, this.vault, w.number));
       }
-      for (const w of turn) w.resolve(found.get(pairKey(w.from, w.to)));
     } catch (error) {
       for (const w of turn) w.reject(error);
     }
@@ -276,15 +278,24 @@ function pairKey(from: string, to: string): string {
   return `${from} ${to}`;
 }
 
-/** The participation a row read by the lookup describes, its people's numbers opened. */
-export function participationOf(row: ParticipationRow, vault: NumberVault): RouteParticipation {
+/**
+ * The participation a row read by the lookup describes, its people's numbers opened. A caller
+ * found by their number (`caller`) is not opened again: their sealed form is remembered instead,
+ * so that a route whose people are not remembered yet opens one number, the one it connects to.
+ */
+export function participationOf(
+  row: ParticipationRow,
+  vault: NumberVault,
+  caller?: string,
+): RouteParticipation {
   const { otherId, otherNumberSealed, otherProxy } = row;
   return {
     participantId: row.participantId,
     sessionId: row.sessionId,
     tenantId: row.tenantId,
     mode: row.mode as SessionMode,
-    number: vault.openNumber(row.numberSealed),
+    number:
+      caller === undefined ? vault.openNumber(row.numberSealed) : vault.knownAs(caller, row.numberSealed),
     // An exists is a boolean on PostgreSQL, 0 or 1 on SQLite.
     callerBlocked: Boolean(row.callerBlocked),
     canInitiate: row.canInitiate === 1,

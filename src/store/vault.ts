@@ -58,6 +58,8 @@ export function generateDataKeys(id = 'k1'): DataKeys {
  */
 export class NumberVault {
   readonly currentKeyId: string;
+  /** What starts every value sealed under the current key. */
+  private readonly currentPrefix: string;
   private readonly indexKey: Buffer;
   private readonly keys: Map<string, Buffer>;
   private readonly current: Buffer;
@@ -74,6 +76,7 @@ export class NumberVault {
     this.keys = new Map(keys.dataKeys.map(({ id, key }) => [id, Buffer.from(key)]));
     const [first] = keys.dataKeys as [{ id: string; key: Uint8Array }];
     this.currentKeyId = first.id;
+    this.currentPrefix = `${first.id}:`;
     this.current = this.keys.get(first.id) as Buffer;
   }
 
@@ -144,6 +147,15 @@ export class NumberVault {
   openNumber(sealed: string | null): string {
     if (sealed === null) throw new SealedValueError('a number not yet sealed was read');
     return this.open(sealed);
+  }
+
+  /**
+   * `number`, read as `sealed` from a row found by its blind index: remembered as its sealed form
+   * (when under the current key) without opening it, since the index already says whose it is.
+   */
+  knownAs(number: string, sealed: string | null): string {
+    if (sealed?.startsWith(this.currentPrefix)) remember(this.sealedNumbers, number, sealed);
+    return number;
   }
 
   /** `open` for a value that may be absent. */
