@@ -7,7 +7,7 @@ import type { ProcurementHooks } from '../../src/services/procurement.ts';
 import type { Db } from '../../src/store/schema.ts';
 import { vaultOf } from '../../src/store/vault.ts';
 import { createVeil, type Veil } from '../../src/veil.ts';
-import type { TestStore } from './stores.ts';
+import { TEST_KEY_ENV, type TestStore } from './stores.ts';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 export const TWILIO_TOKEN = 'twilio-test-auth-token-0123456789';
@@ -61,6 +61,8 @@ export async function testApp(
       TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
       SIM_WEBHOOK_SECRET: SIM_SECRET,
       LOG_LEVEL: 'info',
+      // The same keys for every app of the process, development or production, over the same store.
+      ...TEST_KEY_ENV,
       ...env,
     }),
     store: store.config,
