@@ -179,9 +179,13 @@ export class SessionService {
       'replace_participant',
       this.writer.replaceParticipant(tenantId, id, participantId, replacement, now),
     );
-    // A newcomer was given a proxy now; the same person again, or a retry, was given none.
+    // The one replaced is out and the newcomer came in now; the same person again (whose fields
+    // changed) or a retry of a replacement made before was given no proxy.
     const number = replacement.phone.e164;
-    if (session.participants.some((p) => p.number === number && p.createdAt === now)) {
+    if (
+      !session.participants.some((p) => p.id === participantId) &&
+      session.participants.some((p) => p.number === number && p.createdAt === now)
+    ) {
       this.counters.allocated('replace_participant');
     }
     return session;
