@@ -47,6 +47,11 @@ export class Thread<Api extends object> {
     return this.down?.message;
   }
 
+  /** The calls sent to the thread and not yet answered (nor failed): its queue, the running one included. */
+  get pending(): number {
+    return this.calls.size;
+  }
+
   /**
    * Ends the thread at once, as a crash would: the calls it held fail and a new thread starts.
    * For an operator or a test that must see the recovery happen.

@@ -78,7 +78,9 @@ export async function buildApp(
   app.removeContentTypeParser('text/plain');
 
   registerErrorHandler(app);
-  registerRequestLog(app);
+  // Its own registry per app, so that the apps of one process (tests) keep theirs apart.
+  const metrics = new Metrics(veil);
+  registerRequestLog(app, metrics);
   await app.register(swagger, {
     openapi: {
       info: {
@@ -118,7 +120,6 @@ export async function buildApp(
   );
   await app.register(webhookRoutes, { veil });
   await app.register(adminRoutes);
-  // Its own registry per app, so that the apps of one process (tests) keep theirs apart.
-  await app.register(metricsRoutes, { veil, metrics: new Metrics(veil) });
+  await app.register(metricsRoutes, { veil, metrics });
   return app;
 }

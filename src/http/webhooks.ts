@@ -109,7 +109,7 @@ async function carrierRoutes(app: FastifyInstance, carrier: CarrierAdapter, veil
   const verified = (path: WebhookPath) => ({
     preHandler,
     schema: { hide: true },
-    config: { webhookPath: path },
+    config: { webhookPath: path, carrier: carrier.name },
   });
   app.post(`${base}/voice`, verified('voice'), async (request, reply) => {
     const inbound = carrier.voice(params(request), request.query as Record<string, unknown>);
@@ -231,6 +231,7 @@ function verifier(carrier: CarrierAdapter, veil: Veil) {
     const url = veil.config.publicUrl + request.url;
     const refused = await refusal(carrier, request, url);
     if (refused) {
+      request.webhookResult = 'refused_signature';
       request.log.warn({ provider: carrier.name, url, ...refused }, 'webhook signature refused');
       return reply.status(403).send(errorBody('forbidden', `invalid or missing ${carrier.name} signature`));
     }
@@ -241,9 +242,11 @@ function verifier(carrier: CarrierAdapter, veil: Veil) {
       return;
     }
     if (taken.answer) {
+      request.webhookResult = 'retried';
       const { statusCode, contentType, body } = taken.answer;
       return reply.status(statusCode).type(contentType).send(body);
     }
+    request.webhookResult = 'replay';
     request.log.warn(
       { provider: carrier.name, url, reason: 'the same signed request was taken before: a replay' },
       'webhook signature refused',

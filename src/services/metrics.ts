@@ -1,10 +1,13 @@
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { FLAGS_UP, healthOf } from '../domain/providers.ts';
 import { scopeName } from '../domain/replenish.ts';
+import type { RouteDecision } from '../domain/routing.ts';
+import type { Channel } from '../domain/session.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
 import { type BindingCensus, type BindingOperation, BindingRepository } from '../store/bindings.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { providerFlags } from '../store/providers.ts';
+import { SessionRepository } from '../store/sessions.ts';
 import { outboxBacklog } from '../store/webhooks.ts';
 import type { Veil } from '../veil.ts';
 
@@ -12,6 +15,75 @@ import type { Veil } from '../veil.ts';
 const CIRCUIT_STATES = ['closed', 'open', 'half-open'] as const;
 
 const BINDING_OPERATIONS: readonly BindingOperation[] = ['bind', 'unbind'];
+
+/**
+ * The route-latency histogram's buckets, in seconds: a route answered from the reader takes a
+ * fraction of a millisecond, one that asks the app's webhook (out-of-session `ask`, intercept)
+ * up to its 3 s timeout.
+ */
+export const ROUTE_SECONDS_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+/**
+ * What became of a carrier webhook: handled (`accepted`), refused for its signature
+ * (`refused_signature`) or as a replay of a request already taken (`replay`), the carrier's own
+ * retry of one answered again from its receipt (`retried`), refused as malformed (`invalid`: a
+ * 4xx such as a wrong media type), or failed here (`error`: a 5xx).
+ */
+export type WebhookResult = 'accepted' | 'refused_signature' | 'replay' | 'retried' | 'invalid' | 'error';
+
+/** One series of a Tally: its labels, and its count so far. */
+interface Tallied {
+  labels: Record<string, string>;
+  count: number;
+}
+type TallyNode = Map<string, TallyNode | Tallied>;
+
+/**
+ * Counts by label values kept as plain numbers, for the routing path: a count is a few map
+ * lookups and an increment, where prom-client's `inc` hashes and checks its labels on every call.
+ * The counter shows the counts when Prometheus scrapes (`publish`, from its collect). Only for
+ * label values from a closed set: every tuple seen is kept for ever.
+ */
+class Tally {
+  private readonly root: TallyNode = new Map();
+  private readonly series: Tallied[] = [];
+
+  constructor(private readonly names: readonly string[]) {}
+
+  /** Counts one of `values`, one per label name, in order. */
+  count(...values: string[]): void {
+    let node = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      const value = values[i] as string;
+      let next = node.get(value) as TallyNode | undefined;
+      if (!next) {
+        next = new Map();
+        node.set(value, next);
+      }
+      node = next;
+    }
+    const leaf = values[last] as string;
+    let tallied = node.get(leaf) as Tallied | undefined;
+    if (!tallied) {
+      tallied = {
+        labels: Object.fromEntries(this.names.map((name, i) => [name, values[i] as string])),
+        count: 0,
+      };
+      node.set(leaf, tallied);
+      this.series.push(tallied);
+    }
+    tallied.count++;
+  }
+
+  /** Sets the counter to the counts. */
+  publish(counter: Counter): void {
+    counter.reset();
+    for (const { labels, count } of this.series) counter.inc(labels, count);
+  }
+}
 
 let processMetrics: Registry | undefined;
 
@@ -45,21 +117,30 @@ function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
 
 /**
  * What `GET /metrics` shows (Prometheus text): the state the alert rules in
- * deploy/prometheus/alerts.yml watch, plus the process's own metrics. The state is read from the
- * store when Prometheus scrapes (prom-client `collect` callbacks), never counted on the routing
- * path: a few aggregate reads, each over an index whose entries are the rows it counts (the pool,
- * the pending and failed bindings, the outbox's backlog), on the store's reader, which on SQLite
- * never waits for the writer nor holds it up.
+ * deploy/prometheus/alerts.yml and the Grafana board in deploy/grafana watch, what this instance
+ * did, and the process's own metrics. The state is read from the store when Prometheus scrapes
+ * (prom-client `collect` callbacks): a few aggregate reads, each over an index whose entries are
+ * the rows it counts (the pool, the open sessions, the pending and failed bindings, the outbox's
+ * backlog), on the store's reader, which on SQLite never waits for the writer nor holds it up.
+ * What this instance did is counted as it happens: routing decisions and their time and carrier
+ * webhooks by the request's one onResponse hook (http/request-log.ts), sessions and allocations
+ * by the session service (session-counters.ts).
  *
  * Every Veil instance sharing a database shows the same store-wide figures (aggregate them across
- * instances with `max`), and its own carriers' circuits. No label carries a real number: the pool
- * is counted by carrier, country and region. Each app has its own registry, so several apps in one
- * process (tests) do not collide; counters of what this instance does (issue 20) belong here too.
+ * instances with `max`), and its own counts and carriers' circuits (aggregate with `sum`). No label
+ * carries a real number nor an unbounded value: the pool is counted by carrier, country and
+ * region, decisions by action and reason. Each app has its own registry, so several apps in one
+ * process (tests) do not collide.
  */
 export class Metrics {
   readonly registry = new Registry();
 
-  constructor(veil: Pick<Veil, 'store' | 'health' | 'carriers' | 'binders' | 'config' | 'failover'>) {
+  constructor(
+    veil: Pick<
+      Veil,
+      'store' | 'health' | 'carriers' | 'binders' | 'config' | 'failover' | 'sessions' | 'sessionThread'
+    >,
+  ) {
     const { store, health, failover } = veil;
     const reader = store.reader;
     // Every enabled carrier, as GET /v1/providers lists them.
@@ -228,6 +309,90 @@ export class Metrics {
         this.set((await outbox()).dead);
       },
     });
+
+    for (const counter of veil.sessions.counters.all) this.registry.registerMetric(counter);
+    new Gauge({
+      name: 'veil_sessions_open',
+      help: 'Sessions open and not yet past their expiry, of every tenant',
+      registers,
+      async collect() {
+        this.set(await new SessionRepository(reader).countOpen(Date.now()));
+      },
+    });
+
+    const { sessionThread } = veil;
+    new Gauge({
+      name: 'veil_sqlite_writer_queue',
+      help: "SQLite writes waiting for the writer, the one running included: the group commit's units of work (group_commit), calls to the session writer thread (session_thread), interaction-log batches on the background thread (background). None on PostgreSQL",
+      labelNames: ['writer'],
+      registers,
+      collect() {
+        this.reset();
+        if (store.writesWaiting) this.set({ writer: 'group_commit' }, store.writesWaiting());
+        if (sessionThread) this.set({ writer: 'session_thread' }, sessionThread.pending);
+        if (store.background) this.set({ writer: 'background' }, store.background.pending);
+      },
+    });
+
+    const decisions = this.decisions;
+    new Counter({
+      name: 'veil_route_decisions_total',
+      help: "Routing decisions this instance answered (POST /v1/route, carriers' voice and sms webhooks), by provider (api for /v1/route), channel, action and reason (none but for a reject)",
+      labelNames: ['provider', 'channel', 'action', 'reason'],
+      registers,
+      collect() {
+        decisions.publish(this);
+      },
+    });
+    this.routeSeconds = new Histogram({
+      name: 'veil_route_duration_seconds',
+      help: 'Time from a routing request received to its decision answered, by provider (api for /v1/route)',
+      labelNames: ['provider'],
+      buckets: ROUTE_SECONDS_BUCKETS,
+      registers,
+    });
+    const webhooks = this.webhooks;
+    new Counter({
+      name: 'veil_webhooks_total',
+      help: 'Carrier webhooks answered by this instance, by carrier, path (voice, sms, status, recording) and result (accepted, refused_signature, replay, retried, invalid, error)',
+      labelNames: ['provider', 'path', 'result'],
+      registers,
+      collect() {
+        webhooks.publish(this);
+      },
+    });
+  }
+
+  private readonly decisions = new Tally(['provider', 'channel', 'action', 'reason']);
+  private readonly webhooks = new Tally(['provider', 'path', 'result']);
+  private readonly routeSeconds: Histogram;
+  /** The histogram's series, one per provider, bound once. */
+  private readonly routeSecondsOf = new Map<string, { observe(seconds: number): void }>();
+
+  /**
+   * Counts a routing decision and observes the time its request took (`ms`, as Fastify's
+   * `elapsedTime` gives it). On the path of every call: a few map lookups, an increment and one
+   * histogram observation.
+   */
+  routed(
+    provider: string,
+    channel: Channel,
+    action: RouteDecision['action'],
+    reason: string | null,
+    ms: number,
+  ): void {
+    this.decisions.count(provider, channel, action, reason ?? 'none');
+    let seconds = this.routeSecondsOf.get(provider);
+    if (!seconds) {
+      seconds = this.routeSeconds.labels(provider);
+      this.routeSecondsOf.set(provider, seconds);
+    }
+    seconds.observe(ms / 1000);
+  }
+
+  /** Counts a carrier webhook answered. */
+  webhook(provider: string, path: string, result: WebhookResult): void {
+    this.webhooks.count(provider, path, result);
   }
 
   /** The exposition's content type (Prometheus text format 0.0.4). */

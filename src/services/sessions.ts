@@ -1,4 +1,4 @@
-import { NotFoundError, RateLimitedError } from '../domain/errors.ts';
+import { NotFoundError, PoolExhaustedError, RateLimitedError } from '../domain/errors.ts';
 import type { Interaction } from '../domain/interaction.ts';
 import { type Page, pageOf } from '../domain/page.ts';
 import type { Announcement } from '../domain/routing.ts';
@@ -23,6 +23,7 @@ import { WindowCap } from '../domain/window-cap.ts';
 import type { InteractionFilter, InteractionLog } from '../store/interactions.ts';
 import { SessionRepository } from '../store/sessions.ts';
 import type { Store } from '../store/store.ts';
+import { type AllocationOperation, SessionCounters } from './session-counters.ts';
 import type { SessionUpdate, SessionWriter } from './session-writer.ts';
 
 export interface SessionChanges {
@@ -57,6 +58,8 @@ export class SessionService {
     private readonly clock: () => number = Date.now,
     /** Sessions a tenant may create per minute on this instance (a toll-fraud guard); 0: no cap. */
     sessionsPerMinute = 0,
+    /** What this instance opened and allocated, for /metrics. */
+    readonly counters = new SessionCounters(),
   ) {
     this.creates =
       sessionsPerMinute > 0 ? new WindowCap(sessionsPerMinute, MINUTE_MS, SESSION_CAP_TENANTS) : undefined;
@@ -80,8 +83,9 @@ export class SessionService {
     }
     let created = false;
     try {
-      const result = await this.writer.create(tenantId, session, now);
+      const result = await this.allocating('create', this.writer.create(tenantId, session, now));
       created = result.created;
+      if (created) this.counters.sessionCreated(result.session.mode, result.session.participants.length);
       return result;
     } finally {
       if (!created) this.creates?.giveBack(tenantId, now);
@@ -132,9 +136,14 @@ export class SessionService {
   }
 
   /** Adds a participant (a replacement courier, say) to an open session that has room. */
-  addParticipant(tenantId: string, id: string, input: ParticipantInput): Promise<Participant> {
+  async addParticipant(tenantId: string, id: string, input: ParticipantInput): Promise<Participant> {
     const request = normalizeParticipant(input, 'number', this.defaults);
-    return this.writer.addParticipant(tenantId, id, request, this.clock());
+    const added = await this.allocating(
+      'add_participant',
+      this.writer.addParticipant(tenantId, id, request, this.clock()),
+    );
+    this.counters.allocated('add_participant');
+    return added;
   }
 
   /** Takes a participant out of an open session, releasing the proxy if nobody else in it holds it. */
@@ -158,14 +167,28 @@ export class SessionService {
    * are kept from the one replaced. All or nothing: if the newcomer can get no proxy, the one
    * replaced stays.
    */
-  replaceParticipant(
+  async replaceParticipant(
     tenantId: string,
     id: string,
     participantId: string,
     input: ParticipantReplacementInput,
   ): Promise<Session> {
     const replacement = normalizeParticipantReplacement(input, this.defaults);
-    return this.writer.replaceParticipant(tenantId, id, participantId, replacement, this.clock());
+    const now = this.clock();
+    const session = await this.allocating(
+      'replace_participant',
+      this.writer.replaceParticipant(tenantId, id, participantId, replacement, now),
+    );
+    // The one replaced is out and the newcomer came in now; the same person again (whose fields
+    // changed) or a retry of a replacement made before was given no proxy.
+    const number = replacement.phone.e164;
+    if (
+      !session.participants.some((p) => p.id === participantId) &&
+      session.participants.some((p) => p.number === number && p.createdAt === now)
+    ) {
+      this.counters.allocated('replace_participant');
+    }
+    return session;
   }
 
   async interactions(
@@ -193,6 +216,16 @@ export class SessionService {
   /** Expires open sessions past their expiry, a batch at a time; returns how many it ended. */
   expireDue(limit = EXPIRY_BATCH): Promise<number> {
     return this.writer.expireDue(this.clock(), limit);
+  }
+
+  /** Counts a refusal for want of a proxy number, then passes it on. */
+  private async allocating<T>(operation: AllocationOperation, write: Promise<T>): Promise<T> {
+    try {
+      return await write;
+    } catch (error) {
+      if (error instanceof PoolExhaustedError) this.counters.exhausted(operation);
+      throw error;
+    }
   }
 
   private present(session: Session): Session {

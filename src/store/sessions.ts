@@ -435,6 +435,20 @@ export class SessionRepository {
     return row !== undefined;
   }
 
+  /**
+   * Open sessions not yet past their expiry, of every tenant: a count over the (status,
+   * expires_at) index, which holds nothing else to read.
+   */
+  async countOpen(now: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .select((eb) => eb.fn.countAll<number | string>().as('open'))
+      .where('status', '=', OPEN)
+      .where('expires_at', '>', now)
+      .executeTakeFirstOrThrow();
+    return Number(row.open);
+  }
+
   /** Open sessions past their expiry, oldest first: the sweeper's work list. */
   async dueForExpiry(now: number, limit: number): Promise<{ id: string; tenantId: string }[]> {
     const rows = await this.db

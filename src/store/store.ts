@@ -37,6 +37,11 @@ export interface Store {
    * log). A SQLite file runs them on its background thread; otherwise they go through `db`.
    */
   writeBatch(statements: readonly Statement[]): Promise<void>;
+  /**
+   * SQLite's group commit: the units of work waiting for the writer (queued, or in the transaction
+   * now running). PostgreSQL has no such queue.
+   */
+  writesWaiting?(): number;
   /** SQLite's background thread (sqlite/background.ts), on a file. */
   readonly background?: Thread<SqliteBackground>;
   /** How this instance hears of API keys revoked or rotated elsewhere (key-revocations.ts). */

@@ -12,6 +12,7 @@ import { storeKinds, type TestStore } from '../support/stores.ts';
 const ROOT = join(import.meta.dirname, '..', '..');
 const RULES = join(ROOT, 'deploy', 'prometheus', 'alerts.yml');
 const CONFIG = join(ROOT, 'deploy', 'prometheus', 'prometheus.yml');
+const DASHBOARD = join(ROOT, 'deploy', 'grafana', 'veil.json');
 
 /** The alerts issue 18 asks for. */
 const ALERTS = [
@@ -24,6 +25,9 @@ const ALERTS = [
   'VeilBindingsFailing',
   'VeilOutboxLag',
   'VeilOutboxDeadLetters',
+  // Issue 20's, over what this instance counts.
+  'VeilRouteSlow',
+  'VeilWebhooksRefused',
 ];
 const SEVERITIES = ['critical', 'warning', 'info'];
 /** Labels Prometheus gives every scraped series (the target's). */
@@ -41,6 +45,12 @@ const rules = (): Rule[] =>
   (parse(readFileSync(RULES, 'utf8')) as { groups: { name: string; rules: Rule[] }[] }).groups.flatMap(
     (g) => g.rules,
   );
+
+/** The suffixes of a histogram's series: `name_bucket` belongs to the family `name`. */
+/** How the board names its datasource variable where a uid goes (Grafana's syntax, not a template string). */
+const DATASOURCE_VARIABLE = ['$', '{datasource}'].join('');
+
+const HISTOGRAM_SERIES = /_(bucket|sum|count)$/;
 
 /** The metric names an expression reads: Veil's own, and `up`, which Prometheus writes. */
 function metricNames(expr: string): string[] {
@@ -74,6 +84,39 @@ function readmeAnchors(): Set<string> {
   );
 }
 
+/**
+ * A scrape after a little of everything, so that every family has samples to read labels from: a
+ * number in the pool, a session, a routed call, a refused webhook.
+ */
+async function busyScrape(t: TestApp): Promise<Scrape> {
+  const r = await t.api('POST', '/v1/numbers', { number: '+14155550190', provider: 'sim' });
+  assert.equal(r.statusCode, 201, r.body);
+  const s = await t.api('POST', '/v1/sessions', {
+    participants: [{ number: '+14155550101' }, { number: '+14155550102' }],
+  });
+  assert.equal(s.statusCode, 201, s.body);
+  const routed = await t.api('POST', '/v1/route', {
+    from: '+14155550101',
+    to: '+14155550190',
+    channel: 'voice',
+  });
+  assert.equal(routed.statusCode, 200, routed.body);
+  const forged = await t.app.inject({
+    method: 'POST',
+    url: '/webhooks/sim/voice',
+    headers: { 'content-type': 'application/json' },
+    payload: '{}',
+  });
+  assert.equal(forged.statusCode, 403, forged.body);
+  return scrape(t);
+}
+
+/** The family a series belongs to: itself, or the histogram whose `_bucket`, `_sum` or `_count` it is. */
+function familyOf(exported: Scrape, name: string): string {
+  const family = name.replace(HISTOGRAM_SERIES, '');
+  return exported.types.has(name) || exported.types.get(family) !== 'histogram' ? name : family;
+}
+
 function promtool(...args: string[]): string {
   return execFileSync('promtool', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -88,7 +131,7 @@ const hasPromtool = (() => {
 })();
 
 describe('deploy/prometheus/alerts.yml', () => {
-  it('has the alerts of issue 18, each with an expression, a severity, a summary, a description and a runbook', () => {
+  it('has the alerts of issues 18 and 20, each with an expression, a severity, a summary, a description and a runbook', () => {
     const all = rules();
     assert.deepEqual(all.map((r) => r.alert).sort(), [...ALERTS].sort());
     for (const rule of all) {
@@ -119,10 +162,7 @@ describe('deploy/prometheus/alerts.yml', () => {
       assert.ok(kind);
       store = await kind.create();
       t = await testApp(store, { VEIL_REPLENISH: 'US/415=3' });
-      // One number, so that the pool's series have samples to read labels from.
-      const r = await t.api('POST', '/v1/numbers', { number: '+14155550190', provider: 'sim' });
-      assert.equal(r.statusCode, 201, r.body);
-      exported = await scrape(t);
+      exported = await busyScrape(t);
     });
     after(async () => {
       await t?.close();
@@ -135,7 +175,7 @@ describe('deploy/prometheus/alerts.yml', () => {
         if (rule.alert !== 'VeilDown') assert.ok(names.length > 0, `${rule.alert} reads no Veil metric`);
         const labels = new Set(TARGET_LABELS);
         for (const name of names) {
-          assert.ok(exported.types.has(name), `${rule.alert}: /metrics has no ${name}`);
+          assert.ok(exported.types.has(familyOf(exported, name)), `${rule.alert}: /metrics has no ${name}`);
           const samples = exported.samples.filter((s) => s.name === name);
           assert.ok(samples.length > 0, `${rule.alert}: ${name} has no sample`);
           for (const s of samples) for (const label of Object.keys(s.labels)) labels.add(label);
@@ -155,7 +195,7 @@ describe('deploy/prometheus/alerts.yml', () => {
     after(() => rmSync(dir, { recursive: true, force: true }));
 
     it('checks the rules and the example configuration', () => {
-      assert.match(promtool('check', 'rules', RULES), /SUCCESS: 9 rules found/);
+      assert.match(promtool('check', 'rules', RULES), /SUCCESS: 11 rules found/);
       // The example reads the token from /etc/prometheus; promtool wants the file to exist.
       const token = join(dir, 'token');
       writeFileSync(token, 'metrics-token-0123456789abcdef');
@@ -212,6 +252,22 @@ describe('deploy/prometheus/alerts.yml', () => {
               series('veil_failover_stranded_sessions', { instance: 'veil-2:3000' }, '0x10'),
               // The oldest event owed was made at 0 and is still owed: the lag grows with time.
               series('veil_outbox_oldest_undelivered_timestamp_seconds', {}, '0x20'),
+              // Half the routes take between 0.1 s and 1 s: p99 near 1 s.
+              series('veil_route_duration_seconds_bucket', { provider: 'api', le: '0.1' }, '0+60x20'),
+              series('veil_route_duration_seconds_bucket', { provider: 'api', le: '1' }, '0+120x20'),
+              series('veil_route_duration_seconds_bucket', { provider: 'api', le: '+Inf' }, '0+120x20'),
+              // A forged twilio webhook a second; plivo's a minute.
+              series(
+                'veil_webhooks_total',
+                { provider: 'twilio', path: 'voice', result: 'refused_signature' },
+                '0+60x20',
+              ),
+              series('veil_webhooks_total', { provider: 'plivo', path: 'voice', result: 'replay' }, '0+1x20'),
+              series(
+                'veil_webhooks_total',
+                { provider: 'plivo', path: 'voice', result: 'accepted' },
+                '0+600x20',
+              ),
             ],
             alert_rule_test: [
               ...['VeilDown', 'VeilCarrierDown', 'VeilPoolExhausted'].map((alertname) => ({
@@ -262,6 +318,18 @@ describe('deploy/prometheus/alerts.yml', () => {
                 alertname: 'VeilSessionsStranded',
                 exp_alerts: [{ exp_labels: { severity: 'critical' } }],
               },
+              { eval_time: '5m', alertname: 'VeilRouteSlow', exp_alerts: [] },
+              {
+                eval_time: '13m',
+                alertname: 'VeilRouteSlow',
+                exp_alerts: [{ exp_labels: { severity: 'warning' } }],
+              },
+              { eval_time: '3m', alertname: 'VeilWebhooksRefused', exp_alerts: [] },
+              {
+                eval_time: '8m',
+                alertname: 'VeilWebhooksRefused',
+                exp_alerts: [{ exp_labels: { severity: 'warning', provider: 'twilio' } }],
+              },
               { eval_time: '1m', alertname: 'VeilOutboxDeadLetters', exp_alerts: [] },
               {
                 eval_time: '3m',
@@ -286,6 +354,14 @@ describe('deploy/prometheus/alerts.yml', () => {
               series('veil_outbox_dead_deliveries', {}, '4x20'),
               // Nothing owed: the scrape's own time.
               series('veil_outbox_oldest_undelivered_timestamp_seconds', {}, '0+60x20'),
+              // Every route within a millisecond; a forged webhook now and then.
+              series('veil_route_duration_seconds_bucket', { provider: 'api', le: '0.001' }, '0+6000x20'),
+              series('veil_route_duration_seconds_bucket', { provider: 'api', le: '+Inf' }, '0+6000x20'),
+              series(
+                'veil_webhooks_total',
+                { provider: 'plivo', path: 'voice', result: 'refused_signature' },
+                '0+1x20',
+              ),
             ],
             alert_rule_test: ALERTS.map((alertname) => ({ eval_time: '15m', alertname, exp_alerts: [] })),
           },
@@ -297,6 +373,87 @@ describe('deploy/prometheus/alerts.yml', () => {
       } catch (error) {
         const { stdout, stderr } = error as { stdout?: string; stderr?: string };
         assert.fail(`promtool test rules failed:\n${stdout}${stderr}`);
+      }
+    });
+  });
+});
+
+describe('deploy/grafana/veil.json', () => {
+  interface Panel {
+    title: string;
+    datasource?: { type: string; uid: string };
+    targets?: { expr: string; datasource?: { uid: string } }[];
+  }
+  const dashboard = () =>
+    JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+      panels: Panel[];
+      templating: { list: { name: string; type: string; query: unknown }[] };
+    };
+  const exprs = () =>
+    dashboard().panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+
+  it('takes its Prometheus datasource as a variable, which every panel and query uses', () => {
+    const d = dashboard();
+    const variable = d.templating.list.find((v) => v.name === 'datasource');
+    assert.deepEqual([variable?.type, variable?.query], ['datasource', 'prometheus']);
+    assert.ok(d.panels.length >= 10);
+    for (const panel of d.panels) {
+      assert.equal(panel.datasource?.uid, DATASOURCE_VARIABLE, panel.title);
+      assert.ok((panel.targets ?? []).length > 0, `${panel.title} queries nothing`);
+      for (const target of panel.targets ?? [])
+        assert.equal(target.datasource?.uid, DATASOURCE_VARIABLE, panel.title);
+    }
+  });
+
+  describe('queries only what GET /metrics exports', () => {
+    let store: TestStore;
+    let t: TestApp;
+    let exported: Scrape;
+    before(async () => {
+      const [kind] = storeKinds();
+      assert.ok(kind);
+      store = await kind.create();
+      t = await testApp(store);
+      exported = await busyScrape(t);
+    });
+    after(async () => {
+      await t?.close();
+      await store?.drop();
+    });
+
+    it('every metric each panel queries, with the labels it uses', () => {
+      const queried = new Set<string>();
+      for (const { panel, expr } of exprs()) {
+        const names = metricNames(expr);
+        assert.ok(names.length > 0, `${panel} reads no Veil metric`);
+        const labels = new Set(TARGET_LABELS);
+        for (const name of names) {
+          const family = familyOf(exported, name);
+          assert.ok(exported.types.has(family), `${panel}: /metrics has no ${name}`);
+          const samples = exported.samples.filter((s) => s.name === name);
+          assert.ok(samples.length > 0, `${panel}: ${name} has no sample`);
+          for (const s of samples) for (const label of Object.keys(s.labels)) labels.add(label);
+          queried.add(family);
+        }
+        for (const label of labelNames(expr)) {
+          assert.ok(labels.has(label), `${panel}: no metric it reads has the label ${label}`);
+        }
+      }
+      // The board shows what issue 20 asks for.
+      for (const name of [
+        'veil_route_decisions_total',
+        'veil_route_duration_seconds',
+        'veil_webhooks_total',
+        'veil_sessions_open',
+        'veil_sessions_created_total',
+        'veil_pool_free_numbers',
+        'veil_pool_exhausted_total',
+        'veil_provider_up',
+        'veil_outbox_oldest_undelivered_timestamp_seconds',
+        'veil_outbox_dead_deliveries',
+        'veil_sqlite_writer_queue',
+      ]) {
+        assert.ok(queried.has(name), `the board shows no ${name}`);
       }
     });
   });

@@ -30,12 +30,19 @@ interface Unit {
  */
 export class GroupCommit {
   private readonly queue: Unit[] = [];
+  /** Units in the transaction now running, not yet answered. */
+  private committing = 0;
   private running = false;
 
   constructor(
     private readonly db: Db,
     private readonly withoutBusyWait: WithoutBusyWait = (begin) => begin(),
   ) {}
+
+  /** The units of work waiting for the writer: queued, or in the transaction now running. */
+  get waiting(): number {
+    return this.queue.length + this.committing;
+  }
 
   run<T>(work: (trx: Db) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -50,8 +57,14 @@ export class GroupCommit {
 
   private async drain(): Promise<void> {
     try {
-      while (this.queue.length > 0) await this.commit(this.queue.splice(0, MAX_BATCH));
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        this.committing = batch.length;
+        await this.commit(batch);
+        this.committing = 0;
+      }
     } finally {
+      this.committing = 0;
       this.running = false;
     }
   }

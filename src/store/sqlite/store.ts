@@ -44,6 +44,7 @@ export async function openSqliteStore(file: string, options: StoreOptions): Prom
       readRows,
       revocations: counterWatch(db, (query) => readFrom.value(query.sql, query.parameters)),
       transaction: (work) => group.run(work),
+      writesWaiting: () => group.waiting,
       writeBatch: background
         ? (statements) => background.api.write(statements)
         : (statements) =>
