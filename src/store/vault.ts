@@ -154,7 +154,8 @@ export class NumberVault {
    * (when under the current key) without opening it, since the index already says whose it is.
    */
   knownAs(number: string, sealed: string | null): string {
-    if (sealed?.startsWith(this.currentPrefix)) remember(this.sealedNumbers, number, sealed);
+    if (sealed?.startsWith(this.currentPrefix) && this.sealedNumbers.get(number) !== sealed)
+      remember(this.sealedNumbers, number, sealed);
     return number;
   }
 
