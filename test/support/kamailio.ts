@@ -1,0 +1,106 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freeUdpPort, header, SipAgent } from './sip.ts';
+
+const START = resolve(fileURLToPath(import.meta.url), '../../../deploy/kamailio/start.sh');
+
+/** Whether Debian's kamailio is installed (.ci/run installs it). */
+export function kamailioInstalled(): boolean {
+  return spawnSync('kamailio', ['-v'], { stdio: 'ignore' }).status === 0;
+}
+
+export interface EdgeOptions {
+  veilUrl: string;
+  routeKey: string;
+  /** `IP:PORT` where calls go out. */
+  trunk: string;
+  /** Source addresses allowed to send (IP or IP:PORT); the probe's is added. */
+  allow: string[];
+}
+
+export interface RunningEdge {
+  /** `127.0.0.1:PORT` where Kamailio listens. */
+  address: string;
+  /** What Kamailio wrote to stderr, for a failing test's message. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs deploy/kamailio/start.sh as an operator would, on a free loopback port with its runtime
+ * files in a temporary directory, and waits until it answers (an OPTIONS from a probe: 405).
+ */
+export async function startEdge(options: EdgeOptions): Promise<RunningEdge> {
+  const runtime = mkdtempSync(join(tmpdir(), 'veil-kamailio-'));
+  const probe = await SipAgent.start();
+  let output = '';
+  let child: ChildProcess | undefined;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const port = await freeUdpPort();
+      // Not the agents' address: topoh leaves alone what it takes for a message to itself.
+      const address = `127.0.0.2:${port}`;
+      output = '';
+      child = spawn(START, [], {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin:/usr/sbin:/sbin',
+          VEIL_URL: options.veilUrl,
+          VEIL_ROUTE_KEY: options.routeKey,
+          SIP_LISTEN: `udp:${address}`,
+          SIP_TRUNK: options.trunk,
+          SIP_TRUNK_ALLOW: [...options.allow, probe.address].join(','),
+          SIP_RUNTIME_DIR: runtime,
+          SIP_SHM_MB: '32',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout?.on('data', (d: Buffer) => {
+        output += d.toString();
+      });
+      child.stderr?.on('data', (d: Buffer) => {
+        output += d.toString();
+      });
+      const exited = new Promise<void>((done) => child?.once('exit', () => done()));
+      const ready = (async () => {
+        for (let i = 0; i < 100; i++) {
+          if (child?.exitCode !== null) return false;
+          const callId = probe.request({ method: 'OPTIONS', to: 'probe', from: 'probe', proxy: address });
+          try {
+            await probe.waitFor((m) => header(m, 'call-id') === callId, 100);
+            return true;
+          } catch {
+            // not listening yet
+          }
+        }
+        return false;
+      })();
+      if (await Promise.race([ready, exited.then(() => false)])) {
+        const running = child;
+        return {
+          address,
+          log: () => output,
+          stop: async () => {
+            if (running.exitCode === null) {
+              running.kill('SIGTERM');
+              await exited;
+            }
+            await probe.close();
+            rmSync(runtime, { recursive: true, force: true });
+          },
+        };
+      }
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      if (attempt >= 2) throw new Error(`kamailio did not start:\n${output}`);
+    }
+  } catch (error) {
+    await probe.close();
+    rmSync(runtime, { recursive: true, force: true });
+    throw error;
+  }
+}
