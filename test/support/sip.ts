@@ -164,7 +164,7 @@ export class SipAgent {
         (value) => `${name === 'call-id' ? 'Call-ID' : cap(name)}: ${value}`,
       ),
     );
-    const to = `To: ${header(request, 'to')};tag=callee${this.port}`;
+    const to = `To: ${header(request, 'to')};tag=${randomBytes(4).toString('hex')}`;
     const reply = (status: string, body = '') =>
       this.socket.send(
         Buffer.from(
