@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config.ts';
 import { startServer } from '../../src/server.ts';
-import { kamailioInstalled, type RunningEdge, startEdge } from '../support/kamailio.ts';
+import { type RunningEdge, startEdge } from '../support/kamailio.ts';
 import { header, SipAgent, sdp } from '../support/sip.ts';
 
 const ADMIN_KEY = 'sip-edge-admin-key-0123456789abcdef';
@@ -55,9 +55,7 @@ function everything(agent: SipAgent): string {
   return agent.received.map((m) => m.raw).join('\n');
 }
 
-describe('the SIP edge (Kamailio asking POST /v1/route)', {
-  skip: !kamailioInstalled() && 'kamailio is not installed',
-}, () => {
+describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
   let dir: string;
   let veil: Awaited<ReturnType<typeof startVeil>>;
   let edge: RunningEdge;
@@ -220,9 +218,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', {
   });
 });
 
-describe('the SIP edge when Veil does not answer', {
-  skip: !kamailioInstalled() && 'kamailio is not installed',
-}, () => {
+describe('the SIP edge when Veil does not answer', () => {
   it('fails the call with 503 and rings nobody, when Veil is down or slower than a second', async () => {
     // Veil down: nothing listens; Veil slow: an HTTP server that never answers.
     const silent: Server = createServer(() => {});

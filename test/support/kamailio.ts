@@ -7,9 +7,13 @@ import { freeUdpPort, header, SipAgent } from './sip.ts';
 
 const START = resolve(fileURLToPath(import.meta.url), '../../../deploy/kamailio/start.sh');
 
-/** Whether Debian's kamailio is installed (.ci/run installs it). */
-export function kamailioInstalled(): boolean {
-  return spawnSync('kamailio', ['-v'], { stdio: 'ignore' }).status === 0;
+/** Fails, naming the packages, when Debian's Kamailio is not installed (.ci/run installs it). */
+export function assertKamailioInstalled(): void {
+  if (spawnSync('kamailio', ['-v'], { stdio: 'ignore' }).status !== 0) {
+    throw new Error(
+      'kamailio is not installed: apt-get install -y kamailio kamailio-utils-modules kamailio-json-modules',
+    );
+  }
 }
 
 export interface EdgeOptions {
@@ -34,6 +38,7 @@ export interface RunningEdge {
  * files in a temporary directory, and waits until it answers (an OPTIONS from a probe: 405).
  */
 export async function startEdge(options: EdgeOptions): Promise<RunningEdge> {
+  assertKamailioInstalled();
   const runtime = mkdtempSync(join(tmpdir(), 'veil-kamailio-'));
   const probe = await SipAgent.start();
   let output = '';
