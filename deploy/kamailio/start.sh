@@ -37,6 +37,7 @@ allow="${SIP_TRUNK_ALLOW:-$SIP_TRUNK}"
 runtime="${SIP_RUNTIME_DIR:-$(mktemp -d -t veil-kamailio.XXXXXX)}"
 
 export VEIL_ROUTE_URL="${VEIL_URL%/}/v1/route"
+export VEIL_STATUS_URL="${VEIL_URL%/}/webhooks/sip/status"
 export VEIL_AUTH_HEADERS=$'Content-Type: application/json\r\nAuthorization: Bearer '"$VEIL_ROUTE_KEY"
 # topoh writes this address into the masked Contact and Via URIs; it must not be one of ours.
 export SIP_TRUNK SIP_TRUNK_ALLOW="${allow// /}" SIP_MASK_IP="${SIP_MASK_IP:-192.0.2.1}"

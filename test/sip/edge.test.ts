@@ -147,6 +147,43 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     );
   });
 
+  it('ends a call at maxCallSeconds with a BYE to both sides, and its end and duration reach the interaction', async () => {
+    const c = '+14155550311';
+    const d = '+14155550312';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: c }, { number: d }],
+      maxCallSeconds: 1,
+    });
+    const [cView] = session.participants as Participant[];
+    assert.ok(cView);
+    const byesBefore = callee.received.filter((m) => m.method === 'BYE').length;
+    const callId = invite(c, cView.proxyNumber);
+    const ok = await caller.finalResponse(callId, 5000);
+    assert.equal(ok.status, 200);
+    caller.ack(ok, edge.address);
+    const started = Date.now();
+    await callee.waitFor(
+      (m) => m.method === 'BYE' && callee.received.filter((x) => x.method === 'BYE').length > byesBefore,
+      5000,
+      edge.log,
+    );
+    await caller.waitFor((m) => m.method === 'BYE' && header(m, 'call-id') === callId, 5000);
+    assert.ok(Date.now() - started < 4000, `the BYE came after ${Date.now() - started} ms`);
+    let ended: { status: string; durationSeconds: number | null } | undefined;
+    for (let i = 0; i < 50 && !ended; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      ended = (data as { from: string; status: string; durationSeconds: number | null }[]).find(
+        (x) => x.from === c && x.status === 'completed',
+      );
+      if (!ended) await sleep(100);
+    }
+    assert.ok(ended, `no completed interaction:\n${edge.log()}`);
+    assert.ok(
+      (ended.durationSeconds ?? 0) >= 1 && (ended.durationSeconds ?? 0) <= 3,
+      `lasted ${ended.durationSeconds}`,
+    );
+  });
+
   it('answers 403 to an address that may not send, without asking Veil', async () => {
     const outsider = await SipAgent.start();
     try {

@@ -135,15 +135,43 @@ export class SipAgent {
     return callId;
   }
 
+  /**
+   * Acknowledges a 2xx to an INVITE as a phone would: to the Contact it gave, through the route set
+   * its Record-Route built (here, the edge at `proxy`).
+   */
+  ack(ok: SipMessage, proxy: string): void {
+    const contact = /<([^>]+)>/.exec(header(ok, 'contact') ?? '')?.[1] ?? '';
+    const routes = (ok.headers.get('record-route') ?? []).slice().reverse();
+    const lines = [
+      `ACK ${contact} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70',
+      ...routes.map((r) => `Route: ${r}`),
+      `From: ${header(ok, 'from')}`,
+      `To: ${header(ok, 'to')}`,
+      `Call-ID: ${header(ok, 'call-id')}`,
+      `CSeq: ${(header(ok, 'cseq') ?? '1').split(/\s+/)[0]} ACK`,
+      'Content-Length: 0',
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+  }
+
   /** Waits until a received message satisfies `match`; throws after `timeoutMs`. */
-  async waitFor(match: (m: SipMessage) => boolean, timeoutMs = 3000): Promise<SipMessage> {
+  async waitFor(
+    match: (m: SipMessage) => boolean,
+    timeoutMs = 3000,
+    /** More to say when nothing came (the edge's log). */
+    context: () => string = () => '',
+  ): Promise<SipMessage> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.received.find(match);
       if (found) return found;
       if (Date.now() > deadline) {
         const seen = this.received.map((m) => m.startLine).join(' | ');
-        throw new Error(`no matching SIP message within ${timeoutMs} ms (received: ${seen || 'nothing'})`);
+        throw new Error(
+          `no matching SIP message within ${timeoutMs} ms (received: ${seen || 'nothing'})\n${context()}`,
+        );
       }
       await sleep(10);
     }
