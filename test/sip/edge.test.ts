@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config.ts';
 import { startServer } from '../../src/server.ts';
-import { type RunningEdge, startEdge } from '../support/kamailio.ts';
+import { type RunningEdge, START, startEdge } from '../support/kamailio.ts';
 import { header, SipAgent, sdp } from '../support/sip.ts';
 
 const ADMIN_KEY = 'sip-edge-admin-key-0123456789abcdef';
@@ -184,6 +185,29 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     );
   });
 
+  it('reports a busy callee to the interaction as busy', async () => {
+    const c = '+14155550321';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: c }, { number: '+14155550322' }],
+    });
+    const [cView] = session.participants as Participant[];
+    assert.ok(cView);
+    callee.inviteAnswer = '486 Busy Here';
+    try {
+      const callId = invite(c, cView.proxyNumber);
+      assert.equal((await caller.finalResponse(callId, 5000)).status, 486);
+    } finally {
+      callee.inviteAnswer = '200 OK';
+    }
+    let busy: unknown;
+    for (let i = 0; i < 50 && !busy; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      busy = (data as { from: string; status: string }[]).find((x) => x.from === c && x.status === 'busy');
+      if (!busy) await sleep(100);
+    }
+    assert.ok(busy, `no busy interaction:\n${edge.log()}`);
+  });
+
   it('answers 403 to an address that may not send, without asking Veil', async () => {
     const outsider = await SipAgent.start();
     try {
@@ -294,5 +318,35 @@ describe('the SIP edge when Veil does not answer', () => {
       silent.closeAllConnections();
       await new Promise<void>((done) => silent.close(() => done()));
     }
+  });
+});
+
+describe('deploy/kamailio/start.sh', () => {
+  it('stops with a message naming a missing variable', () => {
+    const run = spawnSync(START, [], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        VEIL_URL: 'http://127.0.0.1:3000',
+        SIP_LISTEN: 'udp:127.0.0.1:5060',
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 78);
+    assert.match(run.stderr, /^VEIL_ROUTE_KEY: missing/);
+  });
+
+  it('refuses a SIP_LISTEN that is not udp:IP:PORT', () => {
+    const run = spawnSync(START, [], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        VEIL_URL: 'http://127.0.0.1:3000',
+        VEIL_ROUTE_KEY: 'k',
+        SIP_LISTEN: '127.0.0.1:5060',
+        SIP_TRUNK: '127.0.0.1:5070',
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 78);
+    assert.match(run.stderr, /^SIP_LISTEN: /);
   });
 });

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeUdpPort, header, SipAgent } from './sip.ts';
 
-const START = resolve(fileURLToPath(import.meta.url), '../../../deploy/kamailio/start.sh');
+/** The operator's script (deploy/kamailio/start.sh). */
+export const START = resolve(fileURLToPath(import.meta.url), '../../../deploy/kamailio/start.sh');
 
 /** Fails, naming the packages, when Debian's Kamailio is not installed (.ci/run installs it). */
 export function assertKamailioInstalled(): void {

@@ -79,6 +79,8 @@ export interface RequestOptions {
  */
 export class SipAgent {
   readonly received: SipMessage[] = [];
+  /** How an answering agent answers an INVITE: picks up, or e.g. `486 Busy Here`. */
+  inviteAnswer = '200 OK';
   private constructor(
     private readonly socket: Socket,
     readonly port: number,
@@ -212,7 +214,8 @@ export class SipAgent {
       );
     if (request.method === 'INVITE') {
       reply('180 Ringing');
-      reply('200 OK', sdp('callee', this.port));
+      if (this.inviteAnswer === '200 OK') reply('200 OK', sdp('callee', this.port));
+      else reply(this.inviteAnswer);
     } else {
       reply('200 OK');
     }
