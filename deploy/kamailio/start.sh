@@ -7,6 +7,7 @@
 #   SIP_TRUNK        IP:PORT of the trunk, where calls go out (and come in from)
 #   SIP_TRUNK_ALLOW  comma-separated source addresses (IP or IP:PORT) allowed to send; default SIP_TRUNK
 #   SIP_RUNTIME_DIR  where Kamailio keeps its pid file; default a new temporary directory
+# Arguments are passed on to kamailio (the benchmark's baseline: -A VEIL_NOT_ASKED).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -47,4 +48,4 @@ SIP_RESTORE_KEY="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export SIP_MASK_KEY SIP_RESTORE_KEY
 
 exec "${KAMAILIO:-kamailio}" -DD -E -f "$here/kamailio.cfg" -l "$SIP_LISTEN" \
-  -Y "$runtime" -P "$runtime/kamailio.pid" -m "${SIP_SHM_MB:-64}" -M 8
+  -Y "$runtime" -P "$runtime/kamailio.pid" -m "${SIP_SHM_MB:-64}" -M 8 "$@"

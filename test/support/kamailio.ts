@@ -24,6 +24,11 @@ export interface EdgeOptions {
   trunk: string;
   /** Source addresses allowed to send (IP or IP:PORT); the probe's is added. */
   allow: string[];
+  /** More for start.sh: arguments it passes on to kamailio, and environment. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** Kamailio's shared memory, in MB (32 unless said). */
+  shmMb?: number;
 }
 
 export interface RunningEdge {
@@ -50,7 +55,7 @@ export async function startEdge(options: EdgeOptions): Promise<RunningEdge> {
       // Not the agents' address: topoh leaves alone what it takes for a message to itself.
       const address = `127.0.0.2:${port}`;
       output = '';
-      child = spawn(START, [], {
+      child = spawn(START, options.args ?? [], {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin:/usr/sbin:/sbin',
           VEIL_URL: options.veilUrl,
@@ -59,7 +64,8 @@ export async function startEdge(options: EdgeOptions): Promise<RunningEdge> {
           SIP_TRUNK: options.trunk,
           SIP_TRUNK_ALLOW: [...options.allow, probe.address].join(','),
           SIP_RUNTIME_DIR: runtime,
-          SIP_SHM_MB: '32',
+          SIP_SHM_MB: String(options.shmMb ?? 32),
+          ...options.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

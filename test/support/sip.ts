@@ -79,6 +79,10 @@ export interface RequestOptions {
  */
 export class SipAgent {
   readonly received: SipMessage[] = [];
+  /** Called with every message received (the benchmark's caller, which keeps none). */
+  onMessage?: (message: SipMessage) => void;
+  /** False: received messages are not kept in `received` (a long benchmark). */
+  keep = true;
   /** How an answering agent answers an INVITE: picks up, or e.g. `486 Busy Here`. */
   inviteAnswer = '200 OK';
   private constructor(
@@ -88,7 +92,8 @@ export class SipAgent {
   ) {
     socket.on('message', (data, from) => {
       const message = parseSip(data.toString('utf8'));
-      this.received.push(message);
+      if (this.keep) this.received.push(message);
+      this.onMessage?.(message);
       if (this.answers && message.status === undefined && message.method !== 'ACK') {
         this.answer(message, from.address, from.port);
       }
