@@ -30,11 +30,12 @@ export const sipStatusRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async 
     },
     async (request, reply) => {
       const { callId, status, durationSeconds } = request.body;
-      const found = await veil.router.status(SIP_EDGE, {
-        providerCallId: callId,
-        status,
-        durationSeconds: durationSeconds ?? null,
-      });
+      // Only the key's own tenant's calls: a Call-ID is no secret from the trunk.
+      const found = await veil.router.status(
+        SIP_EDGE,
+        { providerCallId: callId, status, durationSeconds: durationSeconds ?? null },
+        request.apiKey.tenantId,
+      );
       if (!found) throw new NotFoundError('call', 'with this callId');
       return reply.status(204).send(null);
     },

@@ -44,6 +44,18 @@ describeStores('POST /webhooks/sip/status', (store) => {
     assert.equal((await status({ callId: 'abc123@edge', status: 'exploded' }, routeKey)).statusCode, 400);
   });
 
+  it("answers 404 to another tenant's route key, and leaves the call as it was", async () => {
+    const tenant = (await t.api('POST', '/v1/tenants', { name: 'other' })).json();
+    const other = (
+      await t.api('POST', '/v1/keys', { name: 'other edge', scopes: ['route'], tenantId: tenant.id })
+    ).json().key;
+    const r = await status({ callId: 'abc123@edge', status: 'failed', durationSeconds: 1 }, other);
+    assert.equal(r.statusCode, 404);
+    const { data } = (await t.api('GET', '/v1/interactions')).json();
+    const call = data.find((x: { providerCallId: string | null }) => x.providerCallId === 'abc123@edge');
+    assert.deepEqual([call?.status, call?.durationSeconds], ['completed', 42]);
+  });
+
   it('takes only a key with scope route', async () => {
     const body = { callId: 'abc123@edge', status: 'failed' };
     assert.equal((await status(body, readKey)).statusCode, 403);
