@@ -185,6 +185,44 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     );
   });
 
+  it("carries the callee's BYE back to the caller, and the call's end reaches the interaction", async () => {
+    const e = '+14155550331';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: e }, { number: '+14155550332' }],
+    });
+    const [eView] = session.participants as Participant[];
+    assert.ok(eView);
+    const callId = invite(e, eView.proxyNumber);
+    const ok = await caller.finalResponse(callId, 5000);
+    assert.equal(ok.status, 200);
+    caller.ack(ok, edge.address);
+    const rung = await callee.waitFor(
+      (m) => m.method === 'INVITE' && (header(m, 'to') ?? '').includes('+14155550332'),
+    );
+    callee.hangUp(rung, edge.address);
+    const bye = await caller.waitFor(
+      (m) => m.method === 'BYE' && header(m, 'call-id') === callId,
+      3000,
+      edge.log,
+    );
+    assert.match(bye.startLine, new RegExp(`^BYE sip:\\${e}@${caller.address}`));
+    assert.equal(
+      bye.raw.includes(String(callee.port)),
+      false,
+      `the callee's port reached the caller:\n${bye.raw}`,
+    );
+    let ended: unknown;
+    for (let i = 0; i < 50 && !ended; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      ended = (data as { from: string; status: string; durationSeconds: number | null }[]).find(
+        (x) =>
+          x.from === e && x.status === 'completed' && x.durationSeconds !== null && x.durationSeconds <= 2,
+      );
+      if (!ended) await sleep(100);
+    }
+    assert.ok(ended, `no completed interaction:\n${edge.log()}`);
+  });
+
   it('reports a busy callee to the interaction as busy', async () => {
     const c = '+14155550321';
     const session = await veil.api('POST', '/v1/sessions', {

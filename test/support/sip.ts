@@ -85,6 +85,8 @@ export class SipAgent {
   keep = true;
   /** How an answering agent answers an INVITE: picks up, or e.g. `486 Busy Here`. */
   inviteAnswer = '200 OK';
+  /** The To tag this agent answered each Call-ID with. */
+  private readonly tags = new Map<string, string>();
   private constructor(
     private readonly socket: Socket,
     readonly port: number,
@@ -163,6 +165,27 @@ export class SipAgent {
     this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
   }
 
+  /**
+   * Hangs up a call this agent answered, as the callee's phone would: a BYE to the caller's Contact
+   * through the route set of the INVITE's Record-Route (here, the edge at `proxy`).
+   */
+  hangUp(invite: SipMessage, proxy: string): void {
+    const callId = header(invite, 'call-id') ?? '';
+    const contact = /<([^>]+)>/.exec(header(invite, 'contact') ?? '')?.[1] ?? '';
+    const lines = [
+      `BYE ${contact} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70',
+      ...(invite.headers.get('record-route') ?? []).map((r) => `Route: ${r}`),
+      `From: ${header(invite, 'to')};tag=${this.tags.get(callId)}`,
+      `To: ${header(invite, 'from')}`,
+      `Call-ID: ${callId}`,
+      'CSeq: 1 BYE',
+      'Content-Length: 0',
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+  }
+
   /** Waits until a received message satisfies `match`; throws after `timeoutMs`. */
   async waitFor(
     match: (m: SipMessage) => boolean,
@@ -199,7 +222,10 @@ export class SipAgent {
         (value) => `${name === 'call-id' ? 'Call-ID' : cap(name)}: ${value}`,
       ),
     );
-    const to = `To: ${header(request, 'to')};tag=${randomBytes(4).toString('hex')}`;
+    const callId = header(request, 'call-id') ?? '';
+    const tag = this.tags.get(callId) ?? randomBytes(4).toString('hex');
+    this.tags.set(callId, tag);
+    const to = `To: ${header(request, 'to')};tag=${tag}`;
     const reply = (status: string, body = '') =>
       this.socket.send(
         Buffer.from(
