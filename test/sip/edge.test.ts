@@ -99,6 +99,12 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     });
 
   it('connects A to B: B is rung at their real number, shown the proxy, and nothing of A reaches them', async () => {
+    // What B's side of the trunk may say of B in its answers.
+    callee.replyHeaders = [
+      `P-Asserted-Identity: <sip:${B}@carrier.example>`,
+      `Remote-Party-ID: <sip:${B}@carrier.example>;party=called`,
+      `X-Callee: ${B.slice(1)}`,
+    ];
     const callId = invite(A, a.proxyNumber, [
       `P-Asserted-Identity: <sip:${A}@carrier.example>`,
       `Remote-Party-ID: <sip:${A}@carrier.example>;party=calling`,
@@ -108,7 +114,9 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       `X-Carrier-Caller: ${A}`,
       `User-Agent: carrier-sbc ${A.slice(1)}`,
     ]);
-    const answer = await caller.finalResponse(callId, 5000);
+    const answer = await caller.finalResponse(callId, 5000).finally(() => {
+      callee.replyHeaders = [];
+    });
     assert.equal(answer.status, 200, edge.log());
     const rung = await callee.waitFor((m) => m.method === 'INVITE');
     assert.match(rung.startLine, new RegExp(`^INVITE sip:\\${B}@${callee.address} SIP/2.0$`));

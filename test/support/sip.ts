@@ -85,6 +85,8 @@ export class SipAgent {
   keep = true;
   /** How an answering agent answers an INVITE: picks up, or e.g. `486 Busy Here`. */
   inviteAnswer = '200 OK';
+  /** Headers an answering agent adds to its answers (what a callee's carrier may add). */
+  replyHeaders: string[] = [];
   /** The To tag this agent answered each Call-ID with. */
   private readonly tags = new Map<string, string>();
   private constructor(
@@ -234,6 +236,7 @@ export class SipAgent {
             ...copy,
             to,
             `Contact: <sip:callee@${this.address}>`,
+            ...this.replyHeaders,
             ...(body ? ['Content-Type: application/sdp'] : []),
             `Content-Length: ${Buffer.byteLength(body)}`,
             '',
