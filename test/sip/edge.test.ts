@@ -231,6 +231,39 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     assert.ok(ended, `no completed interaction:\n${edge.log()}`);
   });
 
+  it('carries a CANCEL to the ringing callee, and the call reaches the interaction as canceled', async () => {
+    const g = '+14155550341';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: g }, { number: '+14155550342' }],
+    });
+    const [gView] = session.participants as Participant[];
+    assert.ok(gView);
+    callee.inviteAnswer = 'ring';
+    try {
+      const callId = invite(g, gView.proxyNumber);
+      await caller.waitFor((m) => m.status === 180 && header(m, 'call-id') === callId);
+      caller.cancel(callId, edge.address);
+      const ended = await caller.waitFor(
+        (m) => m.method === 'INVITE' && (m.status ?? 0) >= 200 && header(m, 'call-id') === callId,
+        3000,
+        edge.log,
+      );
+      assert.equal(ended.status, 487);
+      await callee.waitFor((m) => m.method === 'CANCEL');
+    } finally {
+      callee.inviteAnswer = '200 OK';
+    }
+    let canceled: unknown;
+    for (let i = 0; i < 50 && !canceled; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      canceled = (data as { from: string; status: string }[]).find(
+        (x) => x.from === g && x.status === 'canceled',
+      );
+      if (!canceled) await sleep(100);
+    }
+    assert.ok(canceled, `no canceled interaction:\n${edge.log()}`);
+  });
+
   it('reports a busy callee to the interaction as busy', async () => {
     const c = '+14155550321';
     const session = await veil.api('POST', '/v1/sessions', {

@@ -83,10 +83,14 @@ export class SipAgent {
   onMessage?: (message: SipMessage) => void;
   /** False: received messages are not kept in `received` (a long benchmark). */
   keep = true;
-  /** How an answering agent answers an INVITE: picks up, or e.g. `486 Busy Here`. */
+  /** How an answering agent answers an INVITE: picks up, `ring` (180 and nothing more), or e.g. `486 Busy Here`. */
   inviteAnswer = '200 OK';
   /** Headers an answering agent adds to its answers (what a callee's carrier may add). */
   replyHeaders: string[] = [];
+  /** The INVITEs this agent sent, by Call-ID (start line, Via, From, To), for CANCEL. */
+  private readonly sent = new Map<string, string[]>();
+  /** The INVITEs this agent rings for (inviteAnswer `ring`), by Call-ID, to end on CANCEL. */
+  private readonly ringing = new Map<string, SipMessage>();
   /** The To tag this agent answered each Call-ID with. */
   private readonly tags = new Map<string, string>();
   private constructor(
@@ -143,7 +147,25 @@ export class SipAgent {
       `Content-Length: ${Buffer.byteLength(body)}`,
     ];
     this.sendRaw(`${lines.join('\r\n')}\r\n\r\n${body}`, options.proxy);
+    if (options.method === 'INVITE')
+      this.sent.set(callId, [lines[0], lines[1], lines[3], lines[4]].map(String));
     return callId;
+  }
+
+  /** Cancels an INVITE this agent sent (RFC 3261 §9.1: same R-URI, Via, From, To and Call-ID). */
+  cancel(callId: string, proxy: string): void {
+    const [startLine = '', via = '', from = '', to = ''] = this.sent.get(callId) ?? [];
+    const lines = [
+      startLine.replace(/^INVITE/, 'CANCEL'),
+      via,
+      'Max-Forwards: 70',
+      from,
+      to,
+      `Call-ID: ${callId}`,
+      'CSeq: 1 CANCEL',
+      'Content-Length: 0',
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
   }
 
   /**
@@ -218,7 +240,8 @@ export class SipAgent {
     return new Promise((done) => this.socket.close(() => done()));
   }
 
-  private answer(request: SipMessage, host: string, port: number): void {
+  /** Answers a request: `status` when given (487 to an INVITE a CANCEL ended), else as a phone. */
+  private answer(request: SipMessage, host: string, port: number, status?: string): void {
     const copy = ['via', 'from', 'call-id', 'cseq', 'record-route'].flatMap((name) =>
       (request.headers.get(name) ?? []).map(
         (value) => `${name === 'call-id' ? 'Call-ID' : cap(name)}: ${value}`,
@@ -246,12 +269,20 @@ export class SipAgent {
         port,
         host,
       );
-    if (request.method === 'INVITE') {
+    if (status) {
+      reply(status);
+    } else if (request.method === 'INVITE') {
       reply('180 Ringing');
       if (this.inviteAnswer === '200 OK') reply('200 OK', sdp('callee', this.port));
+      else if (this.inviteAnswer === 'ring') this.ringing.set(callId, request);
       else reply(this.inviteAnswer);
     } else {
       reply('200 OK');
+      const rung = request.method === 'CANCEL' ? this.ringing.get(callId) : undefined;
+      if (rung) {
+        this.ringing.delete(callId);
+        this.answer(rung, host, port, '487 Request Terminated');
+      }
     }
   }
 }
