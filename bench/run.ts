@@ -21,6 +21,7 @@ import { type FailoverRow, failoverSection, failoverSettings, measureFailover } 
 import { type FaultResults, faultSettings, faultsSection, measureFaults } from './sections/faults.ts';
 import { measurePool, poolSection } from './sections/pool.ts';
 import { measureRouting, type RouteFixture, type RouteRow } from './sections/route.ts';
+import { measureSip, sipSection } from './sections/sip.ts';
 import { type SeededData, seed } from './seed.ts';
 
 /**
@@ -209,7 +210,7 @@ function show(markdown: string): void {
 }
 
 /**
- * BENCH_ONLY=creates (or route, carriers, churn, pool, faults; comma-separated) runs just those sections and
+ * BENCH_ONLY=creates (or route, carriers, churn, pool, faults, failover, sip; comma-separated) runs just those sections and
  * prints them, for trying a change: RESULTS.md is written by complete runs only. With route,
  * carriers runs over route's database.
  */
@@ -236,6 +237,16 @@ async function someSections(
     show(poolSection(await step('pool efficiency', () => measurePool(plan.poolSteps, progress))));
   if (names.has('faults')) show(faultsSection(await faults(plan, workdir, postgresUrl)));
   if (names.has('failover')) show(await carrierFaults(plan, workdir, postgresUrl));
+  if (names.has('sip')) show(await sipEdge(plan, workdir));
+}
+
+/** §SIP: call setups through Kamailio asking Veil against Kamailio alone. */
+async function sipEdge(plan: BenchPlan, workdir: string): Promise<string> {
+  const seconds = plan.quick ? 3 : 10;
+  return sipSection(
+    await step('SIP call setups through Kamailio', () => measureSip(workdir, seconds)),
+    seconds,
+  );
 }
 
 async function main(): Promise<void> {
@@ -285,6 +296,8 @@ async function main(): Promise<void> {
     show(faultsSection(faultResults));
     const failover = await carrierFaults(plan, workdir, postgresUrl);
     show(failover);
+    const sip = await sipEdge(plan, workdir);
+    show(sip);
     const targets = targetsSection(routeRows, route.json, creates, churn);
     show(targets);
     const info = {
@@ -306,6 +319,7 @@ async function main(): Promise<void> {
       poolSection(pool),
       faultsSection(faultResults),
       failover,
+      sip,
     ];
     writeFileSync(RESULTS_FILE, `${sections.join('\n\n')}\n`);
     console.log(`Written to ${RESULTS_FILE}`);

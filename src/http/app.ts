@@ -20,6 +20,7 @@ import { numberRoutes } from './routes/numbers.ts';
 import { providerRoutes } from './routes/providers.ts';
 import { routeRoutes } from './routes/route.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { sipStatusRoutes } from './routes/sip-status.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts';
 import { validatorCompiler } from './validation.ts';
@@ -119,6 +120,7 @@ export async function buildApp(
     { prefix: '/v1' },
   );
   await app.register(webhookRoutes, { veil });
+  await app.register(sipStatusRoutes, { veil, prefix: '/webhooks/sip' });
   await app.register(adminRoutes);
   await app.register(metricsRoutes, { veil, metrics });
   return app;

@@ -482,6 +482,27 @@ export const RouteBody = Type.Object(
         description: 'the extension the caller keyed, after a gather answer',
       }),
     ),
+    callId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: "the call's id at the SIP edge (its Call-ID), which a later status names",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const SipStatusBody = Type.Object(
+  {
+    callId: Type.String({ minLength: 1, maxLength: 256, description: 'the callId given to POST /v1/route' }),
+    status: Type.Union(
+      ['completed', 'busy', 'no-answer', 'canceled', 'failed'].map((s) => Type.Literal(s)),
+      { description: 'how the call ended' },
+    ),
+    durationSeconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'how long it lasted once answered' }),
+    ),
   },
   { additionalProperties: false },
 );

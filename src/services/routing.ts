@@ -100,11 +100,14 @@ export class Router {
    * none (the process was killed between answering the call and writing its row, see
    * InteractionLog), a report that names the call's numbers re-creates the row, decided again as
    * of now: an answered call is never missing from the log. False when nothing could be applied.
+   * With `tenantId` (a report made with that tenant's API key), only that tenant's interaction.
    */
-  async status(provider: string, report: CallStatus): Promise<boolean> {
+  async status(provider: string, report: CallStatus, tenantId?: string): Promise<boolean> {
     const { providerCallId, status, durationSeconds, call } = report;
     const now = this.clock();
-    if (await this.log.updateStatus(provider, providerCallId, status, durationSeconds, now)) return true;
+    if (await this.log.updateStatus(provider, providerCallId, status, durationSeconds, now, tenantId)) {
+      return true;
+    }
     if (!call) return false;
     const { interaction } = await this.decide(call, { provider, providerCallId }, now);
     this.log.record({ ...interaction, status, durationSeconds });

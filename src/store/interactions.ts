@@ -275,9 +275,11 @@ export class InteractionLog {
     status: string,
     durationSeconds: number | null,
     now: number,
+    /** Only this tenant's call (a report made with an API key); any tenant's for a signed webhook. */
+    tenantId?: string,
   ): Promise<boolean> {
     await this.flush();
-    const r = await this.store.db
+    let update = this.store.db
       .updateTable('interactions')
       .set({
         status,
@@ -285,8 +287,9 @@ export class InteractionLog {
         updated_at: now,
       })
       .where('provider', '=', provider)
-      .where('provider_call_id', '=', providerCallId)
-      .executeTakeFirst();
+      .where('provider_call_id', '=', providerCallId);
+    if (tenantId !== undefined) update = update.where('tenant_id', '=', tenantId);
+    const r = await update.executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
 

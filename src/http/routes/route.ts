@@ -5,6 +5,7 @@ import { routeRateLimit } from '../rate-limit.ts';
 import { noteDecision } from '../request-log.ts';
 import { RouteBody, RouteDecision } from '../schemas.ts';
 import { withErrors } from './responses.ts';
+import { SIP_EDGE } from './sip-status.ts';
 
 /**
  * The largest route request: two numbers, a text of 1,600 characters each escaped (`\uXXXX`),
@@ -35,11 +36,13 @@ export const routeRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app
       bodyLimit: ROUTE_BODY_LIMIT_BYTES,
     },
     async (request) => {
-      const body = request.body;
+      const { callId, ...body } = request.body;
       const routed = { ...body, from: canonical(body.from, 'from'), to: canonical(body.to, 'to') };
       const decision = await veil.router.route(routed, {
         tenantId: request.apiKey.tenantId,
-        provider: 'api',
+        // A call id names the interaction for the status the SIP edge reports when the call ends.
+        provider: callId === undefined ? 'api' : SIP_EDGE,
+        ...(callId === undefined ? {} : { providerCallId: callId }),
       });
       noteDecision(request, 'api', routed.channel, decision);
       return decision;

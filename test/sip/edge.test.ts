@@ -1,0 +1,431 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../src/config.ts';
+import { startServer } from '../../src/server.ts';
+import { type RunningEdge, START, startEdge } from '../support/kamailio.ts';
+import { header, SipAgent, sdp } from '../support/sip.ts';
+
+const ADMIN_KEY = 'sip-edge-admin-key-0123456789abcdef';
+const A = '+14155550123';
+const B = '+14155550187';
+const STRANGER = '+14155550199';
+
+interface Participant {
+  number: string;
+  proxyNumber: string;
+}
+
+/** Veil on a SQLite file, with a session between A and B and a key with scope `route`. */
+async function startVeil(dir: string) {
+  const server = await startServer(
+    loadConfig({
+      NODE_ENV: 'development',
+      DATABASE_URL: `sqlite:${join(dir, 'veil.db')}`,
+      PORT: '0',
+      VEIL_API_KEY: ADMIN_KEY,
+      VEIL_DEMO_POOL: 'false',
+      LOG_LEVEL: 'silent',
+    }),
+  );
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
+    // biome-ignore lint/suspicious/noExplicitAny: the API answers JSON the tests read field by field
+    return (await response.json()) as any;
+  };
+  for (const number of ['+14155550150', '+14155550151']) {
+    await api('POST', '/v1/numbers', { number, provider: 'sim' });
+  }
+  const session = await api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
+  const key = await api('POST', '/v1/keys', { name: 'sip edge', scopes: ['route'] });
+  return { server, api, participants: session.participants as Participant[], routeKey: key.key as string };
+}
+
+/** Every header and the body of what the callee received, for "the caller's number is nowhere". */
+function everything(agent: SipAgent): string {
+  return agent.received.map((m) => m.raw).join('\n');
+}
+
+describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
+  let dir: string;
+  let veil: Awaited<ReturnType<typeof startVeil>>;
+  let edge: RunningEdge;
+  /** Plays the trunk delivering calls from the phone network (the caller's side). */
+  let caller: SipAgent;
+  /** Plays the trunk where calls go out (the callee's phone answers there). */
+  let callee: SipAgent;
+  let a: Participant;
+  let b: Participant;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'veil-sip-'));
+    veil = await startVeil(dir);
+    [a, b] = veil.participants as [Participant, Participant];
+    caller = await SipAgent.start();
+    callee = await SipAgent.start(true);
+    edge = await startEdge({
+      veilUrl: veil.server.url,
+      routeKey: veil.routeKey,
+      trunk: callee.address,
+      allow: [caller.address, callee.address],
+    });
+  });
+  after(async () => {
+    await edge?.stop();
+    await caller?.close();
+    await callee?.close();
+    await veil?.server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const invite = (from: string | null, to: string, headers: string[] = []) =>
+    caller.request({
+      method: 'INVITE',
+      from: from === null ? null : from,
+      to,
+      proxy: edge.address,
+      headers,
+      body: sdp(from ?? 'anonymous', caller.port),
+    });
+
+  it('connects A to B: B is rung at their real number, shown the proxy, and nothing of A reaches them', async () => {
+    // What B's side of the trunk may say of B in its answers.
+    callee.replyHeaders = [
+      `P-Asserted-Identity: <sip:${B}@carrier.example>`,
+      `Remote-Party-ID: <sip:${B}@carrier.example>;party=called`,
+      `X-Callee: ${B.slice(1)}`,
+    ];
+    const callId = invite(A, a.proxyNumber, [
+      `P-Asserted-Identity: <sip:${A}@carrier.example>`,
+      `Remote-Party-ID: <sip:${A}@carrier.example>;party=calling`,
+      `Diversion: <sip:${A}@carrier.example>;reason=unconditional`,
+      `History-Info: <sip:${A}@carrier.example>;index=1`,
+      'Privacy: none',
+      `X-Carrier-Caller: ${A}`,
+      `User-Agent: carrier-sbc ${A.slice(1)}`,
+    ]);
+    const answer = await caller.finalResponse(callId, 5000).finally(() => {
+      callee.replyHeaders = [];
+    });
+    assert.equal(answer.status, 200, edge.log());
+    const rung = await callee.waitFor((m) => m.method === 'INVITE');
+    assert.match(rung.startLine, new RegExp(`^INVITE sip:\\${B}@${callee.address} SIP/2.0$`));
+    assert.match(header(rung, 'to') ?? '', new RegExp(`sip:\\${B}@`));
+    assert.match(header(rung, 'from') ?? '', new RegExp(`^"?\\${b.proxyNumber}"? <sip:\\${b.proxyNumber}@`));
+    for (const name of [
+      'p-asserted-identity',
+      'remote-party-id',
+      'diversion',
+      'history-info',
+      'privacy',
+      'x-carrier-caller',
+      'user-agent',
+    ]) {
+      assert.equal(rung.headers.has(name), false, `${name} reached the callee`);
+    }
+    assert.equal(rung.body.includes(A.slice(1)), false, "the caller's number is in the SDP");
+    assert.equal(
+      rung.startLine.includes(a.proxyNumber.slice(1)),
+      false,
+      'the proxy A dialled reached the callee',
+    );
+    // Nor do the replies tell the caller B's real number.
+    const replies = caller.received
+      .filter((m) => header(m, 'call-id') === callId)
+      .map((m) => m.raw)
+      .join('\n');
+    assert.equal(replies.includes(B.slice(1)), false, `B's number reached the caller:\n${replies}`);
+    // Via, Contact, Record-Route and Call-ID masked (topoh): neither side sees the other's address.
+    const seen = everything(callee);
+    assert.equal(seen.includes(A.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
+    assert.equal(seen.includes(String(caller.port)), false, `the caller's port reached the callee:\n${seen}`);
+    assert.equal(
+      replies.includes(String(callee.port)),
+      false,
+      `the callee's port reached the caller:\n${replies}`,
+    );
+  });
+
+  it('ends a call at maxCallSeconds with a BYE to both sides, and its end and duration reach the interaction', async () => {
+    const c = '+14155550311';
+    const d = '+14155550312';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: c }, { number: d }],
+      maxCallSeconds: 1,
+    });
+    const [cView] = session.participants as Participant[];
+    assert.ok(cView);
+    const byesBefore = callee.received.filter((m) => m.method === 'BYE').length;
+    const callId = invite(c, cView.proxyNumber);
+    const ok = await caller.finalResponse(callId, 5000);
+    assert.equal(ok.status, 200);
+    caller.ack(ok, edge.address);
+    const started = Date.now();
+    await callee.waitFor(
+      (m) => m.method === 'BYE' && callee.received.filter((x) => x.method === 'BYE').length > byesBefore,
+      5000,
+      edge.log,
+    );
+    await caller.waitFor((m) => m.method === 'BYE' && header(m, 'call-id') === callId, 5000);
+    assert.ok(Date.now() - started < 4000, `the BYE came after ${Date.now() - started} ms`);
+    let ended: { status: string; durationSeconds: number | null } | undefined;
+    for (let i = 0; i < 50 && !ended; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      ended = (data as { from: string; status: string; durationSeconds: number | null }[]).find(
+        (x) => x.from === c && x.status === 'completed',
+      );
+      if (!ended) await sleep(100);
+    }
+    assert.ok(ended, `no completed interaction:\n${edge.log()}`);
+    assert.ok(
+      (ended.durationSeconds ?? 0) >= 1 && (ended.durationSeconds ?? 0) <= 3,
+      `lasted ${ended.durationSeconds}`,
+    );
+  });
+
+  it("carries the callee's BYE back to the caller, and the call's end reaches the interaction", async () => {
+    const e = '+14155550331';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: e }, { number: '+14155550332' }],
+    });
+    const [eView] = session.participants as Participant[];
+    assert.ok(eView);
+    const callId = invite(e, eView.proxyNumber);
+    const ok = await caller.finalResponse(callId, 5000);
+    assert.equal(ok.status, 200);
+    caller.ack(ok, edge.address);
+    const rung = await callee.waitFor(
+      (m) => m.method === 'INVITE' && (header(m, 'to') ?? '').includes('+14155550332'),
+    );
+    callee.hangUp(rung, edge.address);
+    const bye = await caller.waitFor(
+      (m) => m.method === 'BYE' && header(m, 'call-id') === callId,
+      3000,
+      edge.log,
+    );
+    assert.match(bye.startLine, new RegExp(`^BYE sip:\\${e}@${caller.address}`));
+    assert.equal(
+      bye.raw.includes(String(callee.port)),
+      false,
+      `the callee's port reached the caller:\n${bye.raw}`,
+    );
+    let ended: unknown;
+    for (let i = 0; i < 50 && !ended; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      ended = (data as { from: string; status: string; durationSeconds: number | null }[]).find(
+        (x) =>
+          x.from === e && x.status === 'completed' && x.durationSeconds !== null && x.durationSeconds <= 2,
+      );
+      if (!ended) await sleep(100);
+    }
+    assert.ok(ended, `no completed interaction:\n${edge.log()}`);
+  });
+
+  it('carries a CANCEL to the ringing callee, and the call reaches the interaction as canceled', async () => {
+    const g = '+14155550341';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: g }, { number: '+14155550342' }],
+    });
+    const [gView] = session.participants as Participant[];
+    assert.ok(gView);
+    callee.inviteAnswer = 'ring';
+    try {
+      const callId = invite(g, gView.proxyNumber);
+      await caller.waitFor((m) => m.status === 180 && header(m, 'call-id') === callId);
+      caller.cancel(callId, edge.address);
+      const ended = await caller.waitFor(
+        (m) => m.method === 'INVITE' && (m.status ?? 0) >= 200 && header(m, 'call-id') === callId,
+        3000,
+        edge.log,
+      );
+      assert.equal(ended.status, 487);
+      await callee.waitFor((m) => m.method === 'CANCEL');
+    } finally {
+      callee.inviteAnswer = '200 OK';
+    }
+    let canceled: unknown;
+    for (let i = 0; i < 50 && !canceled; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      canceled = (data as { from: string; status: string }[]).find(
+        (x) => x.from === g && x.status === 'canceled',
+      );
+      if (!canceled) await sleep(100);
+    }
+    assert.ok(canceled, `no canceled interaction:\n${edge.log()}`);
+  });
+
+  it('reports a busy callee to the interaction as busy', async () => {
+    const c = '+14155550321';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: c }, { number: '+14155550322' }],
+    });
+    const [cView] = session.participants as Participant[];
+    assert.ok(cView);
+    callee.inviteAnswer = '486 Busy Here';
+    try {
+      const callId = invite(c, cView.proxyNumber);
+      assert.equal((await caller.finalResponse(callId, 5000)).status, 486);
+    } finally {
+      callee.inviteAnswer = '200 OK';
+    }
+    let busy: unknown;
+    for (let i = 0; i < 50 && !busy; i++) {
+      const { data } = await veil.api('GET', '/v1/interactions');
+      busy = (data as { from: string; status: string }[]).find((x) => x.from === c && x.status === 'busy');
+      if (!busy) await sleep(100);
+    }
+    assert.ok(busy, `no busy interaction:\n${edge.log()}`);
+  });
+
+  it('answers 403 to an address that may not send, without asking Veil', async () => {
+    const outsider = await SipAgent.start();
+    try {
+      const logged = (await veil.api('GET', '/v1/interactions')).data.length;
+      const callId = outsider.request({
+        method: 'INVITE',
+        from: A,
+        to: a.proxyNumber,
+        proxy: edge.address,
+        body: sdp(A, outsider.port),
+      });
+      assert.equal((await outsider.finalResponse(callId)).status, 403);
+      await sleep(200);
+      assert.equal((await veil.api('GET', '/v1/interactions')).data.length, logged);
+    } finally {
+      await outsider.close();
+    }
+  });
+
+  it('refuses a stranger with 403 and rings nobody', async () => {
+    const before = callee.received.length;
+    const callId = invite(STRANGER, a.proxyNumber);
+    assert.equal((await caller.finalResponse(callId)).status, 403);
+    await sleep(200);
+    assert.equal(callee.received.length, before);
+  });
+
+  it('refuses a number that is not a pool number with 403, and user parts that are no number with 404', async () => {
+    const before = callee.received.length;
+    assert.equal((await caller.finalResponse(invite(A, '+14155550999'))).status, 403);
+    assert.equal((await caller.finalResponse(invite(A, 'alice'))).status, 404);
+    const odd = (await caller.finalResponse(invite('"; drop', a.proxyNumber))).status;
+    assert.ok(odd === 400 || odd === 404, `answered ${odd}`);
+    await sleep(200);
+    assert.equal(callee.received.length, before);
+  });
+
+  it('relays a MESSAGE to B with its body unchanged, from the proxy', async () => {
+    const text = 'Your order is at the door — ring twice. {"json":"too"} +14155550123?';
+    const callId = caller.request({
+      method: 'MESSAGE',
+      from: A,
+      to: a.proxyNumber,
+      proxy: edge.address,
+      body: text,
+      contentType: 'text/plain;charset=utf-8',
+      headers: [`P-Asserted-Identity: <sip:${A}@carrier.example>`],
+    });
+    assert.equal((await caller.finalResponse(callId)).status, 200, edge.log());
+    const got = await callee.waitFor((m) => m.method === 'MESSAGE');
+    assert.equal(got.body, text);
+    assert.match(got.startLine, new RegExp(`^MESSAGE sip:\\${B}@`));
+    assert.match(header(got, 'from') ?? '', new RegExp(`sip:\\${b.proxyNumber}@`));
+    assert.equal(got.headers.has('p-asserted-identity'), false);
+  });
+
+  it('refuses malformed SIP, a missing From and a huge header, ringing nobody', async () => {
+    const before = callee.received.length;
+    const noFrom = invite(null, a.proxyNumber);
+    const noFromAnswer = await caller.finalResponse(noFrom).catch(() => undefined);
+    assert.ok(noFromAnswer === undefined || noFromAnswer.status === 400, noFromAnswer?.startLine);
+    const huge = invite(A, a.proxyNumber, [`X-Padding: ${'x'.repeat(60_000)}`]);
+    const hugeAnswer = await caller.finalResponse(huge).catch(() => undefined);
+    assert.equal(hugeAnswer?.status, 513);
+    caller.sendRaw('INVITE nonsense\r\n\r\n', edge.address);
+    caller.sendRaw('\u0000\u0001garbage', edge.address);
+    await sleep(300);
+    assert.equal(callee.received.length, before);
+  });
+});
+
+describe('the SIP edge when Veil does not answer', () => {
+  it('fails the call with 503 and rings nobody, when Veil is down or slower than a second', async () => {
+    // Veil down: nothing listens; Veil slow: an HTTP server that never answers.
+    const silent: Server = createServer(() => {});
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    const address = silent.address();
+    assert.ok(address && typeof address === 'object');
+    const caller = await SipAgent.start();
+    const callee = await SipAgent.start(true);
+    try {
+      for (const veilUrl of ['http://127.0.0.1:9', `http://127.0.0.1:${address.port}`]) {
+        const edge = await startEdge({
+          veilUrl,
+          routeKey: 'route-key',
+          trunk: callee.address,
+          allow: [caller.address],
+        });
+        try {
+          const started = Date.now();
+          const callId = caller.request({
+            method: 'INVITE',
+            from: A,
+            to: '+14155550150',
+            proxy: edge.address,
+            body: sdp(A, caller.port),
+          });
+          assert.equal((await caller.finalResponse(callId, 4000)).status, 503, veilUrl);
+          assert.ok(Date.now() - started < 2500, `answered after ${Date.now() - started} ms`);
+        } finally {
+          await edge.stop();
+        }
+      }
+      assert.equal(callee.received.length, 0);
+    } finally {
+      await caller.close();
+      await callee.close();
+      silent.closeAllConnections();
+      await new Promise<void>((done) => silent.close(() => done()));
+    }
+  });
+});
+
+describe('deploy/kamailio/start.sh', () => {
+  it('stops with a message naming a missing variable', () => {
+    const run = spawnSync(START, [], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        VEIL_URL: 'http://127.0.0.1:3000',
+        SIP_LISTEN: 'udp:127.0.0.1:5060',
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 78);
+    assert.match(run.stderr, /^VEIL_ROUTE_KEY: missing/);
+  });
+
+  it('refuses a SIP_LISTEN that is not udp:IP:PORT', () => {
+    const run = spawnSync(START, [], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        VEIL_URL: 'http://127.0.0.1:3000',
+        VEIL_ROUTE_KEY: 'k',
+        SIP_LISTEN: '127.0.0.1:5060',
+        SIP_TRUNK: '127.0.0.1:5070',
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 78);
+    assert.match(run.stderr, /^SIP_LISTEN: /);
+  });
+});

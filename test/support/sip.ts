@@ -1,0 +1,315 @@
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** One SIP message as an agent received it: the raw text, its first line, headers and body. */
+export interface SipMessage {
+  raw: string;
+  /** `INVITE sip:...@... SIP/2.0` or `SIP/2.0 200 OK`. */
+  startLine: string;
+  /** The request's method, or the response's CSeq method. */
+  method: string;
+  /** A response's status code; undefined for a request. */
+  status?: number;
+  /** Header values by lower-case name, in order. */
+  headers: Map<string, string[]>;
+  body: string;
+}
+
+/** Compact header forms (RFC 3261 §7.3.3) as their full lower-case names. */
+const COMPACT: Record<string, string> = {
+  v: 'via',
+  f: 'from',
+  t: 'to',
+  i: 'call-id',
+  m: 'contact',
+  l: 'content-length',
+  c: 'content-type',
+  k: 'supported',
+};
+
+export function parseSip(raw: string): SipMessage {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = split >= 0 ? raw.slice(0, split) : raw;
+  const body = split >= 0 ? raw.slice(split + 4) : '';
+  const [startLine = '', ...lines] = head.split('\r\n');
+  const headers = new Map<string, string[]>();
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const short = line.slice(0, colon).trim().toLowerCase();
+    const name = COMPACT[short] ?? short;
+    headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
+  }
+  const response = /^SIP\/2\.0 (\d{3})/.exec(startLine);
+  const cseqMethod = headers.get('cseq')?.[0]?.split(/\s+/)[1] ?? '';
+  return {
+    raw,
+    startLine,
+    method: response ? cseqMethod : (startLine.split(' ')[0] ?? ''),
+    status: response ? Number(response[1]) : undefined,
+    headers,
+    body,
+  };
+}
+
+/** A header's first value. */
+export function header(message: SipMessage, name: string): string | undefined {
+  return message.headers.get(name.toLowerCase())?.[0];
+}
+
+export interface RequestOptions {
+  method: 'INVITE' | 'MESSAGE' | 'OPTIONS';
+  /** The R-URI's user part (the dialled number). */
+  to: string;
+  /** From's user part (the caller's number); null leaves the From header out. */
+  from: string | null;
+  /** `IP:PORT` the request is addressed to (Kamailio). */
+  proxy: string;
+  headers?: string[];
+  body?: string;
+  contentType?: string;
+}
+
+/**
+ * A SIP user agent over UDP on loopback, small enough to read: it sends requests as a trunk would
+ * and records every message its socket receives. As a callee it answers requests by itself
+ * (INVITE: 180 then 200 with SDP; MESSAGE, BYE, ACK-less others: 200), as a phone on the far side
+ * of a trunk would.
+ */
+export class SipAgent {
+  readonly received: SipMessage[] = [];
+  /** Called with every message received (the benchmark's caller, which keeps none). */
+  onMessage?: (message: SipMessage) => void;
+  /** False: received messages are not kept in `received` (a long benchmark). */
+  keep = true;
+  /** How an answering agent answers an INVITE: picks up, `ring` (180 and nothing more), or e.g. `486 Busy Here`. */
+  inviteAnswer = '200 OK';
+  /** Headers an answering agent adds to its answers (what a callee's carrier may add). */
+  replyHeaders: string[] = [];
+  /** The INVITEs this agent sent, by Call-ID (start line, Via, From, To), for CANCEL. */
+  private readonly sent = new Map<string, string[]>();
+  /** The INVITEs this agent rings for (inviteAnswer `ring`), by Call-ID, to end on CANCEL. */
+  private readonly ringing = new Map<string, SipMessage>();
+  /** The To tag this agent answered each Call-ID with. */
+  private readonly tags = new Map<string, string>();
+  private constructor(
+    private readonly socket: Socket,
+    readonly port: number,
+    private readonly answers: boolean,
+  ) {
+    socket.on('message', (data, from) => {
+      const message = parseSip(data.toString('utf8'));
+      if (this.keep) this.received.push(message);
+      this.onMessage?.(message);
+      if (this.answers && message.status === undefined && message.method !== 'ACK') {
+        this.answer(message, from.address, from.port);
+      }
+    });
+  }
+
+  /** An agent on a free loopback port; `answers` makes it pick up what reaches it. */
+  static async start(answers = false): Promise<SipAgent> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((done) => socket.bind(0, '127.0.0.1', done));
+    return new SipAgent(socket, socket.address().port, answers);
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Sends raw bytes to `IP:PORT`. */
+  sendRaw(text: string, to: string): void {
+    const [host = '', port = ''] = to.split(':');
+    this.socket.send(Buffer.from(text, 'utf8'), Number(port), host);
+  }
+
+  /** Sends a new out-of-dialog request; returns its Call-ID. */
+  request(options: RequestOptions): string {
+    const callId = `${randomBytes(8).toString('hex')}@${this.address}`;
+    const body = options.body ?? '';
+    const lines = [
+      `${options.method} sip:${options.to}@${options.proxy} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70',
+      ...(options.from === null
+        ? []
+        : [
+            `From: "${options.from}" <sip:${options.from}@${this.address}>;tag=${randomBytes(4).toString('hex')}`,
+          ]),
+      `To: <sip:${options.to}@${options.proxy}>`,
+      `Call-ID: ${callId}`,
+      `CSeq: 1 ${options.method}`,
+      `Contact: <sip:${options.from ?? 'anonymous'}@${this.address}>`,
+      ...(options.headers ?? []),
+      ...(body ? [`Content-Type: ${options.contentType ?? 'application/sdp'}`] : []),
+      `Content-Length: ${Buffer.byteLength(body)}`,
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n${body}`, options.proxy);
+    if (options.method === 'INVITE')
+      this.sent.set(callId, [lines[0], lines[1], lines[3], lines[4]].map(String));
+    return callId;
+  }
+
+  /** Cancels an INVITE this agent sent (RFC 3261 §9.1: same R-URI, Via, From, To and Call-ID). */
+  cancel(callId: string, proxy: string): void {
+    const [startLine = '', via = '', from = '', to = ''] = this.sent.get(callId) ?? [];
+    const lines = [
+      startLine.replace(/^INVITE/, 'CANCEL'),
+      via,
+      'Max-Forwards: 70',
+      from,
+      to,
+      `Call-ID: ${callId}`,
+      'CSeq: 1 CANCEL',
+      'Content-Length: 0',
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+  }
+
+  /**
+   * Acknowledges a 2xx to an INVITE as a phone would: to the Contact it gave, through the route set
+   * its Record-Route built (here, the edge at `proxy`).
+   */
+  ack(ok: SipMessage, proxy: string): void {
+    const contact = /<([^>]+)>/.exec(header(ok, 'contact') ?? '')?.[1] ?? '';
+    const routes = (ok.headers.get('record-route') ?? []).slice().reverse();
+    const lines = [
+      `ACK ${contact} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70',
+      ...routes.map((r) => `Route: ${r}`),
+      `From: ${header(ok, 'from')}`,
+      `To: ${header(ok, 'to')}`,
+      `Call-ID: ${header(ok, 'call-id')}`,
+      `CSeq: ${(header(ok, 'cseq') ?? '1').split(/\s+/)[0]} ACK`,
+      'Content-Length: 0',
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+  }
+
+  /**
+   * Hangs up a call this agent answered, as the callee's phone would: a BYE to the caller's Contact
+   * through the route set of the INVITE's Record-Route (here, the edge at `proxy`).
+   */
+  hangUp(invite: SipMessage, proxy: string): void {
+    const callId = header(invite, 'call-id') ?? '';
+    const contact = /<([^>]+)>/.exec(header(invite, 'contact') ?? '')?.[1] ?? '';
+    const lines = [
+      `BYE ${contact} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70',
+      ...(invite.headers.get('record-route') ?? []).map((r) => `Route: ${r}`),
+      `From: ${header(invite, 'to')};tag=${this.tags.get(callId)}`,
+      `To: ${header(invite, 'from')}`,
+      `Call-ID: ${callId}`,
+      'CSeq: 1 BYE',
+      'Content-Length: 0',
+    ];
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+  }
+
+  /** Waits until a received message satisfies `match`; throws after `timeoutMs`. */
+  async waitFor(
+    match: (m: SipMessage) => boolean,
+    timeoutMs = 3000,
+    /** More to say when nothing came (the edge's log). */
+    context: () => string = () => '',
+  ): Promise<SipMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.received.find(match);
+      if (found) return found;
+      if (Date.now() > deadline) {
+        const seen = this.received.map((m) => m.startLine).join(' | ');
+        throw new Error(
+          `no matching SIP message within ${timeoutMs} ms (received: ${seen || 'nothing'})\n${context()}`,
+        );
+      }
+      await sleep(10);
+    }
+  }
+
+  /** The final response (≥ 200) to the request with this Call-ID. */
+  finalResponse(callId: string, timeoutMs = 3000): Promise<SipMessage> {
+    return this.waitFor((m) => (m.status ?? 0) >= 200 && header(m, 'call-id') === callId, timeoutMs);
+  }
+
+  close(): Promise<void> {
+    return new Promise((done) => this.socket.close(() => done()));
+  }
+
+  /** Answers a request: `status` when given (487 to an INVITE a CANCEL ended), else as a phone. */
+  private answer(request: SipMessage, host: string, port: number, status?: string): void {
+    const copy = ['via', 'from', 'call-id', 'cseq', 'record-route'].flatMap((name) =>
+      (request.headers.get(name) ?? []).map(
+        (value) => `${name === 'call-id' ? 'Call-ID' : cap(name)}: ${value}`,
+      ),
+    );
+    const callId = header(request, 'call-id') ?? '';
+    const tag = this.tags.get(callId) ?? randomBytes(4).toString('hex');
+    this.tags.set(callId, tag);
+    const to = `To: ${header(request, 'to')};tag=${tag}`;
+    const reply = (status: string, body = '') =>
+      this.socket.send(
+        Buffer.from(
+          [
+            `SIP/2.0 ${status}`,
+            ...copy,
+            to,
+            `Contact: <sip:callee@${this.address}>`,
+            ...this.replyHeaders,
+            ...(body ? ['Content-Type: application/sdp'] : []),
+            `Content-Length: ${Buffer.byteLength(body)}`,
+            '',
+            body,
+          ].join('\r\n'),
+        ),
+        port,
+        host,
+      );
+    if (status) {
+      reply(status);
+    } else if (request.method === 'INVITE') {
+      reply('180 Ringing');
+      if (this.inviteAnswer === '200 OK') reply('200 OK', sdp('callee', this.port));
+      else if (this.inviteAnswer === 'ring') this.ringing.set(callId, request);
+      else reply(this.inviteAnswer);
+    } else {
+      reply('200 OK');
+      const rung = request.method === 'CANCEL' ? this.ringing.get(callId) : undefined;
+      if (rung) {
+        this.ringing.delete(callId);
+        this.answer(rung, host, port, '487 Request Terminated');
+      }
+    }
+  }
+}
+
+function cap(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+}
+
+/** A minimal audio offer, its o= line naming `user` as phones often do. */
+export function sdp(user: string, port: number): string {
+  return [
+    'v=0',
+    `o=${user} 1 1 IN IP4 127.0.0.1`,
+    's=call',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=audio ${port + 1000} RTP/AVP 0`,
+    'a=rtpmap:0 PCMU/8000',
+    '',
+  ].join('\r\n');
+}
+
+/** A UDP port on loopback nobody was bound to a moment ago. */
+export async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((done) => socket.bind(0, '127.0.0.1', done));
+  const { port } = socket.address();
+  await new Promise<void>((done) => socket.close(() => done()));
+  return port;
+}
