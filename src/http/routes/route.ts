@@ -38,13 +38,14 @@ export const routeRoutes: FastifyPluginAsyncTypebox<{ veil: Veil }> = async (app
     async (request) => {
       const { callId, ...body } = request.body;
       const routed = { ...body, from: canonical(body.from, 'from'), to: canonical(body.to, 'to') };
+      // A call id names the interaction for the status the SIP edge reports when the call ends.
+      const provider = callId === undefined ? 'api' : SIP_EDGE;
       const decision = await veil.router.route(routed, {
         tenantId: request.apiKey.tenantId,
-        // A call id names the interaction for the status the SIP edge reports when the call ends.
-        provider: callId === undefined ? 'api' : SIP_EDGE,
+        provider,
         ...(callId === undefined ? {} : { providerCallId: callId }),
       });
-      noteDecision(request, 'api', routed.channel, decision);
+      noteDecision(request, provider, routed.channel, decision);
       return decision;
     },
   );
