@@ -87,7 +87,7 @@ ln -s "$deps/node_modules" "$work/node_modules"
 step "the suite on node $actual ($(command -v node)), SQLite only, without test/crash"
 start=$SECONDS
 status=0
-(cd "$work" && env -u TEST_DATABASE_URL npx tsx --test $(cd "$work" && find test -name '*.test.ts' -not -path 'test/crash/*' | sort)) || status=$?
+(cd "$work" && env -u TEST_DATABASE_URL bash "$root/.ci/suite.sh" npx tsx --test $(cd "$work" && find test -name '*.test.ts' -not -path 'test/crash/*' | sort)) || status=$?
 if [ "$status" -eq 0 ]; then
   echo "node-lts: the suite passed on node $actual in $((SECONDS - start)) s"
 else
