@@ -105,7 +105,7 @@ async function calls(caller: SipAgent, proxy: string, dialled: string, seconds: 
   const dialler = async () => {
     while (Date.now() < until) {
       const started = performance.now();
-      const body = sdp(A, caller.port);
+      const body = sdp(A, caller.mediaPort);
       let callId = '';
       const answer = new Promise<SipMessage | undefined>((done) => {
         callId = caller.request({ method: 'INVITE', from: A, to: dialled, proxy, body });

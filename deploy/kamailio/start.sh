@@ -6,6 +6,8 @@
 #   SIP_LISTEN       udp:IP:PORT where Kamailio listens
 #   SIP_TRUNK        IP:PORT of the trunk, where calls go out (and come in from)
 #   SIP_TRUNK_ALLOW  comma-separated source addresses (IP or IP:PORT) allowed to send; default SIP_TRUNK
+#   RTPENGINE        rtpengine's control socket (udp:IP:PORT), where every call's media is anchored;
+#                    `none` lets media flow between the two sides, each SDP naming the other's address
 #   SIP_RUNTIME_DIR  where Kamailio keeps its pid file; default a new temporary directory
 # Arguments are passed on to kamailio (the benchmark's baseline: -A VEIL_NOT_ASKED).
 set -euo pipefail
@@ -21,6 +23,7 @@ need VEIL_URL
 need VEIL_ROUTE_KEY
 need SIP_LISTEN
 need SIP_TRUNK
+need RTPENGINE
 if ! [[ "$SIP_LISTEN" =~ ^udp:([0-9.]+):([0-9]+)$ ]]; then
   echo "SIP_LISTEN: \"$SIP_LISTEN\" is not udp:IP:PORT" >&2
   exit 78
@@ -32,6 +35,16 @@ if ! [[ "$SIP_TRUNK" =~ ^[0-9.]+:[0-9]+$ ]]; then
 fi
 if ! [[ "$VEIL_ROUTE_KEY" =~ ^[A-Za-z0-9._~+/=-]+$ ]]; then
   echo "VEIL_ROUTE_KEY: not a key" >&2
+  exit 78
+fi
+media=()
+if [ "$RTPENGINE" = none ]; then
+  echo "RTPENGINE=none: media is not anchored; each side's SDP shows the other side's media address" >&2
+elif [[ "$RTPENGINE" =~ ^udp:[0-9.]+:[0-9]+$ ]]; then
+  media=(-A WITH_RTPENGINE)
+  export RTPENGINE
+else
+  echo "RTPENGINE: \"$RTPENGINE\" is neither udp:IP:PORT nor none" >&2
   exit 78
 fi
 allow="${SIP_TRUNK_ALLOW:-$SIP_TRUNK}"
@@ -48,4 +61,4 @@ SIP_RESTORE_KEY="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export SIP_MASK_KEY SIP_RESTORE_KEY
 
 exec "${KAMAILIO:-kamailio}" -DD -E -f "$here/kamailio.cfg" -l "$SIP_LISTEN" \
-  -Y "$runtime" -P "$runtime/kamailio.pid" -m "${SIP_SHM_MB:-64}" -M 8 "$@"
+  -Y "$runtime" -P "$runtime/kamailio.pid" -m "${SIP_SHM_MB:-64}" -M 8 "${media[@]}" "$@"

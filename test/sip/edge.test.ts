@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config.ts';
 import { startServer } from '../../src/server.ts';
-import { type RunningEdge, START, startEdge } from '../support/kamailio.ts';
+import {
+  type RunningEdge,
+  type RunningRtpengine,
+  START,
+  startEdge,
+  startRtpengine,
+} from '../support/kamailio.ts';
 import { header, SipAgent, sdp } from '../support/sip.ts';
 
 const ADMIN_KEY = 'sip-edge-admin-key-0123456789abcdef';
@@ -51,6 +58,74 @@ async function startVeil(dir: string) {
   return { server, api, participants: session.participants as Participant[], routeKey: key.key as string };
 }
 
+/** Where an SDP says its media goes: the c= address and the m=audio port. */
+function mediaOf(body: string): { address: string; port: number } {
+  const address = /^c=IN IP4 ([0-9.]+)\r?$/m.exec(body)?.[1];
+  const port = /^m=audio ([0-9]+) /m.exec(body)?.[1];
+  assert.ok(address && port, `no media in the SDP:\n${body}`);
+  return { address, port: Number(port) };
+}
+
+/** A phone's media socket: sends RTP packets (PCMU, 20 ms) and tells who it heard from. */
+class RtpSocket {
+  private sequence = 0;
+  private constructor(
+    private readonly socket: Socket,
+    readonly port: number,
+  ) {}
+
+  static async open(): Promise<RtpSocket> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((done) => socket.bind(0, '127.0.0.1', done));
+    return new RtpSocket(socket, socket.address().port);
+  }
+
+  send(to: { address: string; port: number }): void {
+    const packet = Buffer.alloc(12 + 160, 0xff);
+    packet.writeUInt8(0x80, 0); // RTP version 2
+    packet.writeUInt8(0, 1); // payload type 0, PCMU
+    packet.writeUInt16BE(this.sequence, 2);
+    packet.writeUInt32BE(this.sequence * 160, 4);
+    packet.writeUInt32BE(this.port, 8); // SSRC
+    this.sequence++;
+    this.socket.send(packet, to.port, to.address);
+  }
+
+  /** The sender of the next packet within `ms`, or undefined. */
+  heard(ms: number): Promise<{ address: string; port: number } | undefined> {
+    return new Promise((done) => {
+      const timer = setTimeout(() => {
+        this.socket.off('message', onMessage);
+        done(undefined);
+      }, ms);
+      const onMessage = (_: Buffer, from: { address: string; port: number }) => {
+        clearTimeout(timer);
+        this.socket.off('message', onMessage);
+        done({ address: from.address, port: from.port });
+      };
+      this.socket.on('message', onMessage);
+    });
+  }
+
+  /** Sends a packet every 20 ms until `listener` hears one (5 s at most); who it heard it from. */
+  async sendUntilHeard(
+    to: { address: string; port: number },
+    listener: RtpSocket,
+  ): Promise<{ address: string; port: number }> {
+    for (let i = 0; i < 250; i++) {
+      const heard = listener.heard(20);
+      this.send(to);
+      const from = await heard;
+      if (from) return from;
+    }
+    throw new Error(`nothing sent to ${to.address}:${to.port} was heard`);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
 /** Every header and the body of what the callee received, for "the caller's number is nowhere". */
 function everything(agent: SipAgent): string {
   return agent.received.map((m) => m.raw).join('\n');
@@ -60,6 +135,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
   let dir: string;
   let veil: Awaited<ReturnType<typeof startVeil>>;
   let edge: RunningEdge;
+  let rtpengine: RunningRtpengine;
   /** Plays the trunk delivering calls from the phone network (the caller's side). */
   let caller: SipAgent;
   /** Plays the trunk where calls go out (the callee's phone answers there). */
@@ -73,20 +149,31 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     [a, b] = veil.participants as [Participant, Participant];
     caller = await SipAgent.start();
     callee = await SipAgent.start(true);
+    rtpengine = await startRtpengine();
     edge = await startEdge({
       veilUrl: veil.server.url,
       routeKey: veil.routeKey,
       trunk: callee.address,
       allow: [caller.address, callee.address],
+      rtpengine: rtpengine.control,
     });
   });
   after(async () => {
     await edge?.stop();
+    await rtpengine?.stop();
     await caller?.close();
     await callee?.close();
     await veil?.server.stop();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  /** Waits (3 s at most) until rtpengine no longer anchors the call's media. */
+  const released = async (callId: string) => {
+    for (let i = 0; (await rtpengine.calls()).includes(callId); i++) {
+      assert.ok(i < 30, `rtpengine still carries ${callId}:\n${edge.log()}\n${rtpengine.log()}`);
+      await sleep(100);
+    }
+  };
 
   const invite = (from: string | null, to: string, headers: string[] = []) =>
     caller.request({
@@ -95,7 +182,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       to,
       proxy: edge.address,
       headers,
-      body: sdp(from ?? 'anonymous', caller.port),
+      body: sdp(from ?? 'anonymous', caller.mediaPort),
     });
 
   it('connects A to B: B is rung at their real number, shown the proxy, and nothing of A reaches them', async () => {
@@ -133,7 +220,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     ]) {
       assert.equal(rung.headers.has(name), false, `${name} reached the callee`);
     }
-    assert.equal(rung.body.includes(A.slice(1)), false, "the caller's number is in the SDP");
+    assert.equal(rung.body.includes(A.slice(1)), false, `the caller's number is in the SDP:\n${rung.body}`);
     assert.equal(
       rung.startLine.includes(a.proxyNumber.slice(1)),
       false,
@@ -154,6 +241,57 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       false,
       `the callee's port reached the caller:\n${replies}`,
     );
+    // The media is anchored: each side's SDP names rtpengine, never the other side's media port.
+    assert.equal(mediaOf(rung.body).address, rtpengine.mediaAddress, rung.body);
+    assert.equal(rung.body.includes(String(caller.mediaPort)), false, rung.body);
+    assert.equal(mediaOf(answer.body).address, rtpengine.mediaAddress, answer.body);
+    assert.equal(answer.body.includes(String(callee.mediaPort)), false, answer.body);
+  });
+
+  it('carries the media through rtpengine both ways, and stops carrying it when the call ends', async () => {
+    const h = '+14155550351';
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: h }, { number: '+14155550352' }],
+    });
+    const [hView] = session.participants as Participant[];
+    assert.ok(hView);
+    const callerMedia = await RtpSocket.open();
+    const calleeMedia = await RtpSocket.open();
+    const calleeSdpPort = callee.mediaPort;
+    callee.mediaPort = calleeMedia.port;
+    try {
+      const callId = caller.request({
+        method: 'INVITE',
+        from: h,
+        to: hView.proxyNumber,
+        proxy: edge.address,
+        body: sdp(h, callerMedia.port),
+      });
+      const ok = await caller.finalResponse(callId, 5000);
+      assert.equal(ok.status, 200, edge.log());
+      caller.ack(ok, edge.address);
+      const rung = await callee.waitFor(
+        (m) => m.method === 'INVITE' && (header(m, 'to') ?? '').includes('+14155550352'),
+      );
+      // The caller speaks to where its answer says; the callee hears it from rtpengine.
+      const toCallee = await callerMedia.sendUntilHeard(mediaOf(ok.body), calleeMedia);
+      assert.equal(toCallee.address, rtpengine.mediaAddress);
+      assert.notEqual(toCallee.port, callerMedia.port);
+      const toCaller = await calleeMedia.sendUntilHeard(mediaOf(rung.body), callerMedia);
+      assert.equal(toCaller.address, rtpengine.mediaAddress);
+      assert.notEqual(toCaller.port, calleeMedia.port);
+      callee.hangUp(rung, edge.address);
+      await caller.waitFor((m) => m.method === 'BYE' && header(m, 'call-id') === callId, 3000, edge.log);
+      // The call is over: rtpengine relays nothing more between them.
+      await sleep(200);
+      callerMedia.send(mediaOf(ok.body));
+      assert.equal(await calleeMedia.heard(500), undefined, 'media was relayed after the BYE');
+      await released(callId);
+    } finally {
+      callee.mediaPort = calleeSdpPort;
+      callerMedia.close();
+      calleeMedia.close();
+    }
   });
 
   it('ends a call at maxCallSeconds with a BYE to both sides, and its end and duration reach the interaction', async () => {
@@ -178,6 +316,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     );
     await caller.waitFor((m) => m.method === 'BYE' && header(m, 'call-id') === callId, 5000);
     assert.ok(Date.now() - started < 4000, `the BYE came after ${Date.now() - started} ms`);
+    await released(callId);
     let ended: { status: string; durationSeconds: number | null } | undefined;
     for (let i = 0; i < 50 && !ended; i++) {
       const { data } = await veil.api('GET', '/v1/interactions');
@@ -275,6 +414,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     try {
       const callId = invite(c, cView.proxyNumber);
       assert.equal((await caller.finalResponse(callId, 5000)).status, 486);
+      await released(callId);
     } finally {
       callee.inviteAnswer = '200 OK';
     }
@@ -296,7 +436,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
         from: A,
         to: a.proxyNumber,
         proxy: edge.address,
-        body: sdp(A, outsider.port),
+        body: sdp(A, outsider.mediaPort),
       });
       assert.equal((await outsider.finalResponse(callId)).status, 403);
       await sleep(200);
@@ -382,7 +522,7 @@ describe('the SIP edge when Veil does not answer', () => {
             from: A,
             to: '+14155550150',
             proxy: edge.address,
-            body: sdp(A, caller.port),
+            body: sdp(A, caller.mediaPort),
           });
           assert.equal((await caller.finalResponse(callId, 4000)).status, 503, veilUrl);
           assert.ok(Date.now() - started < 2500, `answered after ${Date.now() - started} ms`);
@@ -414,18 +554,37 @@ describe('deploy/kamailio/start.sh', () => {
     assert.match(run.stderr, /^VEIL_ROUTE_KEY: missing/);
   });
 
-  it('refuses a SIP_LISTEN that is not udp:IP:PORT', () => {
-    const run = spawnSync(START, [], {
+  const started = (overrides: Record<string, string>) =>
+    spawnSync(START, [], {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         VEIL_URL: 'http://127.0.0.1:3000',
         VEIL_ROUTE_KEY: 'k',
-        SIP_LISTEN: '127.0.0.1:5060',
+        SIP_LISTEN: 'udp:127.0.0.1:5060',
         SIP_TRUNK: '127.0.0.1:5070',
+        RTPENGINE: 'none',
+        KAMAILIO: 'false',
+        ...overrides,
       },
       encoding: 'utf8',
     });
+
+  it('refuses a SIP_LISTEN that is not udp:IP:PORT', () => {
+    const run = started({ SIP_LISTEN: '127.0.0.1:5060' });
     assert.equal(run.status, 78);
     assert.match(run.stderr, /^SIP_LISTEN: /);
+  });
+
+  it('needs RTPENGINE, and says what RTPENGINE=none leaves visible', () => {
+    const missing = started({ RTPENGINE: '' });
+    assert.equal(missing.status, 78);
+    assert.match(missing.stderr, /^RTPENGINE: missing/);
+    const odd = started({ RTPENGINE: 'rtpengine.example:2223' });
+    assert.equal(odd.status, 78);
+    assert.match(odd.stderr, /^RTPENGINE: "rtpengine.example:2223" is neither udp:IP:PORT nor none/);
+    // KAMAILIO=false stands in for kamailio: the script got as far as starting it.
+    const bare = started({ RTPENGINE: 'none' });
+    assert.equal(bare.status, 1);
+    assert.match(bare.stderr, /^RTPENGINE=none: media is not anchored/);
   });
 });

@@ -87,6 +87,8 @@ export class SipAgent {
   inviteAnswer = '200 OK';
   /** Headers an answering agent adds to its answers (what a callee's carrier may add). */
   replyHeaders: string[] = [];
+  /** The port its SDP names for media (nothing listens there unless a test binds it). */
+  mediaPort: number;
   /** The INVITEs this agent sent, by Call-ID (start line, Via, From, To), for CANCEL. */
   private readonly sent = new Map<string, string[]>();
   /** The INVITEs this agent rings for (inviteAnswer `ring`), by Call-ID, to end on CANCEL. */
@@ -98,6 +100,7 @@ export class SipAgent {
     readonly port: number,
     private readonly answers: boolean,
   ) {
+    this.mediaPort = port + 1000;
     socket.on('message', (data, from) => {
       const message = parseSip(data.toString('utf8'));
       if (this.keep) this.received.push(message);
@@ -273,7 +276,7 @@ export class SipAgent {
       reply(status);
     } else if (request.method === 'INVITE') {
       reply('180 Ringing');
-      if (this.inviteAnswer === '200 OK') reply('200 OK', sdp('callee', this.port));
+      if (this.inviteAnswer === '200 OK') reply('200 OK', sdp('callee', this.mediaPort));
       else if (this.inviteAnswer === 'ring') this.ringing.set(callId, request);
       else reply(this.inviteAnswer);
     } else {
@@ -292,14 +295,14 @@ function cap(name: string): string {
 }
 
 /** A minimal audio offer, its o= line naming `user` as phones often do. */
-export function sdp(user: string, port: number): string {
+export function sdp(user: string, mediaPort: number): string {
   return [
     'v=0',
     `o=${user} 1 1 IN IP4 127.0.0.1`,
     's=call',
     'c=IN IP4 127.0.0.1',
     't=0 0',
-    `m=audio ${port + 1000} RTP/AVP 0`,
+    `m=audio ${mediaPort} RTP/AVP 0`,
     'a=rtpmap:0 PCMU/8000',
     '',
   ].join('\r\n');
