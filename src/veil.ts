@@ -75,11 +75,15 @@ export interface Veil {
   orders: OrderEvents;
   /** The session writer thread, when the sessions' writes run on one (a SQLite file, in the server). */
   sessionThread?: Thread<SessionWriter>;
-  /** Why this instance cannot serve (what /readyz answers), or undefined when it can. */
+  /** Why this instance cannot serve (what /readyz answers with a 503), or undefined when it can. */
   unready(): Promise<string | undefined>;
+  /** What does not work now though the instance serves: the watched parts' reasons (/readyz lists them). */
+  degraded(): string[];
   /**
-   * Makes /readyz answer 503 with `part`'s reason while it gives one (an order-event broker out of
-   * reach, say); returns what undoes it.
+   * Lists `part`'s reason under /readyz's `degraded` while it gives one (an order-event broker out
+   * of reach, say); returns what undoes it. Such a part never makes the instance unready: calls
+   * and the API do not need it, and every instance shares it, so a balancer taking instances out
+   * for it would take them all.
    */
   watch(part: ReadinessPart): () => void;
   /** Flushes the interaction log and closes the database. */
@@ -231,13 +235,10 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
     sessionThread: thread,
     async unready() {
       if (!(await ping(store))) return 'database unreachable';
-      const failure = store.unready() ?? thread?.failure;
-      if (failure) return failure;
-      for (const part of watched) {
-        const reason = part.unready();
-        if (reason) return reason;
-      }
-      return undefined;
+      return store.unready() ?? thread?.failure;
+    },
+    degraded() {
+      return [...watched].flatMap((part) => part.unready() ?? []);
     },
     watch(part) {
       watched.add(part);

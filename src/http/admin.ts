@@ -53,6 +53,8 @@ export const adminRoutes: FastifyPluginAsync = async (app) => {
     prefix: '/admin/',
     index: 'index.html',
     schemaHide: true,
+    // Its own would replace the hook's no-store with `public, max-age=0`.
+    cacheControl: false,
   });
   // To /admin/, so that the page's relative URLs resolve under it.
   app.get('/admin', { schema: { hide: true } }, (_request, reply) => reply.redirect('/admin/', 301));

@@ -98,7 +98,10 @@ export async function buildApp(
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const reason = await veil.unready();
-    return reply.status(reason ? 503 : 200).send({ status: reason ?? 'ready' });
+    const degraded = veil.degraded();
+    return reply
+      .status(reason ? 503 : 200)
+      .send({ status: reason ?? 'ready', ...(degraded.length > 0 && { degraded }) });
   });
 
   await app.register(

@@ -138,7 +138,15 @@ export class Metrics {
   constructor(
     veil: Pick<
       Veil,
-      'store' | 'health' | 'carriers' | 'binders' | 'config' | 'failover' | 'sessions' | 'sessionThread'
+      | 'store'
+      | 'health'
+      | 'carriers'
+      | 'binders'
+      | 'config'
+      | 'failover'
+      | 'sessions'
+      | 'sessionThread'
+      | 'degraded'
     >,
   ) {
     const { store, health, failover } = veil;
@@ -240,6 +248,15 @@ export class Metrics {
       collect() {
         this.reset();
         for (const rule of rules) this.set({ scope: scopeName(rule) }, rule.minFree);
+      },
+    });
+
+    new Gauge({
+      name: 'veil_degraded_parts',
+      help: 'Parts of this instance that do not work now though it serves, as /readyz lists them under degraded (an order-event consumer cut off from its broker)',
+      registers,
+      collect() {
+        this.set(veil.degraded().length);
       },
     });
 

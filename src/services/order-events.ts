@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UnavailableError, VeilError } from '../domain/errors.ts';
 import {
   COURIER_LABEL,
@@ -8,6 +9,7 @@ import {
 } from '../domain/order-events.ts';
 import type { Session } from '../domain/session.ts';
 import type { Logger } from '../logger.ts';
+import type { ReadinessPart } from '../veil.ts';
 import type { SessionService } from './sessions.ts';
 
 /**
@@ -130,8 +132,64 @@ export class OrderEvents {
   }
 }
 
+/** A broker's consumer of order events: reports to /readyz (Veil.watch) and stops with the server. */
+export interface OrderConsumer extends ReadinessPart {
+  stop(): Promise<void>;
+}
+
 /** Where a message came from, as the log shows it (a subject and sequence, a topic and offset). */
 export type MessageOrigin = Record<string, string | number>;
+
+/** How long an event that could not be carried out now waits before it is tried again. */
+export const ORDER_RETRY_DELAY_MS = 5_000;
+/** Tries of an event whose order has no session before it goes to the dead letters. */
+export const ORDER_WAIT_DELIVERIES = 5;
+
+export interface InOrderOptions {
+  logger: Logger;
+  origin: MessageOrigin;
+  /** For each try of handleWithin. */
+  timeoutMs: number;
+  retryDelayMs: number;
+  waitDeliveries: number;
+  /** The consumer's stop: no further try once aborted. */
+  signal: AbortSignal;
+  /** Before each further try: tells the broker the event is still being worked on. */
+  keepAlive(): void | Promise<void>;
+}
+
+/**
+ * Carries out one event before any that follows it, as a broker's consumer must for an order's
+ * events to keep their order: a passing failure is tried again in place, every retryDelayMs, for
+ * as long as it takes; an event whose order has no session yet up to waitDeliveries times, then
+ * rejected. Undefined when the consumer stopped first: the event is left to the next consumer.
+ */
+export async function carryOutInOrder(
+  orders: Pick<OrderEvents, 'handleWithin'>,
+  body: Uint8Array | string,
+  options: InOrderOptions,
+): Promise<OrderOutcome | undefined> {
+  const { logger, origin, signal } = options;
+  for (let waited = 1; ; ) {
+    let outcome: OrderOutcome | undefined;
+    try {
+      outcome = await orders.handleWithin(body, options.timeoutMs);
+    } catch (error) {
+      logger.error({ ...origin, err: error }, 'order event failed; it will be tried again');
+    }
+    if (outcome && outcome.result !== 'waiting') return outcome;
+    if (outcome?.result === 'waiting') {
+      if (waited >= options.waitDeliveries) {
+        return { ...outcome, result: 'rejected', reason: `${outcome.reason} after ${waited} tries` };
+      }
+      waited++;
+      logOutcome(logger, outcome, origin);
+    }
+    await sleep(options.retryDelayMs, undefined, { signal }).catch(() => undefined);
+    if (signal.aborted) return undefined;
+    await options.keepAlive();
+  }
+}
 
 /**
  * Logs an outcome: applied and unchanged at info, rejected and waiting at warn. No number is

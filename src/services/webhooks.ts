@@ -106,8 +106,8 @@ export class WebhookService {
   }
 
   /**
-   * The tenant's events, oldest first, of `type` if given, after the event `after` (an id, or the
-   * previous page's nextCursor), `limit` at a time, each with its deliveries.
+   * The tenant's events of `type` if given, oldest first after `after` (or newest first before
+   * `before`, the previous page's nextCursor), `limit` at a time, each with its deliveries.
    */
   async events(tenantId: string, query: EventListQuery): Promise<Page<LoggedEvent>> {
     const rows = await listEvents(this.store.db, tenantId, { ...query, limit: query.limit + 1 });

@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from 'kysely';
+import { ConfigError } from '../config.ts';
 import type { Db } from './schema.ts';
 import { ensureSetting, getSetting } from './settings.ts';
 import type { Store } from './store.ts';
@@ -43,6 +44,51 @@ export async function sealAll(
     }
   }
   return done;
+}
+
+/** What the key checks seal and index: no number, so that the settings hold nobody's. */
+const KEY_CHECK_TEXT = 'veil key check';
+const INDEX_CHECK_SETTING = 'index_key_check';
+const DATA_CHECK_SETTING = 'data_key_check:';
+
+/**
+ * Refuses keys other than those the database's numbers were indexed and sealed under. A wrong
+ * index key would fail nothing: every lookup would simply find nobody (a blocked number would
+ * connect, every call be refused, a person be given a proxy they already hold). A key id reused
+ * for another key would fail only when a value is read. So the first open records the index of a
+ * fixed text and, per data key, that text sealed under it; every open compares.
+ */
+export async function checkKeys(store: Store): Promise<void> {
+  const vault = vaultOf(store.db);
+  const index = vault.index(KEY_CHECK_TEXT);
+  if ((await ensureSetting(store.db, INDEX_CHECK_SETTING, index)) !== index) {
+    throw new ConfigError(
+      'VEIL_INDEX_KEY',
+      "is not the key this database's numbers are indexed under: with it no number would be found (blocked numbers would connect, calls be refused). Set the key the database was first opened with.",
+    );
+  }
+  await ensureSetting(store.db, `${DATA_CHECK_SETTING}${vault.currentKeyId}`, vault.seal(KEY_CHECK_TEXT));
+  const checks = await store.db
+    .selectFrom('settings')
+    .select(['key', 'value'])
+    .where('key', 'like', `${DATA_CHECK_SETTING}%`)
+    .execute();
+  for (const check of checks) {
+    const keyId = check.key.slice(DATA_CHECK_SETTING.length);
+    if (!vault.hasKey(keyId)) continue;
+    let opened: string | undefined;
+    try {
+      opened = vault.open(check.value);
+    } catch {
+      // told below
+    }
+    if (opened !== KEY_CHECK_TEXT) {
+      throw new ConfigError(
+        'VEIL_DATA_KEYS',
+        `the key with id "${keyId}" is not the one this database's values under "${keyId}" were sealed with: give each key a new id, never reuse one`,
+      );
+    }
+  }
 }
 
 /** The setting that says what older Veils left in clear has been sealed: later opens skip the walk. */

@@ -475,7 +475,7 @@ export class SessionRepository {
     const vault = vaultOf(this.db);
     const byIndex = new Map(numbers.map((n) => [vault.index(n), n]));
     // In the order of the statement's names: now, since, person0, person1…
-    const { rows } = await historiesQuery(numbers.length).run(this.db, [now, since, ...byIndex.keys()]);
+    const { rows } = await historiesQuery(byIndex.size).run(this.db, [now, since, ...byIndex.keys()]);
     const stale: StaleHolding[] = [];
     const gaveBack = new Set<string>();
     for (const r of rows) {

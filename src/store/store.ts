@@ -5,7 +5,7 @@ import type { Dialect } from './dialect.ts';
 import type { RevocationWatch } from './key-revocations.ts';
 import { openPostgresStore } from './postgres/store.ts';
 import type { Db } from './schema.ts';
-import { sealLegacy } from './sealing.ts';
+import { checkKeys, sealLegacy } from './sealing.ts';
 import type { SqliteBackground, Statement } from './sqlite/background.ts';
 import { openSqliteStore } from './sqlite/store.ts';
 import { attachVault, type DataKeys, NumberVault } from './vault.ts';
@@ -85,6 +85,7 @@ export async function openStore(config: StoreConfig, options: StoreOptions = {})
   attachVault(store.db, vault);
   attachVault(store.reader, vault);
   try {
+    await checkKeys(store);
     await sealLegacy(store);
   } catch (error) {
     await store.close();

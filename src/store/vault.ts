@@ -23,6 +23,8 @@ const SEALED = /^([A-Za-z0-9_-]{1,16}):([A-Za-z0-9_-]+)$/;
 export const KEYED_FINGERPRINT = 'h:';
 /** Memo sizes: past them a memo starts over (a route's numbers are sealed or looked up again). */
 const MEMO_ENTRIES = 50_000;
+/** The longest text the memos keep: an E.164 number (16 characters) with room to spare. */
+const NUMBER_CHARS = 32;
 
 /** A value that does not open: tampered, or sealed under a key this instance does not have. */
 export class SealedValueError extends Error {
@@ -134,9 +136,13 @@ export class NumberVault {
     } catch {
       throw new SealedValueError(`sealed value does not open under data key "${keyId}"`);
     }
-    remember(this.opened, sealed, text);
-    // A number read under the current key is sealed already: writing it again reuses that.
-    if (keyId === this.currentKeyId && text.length <= 32) remember(this.sealedNumbers, text, sealed);
+    // Numbers only: they are read again and again (each route); an event's payload is read once
+    // or twice and may be kilobytes, which the memo's 50,000 entries would hold for nothing.
+    if (text.length <= NUMBER_CHARS) {
+      remember(this.opened, sealed, text);
+      // A number read under the current key is sealed already: writing it again reuses that.
+      if (keyId === this.currentKeyId) remember(this.sealedNumbers, text, sealed);
+    }
     return text;
   }
 
@@ -167,6 +173,11 @@ export class NumberVault {
   /** `sealNumber` for a value that may be absent. */
   sealNumberOrNull(number: string | null): string | null {
     return number === null ? null : this.sealNumber(number);
+  }
+
+  /** Whether a data key of this id is configured. */
+  hasKey(keyId: string): boolean {
+    return this.keys.has(keyId);
   }
 
   /** The id of the key a value is sealed under, or undefined for a value that is not sealed (clear text). */

@@ -335,7 +335,6 @@ export async function outboxBacklog(db: Db): Promise<OutboxBacklog> {
   return { pending: Number(pending.n), oldestCreatedAt: oldest?.created_at ?? null, dead: Number(dead.n) };
 }
 
-/** The tenant's events oldest first, of `type` if given, from the one after `after`. */
 /** Which of a tenant's events to list: ids after and before bounds, oldest or newest first. */
 export interface EventListQuery {
   type?: string;
@@ -345,6 +344,7 @@ export interface EventListQuery {
   limit: number;
 }
 
+/** The tenant's events of `query.type` if given, between its bounds, in its order, `limit` at most. */
 export async function listEvents(db: Db, tenantId: string, query: EventListQuery): Promise<OutboxEvent[]> {
   let q = db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId);
   if (query.type !== undefined) q = q.where('type', '=', query.type);

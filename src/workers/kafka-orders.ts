@@ -2,8 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type EachMessagePayload, Kafka, type LogEntry, logLevel } from 'kafkajs';
 import type { KafkaOrdersConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { logOutcome, type OrderEvents, type OrderOutcome } from '../services/order-events.ts';
-import { ORDER_RETRY_DELAY_MS, ORDER_WAIT_DELIVERIES, type OrderConsumer } from './nats-orders.ts';
+import {
+  carryOutInOrder,
+  logOutcome,
+  ORDER_RETRY_DELAY_MS,
+  ORDER_WAIT_DELIVERIES,
+  type OrderConsumer,
+  type OrderEvents,
+} from '../services/order-events.ts';
 
 /** How long each hand-off to Kafka (connect, a request) or to the handler may take. */
 export const KAFKA_TIMEOUT_MS = 5_000;
@@ -32,13 +38,12 @@ export interface KafkaOrdersOptions extends KafkaOrdersConfig {
 /**
  * Consumes order events from a Kafka topic in a consumer group, with the same handler as NATS: each
  * partition's events are carried out in order, the offset committed once one is done. A malformed
- * event goes to the dead-letter topic with its reason (`veil-reason`); one waiting for its order's
- * session is tried again a few times in place (a partition has no redelivery), then dead-lettered;
- * one that fails for now is thrown back to kafkajs, which tries it again. `unready()` names Kafka
+ * event goes to the dead-letter topic with its reason (`veil-reason`); one that fails for now, or
+ * waits for its order's session, is tried again in place (carryOutInOrder). `unready()` names Kafka
  * until the consumer has joined its group, and whenever it is disconnected or has crashed.
  */
 export function startKafkaOrders(
-  orders: OrderEvents,
+  orders: Pick<OrderEvents, 'handleWithin'>,
   logger: Logger,
   options: KafkaOrdersOptions,
 ): OrderConsumer {
@@ -102,25 +107,17 @@ export function startKafkaOrders(
   const eachMessage = async (payload: EachMessagePayload) => {
     const { topic, partition, message, heartbeat } = payload;
     const origin = { topic, partition, offset: message.offset };
-    let outcome: OrderOutcome;
-    for (let delivery = 1; ; delivery++) {
-      try {
-        outcome = await orders.handleWithin(message.value ?? '', timeoutMs);
-      } catch (error) {
-        logger.error({ ...origin, err: error }, 'order event failed; it will be tried again');
-        await pause(retryDelayMs);
-        throw error;
-      }
-      if (outcome.result !== 'waiting' || delivery >= waitDeliveries || stopping.signal.aborted) break;
-      logOutcome(logger, outcome, origin);
-      await pause(retryDelayMs);
-      await heartbeat();
-    }
-    if (outcome.result === 'waiting') {
-      // Stopping: the offset is not committed, and the next consumer of the partition tries it.
-      if (stopping.signal.aborted) throw new Error('stopping while an order event waits for its session');
-      outcome = { ...outcome, result: 'rejected', reason: `${outcome.reason} after ${waitDeliveries} tries` };
-    }
+    const outcome = await carryOutInOrder(orders, message.value ?? '', {
+      logger,
+      origin,
+      timeoutMs,
+      retryDelayMs,
+      waitDeliveries,
+      signal: stopping.signal,
+      keepAlive: heartbeat,
+    });
+    // Stopping: the offset is not committed, and the next consumer of the partition tries it.
+    if (!outcome) throw new Error('stopping before an order event was carried out');
     logOutcome(logger, outcome, origin);
     if (outcome.result === 'rejected') await deadLetter(payload, outcome.reason);
   };

@@ -14,23 +14,25 @@ import {
 } from 'nats';
 import type { NatsOrdersConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { logOutcome, type OrderEvents, type OrderOutcome } from '../services/order-events.ts';
-import type { ReadinessPart } from '../veil.ts';
+import {
+  carryOutInOrder,
+  logOutcome,
+  ORDER_RETRY_DELAY_MS,
+  ORDER_WAIT_DELIVERIES,
+  type OrderConsumer,
+  type OrderEvents,
+} from '../services/order-events.ts';
 
 /** How long each hand-off to NATS (connect, a JetStream request, an ack) or to the handler may take. */
 export const NATS_TIMEOUT_MS = 5_000;
 /** Between tries to connect, and the client's wait between reconnects. */
 export const NATS_RECONNECT_MS = 2_000;
-/** How long an event that could not be carried out now waits before it is delivered again. */
-export const ORDER_RETRY_DELAY_MS = 5_000;
-/** Deliveries of an event whose order has no session before it goes to the dead letters. */
-export const ORDER_WAIT_DELIVERIES = 5;
 /** How long JetStream waits for an ack before it delivers again: longer than a handler may take. */
 const ACK_WAIT_MS = 30_000;
 /** Pings, so that a connection gone silent is noticed (and reported) within about a minute. */
 const PING_INTERVAL_MS = 20_000;
 const MAX_PINGS_OUT = 3;
-/** Messages pulled ahead of the one being carried out. */
+/** Messages asked for per pull (JetStream hands out one at a time: max_ack_pending 1). */
 const PULL_BATCH = 64;
 
 /** Headers of a dead letter: its body is the event's, as it came. */
@@ -48,21 +50,17 @@ export interface NatsOrdersOptions extends NatsOrdersConfig {
   waitDeliveries?: number;
 }
 
-/** A broker's consumer of order events: reports to /readyz (Veil.watch) and stops with the server. */
-export interface OrderConsumer extends ReadinessPart {
-  stop(): Promise<void>;
-}
-
 /**
  * Consumes order events from NATS JetStream: a durable pull consumer with explicit acks on the
  * subject, in the stream that captures it (one is created, file-backed, when none does), and one
- * for the dead-letter subject likewise. Events are carried out one at a time, in order; a
- * malformed one is published to the dead-letter subject with its reason (`Veil-Reason`) and then
- * acknowledged; one that fails for now is delivered again after a delay. Connecting is tried until
- * it works, and a lost connection is reconnected for ever; meanwhile `unready()` names NATS.
+ * for the dead-letter subject likewise. Events are carried out one at a time and in order, across
+ * every instance (the consumer hands out one unacknowledged event at a time): one that fails for
+ * now is tried again in place (carryOutInOrder); a malformed one is published to the dead-letter
+ * subject with its reason (`Veil-Reason`) and then acknowledged. Connecting is tried until it
+ * works, and a lost connection is reconnected for ever; meanwhile `unready()` names NATS.
  */
 export function startNatsOrders(
-  orders: OrderEvents,
+  orders: Pick<OrderEvents, 'handleWithin'>,
   logger: Logger,
   options: NatsOrdersOptions,
 ): OrderConsumer {
@@ -127,8 +125,8 @@ export function startNatsOrders(
   /** Consumes until the consumer stops, or until its stream or consumer is gone (then set up again). */
   const consume = async (nc: NatsConnection) => {
     const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
-    const stream = await ensureStream(jsm, options.subject);
-    await ensureStream(jsm, options.deadSubject);
+    const stream = await ensureStream(jsm, options.subject, streamNameOf(options.subject));
+    await ensureStream(jsm, options.deadSubject, `${streamNameOf(options.deadSubject)}_DLQ`);
     await ensureConsumer(jsm, stream, options);
     const js = nc.jetstream({ timeout: timeoutMs });
     const consumer = await js.consumers.get(stream, options.durable);
@@ -142,25 +140,19 @@ export function startNatsOrders(
 
   const carryOut = async (js: JetStreamClient, stream: string, message: JsMsg) => {
     const origin = { subject: message.subject, stream, sequence: message.seq };
-    let outcome: OrderOutcome;
-    try {
-      outcome = await orders.handleWithin(message.data, timeoutMs);
-    } catch (error) {
-      logger.error({ ...origin, err: error }, 'order event failed; it will be delivered again');
-      message.nak(retryDelayMs);
+    const outcome = await carryOutInOrder(orders, message.data, {
+      logger,
+      origin,
+      timeoutMs,
+      retryDelayMs,
+      waitDeliveries,
+      signal: stopping.signal,
+      keepAlive: () => message.working(),
+    });
+    if (!outcome) {
+      // Stopping: delivered again at once, to the next consumer.
+      message.nak();
       return;
-    }
-    if (outcome.result === 'waiting' && message.info.deliveryCount < waitDeliveries) {
-      logOutcome(logger, outcome, origin);
-      message.nak(retryDelayMs);
-      return;
-    }
-    if (outcome.result === 'waiting') {
-      outcome = {
-        ...outcome,
-        result: 'rejected',
-        reason: `${outcome.reason} after ${waitDeliveries} deliveries`,
-      };
     }
     logOutcome(logger, outcome, origin);
     if (outcome.result === 'rejected') {
@@ -251,13 +243,16 @@ export function streamNameOf(subject: string): string {
   return name.startsWith('VEIL_') ? name : `VEIL_${name}`;
 }
 
-/** The stream that captures `subject`, created (file-backed, limits retention) when there is none. */
-async function ensureStream(jsm: JetStreamManager, subject: string): Promise<string> {
+/**
+ * The stream that captures `subject`, created as `name` (file-backed, limits retention) when there
+ * is none. The dead letters' stream is named apart (`_DLQ`), so that no subject pair shares a name.
+ */
+async function ensureStream(jsm: JetStreamManager, subject: string, name: string): Promise<string> {
   try {
     return await jsm.streams.find(subject);
   } catch {
     try {
-      const info = await jsm.streams.add({ name: streamNameOf(subject), subjects: [subject] });
+      const info = await jsm.streams.add({ name, subjects: [subject] });
       return info.config.name;
     } catch (error) {
       // Another instance may have created it meanwhile; if not, the add's error says why.
@@ -272,11 +267,13 @@ async function ensureConsumer(
   stream: string,
   options: NatsOrdersConfig,
 ): Promise<void> {
-  try {
-    await jsm.consumers.info(stream, options.durable);
+  const existing = await jsm.consumers.info(stream, options.durable).catch(() => undefined);
+  if (existing) {
+    // A consumer an older Veil created handed out events in parallel: one at a time now.
+    if (existing.config.max_ack_pending !== 1) {
+      await jsm.consumers.update(stream, options.durable, { max_ack_pending: 1 });
+    }
     return;
-  } catch {
-    // Not there yet.
   }
   await jsm.consumers.add(stream, {
     durable_name: options.durable,
@@ -284,5 +281,7 @@ async function ensureConsumer(
     deliver_policy: DeliverPolicy.All,
     filter_subject: options.subject,
     ack_wait: nanos(ACK_WAIT_MS),
+    // One event out at a time across every instance: an order's events are carried out in order.
+    max_ack_pending: 1,
   });
 }

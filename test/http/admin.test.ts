@@ -110,10 +110,12 @@ describeStores('GET /admin: the dashboard in Chromium', { only: 'sqlite' }, (sto
     assert.equal(r.status, 200);
     assert.match(String(r.headers.get('content-type')), /^text\/html/);
     assert.equal(r.headers.get('content-security-policy'), ADMIN_CSP);
+    assert.equal(r.headers.get('cache-control'), 'no-store');
     assert.doesNotMatch(ADMIN_CSP, /unsafe|https?:|\*/);
     for (const file of ['preact.mjs', 'htm.mjs', 'chart.umd.min.js']) {
       const asset = await fetch(`${server.url}/admin/vendor/${file}`);
       assert.equal(asset.status, 200, file);
+      assert.equal(asset.headers.get('cache-control'), 'no-store', file);
       assert.match(String(asset.headers.get('content-type')), /javascript/, file);
     }
     // Only the listed files: no path into node_modules.

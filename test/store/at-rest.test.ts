@@ -4,10 +4,17 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
+import { ConfigError } from '../../src/config.ts';
 import { migrateTo } from '../../src/store/migrations.ts';
 import { sealAll } from '../../src/store/sealing.ts';
 import { openStore } from '../../src/store/store.ts';
-import { generateDataKeys, NumberVault, SealedValueError, vaultOf } from '../../src/store/vault.ts';
+import {
+  type DataKeys,
+  generateDataKeys,
+  NumberVault,
+  SealedValueError,
+  vaultOf,
+} from '../../src/store/vault.ts';
 import { type TestApp, testApp } from '../support/app.ts';
 import { describeStores, TEST_KEYS, type TestStore } from '../support/stores.ts';
 
@@ -145,19 +152,20 @@ describeStores('real numbers at rest', { perTest: true }, (store) => {
   });
 
   it('rotates: a new first key seals new writes, older values still open, rotate-data moves them all', async () => {
-    const k1 = generateDataKeys('k1');
+    const r1 = generateDataKeys('r1');
     const env = (keys: { id: string; key: Uint8Array }[]) => ({
       VEIL_DATA_KEYS: keys.map((k) => `${k.id}:${Buffer.from(k.key).toString('base64')}`).join(','),
-      VEIL_INDEX_KEY: Buffer.from(k1.indexKey).toString('base64'),
+      // The index key the database was first opened with (TEST_KEYS): it cannot change.
+      VEIL_INDEX_KEY: Buffer.from(TEST_KEYS.indexKey).toString('base64'),
     });
-    const [first] = k1.dataKeys as [{ id: string; key: Uint8Array }];
-    const second = { id: 'k2', key: generateDataKeys().dataKeys[0]?.key as Uint8Array };
+    const [first] = r1.dataKeys as [{ id: string; key: Uint8Array }];
+    const second = { id: 'r2', key: generateDataKeys().dataKeys[0]?.key as Uint8Array };
     await t.close();
     t = await testApp(store(), env([first]));
     await workload();
     await t.close();
 
-    // k2 first, k1 kept to read: everything written under k1 still reads.
+    // r2 first, r1 kept to read: everything written under r1 still reads.
     t = await testApp(store(), env([second, first]));
     const sessions = (await t.api('GET', '/v1/sessions?externalId=order-1')).json().data;
     assert.deepEqual(
@@ -174,7 +182,7 @@ describeStores('real numbers at rest', { perTest: true }, (store) => {
       ];
       return new Set(values.map((r) => NumberVault.keyIdOf(r.v ?? '')));
     };
-    assert.deepEqual(await keyIds(), new Set(['k1']));
+    assert.deepEqual(await keyIds(), new Set(['r1']));
     const progress: string[] = [];
     const done = await sealAll(t.veil.store, 'rotate', (table, n) => progress.push(`${table} ${n}`));
     assert.ok(
@@ -182,7 +190,7 @@ describeStores('real numbers at rest', { perTest: true }, (store) => {
       JSON.stringify(done),
     );
     assert.ok(progress.length >= 4, progress.join('; '));
-    assert.deepEqual(await keyIds(), new Set(['k2']));
+    assert.deepEqual(await keyIds(), new Set(['r2']));
     // A second pass finds nothing left to do.
     assert.deepEqual(await sealAll(t.veil.store, 'rotate'), {
       participants: 0,
@@ -193,7 +201,7 @@ describeStores('real numbers at rest', { perTest: true }, (store) => {
     });
     await t.close();
 
-    // k1 dropped: everything reads under k2 alone, and routing still finds the people.
+    // r1 dropped: everything reads under r2 alone, and routing still finds the people.
     t = await testApp(store(), env([second]));
     const again = (await t.api('GET', '/v1/sessions?externalId=order-1')).json().data[0];
     assert.deepEqual(
@@ -208,6 +216,51 @@ describeStores('real numbers at rest', { perTest: true }, (store) => {
     const refused = await t.api('GET', '/v1/sessions?externalId=order-1');
     assert.equal(refused.statusCode, 500);
     assert.ok(!found(refused.body).length);
+  });
+});
+
+describeStores('the keys a database was opened with', { perTest: true }, (store) => {
+  const open = (keys: DataKeys) =>
+    openStore(store().config, { keys, schema: store().schema, background: false });
+  const refusedFor = (variable: string) => (error: unknown) => {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.equal(error.key, variable);
+    return true;
+  };
+
+  it('refuses another index key, or another key under a data key id it knows, and opens with its own', async () => {
+    await (await open(TEST_KEYS)).close();
+    const other = generateDataKeys('k1');
+    const [ours] = TEST_KEYS.dataKeys as [{ id: string; key: Uint8Array }];
+    const [theirs] = other.dataKeys as [{ id: string; key: Uint8Array }];
+    await assert.rejects(
+      open({ indexKey: other.indexKey, dataKeys: TEST_KEYS.dataKeys }),
+      refusedFor('VEIL_INDEX_KEY'),
+    );
+    await assert.rejects(
+      open({ indexKey: TEST_KEYS.indexKey, dataKeys: [{ id: ours.id, key: theirs.key }] }),
+      refusedFor('VEIL_DATA_KEYS'),
+    );
+    // The same id kept second, to read with, is refused too.
+    await assert.rejects(
+      open({
+        indexKey: TEST_KEYS.indexKey,
+        dataKeys: [
+          { id: 'k9', key: theirs.key },
+          { id: ours.id, key: theirs.key },
+        ],
+      }),
+      refusedFor('VEIL_DATA_KEYS'),
+    );
+    // A new key under a new id is what rotation adds: accepted, and checked from then on.
+    await (
+      await open({ indexKey: TEST_KEYS.indexKey, dataKeys: [{ id: 'k9', key: theirs.key }, ours] })
+    ).close();
+    await assert.rejects(
+      open({ indexKey: TEST_KEYS.indexKey, dataKeys: [{ id: 'k9', key: ours.key }, ours] }),
+      refusedFor('VEIL_DATA_KEYS'),
+    );
+    await (await open(TEST_KEYS)).close();
   });
 });
 
