@@ -20,7 +20,7 @@ const EXIT_CONFIG = 78;
 
 /** A key stored in the database beforehand (as `POST /v1/keys` on an earlier run would). */
 async function storeKey(store: TestStore): Promise<{ id: string; secret: string }> {
-  const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), store: store.config };
+  const config = { ...loadConfig({ LOG_LEVEL: 'silent', ...TEST_KEY_ENV }), store: store.config };
   const veil = await createVeil(config, { logger: createLogger('silent'), schema: store.schema });
   try {
     const { key, secret } = await veil.keys.create(DEFAULT_TENANT, 'operations', ['admin']);
