@@ -605,7 +605,7 @@ export const NewApiKey = Type.Object({
 export const ProviderParams = Type.Object({
   name: Type.String({
     maxLength: 32,
-    description: 'the carrier: sim, twilio, vonage, plivo, telnyx, aliyun',
+    description: `the carrier: ${PROVIDER_NAMES.join(', ')}`,
   }),
 });
 

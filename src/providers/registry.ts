@@ -5,7 +5,22 @@ import type { CallMessages, CarrierAdapter } from './carrier.ts';
 import { SimAdapter } from './sim/sim-adapter.ts';
 
 /** Providers whose numbers the pool accepts (a provider without credentials can hold numbers, not route). */
-export const PROVIDER_NAMES = ['sim', 'twilio', 'vonage', 'plivo', 'telnyx', 'aliyun'] as const;
+export const PROVIDER_NAMES = ['sim', 'twilio', 'vonage', 'plivo', 'telnyx', 'aliyun', 'sip'] as const;
+
+/**
+ * The SIP edge (deploy/kamailio), the provider of numbers that ring on a plain SIP trunk. Always
+ * enabled: the edge asks POST /v1/route with an API key, so there are no credentials to configure,
+ * no webhooks of a carrier's own and no numbers to buy.
+ */
+export const SIP_EDGE = 'sip';
+
+/**
+ * The providers whose free numbers any session may get, counted as the pool's free capacity: the
+ * enabled carriers and the SIP edge (a remote-binding carrier's numbers go to shared sessions only).
+ */
+export function poolCarriers(carriers: ReadonlyMap<string, CarrierAdapter>): string[] {
+  return [...carriers.keys(), SIP_EDGE];
+}
 
 /**
  * The carriers whose numbers may be added in this installation: all but the simulator in

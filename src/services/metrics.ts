@@ -4,6 +4,7 @@ import { scopeName } from '../domain/replenish.ts';
 import type { RouteDecision } from '../domain/routing.ts';
 import type { Channel } from '../domain/session.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
+import { poolCarriers } from '../providers/registry.ts';
 import { type BindingCensus, type BindingOperation, BindingRepository } from '../store/bindings.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { providerFlags } from '../store/providers.ts';
@@ -152,9 +153,9 @@ export class Metrics {
     const { store, health, failover } = veil;
     const reader = store.reader;
     // Every enabled carrier, as GET /v1/providers lists them.
-    const carriers = [...veil.carriers.keys(), ...veil.binders.keys()];
+    const carriers = [...poolCarriers(veil.carriers), ...veil.binders.keys()];
     // The carriers whose numbers the replenisher counts as free (services/replenisher.ts).
-    const poolCarriers = [...veil.carriers.keys()];
+    const poolCarrierNames = poolCarriers(veil.carriers);
     const rules = veil.config.replenish.rules;
     const registers = [this.registry];
 
@@ -236,7 +237,7 @@ export class Metrics {
         this.reset();
         const numbers = new NumberRepository(reader);
         for (const rule of rules) {
-          this.set({ scope: scopeName(rule) }, await numbers.free(DEFAULT_TENANT, rule, poolCarriers));
+          this.set({ scope: scopeName(rule) }, await numbers.free(DEFAULT_TENANT, rule, poolCarrierNames));
         }
       },
     });

@@ -11,6 +11,7 @@ import {
   type OwnedNumber,
   ProcurementError,
 } from '../providers/procurement.ts';
+import { SIP_EDGE } from '../providers/registry.ts';
 import { asUniqueViolation } from '../store/errors.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { type Purchase, PurchaseRepository } from '../store/purchases.ts';
@@ -210,6 +211,12 @@ export class ProcurementService {
     if (bindsRemotely(provider)) {
       throw new InvalidRequestError(
         `provider ${provider} binds numbers at the carrier and cannot buy them through Veil: buy them in its console and add them with POST /v1/numbers`,
+        'provider',
+      );
+    }
+    if (provider === SIP_EDGE) {
+      throw new InvalidRequestError(
+        'provider sip: the numbers of a SIP trunk are the DIDs its provider gives you; add them with POST /v1/numbers',
         'provider',
       );
     }

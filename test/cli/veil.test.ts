@@ -124,7 +124,7 @@ describe('veil (the command line)', { concurrency: true }, () => {
         [['numbers', 'add', PROXIES[0] as string], /\+1415\*{5}50 is already in the pool/],
         [
           ['numbers', 'add', PROXIES[2] as string, '--provider', 'nope'],
-          /^veil: provider must be one of sim, twilio, vonage, plivo, telnyx, aliyun\n$/,
+          /^veil: provider must be one of sim, twilio, vonage, plivo, telnyx, aliyun, sip\n$/,
         ],
         [
           ['numbers', 'add', PROXIES[2] as string, '--max-sessions', '0', '--json'],
@@ -257,7 +257,10 @@ describe('veil (the command line)', { concurrency: true }, () => {
       assert.match(header as string, /^PROVIDER +ENABLED +HEALTH$/);
       assert.deepEqual(
         lines.map((l) => l.split(/ +/)),
-        [['sim', 'yes', 'healthy']],
+        [
+          ['sim', 'yes', 'healthy'],
+          ['sip', 'yes', 'healthy'],
+        ],
       );
       const off = await ws.veil(['providers', 'disable', 'sim', '--json']);
       assert.equal(off.code, 0, off.stderr);

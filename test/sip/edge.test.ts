@@ -51,7 +51,7 @@ async function startVeil(dir: string) {
     return (await response.json()) as any;
   };
   for (const number of ['+14155550150', '+14155550151']) {
-    await api('POST', '/v1/numbers', { number, provider: 'sim' });
+    await api('POST', '/v1/numbers', { number, provider: 'sip' });
   }
   const session = await api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
   const key = await api('POST', '/v1/keys', { name: 'sip edge', scopes: ['route'] });

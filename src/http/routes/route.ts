@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isE164, parsePhone } from '../../domain/phone.ts';
+import { SIP_EDGE } from '../../providers/registry.ts';
 import type { Veil } from '../../veil.ts';
 import { routeRateLimit } from '../rate-limit.ts';
 import { noteDecision } from '../request-log.ts';
 import { RouteBody, RouteDecision } from '../schemas.ts';
 import { withErrors } from './responses.ts';
-import { SIP_EDGE } from './sip-status.ts';
 
 /**
  * The largest route request: two numbers, a text of 1,600 characters each escaped (`\uXXXX`),

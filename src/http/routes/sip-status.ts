@@ -1,13 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { NotFoundError } from '../../domain/errors.ts';
+import { SIP_EDGE } from '../../providers/registry.ts';
 import type { Veil } from '../../veil.ts';
 import { requireApiKey } from '../auth.ts';
 import { SipStatusBody } from '../schemas.ts';
 import { withErrors } from './responses.ts';
-
-/** The provider of interactions routed for the SIP edge (deploy/kamailio): a route with a callId. */
-export const SIP_EDGE = 'sip';
 
 /**
  * POST /webhooks/sip/status: the SIP edge's report of how a call it routed ended (BYE, failure,

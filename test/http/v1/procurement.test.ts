@@ -356,4 +356,25 @@ describeStores('POST /v1/numbers/import (purchase) in production', { perTest: tr
     assert.equal(r.json().error.field, 'provider');
     assert.match(r.json().error.message, /refused in production/);
   });
+
+  it('takes SIP trunk numbers (provider sip) with no carrier configured: listed, allocated, never bought', async () => {
+    const added = await t.api('POST', '/v1/numbers', { number: '+14155550150', provider: 'sip' });
+    assert.equal(added.statusCode, 201, added.body);
+    assert.equal(added.json().provider, 'sip');
+    const providers = (await t.api('GET', '/v1/providers')).json().data;
+    const sip = providers.find((p: { name: string }) => p.name === 'sip');
+    assert.equal(sip?.enabled, true, JSON.stringify(providers));
+    assert.ok(!providers.some((p: { name: string }) => p.name === 'sim'), 'production lists the simulator');
+    const session = await t.api('POST', '/v1/sessions', {
+      participants: [{ number: '+14155550101' }, { number: '+14155550102' }],
+    });
+    assert.equal(session.statusCode, 201, session.body);
+    const proxies = session.json().participants.map((p: { proxyNumber: string }) => p.proxyNumber);
+    assert.deepEqual(proxies, ['+14155550150', '+14155550150']);
+
+    const bought = await t.api('POST', '/v1/numbers/import', { provider: 'sip', country: 'US', count: 1 });
+    assert.equal(bought.statusCode, 400, bought.body);
+    assert.equal(bought.json().error.field, 'provider');
+    assert.match(bought.json().error.message, /add them with POST \/v1\/numbers/);
+  });
 });

@@ -111,7 +111,7 @@ describeStores(
 
     it('lists every enabled carrier, switched on and healthy, to admin keys only', async () => {
       const list = await providers();
-      assert.deepEqual([...list.keys()], ['sim', 'twilio', 'plivo']);
+      assert.deepEqual([...list.keys()], ['sim', 'twilio', 'plivo', 'sip']);
       assert.deepEqual(list.get('plivo'), {
         name: 'plivo',
         enabled: true,
