@@ -29,7 +29,7 @@ const ROUTE_HEAD = [
 
 /** Interactions the store holds: one per routing decision the server made and logged. */
 async function interactionCount(store: TestStore): Promise<number> {
-  const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), store: store.config };
+  const config = { ...loadConfig({ LOG_LEVEL: 'silent', ...TEST_KEY_ENV }), store: store.config };
   const veil = await createVeil(config, { logger: createLogger('silent'), schema: store.schema });
   try {
     const rows = await veil.store.db.selectFrom('interactions').select('id').execute();

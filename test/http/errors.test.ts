@@ -247,7 +247,7 @@ describeStores('error responses', (store) => {
         '/v1/numbers',
         { number: '+14155550402', provider: 'carrier-pigeon' },
         'provider',
-        'body/provider must be one of sim, twilio, vonage, plivo, telnyx, aliyun',
+        'body/provider must be one of sim, twilio, vonage, plivo, telnyx, aliyun, sip',
       ],
       [
         'POST',
