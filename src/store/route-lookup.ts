@@ -153,7 +153,7 @@ function numberUseQuery(db: Db, number: Expression<string>) {
 interface Waiting {
   /** The caller's number, and its blind index. */
   number: string;
-  from: string;
+  fromIndex: string;
   to: string;
   resolve: (participation: RouteParticipation | undefined) => void;
   reject: (error: unknown) => void;
@@ -211,7 +211,7 @@ export class RouteLookup {
   find(from: string, to: string): Promise<RouteParticipation | undefined> {
     const index = this.vault.index(from);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ number: from, from: index, to, resolve, reject });
+      this.waiting.push({ number: from, fromIndex: index, to, resolve, reject });
       if (this.waiting.length === 1) setImmediate(this.answer);
     });
   }
@@ -252,7 +252,7 @@ export class RouteLookup {
 
   private async answerOne(w: Waiting): Promise<void> {
     try {
-      const [row] = await this.store.readRows(this.one.bind([w.from, w.to]));
+      const [row] = await this.store.readRows(this.one.bind([w.fromIndex, w.to]));
       w.resolve(row && participationOf(row, this.vault, w.number));
     } catch (error) {
       w.reject(error);
@@ -261,11 +261,11 @@ export class RouteLookup {
 
   private async answerTogether(many: NonNullable<RouteLookup['many']>, turn: Waiting[]): Promise<void> {
     try {
-      const query = many.bind([turn.map((w) => w.from), turn.map((w) => w.to)]);
+      const query = many.bind([turn.map((w) => w.fromIndex), turn.map((w) => w.to)]);
       const found = new Map<string, ParticipationRow>();
       for (const row of await this.store.readRows(query)) found.set(pairKey(row.caller, row.proxy), row);
       for (const w of turn) {
-        const row = found.get(pairKey(w.from, w.to));
+        const row = found.get(pairKey(w.fromIndex, w.to));
         w.resolve(row && participationOf(row, this.vault, w.number));
       }
     } catch (error) {
