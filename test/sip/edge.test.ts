@@ -7,8 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '../../src/config.ts';
-import { startServer } from '../../src/server.ts';
 import {
   type RunningEdge,
   type RunningRtpengine,
@@ -17,46 +15,11 @@ import {
   startRtpengine,
 } from '../support/kamailio.ts';
 import { header, SipAgent, sdp } from '../support/sip.ts';
+import { type Participant, type SipVeil, startSipVeil } from '../support/sip-veil.ts';
 
-const ADMIN_KEY = 'sip-edge-admin-key-0123456789abcdef';
 const A = '+14155550123';
 const B = '+14155550187';
 const STRANGER = '+14155550199';
-
-interface Participant {
-  number: string;
-  proxyNumber: string;
-}
-
-/** Veil on a SQLite file, with a session between A and B and a key with scope `route`. */
-async function startVeil(dir: string) {
-  const server = await startServer(
-    loadConfig({
-      NODE_ENV: 'development',
-      DATABASE_URL: `sqlite:${join(dir, 'veil.db')}`,
-      PORT: '0',
-      VEIL_API_KEY: ADMIN_KEY,
-      VEIL_DEMO_POOL: 'false',
-      LOG_LEVEL: 'silent',
-    }),
-  );
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
-    // biome-ignore lint/suspicious/noExplicitAny: the API answers JSON the tests read field by field
-    return (await response.json()) as any;
-  };
-  for (const number of ['+14155550150', '+14155550151']) {
-    await api('POST', '/v1/numbers', { number, provider: 'sip' });
-  }
-  const session = await api('POST', '/v1/sessions', { participants: [{ number: A }, { number: B }] });
-  const key = await api('POST', '/v1/keys', { name: 'sip edge', scopes: ['route'] });
-  return { server, api, participants: session.participants as Participant[], routeKey: key.key as string };
-}
 
 /** Where an SDP says its media goes: the c= address and the m=audio port. */
 function mediaOf(body: string): { address: string; port: number } {
@@ -133,7 +96,7 @@ function everything(agent: SipAgent): string {
 
 describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
   let dir: string;
-  let veil: Awaited<ReturnType<typeof startVeil>>;
+  let veil: SipVeil;
   let edge: RunningEdge;
   let rtpengine: RunningRtpengine;
   /** Plays the trunk delivering calls from the phone network (the caller's side). */
@@ -145,7 +108,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'veil-sip-'));
-    veil = await startVeil(dir);
+    veil = await startSipVeil(dir, [A, B]);
     [a, b] = veil.participants as [Participant, Participant];
     caller = await SipAgent.start();
     callee = await SipAgent.start(true);
