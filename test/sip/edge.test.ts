@@ -262,7 +262,8 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     const d = '+14155550312';
     const session = await veil.api('POST', '/v1/sessions', {
       participants: [{ number: c }, { number: d }],
-      maxCallSeconds: 1,
+      // Kamailio's dialog timer ticks once a second: a 1 s limit could end a call at once.
+      maxCallSeconds: 2,
     });
     const [cView] = session.participants as Participant[];
     assert.ok(cView);
@@ -274,11 +275,12 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     const started = Date.now();
     await callee.waitFor(
       (m) => m.method === 'BYE' && callee.received.filter((x) => x.method === 'BYE').length > byesBefore,
-      5000,
+      6000,
       edge.log,
     );
-    await caller.waitFor((m) => m.method === 'BYE' && header(m, 'call-id') === callId, 5000);
-    assert.ok(Date.now() - started < 4000, `the BYE came after ${Date.now() - started} ms`);
+    await caller.waitFor((m) => m.method === 'BYE' && header(m, 'call-id') === callId, 6000);
+    const lasted = Date.now() - started;
+    assert.ok(lasted > 500 && lasted < 4000, `the BYE came after ${lasted} ms`);
     await released(callId);
     let ended: { status: string; durationSeconds: number | null } | undefined;
     for (let i = 0; i < 50 && !ended; i++) {
@@ -290,7 +292,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     }
     assert.ok(ended, `no completed interaction:\n${edge.log()}`);
     assert.ok(
-      (ended.durationSeconds ?? 0) >= 1 && (ended.durationSeconds ?? 0) <= 3,
+      (ended.durationSeconds ?? 0) >= 1 && (ended.durationSeconds ?? 0) <= 4,
       `lasted ${ended.durationSeconds}`,
     );
   });
