@@ -6,8 +6,13 @@ export async function getSetting(db: Db, key: string): Promise<string | undefine
   return row?.value;
 }
 
-/** Stores `value` unless the key already has one; returns the value that is kept. */
+/**
+ * Stores `value` unless the key already has one; returns the value that is kept. Read first: once
+ * set, it takes no write lock (every process opening the store ensures a few).
+ */
 export async function ensureSetting(db: Db, key: string, value: string): Promise<string> {
+  const kept = await getSetting(db, key);
+  if (kept !== undefined) return kept;
   await db
     .insertInto('settings')
     .values({ key, value })
