@@ -8,6 +8,7 @@
 #   SIP_TRUNK_ALLOW  comma-separated source addresses (IP or IP:PORT) allowed to send; default SIP_TRUNK
 #   RTPENGINE        rtpengine's control socket (udp:IP:PORT), where every call's media is anchored;
 #                    `none` lets media flow between the two sides, each SDP naming the other's address
+#   SIP_WORKERS      Kamailio's UDP workers, each waiting on Veil for one request at a time; default 4
 #   SIP_RUNTIME_DIR  where Kamailio keeps its pid file; default a new temporary directory
 # Arguments are passed on to kamailio (the benchmark's baseline: -A VEIL_NOT_ASKED).
 set -euo pipefail
@@ -47,6 +48,11 @@ else
   echo "RTPENGINE: \"$RTPENGINE\" is neither udp:IP:PORT nor none" >&2
   exit 78
 fi
+workers="${SIP_WORKERS:-4}"
+if ! [[ "$workers" =~ ^[1-9][0-9]?$ ]] || [ "$workers" -gt 64 ]; then
+  echo "SIP_WORKERS: \"$workers\" is not a number of workers from 1 to 64" >&2
+  exit 78
+fi
 allow="${SIP_TRUNK_ALLOW:-$SIP_TRUNK}"
 runtime="${SIP_RUNTIME_DIR:-$(mktemp -d -t veil-kamailio.XXXXXX)}"
 
@@ -61,4 +67,4 @@ SIP_RESTORE_KEY="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export SIP_MASK_KEY SIP_RESTORE_KEY
 
 exec "${KAMAILIO:-kamailio}" -DD -E -f "$here/kamailio.cfg" -l "$SIP_LISTEN" \
-  -Y "$runtime" -P "$runtime/kamailio.pid" -m "${SIP_SHM_MB:-64}" -M 8 "${media[@]}" "$@"
+  -Y "$runtime" -P "$runtime/kamailio.pid" -n "$workers" -m "${SIP_SHM_MB:-64}" -M 8 "${media[@]}" "$@"

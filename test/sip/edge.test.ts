@@ -552,4 +552,20 @@ describe('deploy/kamailio/start.sh', () => {
     assert.equal(bare.status, 1);
     assert.match(bare.stderr, /^RTPENGINE=none: media is not anchored/);
   });
+
+  it('runs SIP_WORKERS workers (default 4), from 1 to 64', () => {
+    // KAMAILIO=echo prints the command line kamailio would get.
+    const workers = (run: ReturnType<typeof started>) => /(?:^| )-n (\S+)/.exec(run.stdout)?.[1];
+    assert.equal(workers(started({ KAMAILIO: 'echo' })), '4');
+    assert.equal(workers(started({ KAMAILIO: 'echo', SIP_WORKERS: '16' })), '16');
+    for (const bad of ['0', '65', 'x', '4 -A X', '']) {
+      const run = started({ KAMAILIO: 'echo', SIP_WORKERS: bad });
+      if (bad === '') {
+        assert.equal(workers(run), '4', 'empty means the default');
+        continue;
+      }
+      assert.equal(run.status, 78, bad);
+      assert.match(run.stderr, /^SIP_WORKERS: .* from 1 to 64$/m);
+    }
+  });
 });
