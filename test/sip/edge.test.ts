@@ -14,7 +14,7 @@ import {
   startEdge,
   startRtpengine,
 } from '../support/kamailio.ts';
-import { header, SipAgent, sdp } from '../support/sip.ts';
+import { callerDialog, header, SipAgent, sdp } from '../support/sip.ts';
 import { type Participant, type SipVeil, startSipVeil } from '../support/sip-veil.ts';
 
 const A = '+14155550123';
@@ -27,6 +27,11 @@ function mediaOf(body: string): { address: string; port: number } {
   const port = /^m=audio ([0-9]+) /m.exec(body)?.[1];
   assert.ok(address && port, `no media in the SDP:\n${body}`);
   return { address, port: Number(port) };
+}
+
+/** The URI in a From, To or Contact value. */
+function uriOf(value: string | undefined): string {
+  return /<([^>]+)>/.exec(value ?? '')?.[1] ?? '';
 }
 
 /** A phone's media socket: sends RTP packets (PCMU, 20 ms) and tells who it heard from. */
@@ -257,12 +262,292 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     }
   });
 
+  /** A new session between `from` and `to`: the proxy number `from` calls `to` at. */
+  const proxyFor = async (from: string, to: string) => {
+    const session = await veil.api('POST', '/v1/sessions', {
+      participants: [{ number: from }, { number: to }],
+    });
+    const [view] = session.participants as Participant[];
+    assert.ok(view);
+    return view.proxyNumber;
+  };
+
+  /** What the callee received of the call to `number` (its real number): all with the Call-ID it was rung with. */
+  const calleeGot = (number: string) => {
+    const rung = callee.received.find(
+      (m) => m.method === 'INVITE' && m.status === undefined && (header(m, 'to') ?? '').includes(number),
+    );
+    return callee.received.filter((m) => rung && header(m, 'call-id') === header(rung, 'call-id'));
+  };
+
+  it('anchors a late offer: the offer in the 200 and the answer in the ACK each name rtpengine, and media flows', async () => {
+    const l = '+14155550361';
+    const m = '+14155550362';
+    const proxy = await proxyFor(l, m);
+    const callerMedia = await RtpSocket.open();
+    const calleeMedia = await RtpSocket.open();
+    const calleeSdpPort = callee.mediaPort;
+    callee.mediaPort = calleeMedia.port;
+    try {
+      const callId = caller.request({ method: 'INVITE', from: l, to: proxy, proxy: edge.address });
+      const ok = await caller.finalResponse(callId, 5000);
+      assert.equal(ok.status, 200, edge.log());
+      const rung = await callee.waitFor((x) => x.method === 'INVITE' && calleeGot(m).includes(x));
+      assert.equal(rung.body, '', 'the INVITE gained a body');
+      // The offer came in the 200: the caller is told rtpengine's address, not the callee's.
+      assert.equal(mediaOf(ok.body).address, rtpengine.mediaAddress, ok.body);
+      assert.equal(ok.body.includes(String(calleeMedia.port)), false, ok.body);
+      caller.ack(ok, edge.address, sdp(l, callerMedia.port));
+      const ack = await callee.waitFor((x) => x.method === 'ACK' && calleeGot(m).includes(x), 3000, edge.log);
+      assert.equal(mediaOf(ack.body).address, rtpengine.mediaAddress, ack.body);
+      assert.equal(ack.body.includes(String(callerMedia.port)), false, ack.body);
+      const seen = calleeGot(m)
+        .map((x) => x.raw)
+        .join('\n');
+      assert.equal(seen.includes(l.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
+      assert.equal(
+        seen.includes(String(caller.port)),
+        false,
+        `the caller's port reached the callee:\n${seen}`,
+      );
+      const toCallee = await callerMedia.sendUntilHeard(mediaOf(ok.body), calleeMedia);
+      assert.equal(toCallee.address, rtpengine.mediaAddress);
+      const toCaller = await calleeMedia.sendUntilHeard(mediaOf(ack.body), callerMedia);
+      assert.equal(toCaller.address, rtpengine.mediaAddress);
+      callee.hangUp(rung, edge.address);
+      await caller.waitFor((x) => x.method === 'BYE' && header(x, 'call-id') === callId, 3000, edge.log);
+      await released(callId);
+    } finally {
+      callee.mediaPort = calleeSdpPort;
+      callerMedia.close();
+      calleeMedia.close();
+    }
+  });
+
+  it("anchors the caller's re-INVITE (a new media port): each side's SDP names rtpengine, From and To stay masked, media flows", async () => {
+    const r = '+14155550371';
+    const s = '+14155550372';
+    const proxy = await proxyFor(r, s);
+    const firstMedia = await RtpSocket.open();
+    const callerMedia = await RtpSocket.open();
+    const calleeMedia = await RtpSocket.open();
+    const calleeSdpPort = callee.mediaPort;
+    callee.mediaPort = calleeMedia.port;
+    try {
+      const callId = caller.request({
+        method: 'INVITE',
+        from: r,
+        to: proxy,
+        proxy: edge.address,
+        body: sdp(r, firstMedia.port),
+      });
+      const ok = await caller.finalResponse(callId, 5000);
+      assert.equal(ok.status, 200, edge.log());
+      caller.ack(ok, edge.address);
+      const rung = await callee.waitFor((x) => x.method === 'INVITE' && calleeGot(s).includes(x));
+      // The caller moves its media to another port.
+      const dialog = callerDialog(ok);
+      const cseq = caller.sendInDialog(dialog, 'INVITE', edge.address, { body: sdp(r, callerMedia.port) });
+      const reinvite = await callee.waitFor(
+        (x) => x.method === 'INVITE' && x.status === undefined && x !== rung && calleeGot(s).includes(x),
+        3000,
+        edge.log,
+      );
+      assert.equal(mediaOf(reinvite.body).address, rtpengine.mediaAddress, reinvite.body);
+      assert.equal(reinvite.body.includes(String(callerMedia.port)), false, reinvite.body);
+      // The callee's view of the call: From the proxy number it knows the caller by, To itself.
+      assert.equal(uriOf(header(reinvite, 'from')), uriOf(header(rung, 'from')));
+      assert.match(uriOf(header(reinvite, 'to')), new RegExp(`^sip:\\${s}@`));
+      const reOk = await caller.waitFor(
+        (x) => x.status === 200 && header(x, 'call-id') === callId && header(x, 'cseq') === `${cseq} INVITE`,
+        3000,
+        edge.log,
+      );
+      assert.equal(mediaOf(reOk.body).address, rtpengine.mediaAddress, reOk.body);
+      assert.equal(reOk.body.includes(String(calleeMedia.port)), false, reOk.body);
+      caller.sendInDialog(dialog, 'ACK', edge.address, { cseq });
+      const seen = calleeGot(s)
+        .map((x) => x.raw)
+        .join('\n');
+      assert.equal(seen.includes(r.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
+      assert.equal(
+        seen.includes(String(caller.port)),
+        false,
+        `the caller's port reached the callee:\n${seen}`,
+      );
+      const replies = caller.received
+        .filter((x) => header(x, 'call-id') === callId)
+        .map((x) => x.raw)
+        .join('\n');
+      assert.equal(
+        replies.includes(s.slice(1)),
+        false,
+        `the callee's number reached the caller:\n${replies}`,
+      );
+      // The media now flows from the new port, through rtpengine.
+      const toCallee = await callerMedia.sendUntilHeard(mediaOf(reOk.body), calleeMedia);
+      assert.equal(toCallee.address, rtpengine.mediaAddress);
+      const toCaller = await calleeMedia.sendUntilHeard(mediaOf(reinvite.body), callerMedia);
+      assert.equal(toCaller.address, rtpengine.mediaAddress);
+      callee.hangUp(rung, edge.address);
+      await caller.waitFor((x) => x.method === 'BYE' && header(x, 'call-id') === callId, 3000, edge.log);
+      await released(callId);
+    } finally {
+      callee.mediaPort = calleeSdpPort;
+      firstMedia.close();
+      callerMedia.close();
+      calleeMedia.close();
+    }
+  });
+
+  it("anchors the callee's re-INVITE (hold): the caller sees rtpengine and neither the callee's number nor its address", async () => {
+    const t = '+14155550381';
+    const u = '+14155550382';
+    const proxy = await proxyFor(t, u);
+    const callId = invite(t, proxy);
+    const ok = await caller.finalResponse(callId, 5000);
+    assert.equal(ok.status, 200, edge.log());
+    caller.ack(ok, edge.address);
+    const rung = await callee.waitFor((x) => x.method === 'INVITE' && calleeGot(u).includes(x));
+    const dialog = callee.calleeDialog(rung);
+    const hold = `${sdp(u, callee.mediaPort + 2)}a=sendonly\r\n`;
+    const cseq = callee.sendInDialog(dialog, 'INVITE', edge.address, { body: hold });
+    const reinvite = await caller.waitFor(
+      (x) => x.method === 'INVITE' && x.status === undefined && header(x, 'call-id') === callId,
+      3000,
+      edge.log,
+    );
+    assert.equal(mediaOf(reinvite.body).address, rtpengine.mediaAddress, reinvite.body);
+    assert.equal(reinvite.body.includes(String(callee.mediaPort + 2)), false, reinvite.body);
+    assert.match(reinvite.body, /^a=sendonly\r?$/m);
+    // The caller's own view of the call: From the proxy it dialled, To itself.
+    assert.match(uriOf(header(reinvite, 'from')), new RegExp(`^sip:\\${proxy}@`));
+    assert.match(uriOf(header(reinvite, 'to')), new RegExp(`^sip:\\${t}@`));
+    caller.reply(reinvite, '200 OK', edge.address, sdp(t, caller.mediaPort + 2));
+    const reOk = await callee.waitFor(
+      (x) =>
+        x.status === 200 &&
+        header(x, 'cseq') === `${cseq} INVITE` &&
+        header(x, 'call-id') === header(rung, 'call-id'),
+      3000,
+      edge.log,
+    );
+    assert.equal(mediaOf(reOk.body).address, rtpengine.mediaAddress, reOk.body);
+    assert.equal(reOk.body.includes(String(caller.mediaPort + 2)), false, reOk.body);
+    callee.sendInDialog(dialog, 'ACK', edge.address, { cseq });
+    await caller.waitFor((x) => x.method === 'ACK' && header(x, 'call-id') === callId, 3000, edge.log);
+    const told = caller.received
+      .filter((x) => header(x, 'call-id') === callId)
+      .map((x) => x.raw)
+      .join('\n');
+    assert.equal(told.includes(u.slice(1)), false, `the callee's number reached the caller:\n${told}`);
+    assert.equal(told.includes(String(callee.port)), false, `the callee's port reached the caller:\n${told}`);
+    const seen = calleeGot(u)
+      .map((x) => x.raw)
+      .join('\n');
+    assert.equal(seen.includes(t.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
+    callee.hangUp(rung, edge.address);
+    await released(callId);
+  });
+
+  it('anchors early media in a reliable 183 (100rel): its SDP names rtpengine, the PRACK reaches the callee, then the 200', async () => {
+    const p = '+14155550391';
+    const q = '+14155550392';
+    const proxy = await proxyFor(p, q);
+    callee.inviteAnswer = 'early';
+    try {
+      const callId = invite(p, proxy, ['Supported: 100rel']);
+      const early = await caller.waitFor(
+        (x) => x.status === 183 && header(x, 'call-id') === callId,
+        3000,
+        edge.log,
+      );
+      assert.equal(header(early, 'require'), '100rel');
+      assert.equal(header(early, 'rseq'), '1');
+      assert.equal(mediaOf(early.body).address, rtpengine.mediaAddress, early.body);
+      assert.equal(early.body.includes(String(callee.mediaPort)), false, early.body);
+      const dialog = callerDialog(early);
+      const cseq = caller.sendInDialog(dialog, 'PRACK', edge.address, { headers: ['RAck: 1 1 INVITE'] });
+      const prack = await callee.waitFor(
+        (x) => x.method === 'PRACK' && calleeGot(q).includes(x),
+        3000,
+        edge.log,
+      );
+      assert.equal(header(prack, 'rack'), '1 1 INVITE');
+      await caller.waitFor(
+        (x) => x.status === 200 && header(x, 'call-id') === callId && header(x, 'cseq') === `${cseq} PRACK`,
+        3000,
+        edge.log,
+      );
+      const ok = await caller.waitFor(
+        (x) => x.status === 200 && x.method === 'INVITE' && header(x, 'call-id') === callId,
+        3000,
+        edge.log,
+      );
+      assert.equal(mediaOf(ok.body).address, rtpengine.mediaAddress, ok.body);
+      caller.ack(ok, edge.address);
+      const rung = await callee.waitFor((x) => x.method === 'INVITE' && calleeGot(q).includes(x));
+      const seen = calleeGot(q)
+        .map((x) => x.raw)
+        .join('\n');
+      assert.equal(seen.includes(p.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
+      callee.hangUp(rung, edge.address);
+      await released(callId);
+    } finally {
+      callee.inviteAnswer = '200 OK';
+    }
+  });
+
+  it('refuses a REFER from either side with 403, and it never reaches the other side', async () => {
+    const v = '+14155550401';
+    const w = '+14155550402';
+    const proxy = await proxyFor(v, w);
+    const callId = invite(v, proxy);
+    const ok = await caller.finalResponse(callId, 5000);
+    assert.equal(ok.status, 200, edge.log());
+    caller.ack(ok, edge.address);
+    const rung = await callee.waitFor((x) => x.method === 'INVITE' && calleeGot(w).includes(x));
+    const fromCaller = caller.sendInDialog(callerDialog(ok), 'REFER', edge.address, {
+      headers: [`Refer-To: <sip:${STRANGER}@${caller.address}>`, `Referred-By: <sip:${v}@${caller.address}>`],
+    });
+    const refused = await caller.waitFor(
+      (x) => header(x, 'call-id') === callId && header(x, 'cseq') === `${fromCaller} REFER`,
+      3000,
+      edge.log,
+    );
+    assert.equal(refused.status, 403);
+    const dialog = callee.calleeDialog(rung);
+    const fromCallee = callee.sendInDialog(dialog, 'REFER', edge.address, {
+      headers: [`Refer-To: <sip:${STRANGER}@${callee.address}>`],
+    });
+    const refusedToo = await callee.waitFor(
+      (x) => header(x, 'cseq') === `${fromCallee} REFER` && calleeGot(w).includes(x),
+      3000,
+      edge.log,
+    );
+    assert.equal(refusedToo.status, 403);
+    await sleep(200);
+    assert.equal(
+      calleeGot(w).some((x) => x.method === 'REFER' && x.status === undefined),
+      false,
+      "the caller's REFER reached the callee",
+    );
+    assert.equal(
+      caller.received.some((x) => x.method === 'REFER' && x.status === undefined),
+      false,
+      "the callee's REFER reached the caller",
+    );
+    callee.hangUp(rung, edge.address);
+    await released(callId);
+  });
+
   it('ends a call at maxCallSeconds with a BYE to both sides, and its end and duration reach the interaction', async () => {
     const c = '+14155550311';
     const d = '+14155550312';
     const session = await veil.api('POST', '/v1/sessions', {
       participants: [{ number: c }, { number: d }],
-      // Kamailio's dialog timer ticks once a second: a 1 s limit could end a call at once.
+      // Not 1: the dialog timer ticks in whole seconds, so a 1 s limit may end the call within the
+      // second it was answered in, and its duration (whole seconds) reads 0.
       maxCallSeconds: 2,
     });
     const [cView] = session.participants as Participant[];

@@ -72,10 +72,46 @@ export interface RequestOptions {
 }
 
 /**
+ * One side's view of a call (RFC 3261 §12): where its in-dialog requests go (the remote target,
+ * through the route set), its From and To, and the CSeq it numbered its last request with.
+ */
+export interface Dialog {
+  callId: string;
+  /** The request URI: the other side's Contact. */
+  target: string;
+  /** Route headers, in the order they are sent. */
+  routes: string[];
+  /** This side's From (with its tag) and To (with the other side's). */
+  from: string;
+  to: string;
+  cseq: number;
+}
+
+/** The caller's view, from an answer to its INVITE (a 2xx, or a reliable 18x). */
+export function callerDialog(answer: SipMessage): Dialog {
+  return {
+    callId: header(answer, 'call-id') ?? '',
+    target: /<([^>]+)>/.exec(header(answer, 'contact') ?? '')?.[1] ?? '',
+    routes: (answer.headers.get('record-route') ?? []).slice().reverse(),
+    from: header(answer, 'from') ?? '',
+    to: header(answer, 'to') ?? '',
+    cseq: Number((header(answer, 'cseq') ?? '1').split(/\s+/)[0]),
+  };
+}
+
+export interface InDialogOptions {
+  /** The CSeq number (an ACK's is its INVITE's); the dialog's next otherwise. */
+  cseq?: number;
+  headers?: string[];
+  /** An SDP (application/sdp). */
+  body?: string;
+}
+
+/**
  * A SIP user agent over UDP on loopback, small enough to read: it sends requests as a trunk would
  * and records every message its socket receives. As a callee it answers requests by itself
- * (INVITE: 180 then 200 with SDP; MESSAGE, BYE, ACK-less others: 200), as a phone on the far side
- * of a trunk would.
+ * (INVITE: 180 then 200 with SDP, or a reliable 183 with SDP first; a re-INVITE: 200 with SDP;
+ * MESSAGE, BYE, PRACK, ACK-less others: 200), as a phone on the far side of a trunk would.
  */
 export class SipAgent {
   readonly received: SipMessage[] = [];
@@ -83,7 +119,11 @@ export class SipAgent {
   onMessage?: (message: SipMessage) => void;
   /** False: received messages are not kept in `received` (a long benchmark). */
   keep = true;
-  /** How an answering agent answers an INVITE: picks up, `ring` (180 and nothing more), or e.g. `486 Busy Here`. */
+  /**
+   * How an answering agent answers an INVITE: picks up, `ring` (180 and nothing more), `early`
+   * (a 183 with SDP sent reliably, RFC 3262, then the 200 once it is PRACKed), or e.g.
+   * `486 Busy Here`.
+   */
   inviteAnswer = '200 OK';
   /** Headers an answering agent adds to its answers (what a callee's carrier may add). */
   replyHeaders: string[] = [];
@@ -93,6 +133,10 @@ export class SipAgent {
   private readonly sent = new Map<string, string[]>();
   /** The INVITEs this agent rings for (inviteAnswer `ring`), by Call-ID, to end on CANCEL. */
   private readonly ringing = new Map<string, SipMessage>();
+  /** The INVITEs this agent sent a reliable 183 for (inviteAnswer `early`), by Call-ID, until PRACKed. */
+  private readonly early = new Map<string, SipMessage>();
+  /** The callee's view of each call it answered, by Call-ID. */
+  private readonly dialogs = new Map<string, Dialog>();
   /** The To tag this agent answered each Call-ID with. */
   private readonly tags = new Map<string, string>();
   private constructor(
@@ -172,24 +216,55 @@ export class SipAgent {
   }
 
   /**
-   * Acknowledges a 2xx to an INVITE as a phone would: to the Contact it gave, through the route set
-   * its Record-Route built (here, the edge at `proxy`).
+   * Sends a request within a call: to the other side's Contact, through the route set its
+   * Record-Route built (here, the edge at `proxy`). Returns the CSeq number it used.
    */
-  ack(ok: SipMessage, proxy: string): void {
-    const contact = /<([^>]+)>/.exec(header(ok, 'contact') ?? '')?.[1] ?? '';
-    const routes = (ok.headers.get('record-route') ?? []).slice().reverse();
+  sendInDialog(dialog: Dialog, method: string, proxy: string, options: InDialogOptions = {}): number {
+    const cseq = options.cseq ?? ++dialog.cseq;
+    const body = options.body ?? '';
     const lines = [
-      `ACK ${contact} SIP/2.0`,
+      `${method} ${dialog.target} SIP/2.0`,
       `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
       'Max-Forwards: 70',
-      ...routes.map((r) => `Route: ${r}`),
-      `From: ${header(ok, 'from')}`,
-      `To: ${header(ok, 'to')}`,
-      `Call-ID: ${header(ok, 'call-id')}`,
-      `CSeq: ${(header(ok, 'cseq') ?? '1').split(/\s+/)[0]} ACK`,
-      'Content-Length: 0',
+      ...dialog.routes.map((r) => `Route: ${r}`),
+      `From: ${dialog.from}`,
+      `To: ${dialog.to}`,
+      `Call-ID: ${dialog.callId}`,
+      `CSeq: ${cseq} ${method}`,
+      `Contact: <sip:${this.address}>`,
+      ...(options.headers ?? []),
+      ...(body ? ['Content-Type: application/sdp'] : []),
+      `Content-Length: ${Buffer.byteLength(body)}`,
     ];
-    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n${body}`, proxy);
+    return cseq;
+  }
+
+  /**
+   * Acknowledges a 2xx to an INVITE as a phone would, with the SDP answer when the 2xx carried
+   * the offer (a late offer).
+   */
+  ack(ok: SipMessage, proxy: string, body?: string): void {
+    const dialog = callerDialog(ok);
+    this.sendInDialog(dialog, 'ACK', proxy, { cseq: dialog.cseq, body });
+  }
+
+  /** The callee's view of a call this agent answered (its INVITE's Call-ID as it came). */
+  calleeDialog(invite: SipMessage): Dialog {
+    const callId = header(invite, 'call-id') ?? '';
+    let dialog = this.dialogs.get(callId);
+    if (!dialog) {
+      dialog = {
+        callId,
+        target: /<([^>]+)>/.exec(header(invite, 'contact') ?? '')?.[1] ?? '',
+        routes: invite.headers.get('record-route') ?? [],
+        from: `${header(invite, 'to')};tag=${this.tags.get(callId)}`,
+        to: header(invite, 'from') ?? '',
+        cseq: 0,
+      };
+      this.dialogs.set(callId, dialog);
+    }
+    return dialog;
   }
 
   /**
@@ -197,20 +272,13 @@ export class SipAgent {
    * through the route set of the INVITE's Record-Route (here, the edge at `proxy`).
    */
   hangUp(invite: SipMessage, proxy: string): void {
-    const callId = header(invite, 'call-id') ?? '';
-    const contact = /<([^>]+)>/.exec(header(invite, 'contact') ?? '')?.[1] ?? '';
-    const lines = [
-      `BYE ${contact} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${this.address};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
-      'Max-Forwards: 70',
-      ...(invite.headers.get('record-route') ?? []).map((r) => `Route: ${r}`),
-      `From: ${header(invite, 'to')};tag=${this.tags.get(callId)}`,
-      `To: ${header(invite, 'from')}`,
-      `Call-ID: ${callId}`,
-      'CSeq: 1 BYE',
-      'Content-Length: 0',
-    ];
-    this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`, proxy);
+    this.sendInDialog(this.calleeDialog(invite), 'BYE', proxy);
+  }
+
+  /** Answers a request this agent received from `proxy` (a re-INVITE, by the test's hand). */
+  reply(request: SipMessage, status: string, proxy: string, body = ''): void {
+    const [host = '', port = ''] = proxy.split(':');
+    this.respond(request, host, Number(port), status, body);
   }
 
   /** Waits until a received message satisfies `match`; throws after `timeoutMs`. */
@@ -245,6 +313,46 @@ export class SipAgent {
 
   /** Answers a request: `status` when given (487 to an INVITE a CANCEL ended), else as a phone. */
   private answer(request: SipMessage, host: string, port: number, status?: string): void {
+    const callId = header(request, 'call-id') ?? '';
+    const reply = (status: string, body = '', headers: string[] = []) =>
+      this.respond(request, host, port, status, body, headers);
+    const offer = sdp('callee', this.mediaPort);
+    if (status) {
+      reply(status);
+    } else if (request.method === 'INVITE' && /;tag=/.test(header(request, 'to') ?? '')) {
+      reply('200 OK', offer);
+    } else if (request.method === 'INVITE') {
+      reply('180 Ringing');
+      if (this.inviteAnswer === '200 OK') reply('200 OK', offer);
+      else if (this.inviteAnswer === 'ring') this.ringing.set(callId, request);
+      else if (this.inviteAnswer === 'early') {
+        this.early.set(callId, request);
+        reply('183 Session Progress', offer, ['Require: 100rel', 'RSeq: 1']);
+      } else reply(this.inviteAnswer);
+    } else {
+      reply('200 OK');
+      const rung = request.method === 'CANCEL' ? this.ringing.get(callId) : undefined;
+      if (rung) {
+        this.ringing.delete(callId);
+        this.answer(rung, host, port, '487 Request Terminated');
+      }
+      const early = request.method === 'PRACK' ? this.early.get(callId) : undefined;
+      if (early) {
+        this.early.delete(callId);
+        this.respond(early, host, port, '200 OK', offer);
+      }
+    }
+  }
+
+  /** Sends a response to `request` (its Via, From, Call-ID, CSeq and Record-Route copied, To tagged). */
+  private respond(
+    request: SipMessage,
+    host: string,
+    port: number,
+    status: string,
+    body = '',
+    headers: string[] = [],
+  ): void {
     const copy = ['via', 'from', 'call-id', 'cseq', 'record-route'].flatMap((name) =>
       (request.headers.get(name) ?? []).map(
         (value) => `${name === 'call-id' ? 'Call-ID' : cap(name)}: ${value}`,
@@ -253,40 +361,20 @@ export class SipAgent {
     const callId = header(request, 'call-id') ?? '';
     const tag = this.tags.get(callId) ?? randomBytes(4).toString('hex');
     this.tags.set(callId, tag);
-    const to = `To: ${header(request, 'to')};tag=${tag}`;
-    const reply = (status: string, body = '') =>
-      this.socket.send(
-        Buffer.from(
-          [
-            `SIP/2.0 ${status}`,
-            ...copy,
-            to,
-            `Contact: <sip:callee@${this.address}>`,
-            ...this.replyHeaders,
-            ...(body ? ['Content-Type: application/sdp'] : []),
-            `Content-Length: ${Buffer.byteLength(body)}`,
-            '',
-            body,
-          ].join('\r\n'),
-        ),
-        port,
-        host,
-      );
-    if (status) {
-      reply(status);
-    } else if (request.method === 'INVITE') {
-      reply('180 Ringing');
-      if (this.inviteAnswer === '200 OK') reply('200 OK', sdp('callee', this.mediaPort));
-      else if (this.inviteAnswer === 'ring') this.ringing.set(callId, request);
-      else reply(this.inviteAnswer);
-    } else {
-      reply('200 OK');
-      const rung = request.method === 'CANCEL' ? this.ringing.get(callId) : undefined;
-      if (rung) {
-        this.ringing.delete(callId);
-        this.answer(rung, host, port, '487 Request Terminated');
-      }
-    }
+    const to = header(request, 'to') ?? '';
+    const lines = [
+      `SIP/2.0 ${status}`,
+      ...copy,
+      `To: ${/;tag=/.test(to) ? to : `${to};tag=${tag}`}`,
+      `Contact: <sip:callee@${this.address}>`,
+      ...this.replyHeaders,
+      ...headers,
+      ...(body ? ['Content-Type: application/sdp'] : []),
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      '',
+      body,
+    ];
+    this.socket.send(Buffer.from(lines.join('\r\n')), port, host);
   }
 }
 
