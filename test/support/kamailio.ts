@@ -149,8 +149,10 @@ export async function startRtpengine(): Promise<RunningRtpengine> {
   assertRtpengineInstalled();
   const mediaAddress = '127.0.0.3';
   const control = await freeUdpPort();
-  // A port range of its own, so that files running at once do not contend for ports.
-  const first = 20_000 + 2 * Math.floor(Math.random() * 10_000);
+  // A port range of its own, so that files running at once do not contend for ports; below the
+  // kernel's ephemeral ports (32768 up), where the agents' SIP and media ports are, so that no port
+  // rtpengine gives out has the number of an agent's (the tests look for those in what arrives).
+  const first = 20_000 + 2 * Math.floor(Math.random() * 6_000);
   let output = '';
   const child = spawn(
     'rtpengine',
