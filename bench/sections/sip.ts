@@ -77,7 +77,8 @@ export async function measureSip(workdir: string, seconds: number): Promise<SipR
         allow: [caller.address, callee.address],
         args: [...args],
         env: { VEIL_FIXED_DECISION: fixed, SIP_WORKERS: String(workers) },
-        shmMb: 256,
+        // Transactions stay in shared memory for seconds after their 200, a few thousand a second.
+        shmMb: 1024,
       });
       try {
         await calls(caller, edge.address, a.proxyNumber, 1); // warm-up: connections, caches
