@@ -88,6 +88,17 @@ describe('SQLite background thread that dies (sqlite)', () => {
       // the ending thread, which runs no more of the batch. (Held until the thread is gone, the
       // wait would end in SQLITE_BUSY, and better-sqlite3 throwing inside an ending thread can
       // abort the whole process: V8's "ToLocalChecked Empty MaybeLocal".)
+      // /readyz, asked again and again from before the thread dies: a new thread may be up again
+      // within milliseconds (on Node 26 it was, before one request after the crash could ask).
+      const readiness: { status: number; body: string }[] = [];
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const r = await t.api('GET', '/readyz');
+          readiness.push({ status: r.statusCode, body: r.body });
+          await sleep(0);
+        }
+      })();
       const blocker = new Database(file);
       blocker.exec('begin immediate');
       try {
@@ -100,19 +111,20 @@ describe('SQLite background thread that dies (sqlite)', () => {
         if (blocker.inTransaction) blocker.exec('rollback');
         blocker.close();
       }
-      const ready = await t.api('GET', '/readyz');
-      assert.equal(ready.statusCode, 503);
-      assert.match(ready.json().status, /SQLite background thread stopped/);
-      assert.ok(t.logs.some((l) => l.includes('SQLite background thread failed')));
-      assert.ok(t.logs.some((l) => l.includes('interaction log write failed; will retry')));
-
       // A new thread starts; the log writes what failed again, and readers see every entry.
       let again = await t.api('GET', '/readyz');
       for (let i = 0; i < 100 && again.statusCode !== 200; i++) {
         await sleep(50);
         again = await t.api('GET', '/readyz');
       }
+      watching = false;
+      await watcher;
       assert.equal(again.statusCode, 200, again.body);
+      const down = readiness.find((r) => r.status === 503);
+      assert.ok(down, `/readyz never said 503 (asked ${readiness.length} times)`);
+      assert.match(JSON.parse(down.body).status, /SQLite background thread stopped/);
+      assert.ok(t.logs.some((l) => l.includes('SQLite background thread failed')));
+      assert.ok(t.logs.some((l) => l.includes('interaction log write failed; will retry')));
       const log = await t.api('GET', `/v1/sessions/${session.id}/interactions`);
       assert.equal(log.statusCode, 200, log.body);
       assert.equal(log.json().data.length, 1);
