@@ -4,7 +4,7 @@ import { DEFAULT_TENANT } from './domain/tenants.ts';
 import type { Logger } from './logger.ts';
 import type { Binder } from './providers/binder.ts';
 import type { CarrierAdapter } from './providers/carrier.ts';
-import { acceptedProviders, createBinders, createCarriers, poolCarriers } from './providers/registry.ts';
+import { acceptedProviders, createBinders, createCarriers, enabledProviders } from './providers/registry.ts';
 import { createRouteHooks } from './services/app-hooks.ts';
 import { AuditService } from './services/audit.ts';
 import { BindingService } from './services/bindings.ts';
@@ -139,7 +139,7 @@ export async function createVeil(config: Config, options: VeilOptions): Promise<
   }
   const hooks = await createRouteHooks(config, store, logger);
   // Every carrier whose numbers sessions get, the SIP edge always (it needs no credentials).
-  const names = [...poolCarriers(carriers), ...binders.keys()];
+  const names = enabledProviders(carriers, binders);
   // Each carrier's circuit tells the providers when it goes down or comes back, which writes it.
   const health = new CarrierHealth(names, config.health, (name, down) => void providers.markDown(name, down));
   const providers = new ProviderService(

@@ -22,6 +22,14 @@ export function poolCarriers(carriers: ReadonlyMap<string, CarrierAdapter>): str
   return [...carriers.keys(), SIP_EDGE];
 }
 
+/** Every enabled provider, as GET /v1/providers lists them: the pool's carriers and the binders. */
+export function enabledProviders(
+  carriers: ReadonlyMap<string, CarrierAdapter>,
+  binders: ReadonlyMap<string, unknown>,
+): string[] {
+  return [...poolCarriers(carriers), ...binders.keys()];
+}
+
 /**
  * The carriers whose numbers may be added in this installation: all but the simulator in
  * production, where a call through it would reach nobody.

@@ -4,7 +4,7 @@ import { scopeName } from '../domain/replenish.ts';
 import type { RouteDecision } from '../domain/routing.ts';
 import type { Channel } from '../domain/session.ts';
 import { DEFAULT_TENANT } from '../domain/tenants.ts';
-import { poolCarriers } from '../providers/registry.ts';
+import { enabledProviders, poolCarriers } from '../providers/registry.ts';
 import { type BindingCensus, type BindingOperation, BindingRepository } from '../store/bindings.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { providerFlags } from '../store/providers.ts';
@@ -153,7 +153,7 @@ export class Metrics {
     const { store, health, failover } = veil;
     const reader = store.reader;
     // Every enabled carrier, as GET /v1/providers lists them.
-    const carriers = [...poolCarriers(veil.carriers), ...veil.binders.keys()];
+    const carriers = enabledProviders(veil.carriers, veil.binders);
     // The carriers whose numbers the replenisher counts as free (services/replenisher.ts).
     const poolCarrierNames = poolCarriers(veil.carriers);
     const rules = veil.config.replenish.rules;

@@ -11,7 +11,7 @@ import { DEFAULT_TENANT } from '../domain/tenants.ts';
 import type { Logger } from '../logger.ts';
 import type { CarrierAdapter } from '../providers/carrier.ts';
 import { MAX_PURCHASE } from '../providers/procurement.ts';
-import { poolCarriers, SIP_EDGE } from '../providers/registry.ts';
+import { poolCarriers } from '../providers/registry.ts';
 import { appendEvent } from '../store/events.ts';
 import { NumberRepository } from '../store/numbers.ts';
 import { PurchaseRepository } from '../store/purchases.ts';
@@ -169,7 +169,7 @@ export function checkReplenishRules(
     if (rule.provider && !carriers.get(rule.provider)?.numbers) {
       throw new ConfigError(
         'VEIL_REPLENISH',
-        `${scopeName(rule)} names ${rule.provider}, which ${carriers.has(rule.provider) || rule.provider === SIP_EDGE ? 'cannot buy numbers through Veil' : 'is not enabled: its credentials are not configured'}`,
+        `${scopeName(rule)} names ${rule.provider}, which ${poolCarriers(carriers).includes(rule.provider) ? 'cannot buy numbers through Veil' : 'is not enabled: its credentials are not configured'}`,
       );
     }
   }

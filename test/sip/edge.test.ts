@@ -14,7 +14,7 @@ import {
   startEdge,
   startRtpengine,
 } from '../support/kamailio.ts';
-import { callerDialog, header, SipAgent, sdp } from '../support/sip.ts';
+import { callerDialog, header, SipAgent, type SipMessage, sdp } from '../support/sip.ts';
 import { type Participant, type SipVeil, startSipVeil } from '../support/sip-veil.ts';
 
 const A = '+14155550123';
@@ -223,11 +223,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     });
     const [hView] = session.participants as Participant[];
     assert.ok(hView);
-    const callerMedia = await RtpSocket.open();
-    const calleeMedia = await RtpSocket.open();
-    const calleeSdpPort = callee.mediaPort;
-    callee.mediaPort = calleeMedia.port;
-    try {
+    await withMedia(async (callerMedia, calleeMedia) => {
       const callId = caller.request({
         method: 'INVITE',
         from: h,
@@ -255,11 +251,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       callerMedia.send(mediaOf(ok.body));
       assert.equal(await calleeMedia.heard(500), undefined, 'media was relayed after the BYE');
       await released(callId);
-    } finally {
-      callee.mediaPort = calleeSdpPort;
-      callerMedia.close();
-      calleeMedia.close();
-    }
+    });
   });
 
   /** A new session between `from` and `to`: the proxy number `from` calls `to` at. */
@@ -280,15 +272,59 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     return callee.received.filter((m) => rung && header(m, 'call-id') === header(rung, 'call-id'));
   };
 
-  it('anchors a late offer: the offer in the 200 and the answer in the ACK each name rtpengine, and media flows', async () => {
-    const l = '+14155550361';
-    const m = '+14155550362';
-    const proxy = await proxyFor(l, m);
+  /** Neither the caller's number nor its SIP port in what the callee got of the call to `callee`. */
+  const assertCallerHidden = (calleeNumber: string, callerNumber: string) => {
+    const seen = calleeGot(calleeNumber)
+      .map((x) => x.raw)
+      .join('\n');
+    assert.equal(
+      seen.includes(callerNumber.slice(1)),
+      false,
+      `the caller's number reached the callee:\n${seen}`,
+    );
+    assert.equal(seen.includes(String(caller.port)), false, `the caller's port reached the callee:\n${seen}`);
+  };
+
+  /** Runs `body` with a media socket for each side, the callee's answers naming its own. */
+  const withMedia = async (body: (callerMedia: RtpSocket, calleeMedia: RtpSocket) => Promise<void>) => {
     const callerMedia = await RtpSocket.open();
     const calleeMedia = await RtpSocket.open();
     const calleeSdpPort = callee.mediaPort;
     callee.mediaPort = calleeMedia.port;
     try {
+      await body(callerMedia, calleeMedia);
+    } finally {
+      callee.mediaPort = calleeSdpPort;
+      callerMedia.close();
+      calleeMedia.close();
+    }
+  };
+
+  /** RTP both ways, each side sending where the SDP it was given says: each hears rtpengine. */
+  const assertMediaAnchored = async (
+    callerMedia: RtpSocket,
+    callerWasTold: string,
+    calleeMedia: RtpSocket,
+    calleeWasTold: string,
+  ) => {
+    const toCallee = await callerMedia.sendUntilHeard(mediaOf(callerWasTold), calleeMedia);
+    assert.equal(toCallee.address, rtpengine.mediaAddress);
+    const toCaller = await calleeMedia.sendUntilHeard(mediaOf(calleeWasTold), callerMedia);
+    assert.equal(toCaller.address, rtpengine.mediaAddress);
+  };
+
+  /** The callee hangs up: the caller gets the BYE, and rtpengine lets the call go. */
+  const calleeHangsUp = async (rung: SipMessage, callId: string) => {
+    callee.hangUp(rung, edge.address);
+    await caller.waitFor((x) => x.method === 'BYE' && header(x, 'call-id') === callId, 3000, edge.log);
+    await released(callId);
+  };
+
+  it('anchors a late offer: the offer in the 200 and the answer in the ACK each name rtpengine, and media flows', async () => {
+    const l = '+14155550361';
+    const m = '+14155550362';
+    const proxy = await proxyFor(l, m);
+    await withMedia(async (callerMedia, calleeMedia) => {
       const callId = caller.request({ method: 'INVITE', from: l, to: proxy, proxy: edge.address });
       const ok = await caller.finalResponse(callId, 5000);
       assert.equal(ok.status, 200, edge.log());
@@ -301,27 +337,10 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       const ack = await callee.waitFor((x) => x.method === 'ACK' && calleeGot(m).includes(x), 3000, edge.log);
       assert.equal(mediaOf(ack.body).address, rtpengine.mediaAddress, ack.body);
       assert.equal(ack.body.includes(String(callerMedia.port)), false, ack.body);
-      const seen = calleeGot(m)
-        .map((x) => x.raw)
-        .join('\n');
-      assert.equal(seen.includes(l.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
-      assert.equal(
-        seen.includes(String(caller.port)),
-        false,
-        `the caller's port reached the callee:\n${seen}`,
-      );
-      const toCallee = await callerMedia.sendUntilHeard(mediaOf(ok.body), calleeMedia);
-      assert.equal(toCallee.address, rtpengine.mediaAddress);
-      const toCaller = await calleeMedia.sendUntilHeard(mediaOf(ack.body), callerMedia);
-      assert.equal(toCaller.address, rtpengine.mediaAddress);
-      callee.hangUp(rung, edge.address);
-      await caller.waitFor((x) => x.method === 'BYE' && header(x, 'call-id') === callId, 3000, edge.log);
-      await released(callId);
-    } finally {
-      callee.mediaPort = calleeSdpPort;
-      callerMedia.close();
-      calleeMedia.close();
-    }
+      assertCallerHidden(m, l);
+      await assertMediaAnchored(callerMedia, ok.body, calleeMedia, ack.body);
+      await calleeHangsUp(rung, callId);
+    });
   });
 
   it("anchors the caller's re-INVITE (a new media port): each side's SDP names rtpengine, From and To stay masked, media flows", async () => {
@@ -329,11 +348,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
     const s = '+14155550372';
     const proxy = await proxyFor(r, s);
     const firstMedia = await RtpSocket.open();
-    const callerMedia = await RtpSocket.open();
-    const calleeMedia = await RtpSocket.open();
-    const calleeSdpPort = callee.mediaPort;
-    callee.mediaPort = calleeMedia.port;
-    try {
+    await withMedia(async (callerMedia, calleeMedia) => {
       const callId = caller.request({
         method: 'INVITE',
         from: r,
@@ -366,15 +381,7 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       assert.equal(mediaOf(reOk.body).address, rtpengine.mediaAddress, reOk.body);
       assert.equal(reOk.body.includes(String(calleeMedia.port)), false, reOk.body);
       caller.sendInDialog(dialog, 'ACK', edge.address, { cseq });
-      const seen = calleeGot(s)
-        .map((x) => x.raw)
-        .join('\n');
-      assert.equal(seen.includes(r.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
-      assert.equal(
-        seen.includes(String(caller.port)),
-        false,
-        `the caller's port reached the callee:\n${seen}`,
-      );
+      assertCallerHidden(s, r);
       const replies = caller.received
         .filter((x) => header(x, 'call-id') === callId)
         .map((x) => x.raw)
@@ -385,19 +392,9 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
         `the callee's number reached the caller:\n${replies}`,
       );
       // The media now flows from the new port, through rtpengine.
-      const toCallee = await callerMedia.sendUntilHeard(mediaOf(reOk.body), calleeMedia);
-      assert.equal(toCallee.address, rtpengine.mediaAddress);
-      const toCaller = await calleeMedia.sendUntilHeard(mediaOf(reinvite.body), callerMedia);
-      assert.equal(toCaller.address, rtpengine.mediaAddress);
-      callee.hangUp(rung, edge.address);
-      await caller.waitFor((x) => x.method === 'BYE' && header(x, 'call-id') === callId, 3000, edge.log);
-      await released(callId);
-    } finally {
-      callee.mediaPort = calleeSdpPort;
-      firstMedia.close();
-      callerMedia.close();
-      calleeMedia.close();
-    }
+      await assertMediaAnchored(callerMedia, reOk.body, calleeMedia, reinvite.body);
+      await calleeHangsUp(rung, callId);
+    }).finally(() => firstMedia.close());
   });
 
   it("anchors the callee's re-INVITE (hold): the caller sees rtpengine and neither the callee's number nor its address", async () => {
@@ -442,12 +439,8 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       .join('\n');
     assert.equal(told.includes(u.slice(1)), false, `the callee's number reached the caller:\n${told}`);
     assert.equal(told.includes(String(callee.port)), false, `the callee's port reached the caller:\n${told}`);
-    const seen = calleeGot(u)
-      .map((x) => x.raw)
-      .join('\n');
-    assert.equal(seen.includes(t.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
-    callee.hangUp(rung, edge.address);
-    await released(callId);
+    assertCallerHidden(u, t);
+    await calleeHangsUp(rung, callId);
   });
 
   it('anchors early media in a reliable 183 (100rel): its SDP names rtpengine, the PRACK reaches the callee, then the 200', async () => {
@@ -487,12 +480,8 @@ describe('the SIP edge (Kamailio asking POST /v1/route)', () => {
       assert.equal(mediaOf(ok.body).address, rtpengine.mediaAddress, ok.body);
       caller.ack(ok, edge.address);
       const rung = await callee.waitFor((x) => x.method === 'INVITE' && calleeGot(q).includes(x));
-      const seen = calleeGot(q)
-        .map((x) => x.raw)
-        .join('\n');
-      assert.equal(seen.includes(p.slice(1)), false, `the caller's number reached the callee:\n${seen}`);
-      callee.hangUp(rung, edge.address);
-      await released(callId);
+      assertCallerHidden(q, p);
+      await calleeHangsUp(rung, callId);
     } finally {
       callee.inviteAnswer = '200 OK';
     }
